@@ -1,0 +1,201 @@
+"""deployment.yaml against the architecture: names, overrides, replicas, resources, secrets."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+from typing import Any
+
+import yaml
+
+from autocoder.analysis.context import Context
+from autocoder.diagnostics import did_you_mean, one_of
+
+K8S_NAME_MAX = 63
+
+# Keys whose values are credentials; values of this shape are credentials whatever the key.
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)", re.I)
+_SECRET_VALUE = re.compile(
+    r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|\bAKIA[0-9A-Z]{16}\b|\bsk-[A-Za-z0-9_-]{20,}|"
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abposr]-[A-Za-z0-9-]{10,}|://[^/\s:@]+:[^/\s@]+@)"
+)
+
+
+@functools.cache
+def budget_defaults() -> dict[str, Any]:
+    text = importlib.resources.files("autocoder.rules").joinpath("budgets.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def check_deployment(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Check deployment.yaml; return per-component deployment facts merged with the architecture."""
+    names = {c.name for c in ctx.arch.components}
+    dep = ctx.deploy
+    for section in ("replicas", "resources", "component_overrides"):
+        allowed = names if section == "component_overrides" else names | {"default"}
+        for name in getattr(dep, section):
+            if name not in allowed:
+                ctx.report_deploy(
+                    (section, name),
+                    "AC100",
+                    f"unknown component '{name}' in {section}",
+                    key=True,
+                    expected=one_of(allowed),
+                    fix=did_you_mean(name, allowed) or "use a component name from architecture.yaml",
+                )
+    _check_https(ctx)
+    _check_names(ctx)
+    _check_secrets(ctx)
+    merged = {c.name: _merge(ctx, c) for c in ctx.arch.components}
+    _check_stores(ctx, merged)
+    _check_resources(ctx, merged)
+    return merged
+
+
+def _merge(ctx: Context, comp: Any) -> dict[str, Any]:
+    dep = ctx.deploy
+    override = dep.component_overrides.get(comp.name)
+    capabilities = comp.capabilities.model_dump(mode="json")
+    budget = comp.budget.model_dump(mode="json")
+    if override is not None:
+        if override.capabilities is not None:
+            capabilities.update(override.capabilities.model_dump(mode="json", exclude_unset=True))
+        if override.budget is not None:
+            budget.update(override.budget.model_dump(mode="json", exclude_unset=True))
+    if capabilities["rate_limit"] is None:
+        capabilities["rate_limit"] = dict(budget_defaults()["default_rate_limit"])
+    # the kind's default budget, tightened by the component and by the system-wide policy
+    default_p95 = float(budget_defaults()["p95_ms"][comp.kind])
+    limits = [budget["p95_ms"], ctx.arch.policy.performance.p95_ms, default_p95]
+    budget["p95_ms"] = min(x for x in limits if x is not None)
+    resources = dep.resources.get(comp.name) or dep.resources.get("default")
+    return {
+        "replicas": dep.replicas.get(comp.name, dep.replicas.get("default", 1)),
+        "resources": resources.model_dump(mode="json") if resources else None,
+        "capabilities": capabilities,
+        "budget": budget,
+    }
+
+
+def _check_stores(ctx: Context, merged: dict[str, dict[str, Any]]) -> None:
+    if ctx.deploy.store.backend != "sqlite":
+        return
+    for comp in ctx.arch.components:
+        replicas = merged[comp.name]["replicas"]
+        if comp.kind == "store" and replicas > 1:
+            key = comp.name if comp.name in ctx.deploy.replicas else "default"
+            ctx.report_deploy(
+                ("replicas", key),
+                "AC111",
+                f"store '{comp.name}' uses embedded SQLite but would run {replicas} replicas",
+                expected="1 replica for an SQLite store",
+                fix=f"set `replicas: {{{comp.name}: 1}}` or `store: {{backend: postgres, ...}}`",
+            )
+
+
+_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+_MEM_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def cpu_millis(text: str) -> float:
+    number, milli = _CPU.match(text).groups()  # type: ignore[union-attr]
+    return float(number) if milli else float(number) * 1000
+
+
+def memory_bytes(text: str) -> int:
+    match = re.match(r"^(\d+)([A-Za-z]*)$", text)
+    assert match is not None
+    return int(match.group(1)) * _MEM_UNITS[match.group(2)]
+
+
+def _check_resources(ctx: Context, merged: dict[str, dict[str, Any]]) -> None:
+    limit = ctx.arch.policy.resources
+    if limit is None:
+        return
+    for name, res in sorted(ctx.deploy.resources.items()):
+        if cpu_millis(res.cpu) > cpu_millis(limit.cpu):
+            ctx.report_deploy(
+                ("resources", name, "cpu"),
+                "AC122",
+                f"cpu {res.cpu} for '{name}' is above the policy limit {limit.cpu}",
+                expected=f"at most {limit.cpu}",
+                fix=f"lower it to {limit.cpu} or raise policy.resources",
+            )
+        if memory_bytes(res.memory) > memory_bytes(limit.memory):
+            ctx.report_deploy(
+                ("resources", name, "memory"),
+                "AC122",
+                f"memory {res.memory} for '{name}' is above the policy limit {limit.memory}",
+                expected=f"at most {limit.memory}",
+                fix=f"lower it to {limit.memory} or raise policy.resources",
+            )
+
+
+def _check_https(ctx: Context) -> None:
+    dep = ctx.deploy
+    if dep.policy.security.require_https and dep.ingress is not None and dep.ingress.tls_secret is None:
+        ctx.report_deploy(
+            ("ingress",),
+            "AC123",
+            "ingress has no tls_secret but policy requires HTTPS",
+            expected="ingress.tls_secret",
+            fix="add `tls_secret: <secret name>` to ingress",
+        )
+
+
+def _check_names(ctx: Context) -> None:
+    system = ctx.arch.system.name.replace("_", "-")
+    for i, comp in enumerate(ctx.arch.components):
+        full = f"{system}-{comp.name.replace('_', '-')}"
+        if len(full) > K8S_NAME_MAX:
+            ctx.report(
+                ("components", i, "name"),
+                "AC124",
+                f"'{full}' ({len(full)} characters) is too long for a Kubernetes name",
+                expected=f"system and component names of at most {K8S_NAME_MAX - 1} characters together",
+                fix="shorten the component or system name",
+            )
+
+
+def _check_secrets(ctx: Context) -> None:
+    """AC110: credentials written in plain config or env instead of deployment secrets."""
+    for i, comp in enumerate(ctx.arch.components):
+        config = comp.config if isinstance(comp.config, dict) else comp.config.model_dump(mode="json")
+        for path, key, value in _strings(config, ("components", i, "config")):
+            _secret_check(ctx.report, path, key, value)
+    for name, value in ctx.deploy.env.items():
+        if isinstance(value, str):
+            _secret_check(ctx.report_deploy, ("env", name), name, value)
+
+
+def _strings(data: Any, path: tuple, key: str = "") -> list[tuple[tuple, str, str]]:
+    if isinstance(data, dict):
+        return [s for k, v in data.items() for s in _strings(v, (*path, k), str(k))]
+    if isinstance(data, list):
+        return [s for j, v in enumerate(data) for s in _strings(v, (*path, j), key)]
+    return [(path, key, data)] if isinstance(data, str) else []
+
+
+def _secret_check(report: Any, path: tuple, key: str, value: str) -> None:
+    looks_secret = bool(_SECRET_VALUE.search(value))
+    named_secret = bool(_SECRET_KEY.search(key)) and len(value) >= 4 and not value.startswith("${")
+    if looks_secret or named_secret:
+        what = "a credential" if looks_secret else f"a value for '{key}'"
+        report(
+            path,
+            "AC110",
+            f"{what} is written in plain text",
+            expected="a secret reference, never the value",
+            fix="list it under deployment.yaml `secrets: [{name: ..., keys: [...]}]`, read it from the env",
+        )

@@ -1,0 +1,319 @@
+"""Load a blueprint YAML file safely, keeping the line and column of every node.
+
+PyYAML's safe loader composes a node tree that knows where each node starts; we build the
+plain Python data ourselves from that tree so that we can (1) remember a position for every
+path, (2) reject duplicate keys, merge keys and non-string keys, and (3) bound the work a
+hostile file can cause (size, nesting depth, alias expansion).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from autocoder.diagnostics import BlueprintError, Diagnostic
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a node starts (1-based) and how a scalar was written (for expression columns)."""
+
+    line: int
+    col: int
+    style: str | None = None
+    single_line: bool = True
+
+
+@dataclass
+class SourceDoc:
+    """A loaded blueprint: its data plus positions for values and for mapping keys."""
+
+    file: str
+    data: Any
+    values: dict[Path_, Mark] = field(default_factory=dict)
+    keys: dict[Path_, Mark] = field(default_factory=dict)
+
+    def mark(self, path: Path_, *, key: bool = False) -> Mark:
+        """The position of the deepest known node on `path` (the key's own when key=True)."""
+        if key and path in self.keys:
+            return self.keys[path]
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if prefix in self.values:
+                return self.values[prefix]
+        return Mark(1, 1)
+
+    def diag(self, path: Path_, code: str, message: str, *, key: bool = False, **kw: str) -> Diagnostic:
+        m = self.mark(path, key=key)
+        return Diagnostic(self.file, m.line, m.col, code, message, **kw)
+
+
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+
+
+def parse_yaml(raw: bytes, name: str) -> SourceDoc:
+    """Parse blueprint bytes; raise BlueprintError with positioned diagnostics on any problem."""
+    if len(raw) > MAX_BYTES:
+        raise BlueprintError(
+            [
+                Diagnostic(
+                    name,
+                    1,
+                    1,
+                    "AC005",
+                    f"file is {len(raw)} bytes",
+                    expected=f"at most {MAX_BYTES} bytes",
+                    fix="split the system or remove generated content from the blueprint",
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BlueprintError(
+            [Diagnostic(name, line, 1, "AC001", "file is not valid UTF-8", fix="save the file as UTF-8")]
+        ) from None
+    tab = _TAB_INDENT.search(text)
+    if tab:
+        line = text.count("\n", 0, tab.start()) + 1
+        col = tab.end() - tab.start()
+        raise BlueprintError(
+            [
+                Diagnostic(
+                    name,
+                    line,
+                    col,
+                    "AC003",
+                    "tab character in indentation",
+                    expected="spaces",
+                    fix="indent with spaces (YAML forbids tabs there)",
+                )
+            ]
+        )
+    node = _compose(text, name)
+    if node is None:
+        raise BlueprintError(
+            [
+                Diagnostic(
+                    name,
+                    1,
+                    1,
+                    "AC004",
+                    "file is empty",
+                    expected="a mapping with schema_version, system, ...",
+                    fix="start from `autocoder init` or an example under examples/",
+                )
+            ]
+        )
+    builder = _Builder(name)
+    data = builder.build(node, (), 0)
+    if builder.errors:
+        raise BlueprintError(builder.errors)
+    if not isinstance(data, dict):
+        m = _mark(node)
+        raise BlueprintError(
+            [
+                Diagnostic(
+                    name,
+                    m.line,
+                    m.col,
+                    "AC004",
+                    f"the document is a {_yaml_type(data)}, not a mapping",
+                    expected="a mapping of keys (schema_version: ..., ...)",
+                    fix="write the blueprint as `key: value` lines",
+                )
+            ]
+        )
+    return SourceDoc(name, data, builder.values, builder.keys)
+
+
+def _compose(text: str, name: str) -> Node | None:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.composer.ComposerError as exc:
+        if exc.problem and "single document" in exc.problem:
+            m = exc.problem_mark
+            raise BlueprintError(
+                [
+                    Diagnostic(
+                        name,
+                        m.line + 1,
+                        m.column + 1,
+                        "AC006",
+                        "the file holds more than one YAML document",
+                        expected="a single document",
+                        fix="remove the extra `---` section",
+                    )
+                ]
+            ) from None
+        raise BlueprintError([_syntax_diag(exc, name)]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise BlueprintError([_syntax_diag(exc, name)]) from None
+    except yaml.YAMLError as exc:
+        raise BlueprintError([Diagnostic(name, 1, 1, "AC001", f"YAML error: {exc}")]) from None
+    except RecursionError:
+        raise BlueprintError(
+            [
+                Diagnostic(
+                    name,
+                    1,
+                    1,
+                    "AC005",
+                    "the document is nested too deeply to parse",
+                    expected=f"at most {MAX_DEPTH} levels",
+                    fix="flatten the structure",
+                )
+            ]
+        ) from None
+    finally:
+        loader.dispose()
+    return node
+
+
+def _syntax_diag(exc: yaml.MarkedYAMLError, name: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    what = exc.problem or "invalid YAML"
+    if exc.context:
+        what = f"{what} ({exc.context})"
+    return Diagnostic(
+        name,
+        line,
+        col,
+        "AC001",
+        f"YAML syntax error: {what}",
+        fix="check indentation, colons and quotes near this position; "
+        "quote values that contain ': ' or start with special characters",
+    )
+
+
+def _mark(node: Node) -> Mark:
+    m = node.start_mark
+    style = node.style if isinstance(node, ScalarNode) else None
+    return Mark(m.line + 1, m.column + 1, style, node.start_mark.line == node.end_mark.line)
+
+
+def _yaml_type(value: Any) -> str:
+    return {
+        dict: "mapping",
+        list: "list",
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+class _Builder:
+    """Turns a composed node tree into plain data, recording positions and problems."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.values: dict[Path_, Mark] = {}
+        self.keys: dict[Path_, Mark] = {}
+        self.errors: list[Diagnostic] = []
+        self.count = 0
+        self._scalars = yaml.SafeLoader("")
+
+    def error(self, node: Node, code: str, message: str, **kw: str) -> None:
+        m = _mark(node)
+        self.errors.append(Diagnostic(self.name, m.line, m.col, code, message, **kw))
+
+    def build(self, node: Node, path: Path_, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.error(
+                    node,
+                    "AC005",
+                    "the document expands to too many nodes",
+                    expected=f"at most {MAX_NODES}",
+                    fix="remove alias chains (*name) that multiply content",
+                )
+            return None
+        if depth > MAX_DEPTH:
+            self.error(
+                node,
+                "AC005",
+                "nesting too deep",
+                expected=f"at most {MAX_DEPTH} levels",
+                fix="flatten the structure",
+            )
+            return None
+        self.values[path] = _mark(node)
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        try:
+            value = self._scalars.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            self.error(
+                node,
+                "AC001",
+                f"cannot read this value: {exc.problem}",
+                fix="quote the value to make it a string",
+            )
+            return None
+        if not isinstance(value, str | int | float | bool | type(None)):
+            # timestamps, binary and other YAML types: keep the text, the schema decides.
+            return node.value
+        return value
+
+    def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.error(
+                    key_node,
+                    "AC006",
+                    "YAML merge keys (<<) are not supported",
+                    fix="write the keys out, or use an alias (*name) as a whole value",
+                )
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.error(
+                    key_node,
+                    "AC006",
+                    "a mapping key must be a plain string",
+                    fix="use a simple name as the key",
+                )
+                continue
+            key = self._scalar(key_node)
+            if not isinstance(key, str):
+                self.error(
+                    key_node,
+                    "AC006",
+                    f"key {key_node.value!r} is read as a {_yaml_type(key)}, not a string",
+                    fix=f"quote it: '{key_node.value}'",
+                )
+                continue
+            if key in result:
+                first = self.keys[(*path, key)]
+                self.error(
+                    key_node,
+                    "AC002",
+                    f"duplicate key '{key}' (first at line {first.line})",
+                    expected="each key once per mapping",
+                    fix="remove or merge one of the two entries",
+                )
+                continue
+            self.keys[(*path, key)] = _mark(key_node)
+            result[key] = self.build(value_node, (*path, key), depth + 1)
+        return result

@@ -1,0 +1,124 @@
+"""Stage 1C: blueprint files -> diagnostics and the IR.
+
+The one entry point used by the CLI and by the doit tasks. It never raises for a user mistake:
+everything wrong with the blueprints comes back as diagnostics, all of them in one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autocoder.analysis.components import check_components
+from autocoder.analysis.context import Context
+from autocoder.analysis.deployment import check_deployment
+from autocoder.analysis.graph import check_bindings, check_capacity, check_graph
+from autocoder.analysis.schemas import resolve_schemas
+from autocoder.blueprint.models import Architecture, Deployment
+from autocoder.blueprint.source import SourceDoc, parse_yaml
+from autocoder.blueprint.validate import validate_model
+from autocoder.diagnostics import BlueprintError, Diagnostic
+from autocoder.ir.build import build_ir
+
+ARCHITECTURE = "architecture.yaml"
+DEPLOYMENT = "deployment.yaml"
+
+
+@dataclass
+class CompileResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    ir: dict[str, Any] | None = None
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    def ok(self, strict: bool = False) -> bool:
+        return not (self.diagnostics if strict else self.errors)
+
+
+def blueprint_paths(directory: Path) -> tuple[Path, Path]:
+    return directory / ARCHITECTURE, directory / DEPLOYMENT
+
+
+def compile_directory(directory: Path, *, strict: bool = False) -> CompileResult:
+    """Read both blueprints in `directory` and compile them."""
+    arch_path, deploy_path = blueprint_paths(directory)
+    return compile_sources(_read(arch_path), _read(deploy_path), strict=strict)
+
+
+def _read(path: Path) -> bytes | OSError:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return exc
+
+
+def compile_sources(
+    arch_raw: bytes | OSError, deploy_raw: bytes | OSError, *, strict: bool = False
+) -> CompileResult:
+    """Compile blueprint bytes (an OSError stands for a file that could not be read)."""
+    result = CompileResult()
+    docs: dict[str, SourceDoc] = {}
+    models: dict[str, Any] = {}
+    for name, raw, model in ((ARCHITECTURE, arch_raw, Architecture), (DEPLOYMENT, deploy_raw, Deployment)):
+        if isinstance(raw, OSError):
+            result.diagnostics.append(_unreadable(name, raw))
+            continue
+        try:
+            docs[name] = parse_yaml(raw, name)
+        except BlueprintError as exc:
+            result.diagnostics.extend(exc.diagnostics)
+            continue
+        instance, diags = validate_model(docs[name], model)
+        result.diagnostics.extend(diags)
+        if instance is not None:
+            models[name] = instance
+    if len(models) < 2:
+        result.diagnostics.sort()
+        return result
+    ctx = Context(docs[ARCHITECTURE], docs[DEPLOYMENT], models[ARCHITECTURE], models[DEPLOYMENT])
+    merged, order, capacity = _analyse(ctx)
+    result.diagnostics.extend(ctx.diagnostics)
+    result.diagnostics.sort()
+    if result.ok(strict) and order is not None:
+        sources = [
+            {"path": ARCHITECTURE, "sha256": hashlib.sha256(arch_raw).hexdigest()},  # type: ignore[arg-type]
+            {"path": DEPLOYMENT, "sha256": hashlib.sha256(deploy_raw).hexdigest()},  # type: ignore[arg-type]
+        ]
+        result.ir, result.slices = build_ir(ctx, merged, order, capacity, sources)
+    return result
+
+
+def _analyse(ctx: Context) -> tuple[dict, list[str] | None, list[dict]]:
+    """The semantic passes, in dependency order; each reports into ctx.diagnostics."""
+    resolve_schemas(ctx)
+    check_components(ctx)
+    merged = check_deployment(ctx)
+    edges = check_bindings(ctx)
+    order = check_graph(ctx, edges)
+    capacity: list[dict] = []
+    if order is not None:
+        rates = {n: float(m["capabilities"]["rate_limit"]["rate"]) for n, m in merged.items()}
+        budgets = {n: float(m["budget"]["p95_ms"]) for n, m in merged.items()}
+        capacity = check_capacity(ctx, edges, order, rates, budgets)
+    return merged, order, capacity
+
+
+def _unreadable(name: str, exc: OSError) -> Diagnostic:
+    if isinstance(exc, FileNotFoundError):
+        return Diagnostic(
+            name,
+            1,
+            1,
+            "AC004",
+            f"{name} not found",
+            expected=f"{name} in the blueprint directory",
+            fix="create it; `autocoder init DIR` writes a starter",
+        )
+    return Diagnostic(
+        name, 1, 1, "AC004", f"cannot read {name}: {exc.strerror}", fix="check the file's permissions"
+    )

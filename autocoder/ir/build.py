@@ -1,0 +1,129 @@
+"""Assemble the IR from a successfully analysed blueprint (plain JSON-ready dicts)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from autocoder import __version__
+from autocoder.analysis.context import Context
+from autocoder.ir.models import IR_VERSION
+
+
+def canonical_json(data: Any) -> bytes:
+    """The one serialisation used for every IR file: sorted keys, 2-space indent, UTF-8, final newline."""
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_ir(
+    ctx: Context,
+    merged: dict[str, dict[str, Any]],
+    order: list[str],
+    capacity: list[dict[str, Any]],
+    sources: list[dict[str, str]],
+) -> tuple[dict, dict[str, dict]]:
+    """Returns (ir, slices by component name)."""
+    arch = ctx.arch
+    upstream, downstream = _wiring(ctx)
+    components = []
+    slices: dict[str, dict] = {}
+    for comp in arch.components:
+        component = _component(ctx, comp, merged[comp.name], upstream, downstream)
+        used = component["schemas"]
+        slice_ = {
+            "ir_version": IR_VERSION,
+            "system": arch.system.name,
+            "component": component,
+            "schemas": {name: ctx.schemas[name] for name in used},
+            "security_policy": arch.policy.security.model_dump(mode="json"),
+        }
+        component["fingerprint"] = ""
+        component["fingerprint"] = sha256_hex(canonical_json(slice_))
+        slices[comp.name] = slice_
+        components.append(component)
+    ir = {
+        "ir_version": IR_VERSION,
+        "generator": {"name": "autocoder", "version": __version__},
+        "system": arch.system.model_dump(mode="json"),
+        "schemas": ctx.schemas,
+        "components": components,
+        "bindings": ctx.bindings,
+        "topology": order,
+        "policy": arch.policy.model_dump(mode="json"),
+        "deployment": _deployment(ctx),
+        "metadata": {
+            "sources": sources,
+            "warnings": [d.to_json() for d in sorted(ctx.diagnostics)],
+            "capacity": capacity,
+        },
+    }
+    return ir, slices
+
+
+def _wiring(ctx: Context) -> tuple[dict[str, list], dict[str, list]]:
+    upstream: dict[str, list] = {}
+    downstream: dict[str, list] = {}
+    for b in ctx.bindings:
+        src = b["from"]
+        downstream.setdefault(src["component"], []).append(
+            {"port": src["port"], "to": b["to"], "condition": b["condition"]}
+        )
+        for target in b["to"]:
+            upstream.setdefault(target["component"], []).append(
+                {"port": target["port"], "from": src, "condition": b["condition"]}
+            )
+    return upstream, downstream
+
+
+def _component(ctx: Context, comp: Any, merged: dict[str, Any], upstream: dict, downstream: dict) -> dict:
+    logic = ctx.logic.get(comp.name)
+    if logic is not None:
+        logic_source = "declarative"
+    elif comp.kind in ("api_endpoint", "store", "sink"):
+        logic_source = "builtin"
+    else:
+        logic_source = "llm"
+    config = (
+        comp.config if isinstance(comp.config, dict) else comp.config.model_dump(mode="json", by_alias=True)
+    )
+    deployment = {"replicas": merged["replicas"], "resources": merged["resources"]}
+    if comp.kind == "store":
+        deployment["store"] = ctx.deploy.store.model_dump(mode="json")
+    return {
+        "name": comp.name,
+        "kind": comp.kind,
+        "description": comp.description,
+        "inputs": dict(comp.inputs),
+        "outputs": dict(comp.outputs),
+        "config": config,
+        "security": comp.security.model_dump(mode="json"),
+        "capabilities": merged["capabilities"],
+        "budget": merged["budget"],
+        "logic": logic,
+        "logic_source": logic_source,
+        "examples": [e.model_dump(mode="json", by_alias=True) for e in comp.examples],
+        "upstream": sorted(upstream.get(comp.name, []), key=lambda u: (u["port"], u["from"]["component"])),
+        "downstream": sorted(downstream.get(comp.name, []), key=lambda d: d["port"]),
+        "deployment": deployment,
+        "schemas": _schemas_used(ctx, comp),
+    }
+
+
+def _schemas_used(ctx: Context, comp: Any) -> list[str]:
+    names: set[str] = set()
+    for schema in [*comp.inputs.values(), *comp.outputs.values()]:
+        names.add(schema)
+        names.update(ctx.schemas[schema]["ancestors"])
+    return sorted(names)
+
+
+def _deployment(ctx: Context) -> dict[str, Any]:
+    dep = ctx.deploy.model_dump(mode="json", by_alias=True)
+    for key in ("replicas", "resources", "component_overrides"):
+        dep.pop(key)  # merged into each component
+    return dep
