@@ -156,28 +156,41 @@ def _check_unbound(ctx: Context, bound_in: dict, bound_out: set) -> None:
 def check_graph(ctx: Context, edges: dict[str, set[str]]) -> list[str] | None:
     """Cycles and reachability; returns a topological order, or None when there are cycles."""
     index = ctx.component_index()
-    edges = {k: set(v) for k, v in edges.items()}
-    order = None
-    for _ in range(MAX_CYCLES_REPORTED):
-        order = _toposort(edges)
-        if isinstance(order, list):
-            break
-        cycle = order[1]
-        first = min(cycle[:-1], key=index.__getitem__)
+    remaining = {k: set(v) for k, v in edges.items()}
+    cycles = 0
+    order = _toposort(remaining)
+    while order is None and cycles < MAX_CYCLES_REPORTED:
+        cycle = _find_cycle(remaining)
+        first = min(cycle, key=index.__getitem__)
+        k = cycle.index(first)
+        ring = cycle[k:] + cycle[:k]
         ctx.report(
             ("components", index[first], "name"),
             "AC107",
-            "cycle: " + " -> ".join(_rotate(cycle[:-1], first) + [first]),
+            "cycle: " + " -> ".join([*ring, first]),
             expected="an acyclic flow from ingress to sinks",
-            fix="remove one of the bindings on the cycle",
+            fix=f"remove one of the bindings on the cycle, e.g. {ring[-1]} -> {first}",
         )
-        edges[cycle[1]].discard(cycle[0])  # graphlib lists the cycle backwards
-        order = None
+        remaining[ring[-1]].discard(first)  # break it to find the next one
+        cycles += 1
+        order = _toposort(remaining)
     _check_reachable(ctx, edges, index)
-    return order
+    return order if cycles == 0 else None
 
 
-def _toposort(edges: dict[str, set[str]]) -> list[str] | tuple[str, list[str]]:
+def _find_cycle(edges: dict[str, set[str]]) -> list[str]:
+    """One cycle in data-flow order (the graph is known to have one)."""
+    sorter = graphlib.TopologicalSorter({k: sorted(v) for k, v in edges.items()})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        # graphlib lists each node before one of its "predecessors", which here are the
+        # nodes it sends to: reversed, the list follows the data flow
+        return list(reversed(exc.args[1][1:]))
+    raise AssertionError("no cycle found")
+
+
+def _toposort(edges: dict[str, set[str]]) -> list[str] | None:
     preds: dict[str, list[str]] = {name: [] for name in edges}
     for src in edges:
         for dst in sorted(edges[src]):
@@ -185,15 +198,8 @@ def _toposort(edges: dict[str, set[str]]) -> list[str] | tuple[str, list[str]]:
     sorter = graphlib.TopologicalSorter({k: sorted(v) for k, v in preds.items()})
     try:
         return list(sorter.static_order())
-    except graphlib.CycleError as exc:
-        return ("cycle", exc.args[1])
-
-
-def _rotate(cycle: list[str], first: str) -> list[str]:
-    # graphlib reports predecessor order: reverse it to follow the data flow
-    forward = list(reversed(cycle))
-    k = forward.index(first)
-    return forward[k:] + forward[:k]
+    except graphlib.CycleError:
+        return None
 
 
 def _check_reachable(ctx: Context, edges: dict[str, set[str]], index: dict[str, int]) -> None:

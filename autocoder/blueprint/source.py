@@ -143,7 +143,7 @@ def _compose(text: str, name: str) -> Node | None:
     try:
         node = loader.get_single_node()
     except yaml.composer.ComposerError as exc:
-        if exc.problem and "single document" in exc.problem:
+        if "single document" in f"{exc.problem} {exc.context}":
             m = exc.problem_mark
             raise BlueprintError(
                 [

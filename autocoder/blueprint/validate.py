@@ -118,7 +118,8 @@ def _useful_errors(doc: SourceDoc, errors: list[Any]) -> list[Any]:
         specific = [e for e in group if e["type"] not in _TYPE_NAMES]
         if not specific and any(len(other) > len(loc) and other[: len(loc)] == loc for other, _ in by_loc):
             continue  # a union member failed deeper down: that error says more
-        result.extend(specific or group[:1])
+        numeric = [e for e in group if e["type"] == "float_type"]  # int | float: say "a number"
+        result.extend(specific or numeric or group[:1])
     return result
 
 

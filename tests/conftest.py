@@ -1,0 +1,60 @@
+"""Shared helpers: blueprints as text or data, compiled in memory or in a temp directory."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autocoder.compile import CompileResult, compile_sources
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "orders"
+
+
+def orders_arch() -> dict:
+    return yaml.safe_load((EXAMPLE / "architecture.yaml").read_text())
+
+
+def orders_deploy() -> dict:
+    return yaml.safe_load((EXAMPLE / "deployment.yaml").read_text())
+
+
+def dump(data: dict) -> bytes:
+    return yaml.safe_dump(data, sort_keys=False).encode()
+
+
+def compile_data(arch: dict, deploy: dict | None = None, *, strict: bool = False) -> CompileResult:
+    return compile_sources(dump(arch), dump(deploy if deploy is not None else orders_deploy()), strict=strict)
+
+
+def compile_text(arch: str, deploy: str | None = None) -> CompileResult:
+    deploy_bytes = deploy.encode() if deploy is not None else (EXAMPLE / "deployment.yaml").read_bytes()
+    return compile_sources(arch.encode(), deploy_bytes)
+
+
+def codes(result: CompileResult) -> list[str]:
+    return [d.code for d in result.diagnostics]
+
+
+def only(result: CompileResult, code: str):
+    """The diagnostics of one code; fails when there is none."""
+    found = [d for d in result.diagnostics if d.code == code]
+    assert found, f"expected {code}, got:\n" + "\n".join(d.format() for d in result.diagnostics)
+    return found
+
+
+def component(arch: dict, name: str) -> dict:
+    return next(c for c in arch["components"] if c["name"] == name)
+
+
+@pytest.fixture
+def arch() -> dict:
+    return copy.deepcopy(orders_arch())
+
+
+@pytest.fixture
+def deploy() -> dict:
+    return copy.deepcopy(orders_deploy())
