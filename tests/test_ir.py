@@ -1,0 +1,151 @@
+"""The IR: content, determinism, slices rewritten only on change, atomic writes, JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jsonschema
+import pytest
+
+from autocoder import fsutil
+from autocoder.compile import compile_directory
+from autocoder.ir.build import canonical_json
+from autocoder.ir.models import IR, Slice
+from autocoder.ir.write import write_ir
+from autocoder.schemas_gen import SCHEMAS, check_schemas, schema_document
+from conftest import EXAMPLE, REPO, compile_data, component, dump
+
+
+def test_ir_content(arch):
+    ir = compile_data(arch).ir
+    assert ir["ir_version"] == "1.0.0"
+    order = ir["topology"]
+    assert sorted(order) == sorted(c["name"] for c in ir["components"])
+    for binding in ir["bindings"]:
+        for target in binding["to"]:
+            assert order.index(binding["from"]["component"]) < order.index(target["component"])
+    pricer = next(c for c in ir["components"] if c["name"] == "pricer")
+    assert pricer["logic"]["set"]["total"]["python"] == "msg['quantity'] * msg['unit_price']"
+    assert pricer["logic_source"] == "declarative"
+    assert ir["schemas"]["PricedOrder"]["fields"].keys() == {"order_id", "quantity", "unit_price", "total"}
+    api = next(c for c in ir["components"] if c["name"] == "orders_api")
+    # the deployment override is merged into the component
+    assert api["capabilities"]["rate_limit"] == {"rate": 1000, "burst": 2000}
+    assert api["logic_source"] == "builtin"
+    store = next(c for c in ir["components"] if c["name"] == "order_store")
+    assert store["deployment"]["store"]["backend"] == "sqlite"
+    assert [s["path"] for s in ir["metadata"]["sources"]] == ["architecture.yaml", "deployment.yaml"]
+
+
+def test_ir_and_slices_validate_against_their_json_schemas(arch):
+    result = compile_data(arch)
+    jsonschema.validate(result.ir, schema_document("ir.v1.schema.json"))
+    IR.model_validate(result.ir)
+    for data in result.slices.values():
+        jsonschema.validate(data, schema_document("ir-slice.v1.schema.json"))
+        Slice.model_validate(data)
+
+
+def test_blueprints_validate_against_their_json_schemas():
+    import yaml
+
+    for name in ("architecture", "deployment"):
+        data = yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())
+        jsonschema.validate(data, schema_document(f"{name}.v1.schema.json"))
+
+
+def test_schemas_in_the_repository_match_the_models():
+    assert check_schemas(REPO / "schemas") == [], "run `autocoder schema` to regenerate schemas/"
+    for filename in SCHEMAS:
+        assert json.loads((REPO / "schemas" / filename).read_text())["$id"].endswith(filename)
+
+
+def test_schema_drift_is_detected(tmp_path):
+    from autocoder.schemas_gen import write_schemas
+
+    write_schemas(tmp_path)
+    assert check_schemas(tmp_path) == []
+    path = tmp_path / "architecture.v1.schema.json"
+    path.write_text(path.read_text().replace('"strict"', '"lenient"', 1) + " ")
+    assert check_schemas(tmp_path) == ["architecture.v1.schema.json"]
+
+
+def test_examples_carry_the_language_server_modeline():
+    for path in sorted((REPO / "examples").glob("*/*.yaml")):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=../../schemas/"), path
+
+
+def test_compilation_is_byte_for_byte_deterministic(arch):
+    first = compile_data(arch)
+    second = compile_data(arch)
+    assert canonical_json(first.ir) == canonical_json(second.ir)
+    assert {k: canonical_json(v) for k, v in first.slices.items()} == {
+        k: canonical_json(v) for k, v in second.slices.items()
+    }
+
+
+def test_fingerprint_changes_with_the_component_only(arch):
+    before = compile_data(arch).ir
+    component(arch, "pricer")["logic"]["set"]["total"] = "quantity * unit_price * 2"
+    after = compile_data(arch).ir
+    prints = lambda ir: {c["name"]: c["fingerprint"] for c in ir["components"]}  # noqa: E731
+    changed = {name for name in prints(before) if prints(before)[name] != prints(after)[name]}
+    assert changed == {"pricer"}
+
+
+def _project(tmp_path, arch):
+    (tmp_path / "architecture.yaml").write_bytes(dump(arch))
+    (tmp_path / "deployment.yaml").write_bytes((EXAMPLE / "deployment.yaml").read_bytes())
+    return tmp_path
+
+
+def test_slices_are_rewritten_only_when_they_change(tmp_path, arch):
+    project = _project(tmp_path, arch)
+    result = compile_directory(project)
+    written = write_ir(project / "generated", result.ir, result.slices)
+    assert len(written) == 6
+    assert write_ir(project / "generated", result.ir, result.slices) == []
+    component(arch, "pricer")["logic"]["set"]["total"] = "quantity * unit_price * 2"
+    _project(tmp_path, arch)
+    result = compile_directory(project)
+    written = write_ir(project / "generated", result.ir, result.slices)
+    assert sorted(p.name for p in written) == ["ir.v1.json", "pricer.json"]
+
+
+def test_slices_of_removed_components_are_deleted(tmp_path, arch):
+    project = _project(tmp_path, arch)
+    result = compile_directory(project)
+    write_ir(project / "generated", result.ir, result.slices)
+    arch["components"] = [c for c in arch["components"] if c["name"] != "notifier"]
+    arch["bindings"].pop(2)
+    component(arch, "big_orders")["outputs"] = {"out": "PricedOrder"}
+    arch["components"].append({"name": "notifier2", "kind": "sink", "inputs": {"in": "PricedOrder"}})
+    arch["bindings"].append({"from": "big_orders.out", "to": "notifier2.in"})
+    _project(tmp_path, arch)
+    result = compile_directory(project)
+    write_ir(project / "generated", result.ir, result.slices)
+    assert sorted(p.stem for p in (project / "generated" / "ir").iterdir()) == sorted(result.slices)
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "ir.v1.json"
+    target.write_bytes(b"old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        fsutil.write_if_changed(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["ir.v1.json"]  # no temp file left behind
+
+
+def test_write_if_changed_keeps_mtime_of_identical_files(tmp_path):
+    target = tmp_path / "x.json"
+    assert fsutil.write_if_changed(target, b"1")
+    os.utime(target, (1, 1))
+    assert not fsutil.write_if_changed(target, b"1")
+    assert target.stat().st_mtime == 1
