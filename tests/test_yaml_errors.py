@@ -150,3 +150,8 @@ def test_invalid_utf8():
 
     result = compile_sources(b"schema_version: \xff\n", (EXAMPLE / "deployment.yaml").read_bytes())
     assert "UTF-8" in only(result, "AC001")[0].message
+
+
+def test_control_characters_are_reported():
+    (diag,) = only(compile_text(ARCH.replace("system:", "sys\x00tem:", 1)), "AC001")
+    assert "U+0000" in diag.message and diag.line == 4

@@ -139,7 +139,23 @@ def parse_yaml(raw: bytes, name: str) -> SourceDoc:
 
 
 def _compose(text: str, name: str) -> Node | None:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise BlueprintError(
+            [
+                Diagnostic(
+                    name,
+                    line,
+                    col,
+                    "AC001",
+                    f"character U+{exc.character:04X} is not allowed in YAML",
+                    fix="remove the control character (a binary file or a bad copy-paste?)",
+                )
+            ]
+        ) from None
     try:
         node = loader.get_single_node()
     except yaml.composer.ComposerError as exc:
