@@ -21,9 +21,7 @@ from autocoder.blueprint.source import SourceDoc, parse_yaml
 from autocoder.blueprint.validate import validate_model
 from autocoder.diagnostics import BlueprintError, Diagnostic
 from autocoder.ir.build import build_ir
-
-ARCHITECTURE = "architecture.yaml"
-DEPLOYMENT = "deployment.yaml"
+from autocoder.layout import ARCHITECTURE, DEPLOYMENT
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from autocoder.blueprint.models import Architecture, Deployment
+from autocoder.canonical import canonical_json
 from autocoder.fsutil import write_if_changed
-from autocoder.ir.build import canonical_json
 from autocoder.ir.models import IR, Slice
 
 SCHEMAS: dict[str, type[BaseModel]] = {

@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autocoder.cli import DODO_TEXT
 from conftest import EXAMPLE
+
+from autocoder.cli import DODO_TEXT
 
 
 def doit(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=project, capture_output=True,
-                          text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "doit", *args], cwd=project, capture_output=True, text=True, env=env
+    )
 
 
 def executed(run: subprocess.CompletedProcess) -> list[str]:
@@ -21,8 +23,9 @@ def executed(run: subprocess.CompletedProcess) -> list[str]:
 
 
 def autocoder(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autocoder.cli", *args], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def make_project(tmp_path: Path) -> Path:
@@ -42,7 +45,12 @@ def test_second_doit_run_executes_nothing(tmp_path):
     assert executed(first) == ["check", "ir"]
     assert (project / "generated" / "ir.v1.json").exists()
     assert sorted(p.name for p in (project / "generated" / "ir").iterdir()) == [
-        "big_orders.json", "notifier.json", "order_store.json", "orders_api.json", "pricer.json"]
+        "big_orders.json",
+        "notifier.json",
+        "order_store.json",
+        "orders_api.json",
+        "pricer.json",
+    ]
     second = doit(project)
     assert second.returncode == 0
     assert executed(second) == []
@@ -137,8 +145,12 @@ def test_autocoder_build_needs_no_dodo_and_passes_doit_arguments(tmp_path):
 def test_strict_build_fails_on_warnings(tmp_path):
     project = make_project(tmp_path)
     deploy = project / "deployment.yaml"
-    deploy.write_text(deploy.read_text().replace("component_overrides:\n  orders_api: {capabilities: "
-                                                 "{rate_limit: {rate: 1000, burst: 2000}}}\n", ""))
+    deploy.write_text(
+        deploy.read_text().replace(
+            "component_overrides:\n  orders_api: {capabilities: {rate_limit: {rate: 1000, burst: 2000}}}\n",
+            "",
+        )
+    )
     assert autocoder("build", str(project)).returncode == 0  # AC112 is a warning
     strict = autocoder("build", "--strict", str(project))
     assert strict.returncode != 0 and "AC112" in strict.stdout + strict.stderr

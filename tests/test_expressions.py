@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import EXAMPLE, compile_data, compile_text, component, only
 
 from autocoder.expr.compiler import ExprError, compile_aggregate, compile_expression
 from autocoder.expr.types import BOOLEAN, INTEGER, NUMBER, STRING, Type
-from conftest import EXAMPLE, compile_data, compile_text, component, only
 
 ENV = {
     "quantity": INTEGER,
@@ -31,8 +31,11 @@ ENV = {
         ("name in ['a', 'b']", "msg['name'] in ('a', 'b')", "boolean"),
         ("'gold' in tags", "'gold' in msg['tags']", "boolean"),
         ("customer.tier >= 2", "msg['customer']['tier'] >= 2", "boolean"),
-        ("coalesce(discount, 0) * unit_price",
-         "(msg['discount'] if msg['discount'] is not None else 0) * msg['unit_price']", "number"),
+        (
+            "coalesce(discount, 0) * unit_price",
+            "(msg['discount'] if msg['discount'] is not None else 0) * msg['unit_price']",
+            "number",
+        ),
         ("discount is None", "msg['discount'] is None", "boolean"),
         ("round(unit_price, 2) if vip else 0", "round(msg['unit_price'], 2) if msg['vip'] else 0", "number"),
         ("max(quantity, 10)", "max(msg['quantity'], 10)", "integer"),
@@ -140,8 +143,13 @@ def test_aggregates():
     assert avg.argument.python == "msg['unit_price'] * msg['quantity']"
     assert compile_aggregate("count()", ENV).type == INTEGER
     assert compile_aggregate("min(name)", ENV).type == STRING
-    for bad, code in [("sum(name)", "AC203"), ("count(quantity)", "AC205"), ("avg(1) + 1", "AC205"),
-                      ("median(quantity)", "AC205"), ("sum(discount)", "AC203")]:
+    for bad, code in [
+        ("sum(name)", "AC203"),
+        ("count(quantity)", "AC205"),
+        ("avg(1) + 1", "AC205"),
+        ("median(quantity)", "AC205"),
+        ("sum(discount)", "AC203"),
+    ]:
         with pytest.raises(ExprError) as info:
             compile_aggregate(bad, ENV)
         assert info.value.code == code, bad
@@ -151,7 +159,7 @@ def test_expression_errors_point_inside_the_yaml_scalar(arch):
     text = (EXAMPLE / "architecture.yaml").read_text().replace('"total >= 100"', '"total >= 100 and qty > 1"')
     (diag,) = only(compile_text(text), "AC202")
     line = text.splitlines()[diag.line - 1]
-    assert line[diag.col - 1:].startswith("qty > 1")
+    assert line[diag.col - 1 :].startswith("qty > 1")
 
 
 def test_blueprint_expression_errors_use_the_expression_codes(arch):

@@ -7,14 +7,14 @@ import os
 
 import jsonschema
 import pytest
+from conftest import EXAMPLE, REPO, compile_data, component, dump
 
 from autocoder import fsutil
+from autocoder.canonical import canonical_json
 from autocoder.compile import compile_directory
-from autocoder.ir.build import canonical_json
 from autocoder.ir.models import IR, Slice
 from autocoder.ir.write import write_ir
 from autocoder.schemas_gen import SCHEMAS, check_schemas, schema_document
-from conftest import EXAMPLE, REPO, compile_data, component, dump
 
 
 def test_ir_content(arch):

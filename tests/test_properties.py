@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import copy
 
+from conftest import EXAMPLE, dump, orders_arch, orders_deploy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from autocoder.canonical import canonical_json
 from autocoder.compile import compile_sources
-from autocoder.ir.build import canonical_json
-from conftest import EXAMPLE, dump, orders_arch, orders_deploy
 
 FIELD_NAMES = st.sampled_from(["amount", "count", "label", "flag", "score", "city", "level", "price"])
 FIELD_TYPES = st.sampled_from(["integer", "number", "string", "boolean"])
@@ -27,15 +27,28 @@ def blueprints(draw) -> dict:
     ingress = draw(st.sampled_from(["api_endpoint", "source"]))
     components: list[dict] = []
     if ingress == "api_endpoint":
-        components.append({"name": "ingress", "kind": "api_endpoint", "outputs": {"out": "Msg"},
-                           "config": {"routes": [{"method": "POST", "path": "/in", "emit": "out"}]},
-                           "security": {"auth": "api_key"}})
+        components.append(
+            {
+                "name": "ingress",
+                "kind": "api_endpoint",
+                "outputs": {"out": "Msg"},
+                "config": {"routes": [{"method": "POST", "path": "/in", "emit": "out"}]},
+                "security": {"auth": "api_key"},
+            }
+        )
     else:
         values = {"id": "str(seq)"}
         for n, t in fields.items():
             values[n] = {"integer": "seq", "number": "ts", "string": "'x'", "boolean": "seq > 3"}[t]
-        components.append({"name": "ingress", "kind": "source", "outputs": {"out": "Msg"},
-                           "logic": {"set": values}, "config": {"interval_s": 0.5}})
+        components.append(
+            {
+                "name": "ingress",
+                "kind": "source",
+                "outputs": {"out": "Msg"},
+                "logic": {"set": values},
+                "config": {"interval_s": 0.5},
+            }
+        )
     producers = [("ingress", "out")]
     consumers: dict[tuple[str, str], list[str]] = {}
     count = draw(st.integers(min_value=1, max_value=12))
@@ -88,17 +101,37 @@ def test_random_valid_blueprints_compile_deterministically(blueprint):
     second = compile_sources(raw, DEPLOY)
     assert canonical_json(first.ir) == canonical_json(second.ir)
     assert {k: canonical_json(v) for k, v in first.slices.items()} == {
-        k: canonical_json(v) for k, v in second.slices.items()}
+        k: canonical_json(v) for k, v in second.slices.items()
+    }
     assert len(first.slices) == len(blueprint["components"])
 
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
-    st.sampled_from(["__import__('os').system('id')", "${HOME}", "'; DROP TABLE x;--", "\x00",
-                     "a" * 5000, "..", "../../etc/passwd", "{{ 7*7 }}", "quantity * unit_price",
-                     "kind", "Order", "pricer.in", "-1", "1e309"]),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "__import__('os').system('id')",
+            "${HOME}",
+            "'; DROP TABLE x;--",
+            "\x00",
+            "a" * 5000,
+            "..",
+            "../../etc/passwd",
+            "{{ 7*7 }}",
+            "quantity * unit_price",
+            "kind",
+            "Order",
+            "pricer.in",
+            "-1",
+            "1e309",
+        ]
+    ),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
 
 
@@ -165,8 +198,24 @@ def test_text_mutations_give_clean_errors_never_exceptions(data):
     for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
         at = data.draw(st.integers(min_value=0, max_value=len(text)))
         cut = data.draw(st.integers(min_value=0, max_value=8))
-        insert = data.draw(st.binary(max_size=6) | st.sampled_from(
-            [b":", b"\t", b"- ", b"{", b"]", b"&a", b"*a", b"!!python/object:os.system", b"\n  ", b'"', b"<<: "]))
-        text = text[:at] + insert + text[at + cut:]
+        insert = data.draw(
+            st.binary(max_size=6)
+            | st.sampled_from(
+                [
+                    b":",
+                    b"\t",
+                    b"- ",
+                    b"{",
+                    b"]",
+                    b"&a",
+                    b"*a",
+                    b"!!python/object:os.system",
+                    b"\n  ",
+                    b'"',
+                    b"<<: ",
+                ]
+            )
+        )
+        text = text[:at] + insert + text[at + cut :]
     result = compile_sources(text, (EXAMPLE / "deployment.yaml").read_bytes())
     _clean(result)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from autocoder.diagnostics import rule_table
 from conftest import REPO, compile_data, component, only
+
+from autocoder.diagnostics import rule_table
 
 
 def test_the_example_is_clean(arch, deploy):
@@ -116,8 +117,15 @@ def test_AC108_unreachable(arch):
     component(arch, "orders_api").pop("security")
     component(arch, "orders_api")["inputs"] = {"in": "Order"}
     component(arch, "orders_api")["description"] = "relay"
-    arch["components"].append({"name": "relay", "kind": "transformer", "inputs": {"in": "Order"},
-                               "outputs": {"out": "Order"}, "logic": {"set": {"quantity": "quantity"}}})
+    arch["components"].append(
+        {
+            "name": "relay",
+            "kind": "transformer",
+            "inputs": {"in": "Order"},
+            "outputs": {"out": "Order"},
+            "logic": {"set": {"quantity": "quantity"}},
+        }
+    )
     arch["bindings"].append({"from": "relay.out", "to": "orders_api.in"})
     arch["components"][-1]["inputs"] = {"in": "Order"}
     component(arch, "relay")["kind"] = "custom"

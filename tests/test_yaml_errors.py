@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from autocoder.blueprint import source
 from conftest import EXAMPLE, compile_text, only
+
+from autocoder.blueprint import source
 
 ARCH = (EXAMPLE / "architecture.yaml").read_text()
 
@@ -129,7 +130,7 @@ def test_unsupported_schema_version():
 def test_all_errors_of_a_file_come_in_one_run():
     text = ARCH.replace("kind: filter", "kind: filtr").replace("logic: {set:", "logik: {set:")
     text = text.replace("name: notifier", "name: Notifier")
-    result = compile_text(text, "schema_version: \"1.0.0\"\nreplicas: {default: two}\n")
+    result = compile_text(text, 'schema_version: "1.0.0"\nreplicas: {default: two}\n')
     assert {"AC013", "AC010", "AC011"} <= {d.code for d in result.diagnostics}
     assert {d.file for d in result.diagnostics} == {"architecture.yaml", "deployment.yaml"}
     assert len(result.diagnostics) >= 4
@@ -138,8 +139,9 @@ def test_all_errors_of_a_file_come_in_one_run():
 def test_cli_exit_code_2_and_no_traceback(tmp_path):
     (tmp_path / "architecture.yaml").write_text("schema_version: [\n")
     (tmp_path / "deployment.yaml").write_text("\t- nope\n")
-    run = subprocess.run([sys.executable, "-m", "autocoder.cli", "check", str(tmp_path)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "check", str(tmp_path)], capture_output=True, text=True
+    )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr + run.stdout
     assert "architecture.yaml:" in run.stderr and "deployment.yaml:1:1" in run.stderr

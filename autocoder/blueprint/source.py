@@ -138,26 +138,17 @@ def parse_yaml(raw: bytes, name: str) -> SourceDoc:
     return SourceDoc(name, data, builder.values, builder.keys)
 
 
+# libyaml's parser (in PyYAML's wheels) is ~10x faster and keeps the same marks.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose(text: str, name: str) -> Node | None:
+    loader = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
+        return loader.get_single_node()
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise BlueprintError(
-            [
-                Diagnostic(
-                    name,
-                    line,
-                    col,
-                    "AC001",
-                    f"character U+{exc.character:04X} is not allowed in YAML",
-                    fix="remove the control character (a binary file or a bad copy-paste?)",
-                )
-            ]
-        ) from None
-    try:
-        node = loader.get_single_node()
+        raise BlueprintError([_reader_diag(exc, text, name)]) from None
     except yaml.composer.ComposerError as exc:
         if "single document" in f"{exc.problem} {exc.context}":
             m = exc.problem_mark
@@ -194,8 +185,22 @@ def _compose(text: str, name: str) -> Node | None:
             ]
         ) from None
     finally:
-        loader.dispose()
-    return node
+        if loader is not None:
+            loader.dispose()
+
+
+def _reader_diag(exc: yaml.reader.ReaderError, text: str, name: str) -> Diagnostic:
+    line = text.count("\n", 0, exc.position) + 1
+    col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return Diagnostic(
+        name,
+        line,
+        col,
+        "AC001",
+        f"character U+{char:04X} is not allowed in YAML",
+        fix="remove the control character (a binary file or a bad copy-paste?)",
+    )
 
 
 def _syntax_diag(exc: yaml.MarkedYAMLError, name: str) -> Diagnostic:

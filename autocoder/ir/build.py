@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
-from autocoder.analysis.context import Context
-from autocoder.ir.models import IR_VERSION
+from autocoder.canonical import content_hash
 
+if TYPE_CHECKING:
+    from autocoder.analysis.context import Context
 
-def canonical_json(data: Any) -> bytes:
-    """The one serialisation used for every IR file: sorted keys, 2-space indent, UTF-8, final newline."""
-    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+IR_VERSION = "1.0.0"
 
 
 def build_ir(
@@ -43,7 +36,7 @@ def build_ir(
             "security_policy": arch.policy.security.model_dump(mode="json"),
         }
         component["fingerprint"] = ""
-        component["fingerprint"] = sha256_hex(canonical_json(slice_))
+        component["fingerprint"] = content_hash(slice_)
         slices[comp.name] = slice_
         components.append(component)
     ir = {

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IR_VERSION = "1.0.0"
+from autocoder.ir.build import IR_VERSION  # noqa: F401 - one definition of the version
 
 
 class IRModel(BaseModel):

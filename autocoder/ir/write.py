@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autocoder.canonical import canonical_json
 from autocoder.fsutil import write_if_changed
-from autocoder.ir.build import canonical_json
 
 IR_FILE = "ir.v1.json"
 SLICE_DIR = "ir"
