@@ -1,0 +1,176 @@
+"""doit tasks of the compile stage: `check` and `ir`.
+
+Each task declares its file dependencies (the two blueprints) and its targets (the report and
+the IR files), and carries the generator fingerprint in `uptodate` so that upgrading Autocoder
+re-runs what it would now produce differently. Task actions never raise for a user mistake:
+they print the diagnostics and return a TaskFailed, so doit shows a message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+import autocoder
+from autocoder.ir.write import ir_path, slice_path
+from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED
+
+if TYPE_CHECKING:
+    from autocoder.compile import CompileResult
+
+# Loading the task list must stay cheap (it happens on every `doit`, even a no-op): the
+# compiler, pydantic models and report writers are imported only when an action runs.
+
+STRICT_ENV = "AUTOCODER_STRICT"
+
+
+def project_dir() -> Path:
+    """The blueprint directory: doit runs tasks from the dodo file's directory."""
+    return Path(os.getcwd())
+
+
+def strict_mode() -> bool:
+    """Warnings fail the build when AUTOCODER_STRICT=1 (`autocoder build --strict` sets it)."""
+    return os.environ.get(STRICT_ENV, "") not in ("", "0", "false", "no")
+
+
+@functools.cache
+def generator_fingerprint() -> str:
+    """Hash of everything in Autocoder that changes stage-1 output: its code and its rules."""
+    digest = hashlib.sha256(autocoder.__version__.encode())
+    package = Path(autocoder.__file__).parent
+    for sub in ("", "analysis", "blueprint", "expr", "ir"):
+        for path in sorted((package / sub).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    rules = importlib.resources.files("autocoder.rules")
+    for name in ("budgets.yaml", "diagnostics.yaml"):
+        digest.update(rules.joinpath(name).read_bytes())
+    return digest.hexdigest()
+
+
+def component_names(arch_file: Path) -> list[str]:
+    """Component names for declaring slice targets; [] when the file cannot be read yet
+    (the `check` task then reports exactly what is wrong)."""
+    try:
+        data = yaml.load(arch_file.read_bytes(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        names = [c["name"] for c in data["components"]]
+    except Exception:  # noqa: BLE001 - any problem here is reported by `check` with a position
+        return []
+    return sorted({n for n in names if isinstance(n, str) and n.isidentifier() and n.islower()})
+
+
+_COMPILED: dict[tuple[str, bool], CompileResult] = {}
+
+
+def compile_cached(directory: Path, strict: bool) -> CompileResult:
+    """Compile once per doit run and blueprint content (check and ir share the work)."""
+    from autocoder.compile import compile_sources
+
+    raws = [_read(directory / ARCHITECTURE), _read(directory / DEPLOYMENT)]
+    key = (hashlib.sha256(repr(raws).encode()).hexdigest(), strict)
+    if key not in _COMPILED:
+        _COMPILED.clear()
+        _COMPILED[key] = compile_sources(*raws, strict=strict)
+    return _COMPILED[key]
+
+
+def _read(path: Path) -> bytes | OSError:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return exc
+
+
+def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:
+    """Warnings go to stderr; errors (and warnings under --strict) fail the task with the list."""
+    from autocoder.diagnostics import format_report
+
+    if result.ok(strict):
+        if result.diagnostics:
+            print(format_report(result.diagnostics), file=sys.stderr)
+        return None
+    note = " (strict: warnings count as errors)" if strict else ""
+    return TaskFailed(f"the blueprints do not compile{note}:\n{format_report(result.diagnostics)}")
+
+
+def run_check(directory: Path, strict: bool) -> TaskFailed | None:
+    from autocoder.fsutil import write_if_changed
+    from autocoder.canonical import canonical_json
+
+    result = compile_cached(directory, strict)
+    report = {
+        "ok": result.ok(strict),
+        "strict": strict,
+        "diagnostics": [d.to_json() for d in result.diagnostics],
+    }
+    write_if_changed(directory / GENERATED / CHECK_REPORT, canonical_json(report))
+    return _fail_or_none(result, strict)
+
+
+def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
+    from autocoder.ir.write import write_ir
+
+    result = compile_cached(directory, strict)
+    failed = _fail_or_none(result, strict)
+    if failed is not None or result.ir is None:
+        return failed or TaskFailed("no IR was produced")
+    written = write_ir(directory / GENERATED, result.ir, result.slices)
+    print(f"ir: {len(result.slices)} component(s), {len(written)} file(s) rewritten")
+    return None
+
+
+# Dependencies and targets are paths relative to the project directory, so that doit's state
+# stays valid when the checkout moves (a CI cache restored into another path).
+
+
+def task_check() -> dict[str, Any]:
+    """Parse and analyse architecture.yaml and deployment.yaml (schema and semantic checks)."""
+    directory = project_dir()
+    strict = strict_mode()
+    return {
+        "actions": [(run_check, [directory, strict])],
+        "file_dep": _existing(directory, [ARCHITECTURE, DEPLOYMENT]),
+        "targets": [f"{GENERATED}/{CHECK_REPORT}"],
+        "uptodate": [config_changed({"generator": generator_fingerprint(), "strict": strict})],
+        "clean": True,
+        "verbosity": 1,
+    }
+
+
+def task_ir() -> dict[str, Any]:
+    """Compile the blueprints into generated/ir.v1.json and one slice per component."""
+    directory = project_dir()
+    strict = strict_mode()
+    generated = Path(GENERATED)
+    targets = [ir_path(generated)] + [
+        slice_path(generated, name) for name in component_names(directory / ARCHITECTURE)
+    ]
+    return {
+        "actions": [(run_ir, [directory, strict])],
+        "file_dep": [*_existing(directory, [ARCHITECTURE, DEPLOYMENT]), f"{GENERATED}/{CHECK_REPORT}"],
+        "targets": [str(t) for t in targets],
+        "uptodate": [config_changed({"generator": generator_fingerprint(), "strict": strict})],
+        "clean": True,
+        "verbosity": 1,
+    }
+
+
+def _existing(directory: Path, names: list[str]) -> list[str]:
+    """file_dep of the blueprints that exist: a missing one is reported by `check` itself
+    (doit would otherwise stop with its own, less helpful message)."""
+    return [name for name in names if (directory / name).exists()]
+
+
+def check_report(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / GENERATED / CHECK_REPORT).read_text())
