@@ -149,3 +149,22 @@ def test_write_if_changed_keeps_mtime_of_identical_files(tmp_path):
     os.utime(target, (1, 1))
     assert not fsutil.write_if_changed(target, b"1")
     assert target.stat().st_mtime == 1
+
+
+def test_ir_bytes_do_not_depend_on_hash_seed_or_process(tmp_path):
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2"):
+        project = tmp_path / f"p{seed}"
+        project.mkdir()
+        for name in ("architecture.yaml", "deployment.yaml"):
+            (project / name).write_bytes((EXAMPLE / name).read_bytes())
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-m", "autocoder.cli", "ir", str(project)], env=env,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        files = sorted((project / "generated").rglob("*.json"))
+        outputs.append({p.relative_to(project).as_posix(): p.read_bytes() for p in files})
+    assert outputs[0] == outputs[1]
