@@ -222,7 +222,7 @@ def _compile_logic(ctx: Context, path: tuple, comp: Any) -> dict[str, Any] | Non
         if isinstance(logic, m.SetLogic):
             return {"set": _compile_set(ctx, lpath, comp, logic, env)}
         if isinstance(logic, m.WhereLogic):
-            return {"where": _json(_expr(ctx, (*lpath, "where"), logic.where, env, "boolean"))}
+            return {"where": _expr(ctx, (*lpath, "where"), logic.where, env, "boolean").to_json()}
         if isinstance(logic, m.RouterLogic):
             return _compile_routes(ctx, lpath, comp, logic, env)
         if isinstance(logic, m.AggregateLogic):
@@ -262,15 +262,6 @@ def _expr(ctx: Context, path: tuple, text: str, env: dict[str, Type], want: str 
         raise _Failed from None
 
 
-def _json(compiled: Compiled) -> dict[str, Any]:
-    return {
-        "source": compiled.source,
-        "python": compiled.python,
-        "type": compiled.type.kind,
-        "fields": list(compiled.fields),
-    }
-
-
 def report_expression_error(ctx: Context, path: tuple, exc: ExprError) -> None:
     """Position an expression error inside the YAML scalar when it is written on one line."""
     mark = ctx.arch_doc.mark(path)
@@ -293,40 +284,51 @@ def _compile_set(ctx: Context, path: tuple, comp: Any, logic: m.SetLogic, env: d
     failed = False
     for name, text in logic.set.items():
         fpath = (*path, "set", name)
-        if name not in out_fields:
-            (schema,) = comp.outputs.values()
-            ctx.report(
-                fpath,
-                "AC120",
-                f"'{name}' is not a field of the output schema {schema}",
-                key=True,
-                expected=one_of(out_fields),
-                fix=did_you_mean(name, out_fields) or f"add the field to {schema}",
-            )
-            failed = True
-            continue
         try:
+            _require_output_field(ctx, fpath, comp, out_fields, name)
             value = _expr(ctx, fpath, text, env)
+            _require_assignable(ctx, fpath, out_fields, name, value.type, "the expression")
         except _Failed:
             failed = True
             continue
-        target = type_of_field(out_fields[name])
-        if not assignable(value.type, target):
-            ctx.report(
-                fpath,
-                "AC203",
-                f"'{name}' is {target} but the expression is {value.type}",
-                expected=str(target),
-                fix="convert with int(), float() or str()",
-            )
-            failed = True
-        compiled[name] = _json(value)
+        compiled[name] = value.to_json()
     if not failed:
         carried = env if comp.kind == "transformer" else {}
         _check_produced(ctx, path, comp, out_fields, set(logic.set), carried)
     if failed:
         raise _Failed
     return compiled
+
+
+def _require_output_field(ctx: Context, path: tuple, comp: Any, out_fields: dict, name: str) -> None:
+    """AC120 unless `name` is a field of the component's output schema."""
+    if name not in out_fields:
+        (schema,) = comp.outputs.values()
+        ctx.report(
+            path,
+            "AC120",
+            f"'{name}' is not a field of the output schema {schema}",
+            key=True,
+            expected=one_of(out_fields),
+            fix=did_you_mean(name, out_fields) or f"add the field to {schema}",
+        )
+        raise _Failed
+
+
+def _require_assignable(
+    ctx: Context, path: tuple, out_fields: dict, name: str, value: Type, what: str
+) -> None:
+    """AC203 unless a value of type `value` fits output field `name`."""
+    target = type_of_field(out_fields[name])
+    if not assignable(value, target):
+        ctx.report(
+            path,
+            "AC203",
+            f"'{name}' is {target} but {what} is {value}",
+            expected=str(target),
+            fix="convert with int(), float() or str(), or change the field's type",
+        )
+        raise _Failed
 
 
 def _check_produced(
@@ -365,7 +367,7 @@ def _compile_routes(
             failed = True
         try:
             when = _expr(ctx, (*path, "routes", j, "when"), route.when, env, "boolean")
-            routes.append({"when": _json(when), "to": route.to})
+            routes.append({"when": when.to_json(), "to": route.to})
         except _Failed:
             failed = True
     if logic.default is not None and logic.default not in comp.outputs:
@@ -400,37 +402,21 @@ def _compile_aggregate(
     failed = False
     for name, text in logic.aggregate.items():
         apath = (*path, "aggregate", name)
-        if name not in out_fields:
-            ctx.report(
-                apath,
-                "AC120",
-                f"'{name}' is not a field of the output schema",
-                key=True,
-                expected=one_of(out_fields),
-                fix=did_you_mean(name, out_fields) or "add it to the schema",
-            )
-            failed = True
-            continue
         try:
+            _require_output_field(ctx, apath, comp, out_fields, name)
             agg = compile_aggregate(text, env)
+            _require_assignable(ctx, apath, out_fields, name, agg.type, f"{agg.function}()")
         except ExprError as exc:
             report_expression_error(ctx, apath, exc)
             failed = True
             continue
-        target = type_of_field(out_fields[name])
-        if not assignable(agg.type, target):
-            ctx.report(
-                apath,
-                "AC203",
-                f"'{name}' is {target} but {agg.function}() gives {agg.type}",
-                expected=str(target),
-                fix="change the field's type to number",
-            )
+        except _Failed:
             failed = True
+            continue
         aggregates[name] = {
             "source": text,
             "function": agg.function,
-            "argument": _json(agg.argument) if agg.argument else None,
+            "argument": agg.argument.to_json() if agg.argument else None,
             "type": agg.type.kind,
         }
     key_field = logic.key.strip() if logic.key.strip() in env else None
@@ -447,7 +433,7 @@ def _compile_aggregate(
             failed = True
     if failed:
         raise _Failed
-    return {"key": _json(key), "key_field": key_field, "aggregate": aggregates}
+    return {"key": key.to_json(), "key_field": key_field, "aggregate": aggregates}
 
 
 # --------------------------------------------------------------------------- examples

@@ -115,12 +115,7 @@ def _condition(ctx: Context, bpath: tuple, text: str | None, schema: str) -> dic
     except ExprError as exc:
         report_expression_error(ctx, (*bpath, "condition"), exc)
         return None
-    return {
-        "source": compiled.source,
-        "python": compiled.python,
-        "type": compiled.type.kind,
-        "fields": list(compiled.fields),
-    }
+    return compiled.to_json()
 
 
 def _check_unbound(ctx: Context, bound_in: dict, bound_out: set) -> None:

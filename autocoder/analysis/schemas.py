@@ -6,18 +6,10 @@ import re
 from typing import Any
 
 from autocoder.analysis.context import Context
+from autocoder.analysis.messages import value_problems
 from autocoder.blueprint.models import FieldSpec, SchemaDef
 from autocoder.diagnostics import did_you_mean, one_of
 from autocoder.expr.types import Type, type_of_field
-
-_PY_TYPES = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
 
 
 def resolve_schemas(ctx: Context) -> None:
@@ -137,9 +129,7 @@ def _check_field(ctx: Context, path: tuple, name: str, spec: FieldSpec) -> None:
                 f"field '{name}': enum value {value!r} is not a {spec.type}",
                 fix=f"use {spec.type} values only",
             )
-    if spec.default is not None and (
-        not _fits(spec, spec.default) or (spec.enum is not None and spec.default not in spec.enum)
-    ):
+    if spec.default is not None and not _fits(spec, spec.default):
         bad(
             "default",
             f"default {spec.default!r} does not fit the field's type and constraints",
@@ -154,27 +144,7 @@ def _check_field(ctx: Context, path: tuple, name: str, spec: FieldSpec) -> None:
 
 def _fits(spec: FieldSpec, value: Any) -> bool:
     """Whether a literal (enum value or default) satisfies the field's type and bounds."""
-    if isinstance(value, bool) and spec.type != "boolean":
-        return False
-    if not isinstance(value, _PY_TYPES[spec.type]):
-        return False
-    if spec.type in ("integer", "number"):
-        if spec.minimum is not None and value < spec.minimum:
-            return False
-        if spec.maximum is not None and value > spec.maximum:
-            return False
-    if spec.type == "string":
-        if spec.min_length is not None and len(value) < spec.min_length:
-            return False
-        if spec.max_length is not None and len(value) > spec.max_length:
-            return False
-        if spec.pattern is not None:
-            try:
-                if re.search(spec.pattern, value) is None:
-                    return False
-            except re.error:
-                return True  # reported separately
-    return True
+    return not value_problems(_dump(spec), value, "value")
 
 
 def field_types(schema: dict[str, Any]) -> dict[str, Type]:

@@ -105,8 +105,8 @@ def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:
 
 
 def run_check(directory: Path, strict: bool) -> TaskFailed | None:
-    from autocoder.fsutil import write_if_changed
     from autocoder.canonical import canonical_json
+    from autocoder.fsutil import write_if_changed
 
     result = compile_cached(directory, strict)
     report = {

@@ -61,6 +61,15 @@ class Compiled:
     type: Type
     fields: tuple[str, ...]
 
+    def to_json(self) -> dict[str, object]:
+        """The IR form (schemas/ir.v1.schema.json, CompiledExpr)."""
+        return {
+            "source": self.source,
+            "python": self.python,
+            "type": self.type.kind,
+            "fields": list(self.fields),
+        }
+
 
 @dataclass(frozen=True)
 class CompiledAggregate:
