@@ -59,15 +59,24 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def component_names(arch_file: Path) -> list[str]:
-    """Component names for declaring slice targets; [] when the file cannot be read yet
-    (the `check` task then reports exactly what is wrong)."""
+def blueprint_outline(directory: Path) -> tuple[str, list[tuple[str, str]]] | None:
+    """(system name, [(component, kind)]) read quickly for declaring targets; None when the
+    blueprint cannot be read yet (the `check` task then reports exactly what is wrong)."""
     try:
-        data = yaml.load(arch_file.read_bytes(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-        names = [c["name"] for c in data["components"]]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load((directory / ARCHITECTURE).read_bytes(), Loader=loader)  # noqa: S506 - safe loader
+        system = data["system"]["name"]
+        components = [(c["name"], c["kind"]) for c in data["components"]]
     except Exception:  # noqa: BLE001 - any problem here is reported by `check` with a position
-        return []
-    return sorted({n for n in names if isinstance(n, str) and n.isidentifier() and n.islower()})
+        return None
+    valid = [(n, k) for n, k in components if _is_name(n) and isinstance(k, str) and _is_name(k)]
+    if not _is_name(system) or len(valid) != len(components) or len({n for n, _ in valid}) != len(valid):
+        return None
+    return system, sorted(valid)
+
+
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and value.isidentifier() and value.islower() and value.isascii()
 
 
 _COMPILED: dict[tuple[str, bool], CompileResult] = {}
@@ -153,9 +162,9 @@ def task_ir() -> dict[str, Any]:
     directory = project_dir()
     strict = strict_mode()
     generated = Path(GENERATED)
-    targets = [ir_path(generated)] + [
-        slice_path(generated, name) for name in component_names(directory / ARCHITECTURE)
-    ]
+    outline = blueprint_outline(directory)
+    names = [name for name, _ in outline[1]] if outline else []
+    targets = [ir_path(generated)] + [slice_path(generated, name) for name in names]
     return {
         "actions": [(run_ir, [directory, strict])],
         "file_dep": [*_existing(directory, [ARCHITECTURE, DEPLOYMENT]), f"{GENERATED}/{CHECK_REPORT}"],

@@ -1,0 +1,123 @@
+"""doit tasks of the code generation stage: `gen:<component>` and `gen:runtime`.
+
+gen:<component> depends only on that component's IR slice, the templates it renders and the
+generator fingerprint, so changing one component regenerates one component. gen:runtime
+depends on the whole IR (it wires every component together); when its output bytes do not
+change, doit's md5 check stops there.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+import autocoder
+from autocoder.build.tasks import blueprint_outline, project_dir
+from autocoder.codegen.paths import (
+    component_templates,
+    module_path,
+    runtime_paths,
+    runtime_templates,
+    test_path,
+)
+from autocoder.layout import GENERATED
+from autocoder.templates_dir import templates_root
+
+SRC = f"{GENERATED}/src"
+PROVIDER = "offline"
+
+
+@functools.cache
+def codegen_fingerprint() -> str:
+    """Version and code of the generator plus the provider settings: what changes its output."""
+    digest = hashlib.sha256(autocoder.__version__.encode())
+    for path in sorted((Path(autocoder.__file__).parent / "codegen").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(json.dumps({"provider": PROVIDER}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _write(directory: Path, files: dict[str, str]) -> int:
+    from autocoder.fsutil import write_if_changed
+
+    return sum(
+        write_if_changed(directory / SRC / path, text.encode()) for path, text in sorted(files.items())
+    )
+
+
+def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
+    from autocoder.codegen.component import generate_component
+    from autocoder.codegen.provider import get_provider
+    from autocoder.codegen.render import GenerationError
+
+    slice_ = json.loads((directory / GENERATED / "ir" / f"{name}.json").read_text())
+    try:
+        files = generate_component(slice_, get_provider(PROVIDER))
+    except GenerationError as exc:
+        return TaskFailed(f"gen:{name}: {exc}")
+    _write(directory, files)
+    return None
+
+
+def run_gen_runtime(directory: Path) -> TaskFailed | None:
+    from autocoder.codegen.render import GenerationError
+    from autocoder.codegen.system import generate_runtime
+
+    ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
+    try:
+        files = generate_runtime(ir)
+    except GenerationError as exc:
+        return TaskFailed(f"gen:runtime: {exc}")
+    _write(directory, files)
+    _remove_stale(directory, ir)
+    return None
+
+
+def _remove_stale(directory: Path, ir: dict[str, Any]) -> None:
+    """Delete generated files of components that are no longer in the blueprint."""
+    system = ir["system"]["name"]
+    names = {c["name"] for c in ir["components"]}
+    keep = {directory / SRC / module_path(system, n) for n in names} | {
+        directory / SRC / test_path(n) for n in names
+    }
+    candidates = list((directory / SRC / system / "components").glob("*.py"))
+    candidates += list((directory / SRC / "tests").glob("test_*.py"))
+    for path in candidates:
+        if path.name not in ("__init__.py", "test_integration.py") and path not in keep:
+            path.unlink()
+
+
+def task_gen() -> Any:
+    """Generate each component's module and tests, and the system package around them."""
+    directory = project_dir()
+    outline = blueprint_outline(directory)
+    if outline is None:
+        return
+    system, components = outline
+    uptodate = [config_changed({"codegen": codegen_fingerprint()})]
+    root = templates_root()
+    for name, kind in components:
+        yield {
+            "name": name,
+            "doc": f"generate {kind} {name}",
+            "actions": [(run_gen_component, [directory, name])],
+            "file_dep": [f"{GENERATED}/ir/{name}.json"] + [str(root / t) for t in component_templates(kind)],
+            "targets": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"],
+            "uptodate": uptodate,
+            "clean": True,
+        }
+    yield {
+        "name": "runtime",
+        "doc": "generate the system package: runtime harness, app, __main__, integration test",
+        "actions": [(run_gen_runtime, [directory])],
+        "file_dep": [f"{GENERATED}/ir.v1.json"] + [str(root / t) for t in runtime_templates()],
+        "targets": [f"{SRC}/{p}" for p in runtime_paths(system)],
+        "uptodate": uptodate,
+        "clean": True,
+    }

@@ -1,0 +1,193 @@
+"""One component's generated files, from its IR slice: its module and its tests.
+
+Every decision is made here, in Python: the models, the logic functions (from the compiled
+expressions in the IR), the spec literal, the test cases. The kind's template only prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from autocoder.codegen.literals import pascal, pyliteral
+from autocoder.codegen.models import models_for
+from autocoder.codegen.paths import module_path, test_path
+from autocoder.codegen.provider import Provider, require_served
+from autocoder.codegen.render import format_python, render
+from autocoder.codegen.strategies import message_strategy
+
+KIND_CLASSES = {
+    "source": "Source",
+    "api_endpoint": "ApiEndpoint",
+    "transformer": "Transformer",
+    "filter": "Filter",
+    "router": "Router",
+    "aggregator": "Aggregator",
+    "store": "Store",
+    "sink": "Sink",
+    "custom": "Custom",
+}
+
+
+@dataclass(frozen=True)
+class Function:
+    """A logic function: `def name(params) -> returns:` then body lines (already Python)."""
+
+    name: str
+    params: str
+    returns: str
+    body: tuple[str, ...]
+
+
+def generate_component(slice_: dict[str, Any], provider: Provider) -> dict[str, str]:
+    """{relative path under generated/src: formatted source} for one component."""
+    comp = slice_["component"]
+    require_served(provider, comp)
+    system = slice_["system"]
+    context = module_context(slice_)
+    module = render(f"components/{comp['kind']}.py.j2", **context)
+    tests = render("tests/test_component.py.j2", **test_context(slice_, context))
+    return {
+        module_path(system, comp["name"]): format_python(module, f"{comp['name']}.py", system),
+        test_path(comp["name"]): format_python(tests, f"test_{comp['name']}.py", system),
+    }
+
+
+def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
+    comp = slice_["component"]
+    models = models_for(slice_["schemas"], comp["schemas"])
+    spec = {key: comp[key] for key in ("capabilities", "budget", "config", "security")}
+    if "store" in comp["deployment"]:
+        spec["store"] = comp["deployment"]["store"]
+    return {
+        "system": slice_["system"],
+        "component": comp,
+        "class_name": pascal(comp["name"]),
+        "base_class": KIND_CLASSES[comp["kind"]],
+        "models": models,
+        "typing_imports": _typing_imports(models, comp),
+        "inputs": sorted(comp["inputs"].items()),
+        "outputs": sorted(comp["outputs"].items()),
+        "spec": pyliteral(spec),
+        "functions": logic_functions(slice_),
+        "attributes": _attributes(comp),
+        "docstring": pyliteral(
+            comp["description"] or f"{comp['kind']} {comp['name']} of {slice_['system']}."
+        ),
+    }
+
+
+def _typing_imports(models: list, comp: dict[str, Any]) -> list[str]:
+    annotations = " ".join(f.annotation for m in models for f in m.fields)
+    names = ["Any", "ClassVar"]
+    if "Literal[" in annotations:
+        names.append("Literal")
+    return names
+
+
+def logic_functions(slice_: dict[str, Any]) -> list[Function]:
+    comp = slice_["component"]
+    logic = comp["logic"]
+    kind = comp["kind"]
+    if logic is None:
+        return []
+    if kind == "transformer":
+        (out_schema,) = comp["outputs"].values()
+        (in_schema,) = comp["inputs"].values()
+        out_fields = slice_["schemas"][out_schema]["fields"]
+        in_fields = slice_["schemas"][in_schema]["fields"]
+        carry = tuple(sorted(f for f in out_fields if f in in_fields and f not in logic["set"]))
+        body = [f"out = {{key: msg[key] for key in {pyliteral(list(carry))} if key in msg}}"]
+        body += [f"out[{pyliteral(name)}] = {expr['python']}" for name, expr in sorted(logic["set"].items())]
+        return [Function("transform", "msg: Message", "Message", (*body, "return out"))]
+    if kind == "source":
+        body = ["msg = {'seq': seq, 'ts': ts}"]
+        body += [
+            "return {"
+            + ", ".join(f"{pyliteral(n)}: {e['python']}" for n, e in sorted(logic["set"].items()))
+            + "}"
+        ]
+        return [Function("generate", "seq: int, ts: float", "Message", tuple(body))]
+    if kind == "filter":
+        return [Function("where", "msg: Message", "bool", (f"return bool({logic['where']['python']})",))]
+    if kind == "router":
+        body = []
+        for route in logic["routes"]:
+            body += [f"if {route['when']['python']}:", f"    return {pyliteral(route['to'])}"]
+        body.append(f"return {pyliteral(logic['default'])}")
+        return [Function("route", "msg: Message", "str | None", tuple(body))]
+    if kind == "aggregator":
+        functions = [Function("key", "msg: Message", "Any", (f"return {logic['key']['python']}",))]
+        for name, agg in sorted(logic["aggregate"].items()):
+            if agg["argument"] is not None:
+                functions.append(
+                    Function(f"{name}_value", "msg: Message", "Any", (f"return {agg['argument']['python']}",))
+                )
+        return functions
+    return []
+
+
+def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
+    """Class attributes binding the logic functions (name, Python expression)."""
+    logic = comp["logic"]
+    kind = comp["kind"]
+    if logic is None:
+        return []
+    if kind in ("transformer", "source", "filter", "router"):
+        name = {"transformer": "transform", "source": "generate", "filter": "where", "router": "route"}[kind]
+        return [(name, f"staticmethod({name})")]
+    if kind == "aggregator":
+        aggregates = ", ".join(
+            f"{pyliteral(n)}: ({pyliteral(a['function'])}, {n + '_value' if a['argument'] else 'None'})"
+            for n, a in sorted(logic["aggregate"].items())
+        )
+        return [
+            ("key", "staticmethod(key)"),
+            ("key_field", pyliteral(logic["key_field"])),
+            ("aggregates", "{" + aggregates + "}"),
+        ]
+    return []
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, Any]:
+    comp = slice_["component"]
+    examples = []
+    for i, example in enumerate(comp["examples"]):
+        port = example["port"] or next(iter(sorted(comp["inputs"])), None)
+        to = example["to"] or (next(iter(comp["outputs"])) if len(comp["outputs"]) == 1 else None)
+        outcome = (
+            "rejected"
+            if example["rejected"]
+            else "dropped"
+            if example["dropped"]
+            else ("out" if example["out"] is not None else "accepted")
+        )
+        examples.append(
+            {
+                "id": f"example_{i}",
+                "port": port,
+                "input": example["in"],
+                "out": example["out"],
+                "to": to,
+                "outcome": outcome,
+            }
+        )
+    properties = []
+    webhook = comp["kind"] == "sink" and comp["config"].get("target") == "webhook"
+    if not webhook:
+        for port, schema in sorted(comp["inputs"].items()):
+            properties.append(
+                {"port": port, "strategy": message_strategy(slice_["schemas"][schema]["fields"])}
+            )
+    return {
+        "system": slice_["system"],
+        "component": comp,
+        "class_name": module["class_name"],
+        "examples": pyliteral(examples),
+        "has_examples": bool(examples),
+        "webhook": webhook,
+        "properties": properties,
+    }

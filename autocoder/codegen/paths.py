@@ -1,0 +1,38 @@
+"""Paths of generated files and the templates behind them (light: read while doit loads tasks)."""
+
+from __future__ import annotations
+
+# system-level file (under generated/src, {system} substituted) -> template (None: fixed text)
+RUNTIME_FILES = {
+    "{system}/__init__.py": "runtime/__init__.py.j2",
+    "{system}/__main__.py": "runtime/__main__.py.j2",
+    "{system}/runtime.py": "runtime/runtime.py.j2",
+    "{system}/kinds.py": "runtime/kinds.py.j2",
+    "{system}/app.py": "runtime/app.py.j2",
+    "{system}/components/__init__.py": "runtime/components_init.py.j2",
+    "tests/__init__.py": None,
+    "tests/conftest.py": "runtime/conftest.py.j2",
+    "tests/test_integration.py": "runtime/test_integration.py.j2",
+    "pyproject.toml": "runtime/pyproject.toml.j2",
+}
+
+
+def module_path(system: str, component: str) -> str:
+    return f"{system}/components/{component}.py"
+
+
+def test_path(component: str) -> str:
+    return f"tests/test_{component}.py"
+
+
+def component_templates(kind: str) -> list[str]:
+    """Templates a component of this kind renders (its gen task's file_dep)."""
+    return ["components/base.py.j2", f"components/{kind}.py.j2", "tests/test_component.py.j2"]
+
+
+def runtime_paths(system: str) -> list[str]:
+    return [path.format(system=system) for path in RUNTIME_FILES]
+
+
+def runtime_templates() -> list[str]:
+    return sorted(t for t in RUNTIME_FILES.values() if t)

@@ -1,0 +1,52 @@
+"""Where business logic comes from: the provider interface and its offline implementation.
+
+A provider turns a component's IR into the source of its logic functions. `offline` serves
+declarative logic only and is deterministic; an LLM provider (a later stage) serves free-form
+components. A component that no configured provider can serve is a build error naming the
+component and the ways out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from autocoder.codegen.render import GenerationError
+
+
+class Provider(Protocol):
+    name: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything about the provider that changes generated output (for doit's uptodate)."""
+
+    def can_serve(self, component: dict[str, Any]) -> bool: ...
+
+
+class OfflineProvider:
+    """Deterministic generation from declarative logic; no network, no model."""
+
+    name = "offline"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"provider": self.name}
+
+    def can_serve(self, component: dict[str, Any]) -> bool:
+        return component["logic_source"] in ("declarative", "builtin")
+
+
+def require_served(provider: Provider, component: dict[str, Any]) -> None:
+    if provider.can_serve(component):
+        return
+    name, kind = component["name"], component["kind"]
+    raise GenerationError(
+        f"component '{name}' ({kind}) needs free-form logic, which the '{provider.name}' provider "
+        f"cannot write. Ways out: give it declarative `logic` in architecture.yaml; or configure an "
+        f"LLM provider (not available yet in this version); or commit a frozen completion in the lock "
+        f"file (not available yet in this version)."
+    )
+
+
+def get_provider(name: str = "offline") -> Provider:
+    if name == "offline":
+        return OfflineProvider()
+    raise GenerationError(f"unknown LLM provider '{name}'; available: offline")
