@@ -107,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--check", action="store_true", help="only compare; exit 1 on drift")
     schema.set_defaults(run=cmd_schema)
 
+    graph = sub.add_parser(
+        "graph",
+        help="print the component diagram (Mermaid or DOT)",
+        description="Compile DIR and print its components and bindings as a Mermaid "
+        "flowchart (paste into a README) or a Graphviz DOT graph.",
+    )
+    _dir_arg(graph)
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph.set_defaults(run=cmd_graph)
+
     rules = sub.add_parser("rules", help="list every diagnostic code with its severity and meaning")
     rules.set_defaults(run=cmd_rules)
     return parser
@@ -205,7 +215,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.strict:
         os.environ[STRICT_ENV] = "1"
     os.chdir(args.dir)
-    return int(DoitMain(ModuleTaskLoader(vars(dodo))).run(list(args.doit_args)))
+    return int(DoitMain(ModuleTaskLoader(vars(dodo))).run(list(args.doit_args)) or 0)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -220,6 +230,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
         return EXIT_FAILED if drift else EXIT_OK
     for path in write_schemas(args.out):
         print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from autocoder.graph import dot, mermaid
+
+    if not _require_dir(args.dir):
+        return EXIT_BLUEPRINT
+    result = compile_directory(args.dir)
+    if result.ir is None:
+        print(format_report(result.diagnostics), file=sys.stderr)
+        return EXIT_BLUEPRINT
+    print(mermaid(result.ir) if args.format == "mermaid" else dot(result.ir), end="")
     return EXIT_OK
 
 

@@ -162,8 +162,12 @@ def test_ir_bytes_do_not_depend_on_hash_seed_or_process(tmp_path):
         for name in ("architecture.yaml", "deployment.yaml"):
             (project / name).write_bytes((EXAMPLE / name).read_bytes())
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        run = subprocess.run([sys.executable, "-m", "autocoder.cli", "ir", str(project)], env=env,
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "autocoder.cli", "ir", str(project)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert run.returncode == 0, run.stderr
         files = sorted((project / "generated").rglob("*.json"))
         outputs.append({p.relative_to(project).as_posix(): p.read_bytes() for p in files})

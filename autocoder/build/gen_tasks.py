@@ -43,12 +43,20 @@ def codegen_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _write(directory: Path, files: dict[str, str]) -> int:
+def _write_or_fail(directory: Path, files: dict[str, str], task: str) -> TaskFailed | None:
+    """Write every file atomically; a failed write (full disk, read-only directory) fails the
+    task with the path and the reason, and leaves the previous version of that file intact."""
     from autocoder.fsutil import write_if_changed
 
-    return sum(
-        write_if_changed(directory / SRC / path, text.encode()) for path, text in sorted(files.items())
-    )
+    for path, text in sorted(files.items()):
+        target = directory / SRC / path
+        try:
+            write_if_changed(target, text.encode())
+        except OSError as exc:
+            return TaskFailed(
+                f"{task}: cannot write {target}: {exc.strerror or exc}; fix the cause and rebuild"
+            )
+    return None
 
 
 def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
@@ -61,8 +69,7 @@ def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
         files = generate_component(slice_, get_provider(PROVIDER))
     except GenerationError as exc:
         return TaskFailed(f"gen:{name}: {exc}")
-    _write(directory, files)
-    return None
+    return _write_or_fail(directory, files, f"gen:{name}")
 
 
 def run_gen_runtime(directory: Path) -> TaskFailed | None:
@@ -74,9 +81,10 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
         files = generate_runtime(ir)
     except GenerationError as exc:
         return TaskFailed(f"gen:runtime: {exc}")
-    _write(directory, files)
-    _remove_stale(directory, ir)
-    return None
+    failed = _write_or_fail(directory, files, "gen:runtime")
+    if failed is None:
+        _remove_stale(directory, ir)
+    return failed
 
 
 def _remove_stale(directory: Path, ir: dict[str, Any]) -> None:

@@ -128,7 +128,7 @@ def logic_functions(slice_: dict[str, Any]) -> list[Function]:
 
 
 def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
-    """Class attributes binding the logic functions (name, Python expression)."""
+    """Class attributes binding the logic functions ("name: annotation" or "name", expression)."""
     logic = comp["logic"]
     kind = comp["kind"]
     if logic is None:
@@ -144,7 +144,7 @@ def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
         return [
             ("key", "staticmethod(key)"),
             ("key_field", pyliteral(logic["key_field"])),
-            ("aggregates", "{" + aggregates + "}"),
+            ("aggregates: ClassVar[dict[str, Any]]", "{" + aggregates + "}"),
         ]
     return []
 
