@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 from autocoder import __version__
-from autocoder.compile import ARCHITECTURE, DEPLOYMENT, compile_directory
-from autocoder.diagnostics import format_report, rule_table
+from autocoder.layout import ARCHITECTURE, DEPLOYMENT
+
+# Commands import what they need when they run: `autocoder build` on an up-to-date project
+# must not pay for loading the compiler.
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -144,6 +146,9 @@ def _require_dir(directory: Path) -> bool:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from autocoder.compile import compile_directory
+    from autocoder.diagnostics import format_report
+
     if not _require_dir(args.dir):
         return EXIT_BLUEPRINT
     result = compile_directory(args.dir, strict=args.strict)
@@ -156,6 +161,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ir(args: argparse.Namespace) -> int:
+    from autocoder.compile import compile_directory
+    from autocoder.diagnostics import format_report
     from autocoder.ir.write import write_ir
 
     if not _require_dir(args.dir):
@@ -234,6 +241,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    from autocoder.compile import compile_directory
+    from autocoder.diagnostics import format_report
     from autocoder.graph import dot, mermaid
 
     if not _require_dir(args.dir):
@@ -247,6 +256,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    from autocoder.diagnostics import rule_table
+
     for code, rule in rule_table().items():
         print(f"{code}  {rule['severity']:<7}  {rule['title']}")
     return EXIT_OK

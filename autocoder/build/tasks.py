@@ -8,6 +8,7 @@ they print the diagnostics and return a TaskFailed, so doit shows a message, not
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.resources
@@ -59,12 +60,48 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()
 
 
+OUTLINE_CACHE = f"{GENERATED}/.outline.json"
+
+
 def blueprint_outline(directory: Path) -> tuple[str, list[tuple[str, str]]] | None:
-    """(system name, [(component, kind)]) read quickly for declaring targets; None when the
-    blueprint cannot be read yet (the `check` task then reports exactly what is wrong)."""
+    """(system name, [(component, kind)]) for declaring targets; None when the blueprint cannot
+    be read yet (the `check` task then reports exactly what is wrong).
+
+    Runs on every doit invocation, so it is cached by the blueprint's hash: a no-op build hashes
+    the file instead of parsing it.
+    """
+    try:
+        raw = (directory / ARCHITECTURE).read_bytes()
+    except OSError:
+        return None
+    digest = hashlib.sha256(raw).hexdigest()
+    return _outline(directory, digest, raw)
+
+
+@functools.lru_cache(maxsize=4)
+def _outline(directory: Path, digest: str, raw: bytes) -> tuple[str, list[tuple[str, str]]] | None:
+    cache = directory / OUTLINE_CACHE
+    try:
+        cached = json.loads(cache.read_text())
+        if cached["sha256"] == digest:
+            return cached["system"], [tuple(c) for c in cached["components"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    outline = _parse_outline(raw)
+    if outline is not None:
+        from autocoder.canonical import canonical_json
+        from autocoder.fsutil import write_if_changed
+
+        data = {"sha256": digest, "system": outline[0], "components": outline[1]}
+        with contextlib.suppress(OSError):  # a cache: failing to write it costs only time
+            write_if_changed(cache, canonical_json(data))
+    return outline
+
+
+def _parse_outline(raw: bytes) -> tuple[str, list[tuple[str, str]]] | None:
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load((directory / ARCHITECTURE).read_bytes(), Loader=loader)  # noqa: S506 - safe loader
+        data = yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
         system = data["system"]["name"]
         components = [(c["name"], c["kind"]) for c in data["components"]]
     except Exception:  # noqa: BLE001 - any problem here is reported by `check` with a position

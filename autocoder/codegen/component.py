@@ -47,15 +47,13 @@ def generate_component(slice_: dict[str, Any], provider: Provider) -> dict[str, 
     context = module_context(slice_)
     module = render(f"components/{comp['kind']}.py.j2", **context)
     tests = render("tests/test_component.py.j2", **test_context(slice_, context))
-    return {
-        module_path(system, comp["name"]): format_python(module, f"{comp['name']}.py", system),
-        test_path(comp["name"]): format_python(tests, f"test_{comp['name']}.py", system),
-    }
+    return format_python({module_path(system, comp["name"]): module, test_path(comp["name"]): tests})
 
 
 def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
     comp = slice_["component"]
     models = models_for(slice_["schemas"], comp["schemas"])
+    functions = logic_functions(slice_)
     spec = {key: comp[key] for key in ("capabilities", "budget", "config", "security")}
     if "store" in comp["deployment"]:
         spec["store"] = comp["deployment"]["store"]
@@ -66,10 +64,11 @@ def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
         "base_class": KIND_CLASSES[comp["kind"]],
         "models": models,
         "typing_imports": _typing_imports(models, comp),
+        "kinds_imports": sorted({KIND_CLASSES[comp["kind"]], *(["Message"] if functions else [])}),
         "inputs": sorted(comp["inputs"].items()),
         "outputs": sorted(comp["outputs"].items()),
         "spec": pyliteral(spec),
-        "functions": logic_functions(slice_),
+        "functions": functions,
         "attributes": _attributes(comp),
         "docstring": pyliteral(
             comp["description"] or f"{comp['kind']} {comp['name']} of {slice_['system']}."

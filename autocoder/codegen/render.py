@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -53,31 +55,23 @@ def ruff_binary() -> str:
 LINE_LENGTH = 110  # also written into the generated pyproject.toml's [tool.ruff]
 
 
-def format_python(source: str, filename: str, system: str) -> str:
-    """Sort imports and format with ruff, ignoring any user config: deterministic bytes."""
-    first_party = f"lint.isort.known-first-party = [{pyliteral(system)}]"
-    fix = ["check", "--select", "I", "--fix-only", "--exit-zero", "--config", first_party]
-    return _ruff(["format"], _ruff(fix, source, filename), filename)
-
-
-def _ruff(command: list[str], source: str, filename: str) -> str:
-    run = subprocess.run(  # noqa: S603 - fixed binary, source on stdin
-        [
-            ruff_binary(),
-            *command,
-            "--isolated",
-            "--quiet",
-            "--line-length",
-            str(LINE_LENGTH),
-            "--stdin-filename",
-            filename,
-            "-",
-        ],
-        input=source,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if run.returncode != 0:
-        raise GenerationError(f"{filename}: the generated source does not parse: {run.stderr.strip()}")
-    return run.stdout
+def format_python(files: dict[str, str]) -> dict[str, str]:
+    """ruff format of generated Python files in one run, ignoring any user configuration, so
+    the bytes depend only on the sources. (Templates emit imports already in isort order.)"""
+    with tempfile.TemporaryDirectory(prefix="autocoder-fmt-") as tmp:
+        root = Path(tmp)
+        for index, (_name, source) in enumerate(sorted(files.items())):
+            (root / f"f{index}.py").write_text(source)
+        run = subprocess.run(  # noqa: S603 - fixed binary and arguments
+            [ruff_binary(), "format", "--isolated", "--quiet", "--line-length", str(LINE_LENGTH), str(root)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if run.returncode != 0:
+            names = {f"f{i}.py": name for i, name in enumerate(sorted(files))}
+            detail = run.stderr.strip()
+            for temp, name in names.items():
+                detail = detail.replace(str(root / temp), name)
+            raise GenerationError(f"the generated source does not parse: {detail}")
+        return {name: (root / f"f{i}.py").read_text() for i, name in enumerate(sorted(files))}

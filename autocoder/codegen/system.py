@@ -15,9 +15,9 @@ def generate_runtime(ir: dict[str, Any]) -> dict[str, str]:
     files = {}
     for path, template in RUNTIME_FILES.items():
         target = path.format(system=context["system"])
-        text = render(template, **context) if template else '"""Tests of the generated system."""\n'
-        files[target] = format_python(text, target, context["system"]) if target.endswith(".py") else text
-    return files
+        files[target] = render(template, **context) if template else '"""Tests of the generated system."""\n'
+    python = format_python({k: v for k, v in files.items() if k.endswith(".py")})
+    return {**files, **python}
 
 
 def system_context(ir: dict[str, Any]) -> dict[str, Any]:
