@@ -1,0 +1,93 @@
+"""Benchmark of the incremental build through Stage 2 (issue: offline code generation).
+
+For synthetic blueprints of 10, 100 and 500 components, in fresh temp directories, with the
+real `autocoder build` (doit) as a subprocess:
+- full build from scratch, no-op build, and a one-component change (one transformer's logic):
+  wall time, median of 5, and the tasks each executed;
+- the one-component change must execute only that component's tasks plus the system-level ones.
+
+Usage: python benchmarks/build_bench.py [--sizes 10 100 500] [--repeats 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autocoder.synthetic import write_synthetic
+
+
+def build(project: Path) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project)],
+        capture_output=True,
+        text=True,
+        cwd=project,
+    )
+    elapsed = time.perf_counter() - start
+    if run.returncode != 0:
+        raise SystemExit(f"build failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
+
+
+def measure(n: int, repeats: int) -> dict:
+    full, noop, change = [], [], []
+    tasks: dict[str, list[str]] = {}
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            project = Path(tmp)
+            write_synthetic(project, n)
+            seconds, ran = build(project)
+            full.append(seconds)
+            tasks["full"] = ran
+            seconds, ran = build(project)
+            noop.append(seconds)
+            tasks["noop"] = ran
+            arch = project / "architecture.yaml"
+            arch.write_text(arch.read_text().replace("value * 1 + 0.5", f"value * 1 + 0.{r + 6}"))
+            seconds, ran = build(project)
+            change.append(seconds)
+            tasks["change"] = ran
+    return {
+        "full_build_s_median": round(statistics.median(full), 3),
+        "noop_build_s_median": round(statistics.median(noop), 3),
+        "one_change_build_s_median": round(statistics.median(change), 3),
+        "full_build_tasks": len(tasks["full"]),
+        "noop_build_tasks": len(tasks["noop"]),
+        "one_change_tasks": tasks["change"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "build.json")
+    args = parser.parse_args()
+    results = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "repeats": args.repeats,
+        "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(results, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
