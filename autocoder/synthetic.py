@@ -67,7 +67,7 @@ def synthetic_architecture(components: int, *, name: str = "synthetic") -> dict[
             "Reading": {
                 "fields": {
                     "sensor": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"},
-                    "value": {"type": "number"},
+                    "value": {"type": "number", "minimum": -1000000, "maximum": 1000000},
                 }
             },
             "Scored": {"extends": "Reading", "fields": {"score": {"type": "number"}}},

@@ -45,6 +45,7 @@ RESERVED_NAMES = (
         "msg",
         "app",
         "runtime",
+        "integration",
         "main",
         "config",
         "settings",
@@ -270,6 +271,13 @@ class SinkConfig(Model):
 Ports = dict[PortName, SchemaName]
 
 
+class Suppression(Model):
+    """Waive one validation rule for this component; the reason shows in every report."""
+
+    rule: Annotated[str, StringConstraints(pattern=r"^([A-Z]{1,4}[0-9]{1,4}|format)$")]
+    reason: Annotated[str, StringConstraints(min_length=10, max_length=500)]
+
+
 class ComponentBase(Model):
     name: Ident
     description: Text | None = None
@@ -279,6 +287,7 @@ class ComponentBase(Model):
     capabilities: Capabilities = Field(default_factory=Capabilities)
     budget: Budget = Field(default_factory=Budget)
     examples: Annotated[list[Example], Field(max_length=200)] = Field(default_factory=list)
+    suppressions: Annotated[list[Suppression], Field(max_length=50)] = Field(default_factory=list)
 
 
 class SourceComponent(ComponentBase):

@@ -5,14 +5,28 @@ module directly, so a project works with or without its own dodo.py.
 """
 
 from autocoder.build.gen_tasks import task_gen
+from autocoder.build.reporter import AutocoderReporter
 from autocoder.build.tasks import task_check, task_ir
+from autocoder.build.validate_tasks import task_bench, task_lint, task_policy, task_report, task_test
 
 DOIT_CONFIG = {
     # sqlite3: atomic and fast; doit's default dbm may fall back to the slow dbm.dumb.
     "backend": "sqlite3",
     "dep_file": ".doit.db",
-    "default_tasks": ["check", "ir", "gen"],
+    "default_tasks": ["check", "ir", "gen", "lint", "test", "bench", "policy", "report"],
     "verbosity": 1,
+    # the console reporter plus a summary table; `--reporter json` etc. still work
+    "reporter": AutocoderReporter,
 }
 
-__all__ = ["DOIT_CONFIG", "task_check", "task_gen", "task_ir"]
+__all__ = [
+    "DOIT_CONFIG",
+    "task_bench",
+    "task_check",
+    "task_gen",
+    "task_ir",
+    "task_lint",
+    "task_policy",
+    "task_report",
+    "task_test",
+]

@@ -179,7 +179,7 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
     if not webhook:
         for port, schema in sorted(comp["inputs"].items()):
             properties.append(
-                {"port": port, "strategy": message_strategy(slice_["schemas"][schema]["fields"])}
+                {"port": port, "strategy": message_strategy(slice_["schemas"][schema]["fields"]).source()}
             )
     return {
         "system": slice_["system"],

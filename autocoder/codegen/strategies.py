@@ -1,8 +1,14 @@
-"""Hypothesis strategies (as Python source) that generate valid messages of a resolved schema."""
+"""Hypothesis strategies that generate valid messages of a resolved schema.
+
+A strategy is first built as a small tree (`Strategy`), which renders to Python source for the
+generated property tests and builds real hypothesis strategies for the benchmarks: one
+description of "a valid message", two uses, and no eval anywhere.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from autocoder.codegen.literals import pyliteral
@@ -10,55 +16,103 @@ from autocoder.codegen.literals import pyliteral
 MAX_ITEMS = 4
 
 
-def message_strategy(fields: dict[str, Any]) -> str:
-    """`st.fixed_dictionaries(...)` source for a message with these resolved fields."""
-    required = {n: s for n, s in sorted(fields.items()) if s.get("required", True) and "default" not in s}
-    optional = {n: s for n, s in sorted(fields.items()) if n not in required}
-    parts = ["{" + ", ".join(f"{pyliteral(n)}: {field_strategy(s)}" for n, s in required.items()) + "}"]
-    if optional:
-        parts.append(
-            "optional={"
-            + ", ".join(f"{pyliteral(n)}: {field_strategy(s)}" for n, s in optional.items())
-            + "}"
-        )
-    return f"st.fixed_dictionaries({', '.join(parts)})"
+@dataclass(frozen=True)
+class Strategy:
+    """`st.<function>(*args, **kwargs)`; `length` adds a `.filter` on len() for strings."""
+
+    function: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    length: tuple[int, int | None] | None = None
+
+    def source(self) -> str:
+        parts = [_source(a) for a in self.args] + [f"{k}={_source(v)}" for k, v in self.kwargs]
+        text = f"st.{self.function}({', '.join(parts)})"
+        if self.length is not None:
+            low, high = self.length
+            text += f".filter(lambda s: {low} <= len(s)" + (f" <= {high})" if high is not None else ")")
+        return text
+
+    def build(self) -> Any:
+        from hypothesis import strategies as st
+
+        args = [_build(a) for a in self.args]
+        built = getattr(st, self.function)(*args, **{k: _build(v) for k, v in self.kwargs})
+        if self.length is not None:
+            low, high = self.length
+            built = built.filter(lambda s: low <= len(s) and (high is None or len(s) <= high))
+        return built
 
 
-def field_strategy(spec: dict[str, Any]) -> str:
+def _source(value: Any) -> str:
+    if isinstance(value, Strategy):
+        return value.source()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{pyliteral(k)}: {_source(v)}" for k, v in value.items()) + "}"
+    return pyliteral(value)
+
+
+def _build(value: Any) -> Any:
+    if isinstance(value, Strategy):
+        return value.build()
+    if isinstance(value, dict):
+        return {k: _build(v) for k, v in value.items()}
+    return value
+
+
+def message_strategy(fields: dict[str, Any]) -> Strategy:
+    """Valid messages with these resolved fields (optional ones sometimes left out)."""
+    required = {
+        n: field_strategy(s)
+        for n, s in sorted(fields.items())
+        if s.get("required", True) and "default" not in s
+    }
+    optional = {n: field_strategy(s) for n, s in sorted(fields.items()) if n not in required}
+    kwargs = (("optional", optional),) if optional else ()
+    return Strategy("fixed_dictionaries", (required,), kwargs)
+
+
+def field_strategy(spec: dict[str, Any]) -> Strategy:
     kind = spec["type"]
     if "enum" in spec:
-        return f"st.sampled_from({pyliteral(spec['enum'])})"
+        return Strategy("sampled_from", (list(spec["enum"]),))
     if kind == "string":
         return _string(spec)
     if kind == "integer":
         low = math.ceil(spec["minimum"]) if "minimum" in spec else None
         high = math.floor(spec["maximum"]) if "maximum" in spec else None
-        return f"st.integers(min_value={low!r}, max_value={high!r})"
+        return Strategy("integers", (), (("min_value", low), ("max_value", high)))
     if kind == "number":
-        low, high = spec.get("minimum"), spec.get("maximum")
-        return (
-            f"st.floats(min_value={pyliteral(low)}, max_value={pyliteral(high)}, "
-            "allow_nan=False, allow_infinity=False)"
+        return Strategy(
+            "floats",
+            (),
+            (
+                ("min_value", spec.get("minimum")),
+                ("max_value", spec.get("maximum")),
+                ("allow_nan", False),
+                ("allow_infinity", False),
+            ),
         )
     if kind == "boolean":
-        return "st.booleans()"
+        return Strategy("booleans")
     if kind == "array":
-        item = field_strategy(spec["items"]) if spec.get("items") else "st.integers()"
+        item = field_strategy(spec["items"]) if spec.get("items") else Strategy("integers")
         low = spec.get("min_length", 0)
         high = max(low, min(spec.get("max_length", MAX_ITEMS), MAX_ITEMS))
-        return f"st.lists({item}, min_size={low}, max_size={high})"
+        return Strategy("lists", (item,), (("min_size", low), ("max_size", high)))
     if spec.get("fields") is not None:
         return message_strategy(spec["fields"])
-    return "st.dictionaries(st.text(max_size=8), st.integers(), max_size=3)"
+    return Strategy(
+        "dictionaries", (Strategy("text", (), (("max_size", 8),)), Strategy("integers")), (("max_size", 3),)
+    )
 
 
-def _string(spec: dict[str, Any]) -> str:
+def _string(spec: dict[str, Any]) -> Strategy:
     low = spec.get("min_length", 0)
     high = spec.get("max_length")
     if "pattern" in spec:
-        base = f"st.from_regex({pyliteral(spec['pattern'])}, fullmatch=True)"
-        if "min_length" in spec or "max_length" in spec:
-            bound = f"{low} <= len(s)" + (f" <= {high}" if high is not None else "")
-            base += f".filter(lambda s: {bound})"
-        return base
-    return f"st.text(min_size={low}, max_size={high if high is not None else 20})"
+        bounded = "min_length" in spec or "max_length" in spec
+        return Strategy(
+            "from_regex", (spec["pattern"],), (("fullmatch", True),), (low, high) if bounded else None
+        )
+    return Strategy("text", (), (("min_size", low), ("max_size", high if high is not None else 20)))

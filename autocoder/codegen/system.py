@@ -66,7 +66,7 @@ def system_context(ir: dict[str, Any]) -> dict[str, Any]:
                     "method": route["method"],
                     "path": route["path"],
                     "auth": auth,
-                    "strategy": message_strategy(schema["fields"]),
+                    "strategy": message_strategy(schema["fields"]).source(),
                 }
             )
     stores = [

@@ -82,6 +82,7 @@ class ComponentIR(IRModel):
     logic: dict[str, Any] | None = Field(description="compiled declarative logic, or null")
     logic_source: Literal["declarative", "builtin", "llm"]
     examples: list[dict[str, Any]]
+    suppressions: list[dict[str, str]] = Field(description="validation rules waived, each with a reason")
     upstream: list[Upstream]
     downstream: list[Downstream]
     deployment: dict[str, Any] = Field(description="replicas and resources for this component")

@@ -1,0 +1,309 @@
+"""doit tasks of the validation stage (Stage 3), strict by default.
+
+Per component, after gen:<component>: lint:<component> (ruff, bandit, AST policy),
+test:<component> (its example and property tests), bench:<component> (per-message p95 against
+its budget). System level: test:integration, policy, report. Each task writes its result
+file even when it fails, and fails with the component, the tier and the first findings.
+Tools run in this process (bandit, pytest, the benchmarks) or as a native binary (ruff), so a
+component costs no Python start-up per tool.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+import autocoder
+from autocoder.build.gen_tasks import SRC
+from autocoder.build.tasks import blueprint_outline, project_dir
+from autocoder.codegen.paths import module_path, runtime_paths, test_path
+from autocoder.layout import GENERATED
+
+REPORTS = f"{GENERATED}/reports"
+SHOWN = 10  # findings quoted in a failure message
+
+
+@functools.cache
+def validate_fingerprint() -> str:
+    digest = hashlib.sha256(autocoder.__version__.encode())
+    for path in sorted((Path(autocoder.__file__).parent / "validate").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _rules(name: str) -> str:
+    import importlib.resources
+
+    return str(importlib.resources.files("autocoder.rules").joinpath(name))
+
+
+def _load(directory: Path, relative: str) -> Any:
+    return json.loads((directory / relative).read_text())
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from autocoder.canonical import canonical_json
+    from autocoder.fsutil import write_if_changed
+
+    write_if_changed(path, canonical_json(data))
+
+
+def _failure(task: str, what: str, lines: list[str]) -> TaskFailed:
+    shown = lines[:SHOWN]
+    more = f"\n  ... and {len(lines) - SHOWN} more (see {REPORTS}/)" if len(lines) > SHOWN else ""
+    return TaskFailed(f"{task} failed: {what}\n  " + "\n  ".join(shown) + more)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def run_lint(directory: Path, name: str) -> TaskFailed | None:
+    from autocoder.validate.findings import active, apply_suppressions
+    from autocoder.validate.lint import lint_files
+    from autocoder.validate.sarif import sarif_log
+
+    slice_ = _load(directory, f"{GENERATED}/ir/{name}.json")
+    src = directory / SRC
+    findings = lint_files(
+        src, module_path(slice_["system"], name), test_path(name), slice_["security_policy"]
+    )
+    findings = apply_suppressions(findings, slice_["component"]["suppressions"])
+    failing = [f for f in active(findings) if f.severity == "error"]
+    reports = directory / REPORTS
+    _write_json(reports / "sarif" / f"{name}.sarif", sarif_log(findings))
+    _write_json(
+        reports / "lint" / f"{name}.json",
+        {
+            "component": name,
+            "tier": "lint",
+            "ok": not failing,
+            "failing": len(failing),
+            "suppressed": sum(1 for f in findings if f.suppressed_by),
+            "findings": [f.to_json() for f in findings],
+        },
+    )
+    if failing:
+        return _failure(f"lint:{name}", f"{len(failing)} finding(s)", [f.format() for f in failing])
+    return None
+
+
+def run_test(directory: Path, name: str, test_file: str) -> TaskFailed | None:
+    from autocoder.validate.testing import run_pytest
+
+    reports = directory / REPORTS
+    with tempfile.TemporaryDirectory(prefix=f"autocoder-test-{name}-") as data_dir:
+        result = run_pytest(directory / SRC, test_file, reports / "junit" / f"{name}.xml", Path(data_dir))
+    _write_json(
+        reports / "test" / f"{name}.json",
+        {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
+    )
+    if not result.ok:
+        lines = [f"{f['test']}: {f['message']}" for f in result.failed]
+        if not lines:
+            lines = (result.output.strip().splitlines() or ["pytest collected no test"])[-SHOWN:]
+        return _failure(
+            f"test:{name}",
+            f"{result.failures + result.errors} of {result.tests} test(s) failed ({test_file})",
+            lines,
+        )
+    return None
+
+
+def run_bench(directory: Path, name: str) -> TaskFailed | None:
+    from autocoder.validate.bench import bench_component
+
+    slice_ = _load(directory, f"{GENERATED}/ir/{name}.json")
+    with tempfile.TemporaryDirectory(prefix=f"autocoder-bench-{name}-") as data_dir:
+        result = bench_component(directory / SRC, slice_, Path(data_dir))
+    _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
+    if not result["ok"]:
+        return _failure(
+            f"bench:{name}",
+            "over its performance budget",
+            [
+                f"p95 {result['p95_ms']} ms > budget {result['budget_p95_ms']} ms "
+                f"+ {result['tolerance']:.0%} tolerance ({result['limit_ms']} ms); "
+                f"p50 {result['p50_ms']} ms over {result['iterations']} messages"
+            ],
+        )
+    return None
+
+
+def run_policy(directory: Path, code_files: list[str]) -> TaskFailed | None:
+    from autocoder.validate.architecture import verify
+    from autocoder.validate.sarif import sarif_log
+
+    ir = _load(directory, f"{GENERATED}/ir.v1.json")
+    findings = verify(ir, directory / SRC, code_files)
+    _write_json(directory / REPORTS / "sarif" / "policy.sarif", sarif_log(findings))
+    _write_json(
+        directory / REPORTS / "policy.json",
+        {"tier": "policy", "ok": not findings, "findings": [f.to_json() for f in findings]},
+    )
+    if findings:
+        return _failure(
+            "policy", f"{len(findings)} architecture policy violation(s)", [f.format() for f in findings]
+        )
+    return None
+
+
+def run_report(directory: Path) -> None:
+    from autocoder.validate.bench import budget_rules
+    from autocoder.validate.report import alert_thresholds, read_results, summary
+    from autocoder.validate.sarif import merge
+
+    reports = directory / REPORTS
+    ir = _load(directory, f"{GENERATED}/ir.v1.json")
+    names = {c["name"] for c in ir["components"]}
+    results = {k: v for k, v in read_results(reports).items() if k in names}
+    policy = json.loads((reports / "policy.json").read_text()) if (reports / "policy.json").exists() else None
+    integration_file = reports / "test" / "integration.json"
+    integration = json.loads(integration_file.read_text()) if integration_file.exists() else None
+    results.pop("integration", None)
+    _write_json(reports / "summary.json", summary(results, policy, integration))
+    logs = [
+        json.loads(p.read_text())
+        for p in sorted((reports / "sarif").glob("*.sarif"))
+        if p.stem in names or p.stem == "policy"
+    ]
+    _write_json(reports / "autocoder.sarif", merge(logs))
+    _write_json(reports / "alert-thresholds.json", alert_thresholds(ir, float(budget_rules()["tolerance"])))
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def _component_tasks() -> tuple[Path, str, list[tuple[str, str]]] | None:
+    directory = project_dir()
+    outline = blueprint_outline(directory)
+    if outline is None:
+        return None
+    return directory, outline[0], outline[1]
+
+
+def task_lint() -> Any:
+    """ruff check and format, bandit and the AST policy on each component's generated files."""
+    found = _component_tasks()
+    if found is None:
+        return
+    directory, system, components = found
+    for name, _ in components:
+        yield {
+            "name": name,
+            "actions": [(run_lint, [directory, name])],
+            "file_dep": [
+                f"{SRC}/{module_path(system, name)}",
+                f"{SRC}/{test_path(name)}",
+                f"{SRC}/pyproject.toml",
+                f"{GENERATED}/ir/{name}.json",
+                _rules("policy.yaml"),
+            ],
+            "targets": [f"{REPORTS}/lint/{name}.json", f"{REPORTS}/sarif/{name}.sarif"],
+            "uptodate": [config_changed({"validate": validate_fingerprint()})],
+            "clean": True,
+        }
+
+
+def task_test() -> Any:
+    """Each component's example and property tests; the system's integration test."""
+    found = _component_tasks()
+    if found is None:
+        return
+    directory, system, components = found
+    runtime = [
+        f"{SRC}/{p}" for p in runtime_paths(system) if p.endswith(".py") and "test_integration" not in p
+    ]
+    for name, _ in components:
+        yield {
+            "name": name,
+            "actions": [(run_test, [directory, name, test_path(name)])],
+            "file_dep": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *runtime],
+            "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
+            "uptodate": [config_changed({"validate": validate_fingerprint()})],
+            "clean": True,
+        }
+    yield {
+        "name": "integration",
+        "doc": "start the generated system on 127.0.0.1 and call it over HTTP",
+        "actions": [(run_test, [directory, "integration", "tests/test_integration.py"])],
+        "file_dep": [
+            *runtime,
+            f"{SRC}/tests/test_integration.py",
+            *(f"{SRC}/{module_path(system, n)}" for n, _ in components),
+        ],
+        "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
+        "uptodate": [config_changed({"validate": validate_fingerprint()})],
+        "clean": True,
+    }
+
+
+def task_bench() -> Any:
+    """Per-message p50/p95 of each component's kernel path against its budget."""
+    found = _component_tasks()
+    if found is None:
+        return
+    directory, system, components = found
+    runtime = [f"{SRC}/{system}/runtime.py", f"{SRC}/{system}/kinds.py"]
+    for name, _ in components:
+        yield {
+            "name": name,
+            "actions": [(run_bench, [directory, name])],
+            "file_dep": [
+                f"{SRC}/{module_path(system, name)}",
+                f"{GENERATED}/ir/{name}.json",
+                *runtime,
+                _rules("budgets.yaml"),
+            ],
+            "targets": [f"{REPORTS}/bench/{name}.json"],
+            "uptodate": [config_changed({"validate": validate_fingerprint()})],
+            "clean": True,
+        }
+
+
+def task_policy() -> Any:
+    """Architecture policy: resources, kernel capabilities, auth on ingress, forbidden imports."""
+    found = _component_tasks()
+    if found is None:
+        return None
+    directory, system, components = found
+    code = [p for p in runtime_paths(system) if p.startswith(f"{system}/") and p.endswith(".py")]
+    code += [module_path(system, n) for n, _ in components]
+    return {
+        "actions": [(run_policy, [directory, code])],
+        "file_dep": [f"{GENERATED}/ir.v1.json", _rules("policy.yaml"), *(f"{SRC}/{p}" for p in code)],
+        "targets": [f"{REPORTS}/policy.json", f"{REPORTS}/sarif/policy.sarif"],
+        "uptodate": [config_changed({"validate": validate_fingerprint()})],
+        "clean": True,
+    }
+
+
+def task_report() -> Any:
+    """summary.json, the merged SARIF and the alert thresholds, from every tier's results."""
+    found = _component_tasks()
+    if found is None:
+        return None
+    directory, _, components = found
+    results = [f"{REPORTS}/{tier}/{n}.json" for n, _ in components for tier in ("lint", "test", "bench")]
+    return {
+        "actions": [(run_report, [directory])],
+        "file_dep": [
+            *results,
+            f"{REPORTS}/policy.json",
+            f"{REPORTS}/test/integration.json",
+            f"{GENERATED}/ir.v1.json",
+        ],
+        "targets": [
+            f"{REPORTS}/summary.json",
+            f"{REPORTS}/autocoder.sarif",
+            f"{REPORTS}/alert-thresholds.json",
+        ],
+        "uptodate": [config_changed({"validate": validate_fingerprint()})],
+        "clean": True,
+    }

@@ -1,0 +1,155 @@
+"""The bench tier: a micro-benchmark of one component's per-message path, kernel included.
+
+It imports the generated component in this process and times, message by message, what the
+runtime does for each: rate-limit token, input validation, logic (with retry, breaker and
+timeout wrappers), output validation, metrics and emission (to no downstream, so only this
+component is measured). p50 and p95 are compared with the component's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import importlib.resources
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autocoder.codegen.strategies import message_strategy
+
+WARMUP = 200
+ITERATIONS = 2000
+
+
+@functools.cache
+def budget_rules() -> dict[str, Any]:
+    return yaml.safe_load(importlib.resources.files("autocoder.rules").joinpath("budgets.yaml").read_text())
+
+
+def sample_messages(slice_: dict[str, Any], port: str, schema: str) -> list[dict[str, Any]]:
+    """Inputs to time: the component's accepted examples, else the simplest valid message."""
+    from hypothesis import find, settings
+
+    examples = [
+        e["in"] for e in slice_["component"]["examples"] if not e["rejected"] and (e["port"] or port) == port
+    ]
+    if examples:
+        return examples
+    strategy = message_strategy(slice_["schemas"][schema]["fields"]).build()
+    return [find(strategy, lambda _: True, settings=settings(database=None, max_examples=200))]
+
+
+def bench_component(
+    src: Path, slice_: dict[str, Any], data_dir: Path, iterations: int = ITERATIONS
+) -> dict[str, Any]:
+    """Per-message latencies of the component; returns p50/p95 (ms) and the verdict."""
+    system_name = slice_["system"]
+    comp = slice_["component"]
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    os.environ["DATA_DIR"] = str(data_dir)
+    module = importlib.import_module(f"{system_name}.components.{comp['name']}")
+    runtime = importlib.import_module(f"{system_name}.runtime")
+    kinds = importlib.import_module(f"{system_name}.kinds")
+    latencies = asyncio.run(_measure(module.COMPONENT, runtime, kinds, slice_, data_dir, iterations))
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    budget = float(comp["budget"]["p95_ms"])
+    tolerance = float(budget_rules()["tolerance"])
+    return {
+        "component": comp["name"],
+        "kind": comp["kind"],
+        "iterations": len(latencies),
+        "p50_ms": round(p50, 4),
+        "p95_ms": round(p95, 4),
+        "budget_p95_ms": budget,
+        "tolerance": tolerance,
+        "limit_ms": round(budget * (1 + tolerance), 4),
+        "ok": p95 <= budget * (1 + tolerance),
+    }
+
+
+async def _measure(
+    cls: Any, runtime: Any, kinds: Any, slice_: dict[str, Any], data_dir: Path, iterations: int
+) -> list[float]:
+    comp = slice_["component"]
+    system = runtime.System(slice_["system"])
+    component = cls(comp["name"], system)
+    component.bucket = runtime.TokenBucket(10**9, 10**9)  # the kernel's cost, never its throttling
+    await _prepare(component, comp, kinds, data_dir)
+    step = _step(component, comp, slice_, runtime)
+    try:
+        for _ in range(WARMUP):
+            await step()
+        latencies = []
+        for _ in range(iterations):
+            start = time.perf_counter_ns()
+            await step()
+            latencies.append((time.perf_counter_ns() - start) / 1e6)
+        return latencies
+    finally:
+        await _cleanup(component)
+
+
+async def _prepare(component: Any, comp: dict[str, Any], kinds: Any, data_dir: Path) -> None:
+    if comp["kind"] == "store":
+        component.records = kinds.SqliteRecords(data_dir / f"bench-{comp['name']}.sqlite3")
+    if comp["kind"] == "sink" and comp["config"].get("target") == "webhook":
+        import httpx
+
+        # the component's own path, not the network: the webhook answers 200 in process
+        component.client = httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda request: httpx.Response(200))
+        )
+
+
+async def _cleanup(component: Any) -> None:
+    records = getattr(component, "records", None)
+    if records is not None:
+        records.close()
+    client = getattr(component, "client", None)
+    if client is not None:
+        await client.aclose()
+
+
+def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], runtime: Any) -> Any:
+    """One message through the kernel path of this kind of component."""
+    cycle: list[Any] = []
+    if comp["inputs"]:
+        port, schema = sorted(comp["inputs"].items())[0]
+        messages = sample_messages(slice_, port, schema)
+
+        async def step() -> None:
+            if not cycle:
+                cycle.extend(messages)
+            component.bucket.try_acquire()
+            await component.handle(port, runtime.Envelope(dict(cycle.pop())))
+
+        return step
+    port, schema = sorted(comp["outputs"].items())[0]
+    if comp["kind"] == "source":
+        seq = iter(range(1, 10**9))
+
+        async def step() -> None:
+            component.bucket.try_acquire()
+            message = type(component).generate(next(seq), time.time())
+            await component.emit(port, runtime.validate(component.outputs[port], message), "bench")
+
+        return step
+    messages = sample_messages(slice_, port, schema)
+
+    async def step() -> None:  # an api_endpoint: validate the body, offer it downstream
+        if not cycle:
+            cycle.extend(messages)
+        component.bucket.try_acquire()
+        message = runtime.validate(component.outputs[port], dict(cycle.pop()))
+        await component.system.offer(component, port, message, "bench", 0.0)
+
+    return step

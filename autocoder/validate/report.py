@@ -1,0 +1,99 @@
+"""Reports of the validation stage: per-tier result files, the summary and the merged SARIF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TIERS = ("lint", "test", "bench")
+
+
+def result_path(reports: Path, tier: str, component: str) -> Path:
+    return reports / tier / f"{component}.json"
+
+
+def read_results(reports: Path) -> dict[str, dict[str, Any]]:
+    """component -> tier -> result, from whatever result files exist (some may be stale)."""
+    table: dict[str, dict[str, Any]] = {}
+    for tier in TIERS:
+        for path in sorted((reports / tier).glob("*.json")):
+            try:
+                table.setdefault(path.stem, {})[tier] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+    return table
+
+
+def cell(tier: str, result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "-"
+    verdict = "pass" if result["ok"] else "FAIL"
+    if tier == "lint":
+        extra = f"{result['failing']} finding(s)"
+        if result["suppressed"]:
+            extra += f", {result['suppressed']} suppressed"
+    elif tier == "test":
+        extra = f"{result['tests'] - result['failures'] - result['errors']}/{result['tests']} tests"
+    else:
+        extra = f"p95 {result['p95_ms']:.3f}/{result['budget_p95_ms']:g} ms"
+    return f"{verdict} ({extra})"
+
+
+def summary_table(results: dict[str, dict[str, Any]], policy: dict[str, Any] | None = None) -> str:
+    """component x tier -> pass/fail with findings, test counts and p95 vs budget."""
+    if not results and policy is None:
+        return ""
+    rows = [["component", *TIERS]] + [
+        [name, *(cell(t, results[name].get(t)) for t in TIERS)] for name in sorted(results)
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if policy is not None:
+        lines.append(f"policy: {'pass' if policy['ok'] else 'FAIL'} ({len(policy['findings'])} finding(s))")
+    suppressed = [
+        f"  {name} {f['rule']} suppressed: {f['suppressed_by']}"
+        for name in sorted(results)
+        for f in (results[name].get("lint") or {}).get("findings", [])
+        if f.get("suppressed_by")
+    ]
+    if suppressed:
+        lines.append("suppressions:")
+        lines.extend(sorted(set(suppressed)))
+    return "\n".join(lines)
+
+
+def summary(
+    results: dict[str, dict[str, Any]], policy: dict[str, Any] | None, integration: dict[str, Any] | None
+) -> dict[str, Any]:
+    failing = sorted(
+        f"{tier}:{name}" for name, tiers in results.items() for tier, r in tiers.items() if not r["ok"]
+    )
+    if policy is not None and not policy["ok"]:
+        failing.append("policy")
+    if integration is not None and not integration["ok"]:
+        failing.append("test:integration")
+    return {
+        "ok": not failing,
+        "failing": failing,
+        "components": {name: results[name] for name in sorted(results)},
+        "policy": policy,
+        "integration": integration,
+    }
+
+
+def alert_thresholds(ir: dict[str, Any], tolerance: float) -> dict[str, Any]:
+    """Each component's p95 budget as a Prometheus alert threshold, for the deployment stage."""
+    return {
+        "metric": "processing_seconds",
+        "quantile": 0.95,
+        "tolerance": tolerance,
+        "components": {
+            c["name"]: {
+                "budget_p95_seconds": round(c["budget"]["p95_ms"] / 1000.0, 6),
+                "alert_above_seconds": round(c["budget"]["p95_ms"] * (1 + tolerance) / 1000.0, 6),
+            }
+            for c in sorted(ir["components"], key=lambda c: c["name"])
+        },
+    }
