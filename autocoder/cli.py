@@ -221,8 +221,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         return EXIT_BLUEPRINT
     if args.strict:
         os.environ[STRICT_ENV] = "1"
+    from autocoder.build.reporter import AutocoderReporter
+
     os.chdir(args.dir)
-    return int(DoitMain(ModuleTaskLoader(vars(dodo))).run(list(args.doit_args)) or 0)
+    code = int(DoitMain(ModuleTaskLoader(vars(dodo))).run(list(args.doit_args)) or 0)
+    if code == 2 and AutocoderReporter.failures_only:
+        return EXIT_FAILED  # tasks skipped after a failed tier: still "a tier failed"
+    return code
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -15,7 +15,11 @@ def doit(project: Path, *args: str, env: dict | None = None) -> subprocess.Compl
     """doit in the project; without arguments, the stages up to code generation (the
     validation tiers have their own tests)."""
     return subprocess.run(
-        [sys.executable, "-m", "doit", *(args or ("gen",))], cwd=project, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "doit", *(args or ("gen",))],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
     )
 
 

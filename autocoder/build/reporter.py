@@ -16,6 +16,22 @@ from autocoder.layout import GENERATED
 class AutocoderReporter(ConsoleReporter):
     desc = "console output, then the validation summary table"
 
+    # Outcome of the last run, for `autocoder build`'s exit code: doit says 2 when, under
+    # --continue, tasks were skipped because a dependency failed; that is still "a tier
+    # failed" (exit 1), unlike a real error in a task (exit 2).
+    failures_only = True
+
+    def __init__(self, outstream, options):  # noqa: ANN001 - doit's reporter signature
+        super().__init__(outstream, options)
+        AutocoderReporter.failures_only = True
+
+    def add_failure(self, task, fail):  # noqa: ANN001
+        from doit.exceptions import TaskFailed, UnmetDependency
+
+        if not isinstance(fail, TaskFailed | UnmetDependency):
+            AutocoderReporter.failures_only = False
+        super().add_failure(task, fail)
+
     def complete_run(self) -> None:
         super().complete_run()
         from autocoder.validate.report import read_results, summary_table
