@@ -28,6 +28,7 @@ from autocoder.layout import GENERATED
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message
+SAMPLES = f"{GENERATED}/.cache/samples"  # benchmark inputs by schema hash (derived, safe to delete)
 
 
 @functools.cache
@@ -121,7 +122,7 @@ def run_bench(directory: Path, name: str) -> TaskFailed | None:
 
     slice_ = _load(directory, f"{GENERATED}/ir/{name}.json")
     with tempfile.TemporaryDirectory(prefix=f"autocoder-bench-{name}-") as data_dir:
-        result = bench_component(directory / SRC, slice_, Path(data_dir))
+        result = bench_component(directory / SRC, slice_, Path(data_dir), directory / SAMPLES)
     _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
     if not result["ok"]:
         return _failure(

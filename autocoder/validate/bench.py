@@ -12,6 +12,7 @@ import asyncio
 import functools
 import importlib
 import importlib.resources
+import json
 import os
 import statistics
 import sys
@@ -21,7 +22,9 @@ from typing import Any
 
 import yaml
 
+from autocoder.canonical import canonical_json, content_hash
 from autocoder.codegen.strategies import message_strategy
+from autocoder.fsutil import write_if_changed
 
 WARMUP = 200
 ITERATIONS = 2000
@@ -32,21 +35,35 @@ def budget_rules() -> dict[str, Any]:
     return yaml.safe_load(importlib.resources.files("autocoder.rules").joinpath("budgets.yaml").read_text())
 
 
-def sample_messages(slice_: dict[str, Any], port: str, schema: str) -> list[dict[str, Any]]:
-    """Inputs to time: the component's accepted examples, else the simplest valid message."""
-    from hypothesis import find, settings
-
+def sample_messages(slice_: dict[str, Any], port: str, schema: str, cache: Path) -> list[dict[str, Any]]:
+    """Inputs to time: the component's accepted examples, else the simplest valid message of
+    its schema (found by hypothesis once per schema content, then cached on disk)."""
     examples = [
         e["in"] for e in slice_["component"]["examples"] if not e["rejected"] and (e["port"] or port) == port
     ]
     if examples:
         return examples
-    strategy = message_strategy(slice_["schemas"][schema]["fields"]).build()
-    return [find(strategy, lambda _: True, settings=settings(database=None, max_examples=200))]
+    fields = slice_["schemas"][schema]["fields"]
+    path = cache / f"{content_hash(fields)}.json"
+    try:
+        return [json.loads(path.read_text())]
+    except (OSError, ValueError):
+        pass
+    message = _simplest(json.dumps(fields, sort_keys=True))
+    write_if_changed(path, canonical_json(message))
+    return [message]
+
+
+@functools.lru_cache(maxsize=256)
+def _simplest(fields_json: str) -> dict[str, Any]:
+    from hypothesis import find, settings
+
+    strategy = message_strategy(json.loads(fields_json)).build()
+    return find(strategy, lambda _: True, settings=settings(database=None, max_examples=200))
 
 
 def bench_component(
-    src: Path, slice_: dict[str, Any], data_dir: Path, iterations: int = ITERATIONS
+    src: Path, slice_: dict[str, Any], data_dir: Path, cache: Path, iterations: int = ITERATIONS
 ) -> dict[str, Any]:
     """Per-message latencies of the component; returns p50/p95 (ms) and the verdict."""
     system_name = slice_["system"]
@@ -57,7 +74,7 @@ def bench_component(
     module = importlib.import_module(f"{system_name}.components.{comp['name']}")
     runtime = importlib.import_module(f"{system_name}.runtime")
     kinds = importlib.import_module(f"{system_name}.kinds")
-    latencies = asyncio.run(_measure(module.COMPONENT, runtime, kinds, slice_, data_dir, iterations))
+    latencies = asyncio.run(_measure(module.COMPONENT, runtime, kinds, slice_, data_dir, cache, iterations))
     ordered = sorted(latencies)
     p50 = statistics.median(ordered)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
@@ -77,14 +94,14 @@ def bench_component(
 
 
 async def _measure(
-    cls: Any, runtime: Any, kinds: Any, slice_: dict[str, Any], data_dir: Path, iterations: int
+    cls: Any, runtime: Any, kinds: Any, slice_: dict[str, Any], data_dir: Path, cache: Path, iterations: int
 ) -> list[float]:
     comp = slice_["component"]
     system = runtime.System(slice_["system"])
     component = cls(comp["name"], system)
     component.bucket = runtime.TokenBucket(10**9, 10**9)  # the kernel's cost, never its throttling
     await _prepare(component, comp, kinds, data_dir)
-    step = _step(component, comp, slice_, runtime)
+    step = _step(component, comp, slice_, runtime, cache)
     try:
         for _ in range(WARMUP):
             await step()
@@ -119,12 +136,12 @@ async def _cleanup(component: Any) -> None:
         await client.aclose()
 
 
-def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], runtime: Any) -> Any:
+def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], runtime: Any, cache: Path) -> Any:
     """One message through the kernel path of this kind of component."""
     cycle: list[Any] = []
     if comp["inputs"]:
         port, schema = sorted(comp["inputs"].items())[0]
-        messages = sample_messages(slice_, port, schema)
+        messages = sample_messages(slice_, port, schema, cache)
 
         async def step() -> None:
             if not cycle:
@@ -143,7 +160,7 @@ def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], runtime:
             await component.emit(port, runtime.validate(component.outputs[port], message), "bench")
 
         return step
-    messages = sample_messages(slice_, port, schema)
+    messages = sample_messages(slice_, port, schema, cache)
 
     async def step() -> None:  # an api_endpoint: validate the body, offer it downstream
         if not cycle:
