@@ -30,6 +30,7 @@ from autocoder.layout import GENERATED
 from autocoder.templates_dir import templates_root
 
 SRC = f"{GENERATED}/src"
+SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
 PROVIDER = "offline"
 
 
@@ -78,7 +79,7 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
 
     ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
     try:
-        files = generate_runtime(ir)
+        files = generate_runtime(ir, directory / SAMPLES)
     except GenerationError as exc:
         return TaskFailed(f"gen:runtime: {exc}")
     failed = _write_or_fail(directory, files, "gen:runtime")

@@ -21,14 +21,13 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 import autocoder
-from autocoder.build.gen_tasks import SRC
+from autocoder.build.gen_tasks import SAMPLES, SRC
 from autocoder.build.tasks import blueprint_outline, project_dir
 from autocoder.codegen.paths import module_path, runtime_paths, test_path
 from autocoder.layout import GENERATED
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message
-SAMPLES = f"{GENERATED}/.cache/samples"  # benchmark inputs by schema hash (derived, safe to delete)
 
 
 @functools.cache

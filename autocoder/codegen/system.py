@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from autocoder.codegen.literals import pyliteral
 from autocoder.codegen.paths import RUNTIME_FILES
 from autocoder.codegen.render import LINE_LENGTH, format_python, render
-from autocoder.codegen.strategies import message_strategy
+from autocoder.codegen.strategies import simplest_message
 
 
-def generate_runtime(ir: dict[str, Any]) -> dict[str, str]:
-    """{relative path under generated/src: content} for the system-level files."""
-    context = system_context(ir)
+def generate_runtime(ir: dict[str, Any], samples: Path | None = None) -> dict[str, str]:
+    """{relative path under generated/src: content} for the system-level files.
+    `samples`: the cache of simplest valid messages (see strategies.simplest_message)."""
+    context = system_context(ir, samples)
     files = {}
     for path, template in RUNTIME_FILES.items():
         target = path.format(system=context["system"])
@@ -20,7 +23,7 @@ def generate_runtime(ir: dict[str, Any]) -> dict[str, str]:
     return {**files, **python}
 
 
-def system_context(ir: dict[str, Any]) -> dict[str, Any]:
+def system_context(ir: dict[str, Any], samples: Path | None = None) -> dict[str, Any]:
     system = ir["system"]
     components = {c["name"]: c for c in ir["components"]}
     conditions = []
@@ -66,7 +69,7 @@ def system_context(ir: dict[str, Any]) -> dict[str, Any]:
                     "method": route["method"],
                     "path": route["path"],
                     "auth": auth,
-                    "strategy": message_strategy(schema["fields"]).source(),
+                    "sample": pyliteral(simplest_message(schema["fields"], samples)),
                 }
             )
     stores = [

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import importlib
 import importlib.resources
-import json
 import os
 import statistics
 import sys
@@ -22,9 +21,7 @@ from typing import Any
 
 import yaml
 
-from autocoder.canonical import canonical_json, content_hash
-from autocoder.codegen.strategies import message_strategy
-from autocoder.fsutil import write_if_changed
+from autocoder.codegen.strategies import simplest_message
 
 WARMUP = 200
 ITERATIONS = 2000
@@ -43,23 +40,7 @@ def sample_messages(slice_: dict[str, Any], port: str, schema: str, cache: Path)
     ]
     if examples:
         return examples
-    fields = slice_["schemas"][schema]["fields"]
-    path = cache / f"{content_hash(fields)}.json"
-    try:
-        return [json.loads(path.read_text())]
-    except (OSError, ValueError):
-        pass
-    message = _simplest(json.dumps(fields, sort_keys=True))
-    write_if_changed(path, canonical_json(message))
-    return [message]
-
-
-@functools.lru_cache(maxsize=256)
-def _simplest(fields_json: str) -> dict[str, Any]:
-    from hypothesis import find, settings
-
-    strategy = message_strategy(json.loads(fields_json)).build()
-    return find(strategy, lambda _: True, settings=settings(database=None, max_examples=200))
+    return [simplest_message(slice_["schemas"][schema]["fields"], cache)]
 
 
 def bench_component(

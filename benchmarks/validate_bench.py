@@ -1,0 +1,92 @@
+"""Benchmark of the validation stage (issue: validation and hardening).
+
+On synthetic blueprints of 10 and 100 components, with the real `autocoder build`:
+- full build from scratch (generation and every validation tier), wall time, median of 3,
+  with `-n 1` and `-n 2`;
+- re-validation after a one-component change (its logic and its example), median of 3, and
+  the tasks it ran;
+- per-tier cost per component: each tier re-run alone (`forget` then build only that tier),
+  divided by the number of components.
+
+Usage: python benchmarks/validate_bench.py [--sizes 10 100] [--repeats 3] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autocoder.synthetic import write_synthetic
+
+
+def build(project: Path, *args: str) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "autocoder.cli", "build", str(project), *args],
+                         capture_output=True, text=True, cwd=project)
+    elapsed = time.perf_counter() - start
+    if run.returncode != 0:
+        raise SystemExit(f"build {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+    return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
+
+
+def change_one(project: Path, step: int) -> None:
+    """Change trans_0's logic and, to keep its example true, its expected output."""
+    arch = project / "architecture.yaml"
+    text = arch.read_text()
+    old_offset = 0.5 if step == 0 else 0.5 + step / 100
+    new_offset = 0.5 + (step + 1) / 100
+    text = text.replace(f"value * 1 + {old_offset}", f"value * 1 + {new_offset}")
+    text = text.replace(f"score: {2.0 + old_offset}", f"score: {2.0 + new_offset}")
+    arch.write_text(text)
+
+
+def measure(n: int, repeats: int) -> dict:
+    figures: dict = {"full_n1_s": [], "full_n2_s": [], "one_change_s": []}
+    tiers: dict[str, list[float]] = {"lint": [], "test": [], "bench": []}
+    ran: list[str] = []
+    for r in range(repeats):
+        for jobs in ("1", "2"):
+            with tempfile.TemporaryDirectory() as tmp:
+                project = Path(tmp)
+                write_synthetic(project, n)
+                seconds, _ = build(project, "-n", jobs)
+                figures[f"full_n{jobs}_s"].append(seconds)
+                if jobs == "1":
+                    change_one(project, r)
+                    seconds, ran = build(project)
+                    figures["one_change_s"].append(seconds)
+                    for tier in tiers:
+                        build(project, "forget", tier)
+                        seconds, _ = build(project, tier)
+                        tiers[tier].append(seconds / n)
+    result = {key: round(statistics.median(values), 3) for key, values in figures.items()}
+    result["one_change_tasks"] = ran
+    result["per_component_s"] = {tier: round(statistics.median(v), 4) for tier, v in tiers.items()}
+    result["speedup_n2"] = round(result["full_n1_s"] / result["full_n2_s"], 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validate.json")
+    args = parser.parse_args()
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    results = {"machine": machine, "repeats": args.repeats,
+               "sizes": {str(n): measure(n, args.repeats) for n in args.sizes}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(results, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
