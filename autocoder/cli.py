@@ -119,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     graph.set_defaults(run=cmd_graph)
 
-    rules = sub.add_parser("rules", help="list every diagnostic code with its severity and meaning")
+    rules = sub.add_parser("rules", help="list every diagnostic and policy rule with its meaning")
     rules.set_defaults(run=cmd_rules)
     return parser
 
@@ -262,9 +262,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_rules(args: argparse.Namespace) -> int:
     from autocoder.diagnostics import rule_table
+    from autocoder.validate.ast_policy import policy_rules
 
+    print("compiler diagnostics (rules/diagnostics.yaml):")
     for code, rule in rule_table().items():
-        print(f"{code}  {rule['severity']:<7}  {rule['title']}")
+        print(f"  {code}  {rule['severity']:<7}  {rule['title']}")
+    print("validation policy (rules/policy.yaml):")
+    for section in ("ast", "architecture"):
+        for code, rule in policy_rules()[section].items():
+            print(f"  {code}  {rule['severity']:<7}  {rule['title']}")
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """Benchmark of the incremental build through Stage 2 (issue: offline code generation).
 
 For synthetic blueprints of 10, 100 and 500 components, in fresh temp directories, with the
-real `autocoder build` (doit) as a subprocess:
+real `autocoder build DIR gen` (doit, the stages through code generation) as a subprocess:
 - full build from scratch, no-op build, and a one-component change (one transformer's logic):
   wall time, median of 5, and the tasks each executed;
 - the one-component change must execute only that component's tasks plus the system-level ones.
@@ -28,7 +28,7 @@ from autocoder.synthetic import write_synthetic
 def build(project: Path) -> tuple[float, list[str]]:
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project)],
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), "gen"],
         capture_output=True,
         text=True,
         cwd=project,

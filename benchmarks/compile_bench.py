@@ -3,8 +3,8 @@
 Measures, on synthetic blueprints of 10, 100 and 500 components:
 - compile time (parse + schema + semantic analysis + IR build), in process, median of 5,
   also as a ratio to the 10-component figure (ratios are what survive a noisy machine);
-- a real `doit` build in a temp dir: the first run, then the second (no-op) run's executed
-  task count and wall time (median of 5).
+- a real `doit ir` build (the compile tasks) in a temp dir: the first run, then the second
+  (no-op) run's executed task count and wall time (median of 5).
 
 Usage: python benchmarks/compile_bench.py [--out benchmarks/results/compile.json]
 """
@@ -51,7 +51,7 @@ def compile_time(n: int) -> float:
 
 def doit_run(project: Path) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "doit"], cwd=project, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "doit", "ir"], cwd=project, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"doit failed in {project}:\n{run.stdout}\n{run.stderr}")

@@ -29,8 +29,12 @@ from autocoder.synthetic import write_synthetic
 
 def build(project: Path, *args: str) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "autocoder.cli", "build", str(project), *args],
-                         capture_output=True, text=True, cwd=project)
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+    )
     elapsed = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"build {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
@@ -75,14 +79,19 @@ def measure(n: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validate.json")
     args = parser.parse_args()
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
-    results = {"machine": machine, "repeats": args.repeats,
-               "sizes": {str(n): measure(n, args.repeats) for n in args.sizes}}
+    results = {
+        "machine": machine,
+        "repeats": args.repeats,
+        "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results, indent=2, sort_keys=True))

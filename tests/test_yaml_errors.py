@@ -35,7 +35,7 @@ def test_duplicate_keys_name_both_lines():
 
 
 def test_wrong_type_says_what_was_expected():
-    text = ARCH.replace("quantity: {type: integer, minimum: 1}", 'quantity: {type: integer, minimum: "1"}')
+    text = ARCH.replace("quantity: {type: integer, minimum: 1,", 'quantity: {type: integer, minimum: "1",')
     (diag,) = only(compile_text(text), "AC011")
     assert "expected a number" in diag.format()
     assert "without quotes" in diag.fix
