@@ -12,31 +12,13 @@ Usage: python benchmarks/build_bench.py [--sizes 10 100 500] [--repeats 5] [--ou
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import machine, timed_build, write_results
+
 from autocoder.synthetic import write_synthetic
-
-
-def build(project: Path) -> tuple[float, list[str]]:
-    start = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project), "gen"],
-        capture_output=True,
-        text=True,
-        cwd=project,
-    )
-    elapsed = time.perf_counter() - start
-    if run.returncode != 0:
-        raise SystemExit(f"build failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-    return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
 
 
 def measure(n: int, repeats: int) -> dict:
@@ -46,15 +28,15 @@ def measure(n: int, repeats: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             project = Path(tmp)
             write_synthetic(project, n)
-            seconds, ran = build(project)
+            seconds, ran = timed_build(project, "gen")
             full.append(seconds)
             tasks["full"] = ran
-            seconds, ran = build(project)
+            seconds, ran = timed_build(project, "gen")
             noop.append(seconds)
             tasks["noop"] = ran
             arch = project / "architecture.yaml"
             arch.write_text(arch.read_text().replace("value * 1 + 0.5", f"value * 1 + 0.{r + 6}"))
-            seconds, ran = build(project)
+            seconds, ran = timed_build(project, "gen")
             change.append(seconds)
             tasks["change"] = ran
     return {
@@ -76,17 +58,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "build.json")
     args = parser.parse_args()
     results = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "repeats": args.repeats,
         "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

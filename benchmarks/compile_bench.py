@@ -12,9 +12,6 @@ Usage: python benchmarks/compile_bench.py [--out benchmarks/results/compile.json
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
+from common import machine, write_results
 
 from autocoder.cli import DODO_TEXT
 from autocoder.compile import compile_sources
@@ -81,11 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     compile_s = {n: compile_time(n) for n in SIZES}
     results = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "compile": {
             str(n): {
                 "median_s": round(compile_s[n], 5),
@@ -95,9 +89,7 @@ def main() -> None:
         },
         "doit": {str(n): doit_figures(n) for n in SIZES},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -14,31 +14,13 @@ Usage: python benchmarks/validate_bench.py [--sizes 10 100] [--repeats 3] [--out
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import machine, timed_build, write_results
+
 from autocoder.synthetic import write_synthetic
-
-
-def build(project: Path, *args: str) -> tuple[float, list[str]]:
-    start = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project), *args],
-        capture_output=True,
-        text=True,
-        cwd=project,
-    )
-    elapsed = time.perf_counter() - start
-    if run.returncode != 0:
-        raise SystemExit(f"build {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
-    return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
 
 
 def change_one(project: Path, step: int) -> None:
@@ -61,15 +43,15 @@ def measure(n: int, repeats: int) -> dict:
             with tempfile.TemporaryDirectory() as tmp:
                 project = Path(tmp)
                 write_synthetic(project, n)
-                seconds, _ = build(project, "-n", jobs)
+                seconds, _ = timed_build(project, "-n", jobs)
                 figures[f"full_n{jobs}_s"].append(seconds)
                 if jobs == "1":
                     change_one(project, r)
-                    seconds, ran = build(project)
+                    seconds, ran = timed_build(project)
                     figures["one_change_s"].append(seconds)
                     for tier in tiers:
-                        build(project, "forget", tier)
-                        seconds, _ = build(project, tier)
+                        timed_build(project, "forget", tier)
+                        seconds, _ = timed_build(project, tier)
                         tiers[tier].append(seconds / n)
     result = {key: round(statistics.median(values), 3) for key, values in figures.items()}
     result["one_change_tasks"] = ran
@@ -86,15 +68,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validate.json")
     args = parser.parse_args()
-    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
     results = {
-        "machine": machine,
+        "machine": machine(),
         "repeats": args.repeats,
         "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(results, indent=2, sort_keys=True))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":
