@@ -172,3 +172,16 @@ def test_ir_bytes_do_not_depend_on_hash_seed_or_process(tmp_path):
         files = sorted((project / "generated").rglob("*.json"))
         outputs.append({p.relative_to(project).as_posix(): p.read_bytes() for p in files})
     assert outputs[0] == outputs[1]
+
+
+def test_budgets_default_by_kind_plus_capabilities_and_tighten(arch):
+    notifier = component(arch, "notifier")
+    notifier["capabilities"] = {"retry": {"max_attempts": 2}, "timeout": {"seconds": 1}}
+    ir = compile_data(arch).ir
+    budgets = {c["name"]: c["budget"]["p95_ms"] for c in ir["components"]}
+    assert budgets["notifier"] == 5.0 + 0.2 + 0.5  # sink default + retry + timeout
+    assert budgets["pricer"] == 2.0
+    component(arch, "pricer")["budget"] = {"p95_ms": 0.5}  # a component may tighten
+    arch["policy"]["performance"]["p95_ms"] = 0.25  # and so may the policy
+    budgets = {c["name"]: c["budget"]["p95_ms"] for c in compile_data(arch).ir["components"]}
+    assert budgets["pricer"] == 0.25 and budgets["notifier"] == 0.25

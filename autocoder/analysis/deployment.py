@@ -65,8 +65,12 @@ def _merge(ctx: Context, comp: Any) -> dict[str, Any]:
             budget.update(override.budget.model_dump(mode="json", exclude_unset=True))
     if capabilities["rate_limit"] is None:
         capabilities["rate_limit"] = dict(budget_defaults()["default_rate_limit"])
-    # the kind's default budget, tightened by the component and by the system-wide policy
-    default_p95 = float(budget_defaults()["p95_ms"][comp.kind])
+    # the kind's default budget plus its opt-in capabilities', tightened by the component and
+    # by the system-wide policy
+    rules = budget_defaults()
+    default_p95 = float(rules["p95_ms"][comp.kind]) + sum(
+        float(cost) for cap, cost in rules["capability_p95_ms"].items() if capabilities.get(cap)
+    )
     limits = [budget["p95_ms"], ctx.arch.policy.performance.p95_ms, default_p95]
     budget["p95_ms"] = min(x for x in limits if x is not None)
     resources = dep.resources.get(comp.name) or dep.resources.get("default")
