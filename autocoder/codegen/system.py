@@ -87,7 +87,7 @@ def system_context(ir: dict[str, Any], samples: Path | None = None) -> dict[str,
         "bindings": bindings,
         "ingress": ingress,
         "stores": stores,
-        "read_key_env": "API_KEY" if ir["policy"]["security"]["require_auth_on_ingress"] else None,
+        "read_key_env": read_key_env(ir),
         "expect_records": expected_records(ir),
         # integration test context
         "routes": routes,
@@ -116,3 +116,16 @@ def expected_records(ir: dict[str, Any]) -> list[list[str]]:
                             out_port = next(iter(nxt["outputs"]))
                             stack.append((nxt["name"], out_port, changed | set(nxt["logic"]["set"])))
     return [list(item) for item in sorted(found)]
+
+
+def read_key_env(ir: dict[str, Any]) -> str | None:
+    """Store reads and dead letters need the key of the system's ingress (the first api_key
+    ingress's env var, API_KEY by default) whenever policy requires auth on ingress."""
+    if not ir["policy"]["security"]["require_auth_on_ingress"]:
+        return None
+    envs = [
+        c["security"]["api_key_env"] or "API_KEY"
+        for c in sorted(ir["components"], key=lambda c: c["name"])
+        if c["kind"] == "api_endpoint" and c["security"]["auth"] == "api_key"
+    ]
+    return envs[0] if envs else "API_KEY"
