@@ -27,11 +27,13 @@ def change_one(project: Path, step: int) -> None:
     """Change trans_0's logic and, to keep its example true, its expected output."""
     arch = project / "architecture.yaml"
     text = arch.read_text()
-    old_offset = 0.5 if step == 0 else 0.5 + step / 100
-    new_offset = 0.5 + (step + 1) / 100
-    text = text.replace(f"value * 1 + {old_offset}", f"value * 1 + {new_offset}")
-    text = text.replace(f"score: {2.0 + old_offset}", f"score: {2.0 + new_offset}")
-    arch.write_text(text)
+    offset = 0.5 + (step + 1) / 100
+    changed = text.replace("value * 1 + 0.5\n", f"value * 1 + {offset}\n").replace(
+        "score: 2.5\n", f"score: {2.0 + offset}\n"
+    )
+    if changed.count(str(offset)) != 2:
+        raise SystemExit("the synthetic blueprint no longer has the expected trans_0")
+    arch.write_text(changed)
 
 
 def measure(n: int, repeats: int) -> dict:

@@ -49,7 +49,7 @@ def check_deployment(ctx: Context) -> dict[str, dict[str, Any]]:
     _check_secrets(ctx)
     merged = {c.name: _merge(ctx, c) for c in ctx.arch.components}
     _check_stores(ctx, merged)
-    _check_resources(ctx, merged)
+    _check_resources(ctx)
     return merged
 
 
@@ -123,7 +123,7 @@ def memory_bytes(text: str) -> int:
     return int(match.group(1)) * _MEM_UNITS[match.group(2)]
 
 
-def _check_resources(ctx: Context, merged: dict[str, dict[str, Any]]) -> None:
+def _check_resources(ctx: Context) -> None:
     limit = ctx.arch.policy.resources
     if limit is None:
         return

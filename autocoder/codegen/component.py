@@ -63,7 +63,7 @@ def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
         "class_name": pascal(comp["name"]),
         "base_class": KIND_CLASSES[comp["kind"]],
         "models": models,
-        "typing_imports": _typing_imports(models, comp),
+        "typing_imports": _typing_imports(models),
         "kinds_imports": sorted({KIND_CLASSES[comp["kind"]], *(["Message"] if functions else [])}),
         "inputs": sorted(comp["inputs"].items()),
         "outputs": sorted(comp["outputs"].items()),
@@ -76,7 +76,7 @@ def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _typing_imports(models: list, comp: dict[str, Any]) -> list[str]:
+def _typing_imports(models: list) -> list[str]:
     annotations = " ".join(f.annotation for m in models for f in m.fields)
     names = ["Any", "ClassVar"]
     if "Literal[" in annotations:
@@ -187,6 +187,5 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
         "class_name": module["class_name"],
         "examples": pyliteral(examples),
         "has_examples": bool(examples),
-        "webhook": webhook,
         "properties": properties,
     }

@@ -538,14 +538,12 @@ class _Checker:
         comparators = []
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right_t, right = self.visit(right_node, depth)
-            self._check_compare(node, op, left_t, right_t, right_node)
+            self._check_compare(node, op, left_t, right_t)
             comparators.append(right)
             left_t = right_t
         return BOOLEAN, ast.Compare(first, node.ops, comparators)
 
-    def _check_compare(
-        self, node: ast.Compare, op: ast.cmpop, left: Type, right: Type, right_node: ast.expr
-    ) -> None:
+    def _check_compare(self, node: ast.Compare, op: ast.cmpop, left: Type, right: Type) -> None:
         if isinstance(op, ast.Is | ast.IsNot):
             if right.kind != "null":
                 raise ExprError(

@@ -61,9 +61,12 @@ def run_pytest(src: Path, test_file: str, junit: Path, data_dir: Path) -> TestRe
     buffer = io.StringIO()
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
-    with _environment(DATA_DIR=str(data_dir), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"):
-        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-            code = int(pytest.main(args, plugins=[_NoGcPerSession()]))
+    with (
+        _environment(DATA_DIR=str(data_dir), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+        contextlib.redirect_stdout(buffer),
+        contextlib.redirect_stderr(buffer),
+    ):
+        code = int(pytest.main(args, plugins=[_NoGcPerSession()]))
     result = parse_junit(junit) if junit.exists() else TestResult()
     result.exit_code = code
     result.output = buffer.getvalue()
