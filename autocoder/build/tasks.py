@@ -216,7 +216,3 @@ def _existing(directory: Path, names: list[str]) -> list[str]:
     """file_dep of the blueprints that exist: a missing one is reported by `check` itself
     (doit would otherwise stop with its own, less helpful message)."""
     return [name for name in names if (directory / name).exists()]
-
-
-def check_report(directory: Path) -> dict[str, Any]:
-    return json.loads((directory / GENERATED / CHECK_REPORT).read_text())
