@@ -28,10 +28,9 @@ def change_one(project: Path, step: int) -> None:
     arch = project / "architecture.yaml"
     text = arch.read_text()
     offset = 0.5 + (step + 1) / 100
-    changed = text.replace("value * 1 + 0.5\n", f"value * 1 + {offset}\n").replace(
-        "score: 2.5\n", f"score: {2.0 + offset}\n"
-    )
-    if changed.count(str(offset)) != 2:
+    logic, example = f"value * 1 + {offset}\n", f"score: {2.0 + offset}\n"
+    changed = text.replace("value * 1 + 0.5\n", logic).replace("score: 2.5\n", example)
+    if logic not in changed or example not in changed:
         raise SystemExit("the synthetic blueprint no longer has the expected trans_0")
     arch.write_text(changed)
 

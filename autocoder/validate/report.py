@@ -9,10 +9,6 @@ from typing import Any
 TIERS = ("lint", "test", "bench")
 
 
-def result_path(reports: Path, tier: str, component: str) -> Path:
-    return reports / tier / f"{component}.json"
-
-
 def read_results(reports: Path) -> dict[str, dict[str, Any]]:
     """component -> tier -> result, from whatever result files exist (some may be stale)."""
     table: dict[str, dict[str, Any]] = {}
