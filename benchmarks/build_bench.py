@@ -11,12 +11,11 @@ Usage: python benchmarks/build_bench.py [--sizes 10 100 500] [--repeats 5] [--ou
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from pathlib import Path
 
-from common import machine, timed_build, write_results
+from common import main, timed_build
 
 from autocoder.synthetic import write_synthetic
 
@@ -49,21 +48,5 @@ def measure(n: int, repeats: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "build.json")
-    args = parser.parse_args()
-    results = {
-        "machine": machine(),
-        "repeats": args.repeats,
-        "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
-    }
-    write_results(args.out, results)
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, measure, sizes=[10, 100, 500], repeats=5, out="build.json")

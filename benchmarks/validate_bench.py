@@ -13,12 +13,11 @@ Usage: python benchmarks/validate_bench.py [--sizes 10 100] [--repeats 3] [--out
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from pathlib import Path
 
-from common import machine, timed_build, write_results
+from common import main, timed_build
 
 from autocoder.synthetic import write_synthetic
 
@@ -61,21 +60,5 @@ def measure(n: int, repeats: int) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validate.json")
-    args = parser.parse_args()
-    results = {
-        "machine": machine(),
-        "repeats": args.repeats,
-        "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
-    }
-    write_results(args.out, results)
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, measure, sizes=[10, 100], repeats=3, out="validate.json")

@@ -180,6 +180,11 @@ def run_report(directory: Path) -> None:
 # --------------------------------------------------------------------------- tasks
 
 
+def _task(task: dict[str, Any]) -> dict[str, Any]:
+    """Every validation task re-runs when the validation code changes and is cleaned by `doit clean`."""
+    return {**task, "uptodate": [config_changed({"validate": validate_fingerprint()})], "clean": True}
+
+
 def _component_tasks() -> tuple[Path, str, list[tuple[str, str]]] | None:
     directory = project_dir()
     outline = blueprint_outline(directory)
@@ -195,20 +200,20 @@ def task_lint() -> Any:
         return
     directory, system, components = found
     for name, _ in components:
-        yield {
-            "name": name,
-            "actions": [(run_lint, [directory, name])],
-            "file_dep": [
-                f"{SRC}/{module_path(system, name)}",
-                f"{SRC}/{test_path(name)}",
-                f"{SRC}/pyproject.toml",
-                f"{GENERATED}/ir/{name}.json",
-                _rules("policy.yaml"),
-            ],
-            "targets": [f"{REPORTS}/lint/{name}.json", f"{REPORTS}/sarif/{name}.sarif"],
-            "uptodate": [config_changed({"validate": validate_fingerprint()})],
-            "clean": True,
-        }
+        yield _task(
+            {
+                "name": name,
+                "actions": [(run_lint, [directory, name])],
+                "file_dep": [
+                    f"{SRC}/{module_path(system, name)}",
+                    f"{SRC}/{test_path(name)}",
+                    f"{SRC}/pyproject.toml",
+                    f"{GENERATED}/ir/{name}.json",
+                    _rules("policy.yaml"),
+                ],
+                "targets": [f"{REPORTS}/lint/{name}.json", f"{REPORTS}/sarif/{name}.sarif"],
+            }
+        )
 
 
 def task_test() -> Any:
@@ -221,27 +226,27 @@ def task_test() -> Any:
         f"{SRC}/{p}" for p in runtime_paths(system) if p.endswith(".py") and "test_integration" not in p
     ]
     for name, _ in components:
-        yield {
-            "name": name,
-            "actions": [(run_test, [directory, name, test_path(name)])],
-            "file_dep": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *runtime],
-            "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
-            "uptodate": [config_changed({"validate": validate_fingerprint()})],
-            "clean": True,
+        yield _task(
+            {
+                "name": name,
+                "actions": [(run_test, [directory, name, test_path(name)])],
+                "file_dep": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *runtime],
+                "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
+            }
+        )
+    yield _task(
+        {
+            "name": "integration",
+            "doc": "start the generated system on 127.0.0.1 and call it over HTTP",
+            "actions": [(run_test, [directory, "integration", "tests/test_integration.py"])],
+            "file_dep": [
+                *runtime,
+                f"{SRC}/tests/test_integration.py",
+                *(f"{SRC}/{module_path(system, n)}" for n, _ in components),
+            ],
+            "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
         }
-    yield {
-        "name": "integration",
-        "doc": "start the generated system on 127.0.0.1 and call it over HTTP",
-        "actions": [(run_test, [directory, "integration", "tests/test_integration.py"])],
-        "file_dep": [
-            *runtime,
-            f"{SRC}/tests/test_integration.py",
-            *(f"{SRC}/{module_path(system, n)}" for n, _ in components),
-        ],
-        "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
-        "uptodate": [config_changed({"validate": validate_fingerprint()})],
-        "clean": True,
-    }
+    )
 
 
 def task_bench() -> Any:
@@ -252,19 +257,19 @@ def task_bench() -> Any:
     directory, system, components = found
     runtime = [f"{SRC}/{system}/runtime.py", f"{SRC}/{system}/kinds.py"]
     for name, _ in components:
-        yield {
-            "name": name,
-            "actions": [(run_bench, [directory, name])],
-            "file_dep": [
-                f"{SRC}/{module_path(system, name)}",
-                f"{GENERATED}/ir/{name}.json",
-                *runtime,
-                _rules("budgets.yaml"),
-            ],
-            "targets": [f"{REPORTS}/bench/{name}.json"],
-            "uptodate": [config_changed({"validate": validate_fingerprint()})],
-            "clean": True,
-        }
+        yield _task(
+            {
+                "name": name,
+                "actions": [(run_bench, [directory, name])],
+                "file_dep": [
+                    f"{SRC}/{module_path(system, name)}",
+                    f"{GENERATED}/ir/{name}.json",
+                    *runtime,
+                    _rules("budgets.yaml"),
+                ],
+                "targets": [f"{REPORTS}/bench/{name}.json"],
+            }
+        )
 
 
 def task_policy() -> Any:
@@ -275,13 +280,13 @@ def task_policy() -> Any:
     directory, system, components = found
     code = [p for p in runtime_paths(system) if p.startswith(f"{system}/") and p.endswith(".py")]
     code += [module_path(system, n) for n, _ in components]
-    return {
-        "actions": [(run_policy, [directory, code])],
-        "file_dep": [f"{GENERATED}/ir.v1.json", _rules("policy.yaml"), *(f"{SRC}/{p}" for p in code)],
-        "targets": [f"{REPORTS}/policy.json", f"{REPORTS}/sarif/policy.sarif"],
-        "uptodate": [config_changed({"validate": validate_fingerprint()})],
-        "clean": True,
-    }
+    return _task(
+        {
+            "actions": [(run_policy, [directory, code])],
+            "file_dep": [f"{GENERATED}/ir.v1.json", _rules("policy.yaml"), *(f"{SRC}/{p}" for p in code)],
+            "targets": [f"{REPORTS}/policy.json", f"{REPORTS}/sarif/policy.sarif"],
+        }
+    )
 
 
 def task_report() -> Any:
@@ -291,19 +296,19 @@ def task_report() -> Any:
         return None
     directory, _, components = found
     results = [f"{REPORTS}/{tier}/{n}.json" for n, _ in components for tier in ("lint", "test", "bench")]
-    return {
-        "actions": [(run_report, [directory])],
-        "file_dep": [
-            *results,
-            f"{REPORTS}/policy.json",
-            f"{REPORTS}/test/integration.json",
-            f"{GENERATED}/ir.v1.json",
-        ],
-        "targets": [
-            f"{REPORTS}/summary.json",
-            f"{REPORTS}/autocoder.sarif",
-            f"{REPORTS}/alert-thresholds.json",
-        ],
-        "uptodate": [config_changed({"validate": validate_fingerprint()})],
-        "clean": True,
-    }
+    return _task(
+        {
+            "actions": [(run_report, [directory])],
+            "file_dep": [
+                *results,
+                f"{REPORTS}/policy.json",
+                f"{REPORTS}/test/integration.json",
+                f"{GENERATED}/ir.v1.json",
+            ],
+            "targets": [
+                f"{REPORTS}/summary.json",
+                f"{REPORTS}/autocoder.sarif",
+                f"{REPORTS}/alert-thresholds.json",
+            ],
+        }
+    )
