@@ -38,6 +38,7 @@ def validate_fingerprint() -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def _rules(name: str) -> str:
     import importlib.resources
 
