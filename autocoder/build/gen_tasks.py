@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from doit.exceptions import TaskFailed
-from doit.tools import config_changed
 
 import autocoder
-from autocoder.build.tasks import blueprint_outline, project_dir
+from autocoder.build.tasks import blueprint_outline, fingerprint_file, project_dir
 from autocoder.codegen.paths import (
     component_templates,
     module_path,
@@ -109,24 +108,26 @@ def task_gen() -> Any:
     if outline is None:
         return
     system, components = outline
-    uptodate = [config_changed({"codegen": codegen_fingerprint()})]
+    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint())
     root = templates_root()
     for name, kind in components:
         yield {
             "name": name,
             "doc": f"generate {kind} {name}",
             "actions": [(run_gen_component, [directory, name])],
-            "file_dep": [f"{GENERATED}/ir/{name}.json"] + [str(root / t) for t in component_templates(kind)],
+            "file_dep": [
+                f"{GENERATED}/ir/{name}.json",
+                fingerprint,
+                *(str(root / t) for t in component_templates(kind)),
+            ],
             "targets": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"],
-            "uptodate": uptodate,
             "clean": True,
         }
     yield {
         "name": "runtime",
         "doc": "generate the system package: runtime harness, app, __main__, integration test",
         "actions": [(run_gen_runtime, [directory])],
-        "file_dep": [f"{GENERATED}/ir.v1.json"] + [str(root / t) for t in runtime_templates()],
+        "file_dep": [f"{GENERATED}/ir.v1.json", fingerprint, *(str(root / t) for t in runtime_templates())],
         "targets": [f"{SRC}/{p}" for p in runtime_paths(system)],
-        "uptodate": uptodate,
         "clean": True,
     }

@@ -34,18 +34,23 @@ class AutocoderReporter(ConsoleReporter):
 
     def complete_run(self) -> None:
         super().complete_run()
+        import json
+
         from autocoder.validate.report import read_results, summary_table
 
         reports = Path.cwd() / GENERATED / "reports"
-        if not reports.is_dir():
+        summary = reports / "summary.json"
+        if not self.failures and summary.exists():
+            # a green run: the report task's summary is current (one file, not one per task)
+            data = json.loads(summary.read_text())
+            results, policy = data["components"], data["policy"]
+        elif reports.is_dir():
+            results = read_results(reports)
+            results.pop("integration", None)
+            policy_file = reports / "policy.json"
+            policy = json.loads(policy_file.read_text()) if policy_file.exists() else None
+        else:
             return
-        results = read_results(reports)
-        results.pop("integration", None)
-        policy = None
-        if (reports / "policy.json").exists():
-            import json
-
-            policy = json.loads((reports / "policy.json").read_text())
         table = summary_table(results, policy)
         if table:
             self.outstream.write("\n" + table + "\n")

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from doit.exceptions import TaskFailed
-from doit.tools import config_changed
 
 import autocoder
 from autocoder.build.gen_tasks import SAMPLES, SRC
-from autocoder.build.tasks import blueprint_outline, project_dir
-from autocoder.codegen.paths import module_path, runtime_paths, test_path
+from autocoder.build.tasks import blueprint_outline, fingerprint_file, project_dir
+from autocoder.codegen.paths import module_path, runtime_paths, test_path, unit_test_deps
 from autocoder.layout import GENERATED
 
 REPORTS = f"{GENERATED}/reports"
@@ -183,7 +182,8 @@ def run_report(directory: Path) -> None:
 
 def _task(task: dict[str, Any]) -> dict[str, Any]:
     """Every validation task re-runs when the validation code changes and is cleaned by `doit clean`."""
-    return {**task, "uptodate": [config_changed({"validate": validate_fingerprint()})], "clean": True}
+    fingerprint = fingerprint_file(project_dir(), "validate", validate_fingerprint())
+    return {**task, "file_dep": [*task["file_dep"], fingerprint], "clean": True}
 
 
 def _component_tasks() -> tuple[Path, str, list[tuple[str, str]]] | None:
@@ -223,6 +223,7 @@ def task_test() -> Any:
     if found is None:
         return
     directory, system, components = found
+    unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
     runtime = [
         f"{SRC}/{p}" for p in runtime_paths(system) if p.endswith(".py") and "test_integration" not in p
     ]
@@ -231,7 +232,7 @@ def task_test() -> Any:
             {
                 "name": name,
                 "actions": [(run_test, [directory, name, test_path(name)])],
-                "file_dep": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *runtime],
+                "file_dep": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *unit],
                 "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
             }
         )

@@ -10,6 +10,7 @@ RUNTIME_FILES = {
     "{system}/kinds.py": "runtime/kinds.py.j2",
     "{system}/app.py": "runtime/app.py.j2",
     "{system}/components/__init__.py": "runtime/components_init.py.j2",
+    "{system}/registry.py": "runtime/registry.py.j2",
     "tests/__init__.py": None,
     "tests/conftest.py": "runtime/conftest.py.j2",
     "tests/test_integration.py": "runtime/test_integration.py.j2",
@@ -36,3 +37,15 @@ def runtime_paths(system: str) -> list[str]:
 
 def runtime_templates() -> list[str]:
     return sorted(t for t in RUNTIME_FILES.values() if t)
+
+
+def unit_test_deps(system: str) -> list[str]:
+    """System files a component's own tests import (besides its module and its test file)."""
+    return [
+        f"{system}/__init__.py",
+        f"{system}/components/__init__.py",
+        f"{system}/runtime.py",
+        f"{system}/kinds.py",
+        "tests/__init__.py",
+        "tests/conftest.py",
+    ]
