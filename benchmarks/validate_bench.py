@@ -6,7 +6,8 @@ On synthetic blueprints of 10 and 100 components, with the real `autocoder build
 - re-validation after a one-component change (its logic and its example), median of 3, and
   the tasks it ran;
 - per-tier cost per component: each tier re-run alone (`forget` then build only that tier),
-  divided by the number of components.
+  divided by the number of components;
+- at 500 components (one full build with -n 2): the no-op build of every task, median of 5.
 
 Usage: python benchmarks/validate_bench.py [--sizes 10 100] [--repeats 3] [--out FILE]
 """
@@ -60,5 +61,24 @@ def measure(n: int, repeats: int) -> dict:
     return result
 
 
+def noop_all_tasks(n: int, repeats: int = 5) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        write_synthetic(project, n)
+        full, ran = timed_build(project, "-n", "2")
+        runs = [timed_build(project) for _ in range(repeats)]
+    return {
+        "components": n,
+        "full_n2_s": round(full, 1),
+        "tasks": len(ran),
+        "noop_s_median": round(statistics.median(s for s, _ in runs), 3),
+        "noop_tasks_executed": max(len(r) for _, r in runs),
+    }
+
+
+def measure_all(n: int, repeats: int) -> dict:
+    return noop_all_tasks(n) if n >= 500 else measure(n, repeats)
+
+
 if __name__ == "__main__":
-    main(__doc__, measure, sizes=[10, 100], repeats=3, out="validate.json")
+    main(__doc__, measure_all, sizes=[10, 100, 500], repeats=3, out="validate.json")
