@@ -44,8 +44,12 @@ def blueprint_paths(directory: Path) -> tuple[Path, Path]:
 
 def compile_directory(directory: Path, *, strict: bool = False) -> CompileResult:
     """Read both blueprints in `directory` and compile them."""
-    arch_path, deploy_path = blueprint_paths(directory)
-    return compile_sources(_read(arch_path), _read(deploy_path), strict=strict)
+    return compile_sources(*read_blueprints(directory), strict=strict)
+
+
+def read_blueprints(directory: Path) -> tuple[bytes | OSError, bytes | OSError]:
+    """The bytes of both blueprints (an OSError in place of a file that cannot be read)."""
+    return tuple(_read(path) for path in blueprint_paths(directory))  # type: ignore[return-value]
 
 
 def _read(path: Path) -> bytes | OSError:

@@ -138,21 +138,14 @@ _COMPILED: dict[tuple[str, bool], CompileResult] = {}
 
 def compile_cached(directory: Path, strict: bool) -> CompileResult:
     """Compile once per doit run and blueprint content (check and ir share the work)."""
-    from autocoder.compile import compile_sources
+    from autocoder.compile import compile_sources, read_blueprints
 
-    raws = [_read(directory / ARCHITECTURE), _read(directory / DEPLOYMENT)]
+    raws = read_blueprints(directory)
     key = (hashlib.sha256(repr(raws).encode()).hexdigest(), strict)
     if key not in _COMPILED:
         _COMPILED.clear()
         _COMPILED[key] = compile_sources(*raws, strict=strict)
     return _COMPILED[key]
-
-
-def _read(path: Path) -> bytes | OSError:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        return exc
 
 
 def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:

@@ -12,9 +12,7 @@ import asyncio
 import functools
 import importlib
 import importlib.resources
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import yaml
 
 from autocoder.codegen.strategies import simplest_message
+from autocoder.validate.inprocess import environment, importable
 
 WARMUP = 200
 ITERATIONS = 2000
@@ -49,13 +48,14 @@ def bench_component(
     """Per-message latencies of the component; returns p50/p95 (ms) and the verdict."""
     system_name = slice_["system"]
     comp = slice_["component"]
-    if str(src) not in sys.path:
-        sys.path.insert(0, str(src))
-    os.environ["DATA_DIR"] = str(data_dir)
+    importable(src)
     module = importlib.import_module(f"{system_name}.components.{comp['name']}")
     runtime = importlib.import_module(f"{system_name}.runtime")
     kinds = importlib.import_module(f"{system_name}.kinds")
-    latencies = asyncio.run(_measure(module.COMPONENT, runtime, kinds, slice_, data_dir, cache, iterations))
+    with environment(DATA_DIR=str(data_dir)):
+        latencies = asyncio.run(
+            _measure(module.COMPONENT, runtime, kinds, slice_, data_dir, cache, iterations)
+        )
     ordered = sorted(latencies)
     p50 = statistics.median(ordered)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]

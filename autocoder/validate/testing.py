@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import sys
 import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from autocoder.validate.inprocess import environment, importable
 
 
 @dataclass
@@ -59,10 +59,9 @@ def run_pytest(src: Path, test_file: str, junit: Path, data_dir: Path) -> TestRe
         "--no-header",
     ]
     buffer = io.StringIO()
-    if str(src) not in sys.path:
-        sys.path.insert(0, str(src))
+    importable(src)
     with (
-        _environment(DATA_DIR=str(data_dir), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+        environment(DATA_DIR=str(data_dir), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
         contextlib.redirect_stdout(buffer),
         contextlib.redirect_stderr(buffer),
     ):
@@ -82,20 +81,6 @@ class _NoGcPerSession:
         from _pytest.unraisableexception import gc_collect_iterations_key
 
         config.stash[gc_collect_iterations_key] = 0
-
-
-@contextlib.contextmanager
-def _environment(**values: str):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def parse_junit(path: Path) -> TestResult:
