@@ -69,7 +69,7 @@ def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
         "outputs": sorted(comp["outputs"].items()),
         "spec": pyliteral(spec),
         "functions": functions,
-        "attributes": _attributes(comp),
+        "attributes": _attributes(comp, functions),
         "docstring": pyliteral(
             comp["description"] or f"{comp['kind']} {comp['name']} of {slice_['system']}."
         ),
@@ -126,16 +126,15 @@ def logic_functions(slice_: dict[str, Any]) -> list[Function]:
     return []
 
 
-def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
-    """Class attributes binding the logic functions ("name: annotation" or "name", expression)."""
+def _attributes(comp: dict[str, Any], functions: list[Function]) -> list[tuple[str, str]]:
+    """Class attributes binding the logic functions ("name: annotation" or "name", expression).
+    The kind's base class calls its one logic function by the function's own name."""
     logic = comp["logic"]
-    kind = comp["kind"]
     if logic is None:
         return []
-    if kind in ("transformer", "source", "filter", "router"):
-        name = {"transformer": "transform", "source": "generate", "filter": "where", "router": "route"}[kind]
-        return [(name, f"staticmethod({name})")]
-    if kind == "aggregator":
+    if comp["kind"] in ("transformer", "source", "filter", "router"):
+        return [(f.name, f"staticmethod({f.name})") for f in functions]
+    if comp["kind"] == "aggregator":
         aggregates = ", ".join(
             f"{pyliteral(n)}: ({pyliteral(a['function'])}, {n + '_value' if a['argument'] else 'None'})"
             for n, a in sorted(logic["aggregate"].items())
