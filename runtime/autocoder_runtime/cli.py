@@ -1,0 +1,94 @@
+"""`python -m <system>`: serve the system, list its dead letters, replay them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+
+from autocoder_runtime.logs import LEVELS, configure_logging, resolve_level
+from autocoder_runtime.system import System
+
+
+def _parser(system: System) -> argparse.ArgumentParser:
+    spec = system.spec
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {spec.name}", description=spec.description or f"the {spec.name} system"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server and every component")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        type=str.upper,
+        default=None,
+        help=f"log level (default: $LOG_LEVEL, else the blueprint's {spec.log_level})",
+    )
+    letters = sub.add_parser("dead-letters", help="print the dead-letter table as JSON lines")
+    letters.add_argument("--limit", type=int, default=100)
+    letters.add_argument("--offset", type=int, default=0)
+    replay = sub.add_parser(
+        "replay", help="move dead letters back into the inbox; a running server delivers them again"
+    )
+    replay.add_argument("ids", nargs="*", type=int, help="dead-letter ids (default: all)")
+    return parser
+
+
+async def _with_database(system: System, command: Callable[[System], object]) -> object:
+    import os
+
+    from autocoder_runtime.component import data_dir
+    from autocoder_runtime.database import open_database
+
+    system.db = await asyncio.to_thread(
+        open_database, system.spec.backend, system.name, data_dir(), os.environ.get("DATABASE_URL")
+    )
+    try:
+        result = command(system)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+    finally:
+        await asyncio.to_thread(system.db.close)
+        system.db = None
+
+
+def main(build: Callable[[], System], argv: list[str] | None = None) -> int:
+    system = build()
+    args = _parser(system).parse_args(argv)
+    if args.command == "serve":
+        import uvicorn
+
+        from autocoder_runtime.app import create_app
+
+        try:
+            level = resolve_level(args.log_level, system.spec.log_level)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        configure_logging(level)
+        uvicorn.run(
+            create_app(system),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=15,
+        )
+        return 0
+    if args.command == "dead-letters":
+        rows = asyncio.run(
+            _with_database(system, lambda s: s.database().dead_letter_list(args.limit, args.offset))
+        )
+        keys = ("id", "ts", "component", "port", "error", "payload", "trace_id")
+        for row in rows:  # type: ignore[attr-defined]
+            item = dict(zip(keys, row, strict=True)) | {"payload": json.loads(row[5])}
+            print(json.dumps(item, sort_keys=True))
+        return 0
+    moved = asyncio.run(_with_database(system, lambda s: s.replay(args.ids or None)))
+    print(f"replayed {moved} dead letter(s) into the inbox", file=sys.stderr)
+    return 0

@@ -1,0 +1,84 @@
+"""Messages, their envelopes and the errors a component raises for one message."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from autocoder_runtime.system import Delivery
+
+Message = dict[str, Any]
+
+
+class Rejected(Exception):
+    """A message the component cannot handle: it goes to the dead-letter table. Permanent:
+    retrying the same message would fail the same way."""
+
+
+class OutputInvalid(Rejected):
+    """The component's logic produced a message its output schema refuses: a bug in the logic
+    for this input (the property tests look for these)."""
+
+
+class Transient(Exception):
+    """A failure worth retrying (a peer's 429 or 5xx, a dropped connection). `retry_after` is the
+    delay the peer asked for, in seconds, when it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Envelope:
+    """A message in flight with its trace id and the inbox entry it descends from."""
+
+    payload: Message
+    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    delivery: Delivery | None = None
+
+
+def validate(model: type[BaseModel], payload: Any, error: type[Rejected] = Rejected) -> Message:
+    """Validate a message against its schema; return it normalised (defaults filled)."""
+    try:
+        return model.model_validate(payload).model_dump(mode="json")
+    except ValidationError as exc:
+        raise error(f"schema {model.__name__}: {field_errors(exc)}") from None
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+UNSERIALIZABLE_PREVIEW = 2000
+
+
+def safe_json(value: Any) -> str:
+    """JSON text of a message, and never an exception: a value JSON cannot hold (an int past
+    Python's digit limit, a non-finite float, an object) is replaced by a description of it, so
+    a dead-letter write cannot fail on the payload it records."""
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        try:
+            preview = repr(value)[:UNSERIALIZABLE_PREVIEW]
+        except (ValueError, RecursionError):
+            preview = f"<{type(value).__name__}>"
+        return json.dumps({"unserializable": preview, "reason": f"{type(exc).__name__}: {exc}"[:500]})
+
+
+def strict_json(value: Message) -> str:
+    """JSON text of a message for a store: a value JSON cannot hold is the message's fault, so
+    it is rejected (dead-lettered) rather than stored altered."""
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise Rejected(f"message cannot be stored as JSON: {type(exc).__name__}: {exc}"[:500]) from None

@@ -1,0 +1,319 @@
+"""A running system: its components, wiring, database and the delivery of inbox entries.
+
+Delivery contract. A message the ingress accepts is in the inbox (committed) before the 202.
+The dispatcher claims inbox entries (a lease; on PostgreSQL with SKIP LOCKED, so replicas share
+one inbox) and feeds them to the bound components. Each entry is acknowledged, that is deleted
+from the inbox, only when every message descending from it has ended: stored, sent, filtered
+out, folded into a persisted window, or dead-lettered. An entry whose processing was cut short
+(SIGKILL, a SIGTERM deadline, a crashed consumer) is still in the inbox and is delivered again:
+at least once, which stores absorb by writing idempotently by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from autocoder_runtime.component import Component, data_dir, run_logic
+from autocoder_runtime.database import Database, InboxItem, InboxRow, open_database
+from autocoder_runtime.logs import log
+from autocoder_runtime.messages import Envelope, Message, safe_json
+from autocoder_runtime.metrics import Metrics
+from autocoder_runtime.spec import SystemSpec
+
+Condition = Callable[[Message], bool]
+LEASE_S = 30.0  # a claimed entry is redelivered if its process holds it this long without renewing
+MAX_DELIVERIES = 10  # an entry delivered this often without completing is dead-lettered
+POLL_S = 0.2  # how often the dispatcher looks for entries other processes added
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, str(default)))
+
+
+class Delivery:
+    """One claimed inbox entry: how many of its messages are still in flight."""
+
+    def __init__(self, row: InboxRow, done: Callable[[Delivery], None]) -> None:
+        self.row = row
+        self.pending = 0
+        self.failed = False
+        self._done = done
+
+    def add(self, count: int) -> None:
+        self.pending += count
+
+    def finish(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self._done(self)
+
+    def fail(self) -> None:
+        self.failed = True
+        self.finish()
+
+
+class System:
+    """All components of one system, wired; see the module docstring for what it promises."""
+
+    def __init__(
+        self,
+        spec: SystemSpec,
+        components: dict[str, type[Component]],
+        conditions: dict[str, Condition] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.metrics = Metrics(spec.name)
+        self.components: dict[str, Component] = {}
+        for name in spec.order or sorted(components):
+            self.components[name] = components[name](name, self)
+            self.metrics.touch(name)
+        conditions = conditions or {}
+        self.routes: dict[tuple[str, str], list[tuple[str, str, Condition | None]]] = {}
+        for b in spec.bindings:
+            condition = conditions[b.condition] if b.condition else None
+            self.routes.setdefault((b.source, b.port), []).append((b.target, b.target_port, condition))
+        self.db: Database | None = None
+        self.owner = uuid.uuid4().hex
+        self.deliveries: dict[int, Delivery] = {}
+        self.acks: list[int] = []
+        self.backlog = 0
+        self.ready = False
+        self.accepting = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.inbox_limit = int(env_float("INBOX_LIMIT", 10000))
+        self.max_in_flight = int(env_float("MAX_IN_FLIGHT", 1000))
+        self.wake = asyncio.Event()
+        self.acked = asyncio.Event()
+        self.ack_wanted = asyncio.Event()
+
+    # ----------------------------------------------------------------- wiring
+
+    def targets(self, source: str, port: str, message: Message) -> list[tuple[Component, str]]:
+        """The inputs a message on `source.port` goes to (conditions evaluated on it)."""
+        return [
+            (self.components[target], target_port)
+            for target, target_port, condition in self.routes.get((source, port), [])
+            if condition is None or run_logic(condition, message)
+        ]
+
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("the system is not started")
+        return self.db
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self.wake = asyncio.Event()
+        self.acked = asyncio.Event()
+        self.ack_wanted = asyncio.Event()
+        dsn = os.environ.get("DATABASE_URL")
+        self.db = await asyncio.to_thread(open_database, self.spec.backend, self.name, data_dir(), dsn)
+        if self.spec.backend == "sqlite":
+            await self.db.inbox_release(None)  # one replica: whatever was claimed is ours to redo
+        self.backlog = await self.db.inbox_count()
+        for component in self.components.values():
+            await component.open()
+        for component in self.components.values():
+            await component.start()
+        self.accepting = True
+        self.tasks = [
+            asyncio.create_task(self._dispatch(), name="dispatch"),
+            asyncio.create_task(self._acknowledge(), name="acknowledge"),
+            asyncio.create_task(self._renew_leases(), name="leases"),
+        ]
+        self.ready = True
+        log(
+            logging.INFO,
+            "started",
+            system=self.name,
+            components=len(self.components),
+            backend=self.spec.backend,
+            inbox=self.backlog,
+        )
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """SIGTERM: stop accepting and claiming, let what is in flight finish until the
+        deadline, then stop; whatever did not finish stays in the inbox for the next start."""
+        self.accepting = False
+        self.ready = False
+        for task in self.tasks[:1]:  # the dispatcher: claim nothing more
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        deadline = time.monotonic() + drain_timeout_s
+        while self.deliveries and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.acked.wait(), timeout=0.05)
+            self.acked.clear()
+        unfinished = len(self.deliveries)
+        for component in self.components.values():
+            await component.stop()
+        for component in self.components.values():
+            await component.close()
+        for task in self.tasks[1:]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+        db = self.database()
+        await self._flush_acks()
+        await db.inbox_release(self.owner)
+        left = await db.inbox_count()
+        await asyncio.to_thread(db.close)
+        self.db = None
+        log(logging.INFO, "stopped", system=self.name, undrained=left, in_flight_cut=unfinished)
+
+    def not_ready(self) -> list[str]:
+        """Why the system is not ready: not started, or consumers waiting to restart."""
+        reasons = [] if self.ready else ["not started or shutting down"]
+        for component in self.components.values():
+            reasons += [f"consumer {name} failed and is restarting" for name in sorted(component.failing)]
+        return reasons
+
+    # ----------------------------------------------------------------- accepting
+
+    def added(self, count: int) -> None:
+        """Entries went into the inbox by another way than `accept` (a closed window)."""
+        self.backlog += count
+        self.metrics.inbox_backlog.set(self.backlog)
+        self.wake.set()
+
+    def saturated(self) -> bool:
+        return self.backlog >= self.inbox_limit
+
+    async def accept(self, component: str, port: str, message: Message, trace_id: str) -> None:
+        """Make a message durable in the inbox, as the output of `component.port`."""
+        item = InboxItem(component, port, "out", json.dumps(message, sort_keys=True), trace_id)
+        await self.database().inbox_add([item])
+        self.backlog += 1
+        self.metrics.inbox_backlog.set(self.backlog)
+        self.wake.set()
+
+    async def dead_letter(self, component: str, port: str, exc: BaseException, envelope: Envelope) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        self.metrics.dead_letters.labels(component=component).inc()
+        log(
+            logging.WARNING,
+            "dead letter",
+            component=component,
+            port=port,
+            error=error,
+            trace_id=envelope.trace_id,
+            where="".join(traceback.format_exception_only(exc)).strip()[:4000],
+        )
+        await self.database().dead_letter_add(
+            component, port, error, safe_json(envelope.payload), envelope.trace_id
+        )
+
+    # ----------------------------------------------------------------- delivering
+
+    async def _dispatch(self) -> None:
+        while True:
+            room = self.max_in_flight - len(self.deliveries)
+            rows = await self.database().inbox_claim(self.owner, min(room, 256), LEASE_S) if room > 0 else []
+            for row in rows:
+                await self._deliver(row)
+            if len(rows) == min(room, 256) and rows:
+                continue  # more may be waiting
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=POLL_S)
+
+    async def _deliver(self, row: InboxRow) -> None:
+        item = row.item
+        if row.attempts > MAX_DELIVERIES:
+            await self.database().inbox_to_dead_letter(
+                row, f"delivered {row.attempts - 1} times without completing; see the logs of those attempts"
+            )
+            self.backlog -= 1
+            return
+        delivery = Delivery(row, self._delivered)
+        self.deliveries[row.id] = delivery
+        envelope = Envelope(json.loads(item.payload), item.trace_id, delivery)
+        source = self.components.get(item.component)
+        try:
+            if source is None:
+                raise LookupError(f"no component {item.component!r} in this system")
+            if item.direction == "in":
+                if item.port not in source.inputs:
+                    raise LookupError(f"{item.component} has no input {item.port!r}")
+                targets = [(source, item.port)]
+            else:
+                targets = self.targets(item.component, item.port, envelope.payload)
+        except Exception as exc:  # noqa: BLE001 - an entry that cannot be routed is a dead letter
+            delivery.add(1)
+            await self.dead_letter(item.component, item.port, exc, envelope)
+            delivery.finish()
+            return
+        if not targets:
+            delivery.add(1)
+            delivery.finish()
+            return
+        delivery.add(len(targets))  # all at once: a part-way count could reach zero too early
+        try:
+            for target, port in targets:
+                await target.queues[port].put(Envelope(dict(envelope.payload), item.trace_id, delivery))
+        except asyncio.CancelledError:
+            self.deliveries.pop(row.id, None)  # never acknowledged: delivered again later
+            raise
+
+    def _delivered(self, delivery: Delivery) -> None:
+        if delivery.failed:  # stays claimed until its lease ends, then is delivered again
+            self.deliveries.pop(delivery.row.id, None)
+            self.acked.set()
+            return
+        self.acks.append(delivery.row.id)
+        self.ack_wanted.set()
+
+    async def _acknowledge(self) -> None:
+        while True:
+            await self.ack_wanted.wait()
+            self.ack_wanted.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        ids, self.acks = self.acks, []
+        if not ids:
+            return
+        await self.database().inbox_ack(ids)
+        for row_id in ids:
+            self.deliveries.pop(row_id, None)
+        self.backlog = max(0, self.backlog - len(ids))
+        self.metrics.inbox_backlog.set(self.backlog)
+        self.acked.set()
+        self.wake.set()  # room for the dispatcher to claim more
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            if self.deliveries:
+                await self.database().inbox_renew(self.owner, sorted(self.deliveries), LEASE_S)
+            if self.spec.backend == "postgres":  # other replicas add and remove entries too
+                self.backlog = await self.database().inbox_count()
+                self.metrics.inbox_backlog.set(self.backlog)
+
+    async def replay(self, ids: list[int] | None) -> int:
+        """Dead letters back into the inbox, to the input they failed on."""
+
+        def replayable(component: str, port: str) -> bool:
+            target = self.components.get(component)
+            return target is not None and port in target.inputs
+
+        moved = await self.database().dead_letter_replay(ids, replayable)
+        self.backlog += moved
+        self.wake.set()
+        return moved
+
+    def describe(self) -> dict[str, Any]:
+        return {"system": self.name, "components": list(self.components)}
