@@ -257,6 +257,12 @@ def test_AC124_name_too_long_for_kubernetes(arch):
     assert "too long for a Kubernetes name" in d.message
 
 
+def test_AC125_pattern_the_runtime_engine_cannot_run(arch):
+    arch["schemas"]["Order"]["fields"]["order_id"]["pattern"] = "^(?=A)[A-Z0-9-]{6,32}$"
+    (d,) = only(compile_data(arch), "AC125")
+    assert "look-around" in d.message and "field 'order_id'" in d.message and d.fix
+
+
 def test_every_code_is_listed_used_and_tested():
     table = set(rule_table())
     source = "\n".join(p.read_text() for p in (REPO / "autocoder").rglob("*.py"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from autocoder.analysis.patterns import search
 
 _KINDS = {
     "string": (str,),
@@ -50,12 +51,9 @@ def value_problems(spec: dict[str, Any], value: Any, where: str) -> list[str]:
             problems.append(f"'{where}' is shorter than {spec['min_length']}")
         if "max_length" in spec and len(value) > spec["max_length"]:
             problems.append(f"'{where}' is longer than {spec['max_length']}")
-    if kind == "string" and "pattern" in spec:
-        try:
-            if re.search(spec["pattern"], value) is None:
-                problems.append(f"'{where}' {value!r} does not match pattern {spec['pattern']!r}")
-        except re.error:
-            pass  # reported as AC119
+    if isinstance(value, str) and "pattern" in spec and search(spec["pattern"], value) is False:
+        # the runtime's linear-time engine; a pattern it cannot compile is AC119 or AC125
+        problems.append(f"'{where}' {value!r} does not match pattern {spec['pattern']!r}")
     if kind == "array" and "items" in spec:
         for i, item in enumerate(value):
             problems.extend(value_problems(spec["items"], item, f"{where}[{i}]"))

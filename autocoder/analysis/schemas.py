@@ -7,6 +7,7 @@ from typing import Any
 
 from autocoder.analysis.context import Context
 from autocoder.analysis.messages import value_problems
+from autocoder.analysis.patterns import ENGINE, engine_error
 from autocoder.blueprint.models import FieldSpec, SchemaDef
 from autocoder.diagnostics import did_you_mean, one_of
 from autocoder.expr.types import Type, type_of_field
@@ -112,15 +113,7 @@ def _check_field(ctx: Context, path: tuple, name: str, spec: FieldSpec) -> None:
             "swap or fix the bounds",
         )
     if spec.pattern is not None:
-        try:
-            re.compile(spec.pattern)
-        except re.error as exc:
-            bad(
-                "pattern",
-                f"pattern is not a valid regular expression: {exc.msg}",
-                "fix the regular expression",
-                expected="a valid regular expression",
-            )
+        _check_pattern(ctx, path, name, spec.pattern, bad)
     for i, value in enumerate(spec.enum or []):
         if not _fits(spec, value):
             ctx.report(
@@ -140,6 +133,37 @@ def _check_field(ctx: Context, path: tuple, name: str, spec: FieldSpec) -> None:
         _check_field(ctx, (*path, "items"), f"{name}[]", spec.items)
     for sub, sub_spec in (spec.fields or {}).items():
         _check_field(ctx, (*path, "fields", sub), f"{name}.{sub}", sub_spec)
+
+
+def _check_pattern(ctx: Context, path: tuple, name: str, pattern: str, bad: Any) -> None:
+    """AC119 unless `pattern` is a regular expression; AC125 unless the runtime's linear-time
+    engine compiles it too. (Python's `re` only compiles it, for the generated property tests;
+    no value is ever matched with it: it backtracks.)"""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        bad(
+            "pattern",
+            f"pattern is not a valid regular expression: {exc.msg}",
+            "fix the regular expression",
+            expected="a valid regular expression",
+        )
+        return
+    except (RecursionError, OverflowError, MemoryError):
+        bad("pattern", "pattern is too complex to compile", "simplify the regular expression")
+        return
+    reason = engine_error(pattern)
+    if reason is not None:
+        ctx.report(
+            (*path, "pattern"),
+            "AC125",
+            f"field '{name}': pattern {pattern[:80]!r} cannot run on the generated system's "
+            f"regex engine: {reason}",
+            expected=f"a pattern for {ENGINE}: no look-around (?=, (?!, (?<=, (?<!), "
+            "no backreferences (\\1), no atomic groups or possessive quantifiers",
+            fix="rewrite it without those constructs (e.g. check the excluded case with a "
+            "filter component), or drop the pattern",
+        )
 
 
 def _fits(spec: FieldSpec, value: Any) -> bool:
