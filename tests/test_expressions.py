@@ -113,6 +113,11 @@ REJECTIONS = [
     (" + ".join(["1"] * 300), "AC204", "syntax nodes"),
     ("[" + ", ".join(["1"] * 101) + "]", "AC204", "list literal"),
     ("x" * 2001, "AC204", "characters long"),
+    ("round(unit_price, quantity)", "AC206", "without declared bounds"),
+    ("round(unit_price, 16)", "AC206", "digits 16 out of range"),
+    ("round(unit_price, -16)", "AC206", "digits -16 out of range"),
+    ("round(unit_price, quantity - 1)", "AC206", "without declared bounds"),
+    ("round(unit_price, customer.tier)", "AC206", "minimum: -15"),
     ("eval('1')", "AC205", "function 'eval' is not allowed"),
     ("open('/etc/passwd')", "AC205", "not allowed"),
     ("getattr(name, 'x')", "AC205", "not allowed"),
@@ -177,3 +182,42 @@ def test_binding_conditions_are_checked(arch):
     arch["bindings"][2]["condition"] = "total > 1000"
     result = compile_data(arch)
     assert result.ir["bindings"][2]["condition"]["python"] == "msg['total'] > 1000"
+
+
+def test_round_digits_must_be_bounded(arch):
+    bounded = {
+        "digits": Type("integer", minimum=0, maximum=4),
+        "wide": Type("integer", minimum=0, maximum=99),
+    }
+    env = {**ENV, **bounded, "maybe": Type("integer", optional=True, minimum=0, maximum=2)}
+    assert (
+        compile_expression("round(unit_price, digits)", env).python
+        == "round(msg['unit_price'], msg['digits'])"
+    )
+    assert compile_expression("round(unit_price, -15)", env).type.kind == "number"
+    for text, words in [
+        ("round(unit_price, wide)", "bounded to 0..99"),
+        ("round(unit_price, maybe)", "missing"),
+    ]:
+        with pytest.raises(ExprError, match=words) as info:
+            compile_expression(text, env)
+        assert info.value.code == "AC206"
+    # in a blueprint: the schema's minimum/maximum are the bounds, the error points at the digits
+    component(arch, "pricer")["logic"]["set"]["total"] = "round(unit_price, quantity)"
+    (diag,) = only(compile_data(arch), "AC206")
+    assert "bounded to 1..100000" in diag.message and "maximum: 15" in diag.fix
+    arch["schemas"]["Order"]["fields"]["places"] = {"type": "integer", "minimum": -2, "maximum": 6}
+    for example in component(arch, "pricer")["examples"]:
+        example["in"]["places"] = 2
+    arch["schemas"]["PricedOrder"]["fields"]["places"] = {"type": "integer", "required": False}
+    component(arch, "pricer")["logic"]["set"]["total"] = "round(quantity * unit_price, places)"
+    result = compile_data(arch)
+    assert [d for d in result.diagnostics if d.is_error] == [] and result.ir is not None
+
+
+def test_round_digit_errors_point_at_the_digits():
+    text = (EXAMPLE / "architecture.yaml").read_text()
+    text = text.replace('"quantity * unit_price"', '"round(unit_price, quantity)"')
+    (diag,) = only(compile_text(text), "AC206")
+    line = text.splitlines()[diag.line - 1]
+    assert line[diag.col - 1 :].startswith("quantity)")

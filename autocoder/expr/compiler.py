@@ -24,6 +24,7 @@ MAX_STRING = 1000
 MAX_INT = 2**53
 MAX_LIST = 100
 MAX_POWER = 16
+MAX_ROUND_DIGITS = 15  # round(x, d): |d| at most this (beyond it a float has no digits left)
 MSG = "msg"
 
 AGGREGATES = ("count", "sum", "avg", "min", "max")
@@ -669,6 +670,8 @@ class _Checker:
             )
         typed = [self.visit(a, depth) for a in node.args]
         result = function.check([t for t, _ in typed])
+        if name == "round" and len(node.args) == 2 and result is not None:
+            _check_round_digits(node.args[1], typed[1][0])
         if result is None:
             shown = ", ".join(str(t) for t, _ in typed)
             raise ExprError(
@@ -681,6 +684,46 @@ class _Checker:
                 else "pass values of the right type",
             )
         return result, function.emit([py for _, py in typed])
+
+
+def _check_round_digits(node: ast.expr, typ: Type) -> None:
+    """AC206 unless round()'s digits are known to lie within +-MAX_ROUND_DIGITS: an integer
+    literal in range, or a required integer field whose schema bounds it to that range.
+    (round(x, d) with d from a message costs time in |d|: a huge d blocks the server.)"""
+    limit = MAX_ROUND_DIGITS
+    literal = _int_literal(node)
+    if literal is not None:
+        if -limit <= literal <= limit:
+            return
+        what = f"round() digits {literal} out of range"
+    elif typ.optional:
+        what = "round() digits come from a value that may be missing"
+    elif typ.minimum is not None and typ.maximum is not None:
+        if -limit <= typ.minimum and typ.maximum <= limit:
+            return
+        what = f"round() digits come from a field bounded to {typ.minimum}..{typ.maximum}"
+    else:
+        what = "round() digits come from a value without declared bounds"
+    raise ExprError(
+        "AC206",
+        what,
+        node,
+        expected=f"an integer literal from -{limit} to {limit}, or a required integer field "
+        f"with minimum >= -{limit} and maximum <= {limit}",
+        fix=f"write the digits as a literal, e.g. round(x, 2), or give the field "
+        f"`minimum: -{limit}` and `maximum: {limit}` (or tighter) in its schema",
+    )
+
+
+def _int_literal(node: ast.expr) -> int | None:
+    """The value of an integer literal such as 2 or -2 (None for anything else)."""
+    sign = 1
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        sign = -1 if isinstance(node.op, ast.USub) else 1
+        node = node.operand
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return sign * node.value
+    return None
 
 
 def _field(base: ast.expr, name: str) -> ast.expr:

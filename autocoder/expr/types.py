@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NUMERIC = frozenset({"integer", "number"})
 
@@ -11,20 +11,24 @@ NUMERIC = frozenset({"integer", "number"})
 class Type:
     """A value type: a blueprint field type plus `optional` (the value may be None).
 
-    `item` is the element type of an array; `fields` the members of an object.
+    `item` is the element type of an array; `fields` the members of an object. `minimum` and
+    `maximum` are a field's declared bounds, where the checker needs them (round's digits); they
+    are facts about a value, not part of its type, so they do not take part in comparisons.
     """
 
     kind: str
     optional: bool = False
     item: Type | None = None
     fields: tuple[tuple[str, Type], ...] | None = None
+    minimum: int | float | None = field(default=None, compare=False)
+    maximum: int | float | None = field(default=None, compare=False)
 
     @property
     def numeric(self) -> bool:
         return self.kind in NUMERIC
 
     def required(self) -> Type:
-        return Type(self.kind, False, self.item, self.fields)
+        return Type(self.kind, False, self.item, self.fields, self.minimum, self.maximum)
 
     def field(self, name: str) -> Type | None:
         return dict(self.fields or ()).get(name)
@@ -48,7 +52,7 @@ def type_of_field(spec: dict) -> Type:
     fields = None
     if spec.get("fields") is not None:
         fields = tuple(sorted((k, type_of_field(v)) for k, v in spec["fields"].items()))
-    return Type(spec["type"], optional, item, fields)
+    return Type(spec["type"], optional, item, fields, spec.get("minimum"), spec.get("maximum"))
 
 
 def assignable(value: Type, target: Type) -> bool:
