@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import EXAMPLE, compile_text, only
 
 from autocoder.blueprint import source
 
 ARCH = (EXAMPLE / "architecture.yaml").read_text()
+DEPLOY = (EXAMPLE / "deployment.yaml").read_text()
 
 
 def test_malformed_yaml_names_line_and_column():
@@ -157,3 +159,64 @@ def test_invalid_utf8():
 def test_control_characters_are_reported():
     (diag,) = only(compile_text(ARCH.replace("system:", "sys\x00tem:", 1)), "AC001")
     assert "U+0000" in diag.message and diag.line == 4
+
+
+NUMBERS = [
+    (".inf", "not finite"),
+    ("-.inf", "not finite"),
+    (".nan", "not finite"),
+    ("1.0e+400", "not finite"),
+]
+NUMBERS += [
+    ("9" * 5000, "5000 characters"),
+    (str(2**63), "signed 64-bit"),
+    ("0x" + "f" * 17, "signed 64-bit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("number", "words"), NUMBERS, ids=["inf", "-inf", "nan", "1e400", "5000", "2**63", "hex"]
+)
+def test_AC007_numbers_out_of_range_in_architecture(number, words):
+    # a default is free JSON: before, .inf reached the IR's content hash and 5000 digits
+    # PyYAML's int(), both as tracebacks
+    text = ARCH.replace("unit_price: {type: number,", f"unit_price: {{default: {number}, type: number,")
+    result = compile_text(text)
+    (diag,) = only(result, "AC007")
+    assert (diag.file, diag.line) == ("architecture.yaml", 10)
+    assert words in diag.message and "signed 64 bits" in diag.expected and "quote" in diag.fix
+    assert result.ir is None
+
+
+@pytest.mark.parametrize("number", [".inf", ".nan", "-.inf", "9" * 5000])
+def test_AC007_numbers_out_of_range_in_deployment(number):
+    deploy = DEPLOY.replace("env: {LOG_LEVEL: INFO}", f"env: {{LOG_LEVEL: INFO, LIMIT: [1, {number}]}}")
+    (diag,) = only(compile_text(ARCH, deploy), "AC007")
+    assert (diag.file, diag.line) == ("deployment.yaml", 10)
+    assert diag.col == deploy.splitlines()[9].index(number) + 1
+
+
+def test_integer_edge_forms_are_read_like_pyyaml_but_bounded():
+    from autocoder.blueprint.source import INT_MAX, INT_MIN, parse_yaml
+
+    text = f"a: {INT_MAX}\nb: {INT_MIN}\nc: 0x_ff\nd: 0b101\ne: 017\nf: 1:30\ng: -1_000\n"
+    assert parse_yaml(text.encode(), "x.yaml").data == dict(
+        a=INT_MAX, b=INT_MIN, c=255, d=5, e=15, f=90, g=-1000
+    )
+    bomb = "x: 1:" + ":".join(["59"] * 1_000_000) + "\n"  # base 60: minutes of bignum work for PyYAML
+    result = compile_text(bomb)
+    assert "outside the signed 64-bit range" in only(result, "AC007")[0].message
+
+
+def test_values_with_explicit_tags_that_do_not_parse_are_diagnostics():
+    for tag, value in (("int", "abc"), ("float", "abc"), ("timestamp", "yesterday"), ("int", "''")):
+        text = ARCH.replace("maximum: 100000}", f"maximum: !!{tag} {value}}}")
+        (diag,) = only(compile_text(text), "AC001")
+        assert diag.line == 9 and f"as a YAML {tag}" in diag.message and f"!!{tag}" in diag.fix
+
+
+def test_huge_version_and_quantity_numbers_are_diagnostics():
+    text = ARCH.replace('"1.0.0"', '"' + "9" * 5000 + '.0.0"', 1)
+    assert "is not supported" in only(compile_text(text), "AC014")[0].message
+    deploy = DEPLOY.replace("memory: 256Mi", "memory: " + "9" * 5000 + "Mi")
+    assert only(compile_text(ARCH, deploy), "AC013")

@@ -88,8 +88,9 @@ PortRef = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z
 Expression = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Text = Annotated[str, StringConstraints(max_length=4000)]
 SemVer = Annotated[str, StringConstraints(pattern=SCHEMA_VERSION_PATTERN)]
-Cpu = Annotated[str, StringConstraints(pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$")]
-Memory = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+# Kubernetes quantities; bounded so that their numbers stay cheap to convert and compare.
+Cpu = Annotated[str, StringConstraints(pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$", max_length=24)]
+Memory = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$", max_length=24)]
 PositiveNumber = Annotated[float, Field(gt=0)]
 
 
@@ -515,5 +516,10 @@ class Deployment(Model):
 
 
 def schema_major(version: str) -> int | None:
+    """The MAJOR of a semantic version (None when it is none); an absurdly long MAJOR stands
+    as a large number rather than costing (or failing) an int conversion of its digits."""
     match = re.match(SCHEMA_VERSION_PATTERN, version)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    major = match.group(1)
+    return int(major) if len(major) <= 18 else 10**18

@@ -8,6 +8,7 @@ hostile file can cause (size, nesting depth, alias expansion).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,11 @@ from autocoder.diagnostics import BlueprintError, Diagnostic
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+# Every number in a blueprint is finite, and every integer fits a signed 64-bit int: what JSON,
+# the IR and the generated system's storage can all hold.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+_INT_TAG = "tag:yaml.org,2002:int"
 
 Path_ = tuple[str | int, ...]
 
@@ -281,9 +287,14 @@ class _Builder:
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return self._scalar(node)
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: ScalarNode, *, key: bool = False) -> Any:
+        """The value of a scalar; numbers out of range are AC007 (for a key: any non-string,
+        so that the key is refused as a key)."""
         try:
-            value = self._scalars.construct_object(node, deep=True)
+            if node.tag == _INT_TAG:
+                value: Any = yaml_int(node.value)  # PyYAML's costs time quadratic in the digits
+            else:
+                value = self._scalars.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             self.error(
                 node,
@@ -292,10 +303,38 @@ class _Builder:
                 fix="quote the value to make it a string",
             )
             return None
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError):
+            tag = node.tag.rsplit(":", 1)[-1]
+            self.error(
+                node,
+                "AC001",
+                f"cannot read {_clip(node.value)!r} as a YAML {tag}",
+                fix="quote the value to make it a string, or remove the !!" + tag + " tag",
+            )
+            return None
+        if value is _OUT_OF_RANGE or (isinstance(value, float) and not math.isfinite(value)):
+            if key:
+                return value if isinstance(value, float) else 0
+            self._number_error(node, value)
+            return None
         if not isinstance(value, str | int | float | bool | type(None)):
             # timestamps, binary and other YAML types: keep the text, the schema decides.
             return node.value
         return value
+
+    def _number_error(self, node: ScalarNode, value: Any) -> None:
+        if value is _OUT_OF_RANGE:
+            size = f" ({len(node.value)} characters)" if len(node.value) > 40 else ""
+            what = f"integer {_clip(node.value)}{size} is outside the signed 64-bit range"
+        else:
+            what = f"number {_clip(node.value)} is not finite"
+        self.error(
+            node,
+            "AC007",
+            what,
+            expected=f"finite numbers, and integers that fit in signed 64 bits ({INT_MIN}..{INT_MAX})",
+            fix="use a smaller number, or quote the value to make it a string",
+        )
 
     def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -316,7 +355,7 @@ class _Builder:
                     fix="use a simple name as the key",
                 )
                 continue
-            key = self._scalar(key_node)
+            key = self._scalar(key_node, key=True)
             if not isinstance(key, str):
                 self.error(
                     key_node,
@@ -338,3 +377,50 @@ class _Builder:
             self.keys[(*path, key)] = _mark(key_node)
             result[key] = self.build(value_node, (*path, key), depth + 1)
         return result
+
+
+class _OutOfRangeType:
+    """An integer outside INT_MIN..INT_MAX (never built: its digits may be millions)."""
+
+
+_OUT_OF_RANGE = _OutOfRangeType()
+
+
+def yaml_int(text: str) -> int | _OutOfRangeType:
+    """A YAML 1.1 integer as PyYAML reads it (`_` separators, 0b binary, 0x hex, 0 octal,
+    1:30 base 60), with work bounded by the 64-bit range: _OUT_OF_RANGE outside it, where PyYAML
+    would raise at Python's 4,300-digit limit or multiply for minutes. ValueError when the text
+    is not an integer at all (e.g. `!!int abc`)."""
+    value = text.replace("_", "")
+    sign = 1
+    if value.startswith("-"):
+        sign, value = -1, value[1:]
+    elif value.startswith("+"):
+        value = value[1:]
+    if not value:
+        raise ValueError("empty integer")
+    if ":" in value and not value.startswith("0"):
+        parts = value.split(":")
+        if len(parts) > 12 or any(len(part) > 20 for part in parts):
+            return _OUT_OF_RANGE  # 60**11 is above 2**63, and the first part is not 0
+        number = 0
+        for part in parts:
+            number = number * 60 + int(part)
+    else:
+        base, digits = 10, value
+        if value.startswith(("0b", "0x")):
+            base, digits = (2 if value[1] == "b" else 16), value[2:]
+        elif value.startswith("0"):
+            base = 8
+        if not digits:
+            raise ValueError("no digits")
+        significant = digits.lstrip("0") or "0"
+        if len(significant) > 64:  # more digits than 2**63 has in any of these bases
+            return _OUT_OF_RANGE
+        number = int(significant, base)
+    number *= sign
+    return number if INT_MIN <= number <= INT_MAX else _OUT_OF_RANGE
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
