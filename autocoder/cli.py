@@ -224,10 +224,31 @@ def cmd_build(args: argparse.Namespace) -> int:
     from autocoder.build.reporter import AutocoderReporter
 
     os.chdir(args.dir)
-    code = int(DoitMain(ModuleTaskLoader(vars(dodo))).run(list(args.doit_args)) or 0)
+    doit_args = list(args.doit_args)
+    defaults = dodo.DOIT_CONFIG["default_tasks"]
+    if not _names_a_task(doit_args, defaults if isinstance(defaults, list) else []):
+        from autocoder.build.tasks import blueprint_outline
+
+        if blueprint_outline(Path(".")) is None:
+            # No outline (the blueprint is unreadable or too large, or the output directory
+            # is unsafe): the per-component tasks do not exist, so the default task list
+            # cannot run; `check` can, and says what is wrong.
+            doit_args.append("check")
+    code = int(DoitMain(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
     if code == 2 and AutocoderReporter.failures_only:
         return EXIT_FAILED  # tasks skipped after a failed tier: still "a tier failed"
     return code
+
+
+_DOIT_COMMANDS = frozenset(
+    ("auto", "clean", "dumpdb", "forget", "help", "ignore", "info", "list", "reset-dep", "strace")
+)
+
+
+def _names_a_task(doit_args: list[str], tasks: list[str]) -> bool:
+    """Whether the doit arguments name a command or a task (else doit runs the default tasks)."""
+    known = _DOIT_COMMANDS | {"run", *tasks}
+    return any(arg.split(":", 1)[0] in known for arg in doit_args if not arg.startswith("-"))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -14,11 +14,11 @@ import hashlib
 import importlib.resources
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from doit.exceptions import TaskFailed
 
 import autocoder
@@ -79,58 +79,94 @@ def fingerprint_file(directory: Path, stage: str, fingerprint: str) -> str:
 
 OUTLINE_CACHE = f"{GENERATED}/.outline.json"
 
+Outline = tuple[str, list[tuple[str, str]]]
 
-def blueprint_outline(directory: Path) -> tuple[str, list[tuple[str, str]]] | None:
+# What a name in the outline may be: it becomes part of target paths (generated/ir/<name>.json,
+# <system>/components/<name>.py), so a cached or parsed name that is anything else is refused.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_KINDS = frozenset(
+    ("source", "api_endpoint", "transformer", "filter", "router", "aggregator", "store", "sink", "custom")
+)  # blueprint.models.COMPONENT_KINDS (not imported: loading tasks must stay cheap)
+
+
+def blueprint_outline(directory: Path) -> Outline | None:
     """(system name, [(component, kind)]) for declaring targets; None when the blueprint cannot
     be read yet (the `check` task then reports exactly what is wrong).
 
     Runs on every doit invocation, so it is cached by the blueprint's hash: a no-op build hashes
-    the file instead of parsing it.
+    the file instead of parsing it. It applies `check`'s limits (size, nesting, node count) with
+    `check`'s own reader, so a hostile file costs the task list no more than `check` spends
+    refusing it: a file above the size limit is not even read whole.
     """
+    from autocoder.blueprint.source import MAX_BYTES
+
     try:
-        raw = (directory / ARCHITECTURE).read_bytes()
+        with (directory / ARCHITECTURE).open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError:
         return None
+    if len(raw) > MAX_BYTES:
+        return None  # `check` reports AC005 with the size and the limit
     digest = hashlib.sha256(raw).hexdigest()
     return _outline(directory, digest, raw)
 
 
 @functools.lru_cache(maxsize=4)
-def _outline(directory: Path, digest: str, raw: bytes) -> tuple[str, list[tuple[str, str]]] | None:
+def _outline(directory: Path, digest: str, raw: bytes) -> Outline | None:
     cache = directory / OUTLINE_CACHE
     try:
         cached = json.loads(cache.read_text())
         if cached["sha256"] == digest:
-            return cached["system"], [tuple(c) for c in cached["components"]]
+            if cached["system"] is None:
+                return None  # this content does not parse: known, not parsed again
+            # a cache is data on disk: trusted only when it holds what a parse could produce
+            outline = _valid_outline(cached["system"], [tuple(c) for c in cached["components"]])
+            if outline is not None:
+                return outline
     except (OSError, ValueError, KeyError, TypeError):
         pass
     outline = _parse_outline(raw)
-    if outline is not None:
-        from autocoder.canonical import canonical_json
-        from autocoder.fsutil import write_if_changed
+    from autocoder.canonical import canonical_json
+    from autocoder.fsutil import write_if_changed
 
-        data = {"sha256": digest, "system": outline[0], "components": outline[1]}
-        with contextlib.suppress(OSError):  # a cache: failing to write it costs only time
-            write_if_changed(cache, canonical_json(data))
+    system, components = outline if outline is not None else (None, [])
+    data = {"sha256": digest, "system": system, "components": components}
+    with contextlib.suppress(OSError):  # a cache: failing to write it costs only time
+        write_if_changed(cache, canonical_json(data))
     return outline
 
 
-def _parse_outline(raw: bytes) -> tuple[str, list[tuple[str, str]]] | None:
+def _parse_outline(raw: bytes) -> Outline | None:
+    from autocoder.blueprint.source import parse_yaml
+    from autocoder.diagnostics import BlueprintError
+
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
+        data = parse_yaml(raw, ARCHITECTURE).data
         system = data["system"]["name"]
         components = [(c["name"], c["kind"]) for c in data["components"]]
+    except BlueprintError:
+        return None
     except Exception:  # noqa: BLE001 - any problem here is reported by `check` with a position
         return None
-    valid = [(n, k) for n, k in components if _is_name(n) and isinstance(k, str) and _is_name(k)]
-    if not _is_name(system) or len(valid) != len(components) or len({n for n, _ in valid}) != len(valid):
+    return _valid_outline(system, components)
+
+
+def _valid_outline(system: object, components: list[tuple[Any, ...]]) -> Outline | None:
+    """The outline when every name is a plain lower_snake name and every kind is known."""
+    valid: list[tuple[str, str]] = []
+    for component in components:
+        name, kind = component if len(component) == 2 else (None, None)
+        if _is_name(name) and _is_name(kind) and kind in _KINDS:
+            valid.append((str(name), str(kind)))
+    if not isinstance(system, str) or not _is_name(system):
+        return None
+    if len(valid) != len(components) or len({n for n, _ in valid}) != len(valid):
         return None
     return system, sorted(valid)
 
 
 def _is_name(value: object) -> bool:
-    return isinstance(value, str) and value.isidentifier() and value.islower() and value.isascii()
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
 
 
 _COMPILED: dict[tuple[str, bool], CompileResult] = {}
@@ -141,7 +177,10 @@ def compile_cached(directory: Path, strict: bool) -> CompileResult:
     from autocoder.compile import compile_sources, read_blueprints
 
     raws = read_blueprints(directory)
-    key = (hashlib.sha256(repr(raws).encode()).hexdigest(), strict)
+    digest = hashlib.sha256()
+    for raw in raws:  # the bytes themselves (repr() of a 50 MB file would cost 200 MB)
+        digest.update(hashlib.sha256(raw if isinstance(raw, bytes) else repr(raw).encode()).digest())
+    key = (digest.hexdigest(), strict)
     if key not in _COMPILED:
         _COMPILED.clear()
         _COMPILED[key] = compile_sources(*raws, strict=strict)
