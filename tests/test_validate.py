@@ -27,6 +27,7 @@ PRICER_ONLY = {
     "test:pricer",
     "bench:pricer",
     "test:integration",
+    "typecheck",
     "policy",
     "report",
 }

@@ -7,13 +7,20 @@ module directly, so a project works with or without its own dodo.py.
 from autocoder.build.gen_tasks import task_gen
 from autocoder.build.reporter import AutocoderReporter
 from autocoder.build.tasks import task_check, task_ir
-from autocoder.build.validate_tasks import task_bench, task_lint, task_policy, task_report, task_test
+from autocoder.build.validate_tasks import (
+    task_bench,
+    task_lint,
+    task_policy,
+    task_report,
+    task_test,
+    task_typecheck,
+)
 
 DOIT_CONFIG = {
     # sqlite3: atomic and fast; doit's default dbm may fall back to the slow dbm.dumb.
     "backend": "sqlite3",
     "dep_file": ".doit.db",
-    "default_tasks": ["check", "ir", "gen", "lint", "test", "bench", "policy", "report"],
+    "default_tasks": ["check", "ir", "gen", "lint", "typecheck", "test", "bench", "policy", "report"],
     "verbosity": 1,
     # the console reporter plus a summary table; `--reporter json` etc. still work
     "reporter": AutocoderReporter,
@@ -29,4 +36,5 @@ __all__ = [
     "task_policy",
     "task_report",
     "task_test",
+    "task_typecheck",
 ]

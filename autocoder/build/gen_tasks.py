@@ -26,6 +26,7 @@ from autocoder.codegen.paths import (
     test_path,
 )
 from autocoder.layout import GENERATED
+from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.templates_dir import templates_root
 
 SRC = f"{GENERATED}/src"
@@ -40,6 +41,7 @@ def codegen_fingerprint() -> str:
     for path in sorted((Path(autocoder.__file__).parent / "codegen").glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(json.dumps({"provider": PROVIDER}, sort_keys=True).encode())
+    digest.update(runtime_fingerprint().encode())
     return digest.hexdigest()
 
 
@@ -125,7 +127,7 @@ def task_gen() -> Any:
         }
     yield {
         "name": "runtime",
-        "doc": "generate the system package: runtime harness, app, __main__, integration test",
+        "doc": "generate the system package: models, wiring, __main__, packaging, integration test",
         "actions": [(run_gen_runtime, [directory])],
         "file_dep": [f"{GENERATED}/ir.v1.json", fingerprint, *(str(root / t) for t in runtime_templates())],
         "targets": [f"{SRC}/{p}" for p in runtime_paths(system)],

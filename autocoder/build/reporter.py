@@ -43,14 +43,16 @@ class AutocoderReporter(ConsoleReporter):
         if not self.failures and summary.exists():
             # a green run: the report task's summary is current (one file, not one per task)
             data = json.loads(summary.read_text())
-            results, policy = data["components"], data["policy"]
+            results, policy, types = data["components"], data["policy"], data.get("typecheck")
         elif reports.is_dir():
             results = read_results(reports)
             results.pop("integration", None)
             policy_file = reports / "policy.json"
             policy = json.loads(policy_file.read_text()) if policy_file.exists() else None
+            types_file = reports / "typecheck.json"
+            types = json.loads(types_file.read_text()) if types_file.exists() else None
         else:
             return
-        table = summary_table(results, policy)
+        table = summary_table(results, policy, types)
         if table:
             self.outstream.write("\n" + table + "\n")

@@ -24,6 +24,7 @@ from autocoder.build.gen_tasks import SAMPLES, SRC
 from autocoder.build.tasks import blueprint_outline, fingerprint_file, project_dir
 from autocoder.codegen.paths import module_path, runtime_paths, test_path, unit_test_deps
 from autocoder.layout import GENERATED
+from autocoder.runtime_pkg import runtime_fingerprint
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message
@@ -34,6 +35,7 @@ def validate_fingerprint() -> str:
     digest = hashlib.sha256(autocoder.__version__.encode())
     for path in sorted((Path(autocoder.__file__).parent / "validate").glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
+    digest.update(runtime_fingerprint().encode())
     return digest.hexdigest()
 
 
@@ -123,6 +125,13 @@ def run_bench(directory: Path, name: str) -> TaskFailed | None:
     with tempfile.TemporaryDirectory(prefix=f"autocoder-bench-{name}-") as data_dir:
         result = bench_component(directory / SRC, slice_, Path(data_dir), directory / SAMPLES)
     _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
+    if result["dead_letters"]:
+        return _failure(
+            f"bench:{name}",
+            "its measured path failed",
+            [f"{result['dead_letters']} of {result['iterations']} messages were dead-lettered; "
+             f"see the component's tests for why its sample input is refused"],
+        )
     if not result["ok"]:
         return _failure(
             f"bench:{name}",
@@ -133,6 +142,19 @@ def run_bench(directory: Path, name: str) -> TaskFailed | None:
                 f"p50 {result['p50_ms']} ms over {result['iterations']} messages"
             ],
         )
+    return None
+
+
+def run_typecheck(directory: Path, system: str) -> TaskFailed | None:
+    from autocoder.validate.types import typecheck
+
+    findings = typecheck(directory / SRC, system, directory / GENERATED / ".cache" / "mypy")
+    _write_json(
+        directory / REPORTS / "typecheck.json",
+        {"tier": "typecheck", "ok": not findings, "findings": [f.to_json() for f in findings]},
+    )
+    if findings:
+        return _failure("typecheck", f"mypy found {len(findings)} error(s)", [f.format() for f in findings])
     return None
 
 
@@ -166,8 +188,10 @@ def run_report(directory: Path) -> None:
     policy = json.loads((reports / "policy.json").read_text()) if (reports / "policy.json").exists() else None
     integration_file = reports / "test" / "integration.json"
     integration = json.loads(integration_file.read_text()) if integration_file.exists() else None
+    types_file = reports / "typecheck.json"
+    types = json.loads(types_file.read_text()) if types_file.exists() else None
     results.pop("integration", None)
-    _write_json(reports / "summary.json", summary(results, policy, integration))
+    _write_json(reports / "summary.json", summary(results, policy, integration, types))
     logs = [
         json.loads(p.read_text())
         for p in sorted((reports / "sarif").glob("*.sarif"))
@@ -257,7 +281,7 @@ def task_bench() -> Any:
     if found is None:
         return
     directory, system, components = found
-    runtime = [f"{SRC}/{system}/runtime.py", f"{SRC}/{system}/kinds.py"]
+    runtime = [f"{SRC}/{system}/models.py"]
     for name, _ in components:
         yield _task(
             {
@@ -272,6 +296,23 @@ def task_bench() -> Any:
                 "targets": [f"{REPORTS}/bench/{name}.json"],
             }
         )
+
+
+def task_typecheck() -> Any:
+    """mypy over the whole generated package and its tests (incremental)."""
+    found = _component_tasks()
+    if found is None:
+        return None
+    directory, system, components = found
+    code = [p for p in runtime_paths(system) if p.endswith((".py", ".toml"))]
+    code += [p for n, _ in components for p in (module_path(system, n), test_path(n))]
+    return _task(
+        {
+            "actions": [(run_typecheck, [directory, system])],
+            "file_dep": [f"{SRC}/{p}" for p in code],
+            "targets": [f"{REPORTS}/typecheck.json"],
+        }
+    )
 
 
 def task_policy() -> Any:
@@ -304,6 +345,7 @@ def task_report() -> Any:
             "file_dep": [
                 *results,
                 f"{REPORTS}/policy.json",
+                f"{REPORTS}/typecheck.json",
                 f"{REPORTS}/test/integration.json",
                 f"{GENERATED}/ir.v1.json",
             ],

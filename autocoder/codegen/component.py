@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from autocoder.codegen.literals import pascal, pyliteral
-from autocoder.codegen.models import models_for
 from autocoder.codegen.paths import module_path, test_path
 from autocoder.codegen.provider import Provider, require_served
 from autocoder.codegen.render import format_python, render
-from autocoder.codegen.strategies import message_strategy
+from autocoder.codegen.strategies import message_strategy, simplest_message
 
 KIND_CLASSES = {
     "source": "Source",
@@ -52,36 +51,24 @@ def generate_component(slice_: dict[str, Any], provider: Provider) -> dict[str, 
 
 def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
     comp = slice_["component"]
-    models = models_for(slice_["schemas"], comp["schemas"])
     functions = logic_functions(slice_)
     spec = {key: comp[key] for key in ("capabilities", "budget", "config", "security")}
-    if "store" in comp["deployment"]:
-        spec["store"] = comp["deployment"]["store"]
+    ports = sorted({*comp["inputs"].values(), *comp["outputs"].values()})
+    attributes = _attributes(comp)
     return {
         "system": slice_["system"],
         "component": comp,
         "class_name": pascal(comp["name"]),
         "base_class": KIND_CLASSES[comp["kind"]],
-        "models": models,
-        "typing_imports": _typing_imports(models),
-        "kinds_imports": sorted({KIND_CLASSES[comp["kind"]], *(["Message"] if functions else [])}),
+        "typing_imports": ["Any", "ClassVar"] if any("Any" in a[0] for a in attributes) else ["ClassVar"],
+        "model_imports": ports,
         "inputs": sorted(comp["inputs"].items()),
         "outputs": sorted(comp["outputs"].items()),
         "spec": pyliteral(spec),
         "functions": functions,
-        "attributes": _attributes(comp, functions),
-        "docstring": pyliteral(
-            comp["description"] or f"{comp['kind']} {comp['name']} of {slice_['system']}."
-        ),
+        "attributes": attributes,
+        "description": pyliteral(comp["description"]),
     }
-
-
-def _typing_imports(models: list) -> list[str]:
-    annotations = " ".join(f.annotation for m in models for f in m.fields)
-    names = ["Any", "ClassVar"]
-    if "Literal[" in annotations:
-        names.append("Literal")
-    return names
 
 
 def logic_functions(slice_: dict[str, Any]) -> list[Function]:
@@ -100,7 +87,7 @@ def logic_functions(slice_: dict[str, Any]) -> list[Function]:
         body += [f"out[{pyliteral(name)}] = {expr['python']}" for name, expr in sorted(logic["set"].items())]
         return [Function("transform", "msg: Message", "Message", (*body, "return out"))]
     if kind == "source":
-        body = ["msg = {'seq': seq, 'ts': ts}"]
+        body = ["msg: Message = {'seq': seq, 'ts': ts}"]
         body += [
             "return {"
             + ", ".join(f"{pyliteral(n)}: {e['python']}" for n, e in sorted(logic["set"].items()))
@@ -126,32 +113,27 @@ def logic_functions(slice_: dict[str, Any]) -> list[Function]:
     return []
 
 
-def _attributes(comp: dict[str, Any], functions: list[Function]) -> list[tuple[str, str]]:
-    """Class attributes binding the logic functions ("name: annotation" or "name", expression).
-    The kind's base class calls its one logic function by the function's own name."""
+def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
+    """Class attributes besides the logic methods ("name: annotation", value literal)."""
     logic = comp["logic"]
-    if logic is None:
+    if comp["kind"] != "aggregator" or logic is None:
         return []
-    if comp["kind"] in ("transformer", "source", "filter", "router"):
-        return [(f.name, f"staticmethod({f.name})") for f in functions]
-    if comp["kind"] == "aggregator":
-        aggregates = ", ".join(
-            f"{pyliteral(n)}: ({pyliteral(a['function'])}, {n + '_value' if a['argument'] else 'None'})"
-            for n, a in sorted(logic["aggregate"].items())
-        )
-        return [
-            ("key", "staticmethod(key)"),
-            ("key_field", pyliteral(logic["key_field"])),
-            ("aggregates: ClassVar[dict[str, Any]]", "{" + aggregates + "}"),
-        ]
-    return []
+    aggregates = {
+        n: [a["function"], f"{n}_value" if a["argument"] else None] for n, a in sorted(logic["aggregate"].items())
+    }
+    return [
+        ("key_field: ClassVar[str | None]", pyliteral(logic["key_field"])),
+        ("aggregates: ClassVar[dict[str, Any]]", pyliteral(aggregates)),
+    ]
 
 
 # --------------------------------------------------------------------------- tests
 
 
 def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, Any]:
+    """What the component's tests check, and the imports exactly those checks use."""
     comp = slice_["component"]
+    kind = comp["kind"]
     examples = []
     for i, example in enumerate(comp["examples"]):
         port = example["port"] or next(iter(sorted(comp["inputs"])), None)
@@ -164,22 +146,37 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
             else ("out" if example["out"] is not None else "accepted")
         )
         examples.append(
-            {
-                "id": f"example_{i}",
-                "port": port,
-                "input": example["in"],
-                "out": example["out"],
-                "to": to,
-                "outcome": outcome,
-            }
+            {"id": f"example_{i}", "port": port, "input": example["in"], "out": example["out"], "to": to,
+             "outcome": outcome}
         )
+    webhook = kind == "sink" and comp["config"].get("target") == "webhook"
     properties = []
-    webhook = comp["kind"] == "sink" and comp["config"].get("target") == "webhook"
     if not webhook:
         for port, schema in sorted(comp["inputs"].items()):
             properties.append(
                 {"port": port, "strategy": message_strategy(slice_["schemas"][schema]["fields"]).source()}
             )
+    outputs_strategies = []
+    if kind == "api_endpoint":
+        outputs_strategies = [
+            (port, message_strategy(slice_["schemas"][schema]["fields"]).source())
+            for port, schema in sorted(comp["outputs"].items())
+        ]
+    helpers = {"run_once"} if examples or properties else set()
+    if kind == "store" and (properties or any(e["outcome"] == "accepted" for e in examples)):
+        helpers.add("stored")
+    if kind == "aggregator" and properties:
+        helpers.add("run_many")
+    if kind == "source":
+        helpers.add("generated")
+    webhook_port = next(iter(sorted(comp["inputs"])), None)
+    if webhook:
+        helpers.add("webhook_requests")
+    messages = set()
+    if properties:
+        messages |= {"OutputInvalid", "Rejected"}
+    if any(e["outcome"] == "rejected" for e in examples) or (kind == "aggregator" and properties):
+        messages.add("Rejected")
     return {
         "system": slice_["system"],
         "component": comp,
@@ -187,4 +184,18 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
         "examples": pyliteral(examples),
         "has_examples": bool(examples),
         "properties": properties,
+        "outputs_strategies": outputs_strategies,
+        "uses_hypothesis": bool(properties or outputs_strategies),
+        "need_pytest": bool(examples) or (kind == "aggregator" and bool(properties)),
+        "message_imports": sorted(messages),
+        "helpers": sorted(helpers),
+        "accepted_means": {"store": "the record reads back", "sink": "it was consumed"}.get(
+            kind, "something was emitted"
+        ),
+        "store_key": comp["config"].get("key") if kind == "store" else None,
+        "webhook": webhook,
+        "webhook_port": webhook_port,
+        "webhook_sample": pyliteral(
+            simplest_message(slice_["schemas"][comp["inputs"][webhook_port]]["fields"]) if webhook else None
+        ),
     }

@@ -1,4 +1,6 @@
-"""Pydantic model definitions for generated code, decided here and only printed by templates."""
+"""Pydantic model definitions for the system's one `models.py`, decided here and only printed
+by the template. `extends` becomes a real subclass that declares only the fields it adds or
+changes; nested objects become their own models, defined before their owner."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autocoder.codegen.literals import pascal, pyliteral
+from autocoder.codegen.strategies import integer_bounds
 
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
@@ -14,31 +17,52 @@ _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bo
 class FieldDef:
     name: str
     annotation: str
-    default: str  # the right-hand side: "Field(...)" with constraints, default and description
+    default: str  # " = Field(...)" with constraints, default and description, or nothing
 
 
 @dataclass
 class ModelDef:
     name: str
+    base: str  # "MessageModel" (the runtime's base model) or the parent schema's model
     description: str | None
     fields: list[FieldDef] = field(default_factory=list)
 
     @property
-    def docstring(self) -> str:
-        return pyliteral(self.description or f"Message schema {self.name}.")
+    def config(self) -> str:
+        """The model's description travels as a JSON-schema literal, never as a docstring."""
+        if not self.description:
+            return ""
+        return f"model_config = ConfigDict(json_schema_extra={{'description': {pyliteral(self.description)}}})"
 
 
-def models_for(schemas: dict[str, dict[str, Any]], names: list[str]) -> list[ModelDef]:
-    """Model classes for the named resolved schemas, nested object models first."""
+def models_module(schemas: dict[str, dict[str, Any]]) -> list[ModelDef]:
+    """Every schema's model in definition order: parents and nested models first."""
     out: list[ModelDef] = []
-    for name in sorted(names):
+    done: set[str] = set()
+
+    def define(name: str) -> None:
+        if name in done:
+            return
         schema = schemas[name]
-        out.append(_model(name, schema.get("description"), schema["fields"], out))
+        parent = schema.get("extends")
+        inherited: dict[str, Any] = {}
+        if parent:
+            define(parent)
+            inherited = schemas[parent]["fields"]
+        own = {n: s for n, s in schema["fields"].items() if inherited.get(n) != s}
+        model = ModelDef(name, parent or "MessageModel", schema.get("description"))
+        for fname in sorted(own):
+            model.fields.append(_field(name, fname, own[fname], out))
+        out.append(model)
+        done.add(name)
+
+    for name in sorted(schemas):
+        define(name)
     return out
 
 
 def _model(name: str, description: str | None, fields: dict[str, Any], out: list[ModelDef]) -> ModelDef:
-    model = ModelDef(name, description)
+    model = ModelDef(name, "MessageModel", description)
     for fname in sorted(fields):
         model.fields.append(_field(name, fname, fields[fname], out))
     return model
@@ -57,7 +81,7 @@ def _field(owner: str, name: str, spec: dict[str, Any], out: list[ModelDef]) -> 
     kwargs.extend(_constraints(spec))
     if spec.get("description"):
         kwargs.append(f"description={pyliteral(spec['description'])}")
-    return FieldDef(name, annotation, f"Field({', '.join(kwargs)})")
+    return FieldDef(name, annotation, f" = Field({', '.join(kwargs)})" if kwargs else "")
 
 
 def _annotation(nested_name: str, spec: dict[str, Any], out: list[ModelDef]) -> str:
@@ -76,14 +100,15 @@ def _annotation(nested_name: str, spec: dict[str, Any], out: list[ModelDef]) -> 
 
 
 def _constraints(spec: dict[str, Any]) -> list[str]:
+    if "enum" in spec:
+        return []
     kwargs = []
-    for key, arg in (
-        ("minimum", "ge"),
-        ("maximum", "le"),
-        ("min_length", "min_length"),
-        ("max_length", "max_length"),
-        ("pattern", "pattern"),
-    ):
-        if key in spec and "enum" not in spec:
-            kwargs.append(f"{arg}={pyliteral(spec[key])}")
+    if spec["type"] == "integer":
+        low, high = integer_bounds(spec)
+        kwargs += [f"ge={pyliteral(low)}", f"le={pyliteral(high)}"]
+    else:
+        kwargs += [f"{arg}={pyliteral(spec[key])}" for key, arg in (("minimum", "ge"), ("maximum", "le")) if key in spec]
+    for key in ("min_length", "max_length", "pattern"):
+        if key in spec:
+            kwargs.append(f"{key}={pyliteral(spec[key])}")
     return kwargs

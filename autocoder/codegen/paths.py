@@ -6,11 +6,9 @@ from __future__ import annotations
 RUNTIME_FILES = {
     "{system}/__init__.py": "runtime/__init__.py.j2",
     "{system}/__main__.py": "runtime/__main__.py.j2",
-    "{system}/runtime.py": "runtime/runtime.py.j2",
-    "{system}/kinds.py": "runtime/kinds.py.j2",
+    "{system}/models.py": "runtime/models.py.j2",
     "{system}/app.py": "runtime/app.py.j2",
     "{system}/components/__init__.py": "runtime/components_init.py.j2",
-    "{system}/registry.py": "runtime/registry.py.j2",
     "tests/__init__.py": None,
     "tests/conftest.py": "runtime/conftest.py.j2",
     "tests/test_integration.py": "runtime/test_integration.py.j2",
@@ -44,8 +42,7 @@ def unit_test_deps(system: str) -> list[str]:
     return [
         f"{system}/__init__.py",
         f"{system}/components/__init__.py",
-        f"{system}/runtime.py",
-        f"{system}/kinds.py",
+        f"{system}/models.py",
         "tests/__init__.py",
         "tests/conftest.py",
     ]

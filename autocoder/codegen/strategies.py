@@ -63,6 +63,18 @@ def _build(value: Any) -> Any:
     return value
 
 
+INT64 = (-(2**63), 2**63 - 1)
+_INT64 = Strategy("integers", (), (("min_value", INT64[0]), ("max_value", INT64[1])))
+
+
+def integer_bounds(spec: dict[str, Any]) -> tuple[int, int]:
+    """An integer field's range: its own bounds, else those of a signed 64-bit int, which every
+    store (SQLite, PostgreSQL BIGINT, JSON) holds exactly."""
+    low = math.ceil(spec["minimum"]) if "minimum" in spec else INT64[0]
+    high = math.floor(spec["maximum"]) if "maximum" in spec else INT64[1]
+    return max(low, INT64[0]), min(high, INT64[1])
+
+
 def message_strategy(fields: dict[str, Any]) -> Strategy:
     """Valid messages with these resolved fields (optional ones sometimes left out)."""
     required = {
@@ -82,8 +94,7 @@ def field_strategy(spec: dict[str, Any]) -> Strategy:
     if kind == "string":
         return _string(spec)
     if kind == "integer":
-        low = math.ceil(spec["minimum"]) if "minimum" in spec else None
-        high = math.floor(spec["maximum"]) if "maximum" in spec else None
+        low, high = integer_bounds(spec)
         return Strategy("integers", (), (("min_value", low), ("max_value", high)))
     if kind == "number":
         return Strategy(
@@ -99,14 +110,14 @@ def field_strategy(spec: dict[str, Any]) -> Strategy:
     if kind == "boolean":
         return Strategy("booleans")
     if kind == "array":
-        item = field_strategy(spec["items"]) if spec.get("items") else Strategy("integers")
+        item = field_strategy(spec["items"]) if spec.get("items") else _INT64
         low = spec.get("min_length", 0)
         high = max(low, min(spec.get("max_length", MAX_ITEMS), MAX_ITEMS))
         return Strategy("lists", (item,), (("min_size", low), ("max_size", high)))
     if spec.get("fields") is not None:
         return message_strategy(spec["fields"])
     return Strategy(
-        "dictionaries", (Strategy("text", (), (("max_size", 8),)), Strategy("integers")), (("max_size", 3),)
+        "dictionaries", (Strategy("text", (), (("max_size", 8),)), _INT64), (("max_size", 3),)
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from autocoder.codegen.literals import pyliteral
+from autocoder.codegen.models import models_module
 from autocoder.codegen.paths import RUNTIME_FILES
 from autocoder.codegen.render import LINE_LENGTH, format_python, render
 from autocoder.codegen.strategies import simplest_message
@@ -23,99 +25,147 @@ def generate_runtime(ir: dict[str, Any], samples: Path | None = None) -> dict[st
     return {**files, **python}
 
 
+def system_spec(ir: dict[str, Any]) -> dict[str, Any]:
+    """The SystemSpec literal of app.py (autocoder_runtime.spec.SystemSpec): wiring and
+    deployment settings, every string a literal."""
+    system = ir["system"]
+    conditions = condition_names(ir)
+    bindings = [
+        {
+            "source": b["from"]["component"],
+            "port": b["from"]["port"],
+            "target": t["component"],
+            "target_port": t["port"],
+            "condition": conditions.get(i),
+        }
+        for i, b in enumerate(ir["bindings"])
+        for t in b["to"]
+    ]
+    ingress = [
+        {
+            "component": c["name"],
+            "method": r["method"],
+            "path": r["path"],
+            "port": r["emit"],
+            "auth": c["security"]["auth"],
+            "api_key_env": c["security"]["api_key_env"] or "API_KEY",
+            "max_body_bytes": c["config"]["max_body_bytes"],
+        }
+        for c in ir["components"]
+        if c["kind"] == "api_endpoint"
+        for r in c["config"]["routes"]
+    ]
+    deployment = ir["deployment"]
+    return {
+        "name": system["name"],
+        "version": system["version"],
+        "description": system["description"] or "",
+        "bindings": bindings,
+        "ingress": ingress,
+        "stores": [{"component": name, "key": key} for name, key in read_stores(ir)],
+        "order": list(ir["topology"]),
+        "read_key_env": read_key_env(ir),
+        "metrics_auth": bool(deployment["observability"].get("metrics_auth", False)),
+        "backend": deployment["store"]["backend"],
+        "log_level": deployment["observability"]["log_level"],
+        "secrets": sorted({key for secret in deployment["secrets"] for key in secret["keys"]}),
+    }
+
+
+def condition_names(ir: dict[str, Any]) -> dict[int, str]:
+    """Binding index -> name of its condition function in app.py."""
+    return {i: f"condition_{i}" for i, b in enumerate(ir["bindings"]) if b["condition"] is not None}
+
+
+def read_stores(ir: dict[str, Any]) -> list[tuple[str, str]]:
+    """(store, key field) of every store served over HTTP."""
+    return [
+        (c["name"], c["config"]["key"])
+        for c in ir["components"]
+        if c["kind"] == "store" and c["config"]["read_endpoints"]
+    ]
+
+
 def system_context(ir: dict[str, Any], samples: Path | None = None) -> dict[str, Any]:
     system = ir["system"]
-    components = {c["name"]: c for c in ir["components"]}
-    conditions = []
-    bindings = []
-    for i, binding in enumerate(ir["bindings"]):
-        condition = "None"
-        if binding["condition"] is not None:
-            condition = f"condition_{i}"
-            conditions.append({"name": condition, "python": binding["condition"]["python"]})
-        for target in binding["to"]:
-            bindings.append(
-                {
-                    "source": binding["from"]["component"],
-                    "port": binding["from"]["port"],
-                    "target": target["component"],
-                    "target_port": target["port"],
-                    "condition": condition,
-                }
-            )
-    ingress = []
+    models = models_module(ir["schemas"])
+    annotations = " ".join(f.annotation for m in models for f in m.fields)
+    typing = [name for name in ("Any", "Literal") if re.search(rf"\b{name}\b", annotations)]
+    conditions = [
+        {"name": name, "python": ir["bindings"][i]["condition"]["python"]}
+        for i, name in sorted(condition_names(ir).items())
+    ]
     routes = []
     for comp in ir["components"]:
         if comp["kind"] != "api_endpoint":
             continue
-        auth = comp["security"]["auth"]
-        key_env = comp["security"]["api_key_env"] or "API_KEY"
         for route in comp["config"]["routes"]:
-            ingress.append(
-                [
-                    comp["name"],
-                    route["method"],
-                    route["path"],
-                    route["emit"],
-                    auth,
-                    key_env,
-                    comp["config"]["max_body_bytes"],
-                ]
-            )
             schema = ir["schemas"][comp["outputs"][route["emit"]]]
             routes.append(
                 {
                     "component": comp["name"],
                     "method": route["method"],
                     "path": route["path"],
-                    "auth": auth,
+                    "auth": comp["security"]["auth"],
                     "sample": pyliteral(simplest_message(schema["fields"], samples)),
                 }
             )
-    stores = [
-        [c["name"], c["config"]["key"]]
-        for c in ir["components"]
-        if c["kind"] == "store" and c["config"]["read_endpoints"]
-    ]
     return {
         "system": system["name"],
         "line_length": LINE_LENGTH,
         "version": system["version"],
         "description": system["description"] or f"the {system['name']} system",
-        "components": sorted(components),
+        "runtime_version": runtime_version(),
+        "components": sorted(c["name"] for c in ir["components"]),
         "conditions": conditions,
-        "bindings": bindings,
-        "ingress": ingress,
-        "stores": stores,
-        "read_key_env": read_key_env(ir),
+        "spec": pyliteral(system_spec(ir)),
+        "models": models,
+        "typing_imports": typing,
+        "any_config": any(m.config for m in models),
+        "stores": [list(s) for s in read_stores(ir)],
         "expect_records": expected_records(ir),
         # integration test context
         "routes": routes,
     }
 
 
-def expected_records(ir: dict[str, Any]) -> list[list[str]]:
-    """(ingress path, store, key field) for stores fed from an ingress through transformers that
-    leave the store's key alone and bindings without conditions: a posted message must arrive."""
+def runtime_version() -> str:
+    import autocoder_runtime
+
+    return autocoder_runtime.__version__
+
+
+def expected_records(ir: dict[str, Any]) -> list[list[Any]]:
+    """(ingress path, store, key field, seconds to wait) for stores fed from an ingress through
+    transformers that leave the store's key alone, aggregators keyed by that field, and
+    bindings without conditions: a posted message (or its window's result) must arrive."""
     components = {c["name"]: c for c in ir["components"]}
-    found = set()
+    found: dict[tuple[str, str, str], float] = {}
     for comp in ir["components"]:
         for route in comp["config"]["routes"] if comp["kind"] == "api_endpoint" else []:
-            stack = [(comp["name"], route["emit"], frozenset())]
+            stack = [(comp["name"], route["emit"], frozenset(), 0.0)]
             while stack:
-                name, port, changed = stack.pop()
+                name, port, changed, wait = stack.pop()
                 for down in components[name]["downstream"]:
                     if down["port"] != port or down["condition"] is not None:
                         continue
                     for target in down["to"]:
                         nxt = components[target["component"]]
+                        out_port = next(iter(nxt["outputs"]), None)
                         if nxt["kind"] == "store" and nxt["config"]["read_endpoints"]:
                             if nxt["config"]["key"] not in changed:
-                                found.add((route["path"], nxt["name"], nxt["config"]["key"]))
+                                item = (route["path"], nxt["name"], nxt["config"]["key"])
+                                found[item] = max(found.get(item, 0.0), wait)
                         elif nxt["kind"] == "transformer" and nxt["logic"] is not None:
-                            out_port = next(iter(nxt["outputs"]))
-                            stack.append((nxt["name"], out_port, changed | set(nxt["logic"]["set"])))
-    return [list(item) for item in sorted(found)]
+                            stack.append((nxt["name"], out_port, changed | set(nxt["logic"]["set"]), wait))
+                        elif nxt["kind"] == "aggregator" and nxt["logic"] and nxt["logic"]["key_field"]:
+                            key = nxt["logic"]["key_field"]
+                            if key in changed or nxt["config"].get("event_time"):
+                                continue
+                            fields = set(ir["schemas"][nxt["outputs"][out_port]]["fields"]) - {key}
+                            window = float(nxt["config"]["window_s"]) + float(nxt["config"].get("grace_s", 0))
+                            stack.append((nxt["name"], out_port, changed | fields, wait + window))
+    return [[*item, wait + 10.0] for item, wait in sorted(found.items())]
 
 
 def read_key_env(ir: dict[str, Any]) -> str | None:

@@ -36,7 +36,9 @@ def cell(tier: str, result: dict[str, Any] | None) -> str:
     return f"{verdict} ({extra})"
 
 
-def summary_table(results: dict[str, dict[str, Any]], policy: dict[str, Any] | None = None) -> str:
+def summary_table(
+    results: dict[str, dict[str, Any]], policy: dict[str, Any] | None = None, typecheck: dict[str, Any] | None = None
+) -> str:
     """component x tier -> pass/fail with findings, test counts and p95 vs budget."""
     if not results and policy is None:
         return ""
@@ -48,6 +50,8 @@ def summary_table(results: dict[str, dict[str, Any]], policy: dict[str, Any] | N
     lines.insert(1, "  ".join("-" * w for w in widths))
     if policy is not None:
         lines.append(f"policy: {'pass' if policy['ok'] else 'FAIL'} ({len(policy['findings'])} finding(s))")
+    if typecheck is not None:
+        lines.append(f"types (mypy): {'pass' if typecheck['ok'] else 'FAIL'} ({len(typecheck['findings'])} error(s))")
     suppressed = [
         f"  {name} {f['rule']} suppressed: {f['suppressed_by']}"
         for name in sorted(results)
@@ -61,7 +65,10 @@ def summary_table(results: dict[str, dict[str, Any]], policy: dict[str, Any] | N
 
 
 def summary(
-    results: dict[str, dict[str, Any]], policy: dict[str, Any] | None, integration: dict[str, Any] | None
+    results: dict[str, dict[str, Any]],
+    policy: dict[str, Any] | None,
+    integration: dict[str, Any] | None,
+    typecheck: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     failing = sorted(
         f"{tier}:{name}" for name, tiers in results.items() for tier, r in tiers.items() if not r["ok"]
@@ -70,12 +77,15 @@ def summary(
         failing.append("policy")
     if integration is not None and not integration["ok"]:
         failing.append("test:integration")
+    if typecheck is not None and not typecheck["ok"]:
+        failing.append("typecheck")
     return {
         "ok": not failing,
         "failing": failing,
         "components": {name: results[name] for name in sorted(results)},
         "policy": policy,
         "integration": integration,
+        "typecheck": typecheck,
     }
 
 

@@ -355,7 +355,9 @@ class Sink(Component):
         import httpx
 
         assert self.config.url is not None and self.client is not None
-        headers = {k: expand_secrets(v, self.spec.secrets) for k, v in (self.config.headers or {}).items()}
+        headers = {
+            k: expand_secrets(v, self.system.spec.secrets) for k, v in (self.config.headers or {}).items()
+        }
         try:
             response = await self.client.post(self.config.url, json=message, headers=headers)
         except httpx.TransportError as exc:

@@ -7,12 +7,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     from autocoder_runtime.system import Delivery
 
 Message = dict[str, Any]
+
+
+class MessageModel(BaseModel):
+    """Base of every generated schema model: unknown fields, type coercion and non-finite
+    numbers are all refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Rejected(Exception):

@@ -63,7 +63,6 @@ class ComponentSpec(Spec):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     security: SecuritySpec = Field(default_factory=SecuritySpec)
     config: dict[str, object] = Field(default_factory=dict)
-    secrets: tuple[str, ...] = ()  # secret keys declared in deployment.yaml (webhook headers)
 
 
 # --------------------------------------------------------------------------- the system
@@ -107,3 +106,4 @@ class SystemSpec(Spec):
     metrics_auth: bool = False  # /metrics and /openapi.json behind the read key too
     backend: Literal["sqlite", "postgres"] = "sqlite"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    secrets: tuple[str, ...] = ()  # secret keys declared in deployment.yaml (webhook headers)

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+import httpx
+
 from autocoder_runtime.component import Component, data_dir
 from autocoder_runtime.database import open_database
-from autocoder_runtime.kinds import Aggregator, Store
+from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
 from autocoder_runtime.messages import Message, OutputInvalid, validate
 from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
@@ -104,3 +114,124 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def generated(cls: type[Source], count: int) -> list[Message]:
+    """A source's first `count` messages, each validated against its output schema."""
+
+    async def run() -> list[Message]:
+        async with harness(cls) as source:
+            (port,) = source.outputs
+            return [
+                validate(source.outputs[port], source.generate(seq, 0.0), OutputInvalid)
+                for seq in range(1, count + 1)
+            ]
+
+    return asyncio.run(run())
+
+
+def webhook_requests(cls: type[Sink], port: str, payloads: list[Any]) -> list[tuple[Message, dict[str, str]]]:
+    """Send messages through a webhook sink to a server on 127.0.0.1 that answers 200, in
+    place of the configured URL; returns what it received (JSON body, headers)."""
+    received: list[tuple[Message, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # the stdlib's name
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            received.append((json.loads(body), {k.lower(): v for k, v in self.headers.items()}))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    local = type(
+        cls.__name__,
+        (cls,),
+        {"spec": cls.spec.model_copy(update={"config": {**cls.spec.config, "url": url}})},
+    )
+    try:
+        run_many(local, port, payloads)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return received
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def served(
+    system: str, src: Path, data: Path, api_key: str, ready_timeout_s: float = 60.0
+) -> Iterator[httpx.Client]:
+    """`python -m <system> serve` on 127.0.0.1 in a child process, until ready; yields a client.
+    On exit: SIGTERM, and the server must stop within 20 s, cleanly, with nothing left in its
+    inbox (its log says `"undrained": 0`)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "API_KEY": api_key,
+        "PYTHONPATH": str(src),
+        "LOG_LEVEL": "INFO",
+    }
+    log_path = data.parent / f"{system}-server.log"
+    data.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", system, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        try:
+            _wait_ready(client, process, log_path, ready_timeout_s)
+            yield client
+        finally:
+            client.close()
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise AssertionError("server did not stop within 20 s of SIGTERM") from None
+    output = log_path.read_text()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why it ended
+    assert code in (0, -signal.SIGTERM), output[-2000:]
+    assert '"undrained": 0' in output, output[-2000:]
+    assert "Traceback" not in output, output[-4000:]
+
+
+def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if client.get("/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"server did not become ready: {log.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+def wait_for(client: httpx.Client, url: str, headers: dict[str, str], timeout_s: float) -> httpx.Response:
+    """GET `url` until it is not a 404, or the time is up; the last answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = client.get(url, headers=headers)
+        if response.status_code != 404 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)

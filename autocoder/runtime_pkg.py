@@ -1,0 +1,19 @@
+"""The runtime library generated systems depend on (autocoder_runtime), as the build sees it."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+
+@functools.cache
+def runtime_fingerprint() -> str:
+    """Version and code of the installed autocoder_runtime: generated code and its validation
+    results depend on it as much as on the generator."""
+    import autocoder_runtime
+
+    digest = hashlib.sha256(autocoder_runtime.__version__.encode())
+    for path in sorted(Path(autocoder_runtime.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
