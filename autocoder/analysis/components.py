@@ -397,6 +397,7 @@ def _compile_aggregate(
             fix="group by an id-like field",
         )
         raise _Failed
+    _check_event_time(ctx, (*path[:-1], "config", "event_time"), comp.config.event_time, env)
     out_fields = _output_fields(ctx, comp)
     aggregates: dict[str, Any] = {}
     failed = False
@@ -434,6 +435,31 @@ def _compile_aggregate(
     if failed:
         raise _Failed
     return {"key": key.to_json(), "key_field": key_field, "aggregate": aggregates}
+
+
+def _check_event_time(ctx: Context, path: tuple, field: str | None, env: dict[str, Type]) -> None:
+    """An event-time field must be a required number of the input: epoch seconds."""
+    if field is None:
+        return
+    found = env.get(field)
+    if found is None:
+        ctx.report(
+            path,
+            "AC202",
+            f"unknown field '{field}' for event_time",
+            expected=one_of(env),
+            fix=did_you_mean(field, env) or "name a number field of the input holding epoch seconds",
+        )
+        raise _Failed
+    if not found.numeric or found.optional:
+        ctx.report(
+            path,
+            "AC203",
+            f"event_time field '{field}' has type {found}",
+            expected="a required integer or number field (epoch seconds)",
+            fix="use a required numeric timestamp field, or drop event_time to window by processing time",
+        )
+        raise _Failed
 
 
 # --------------------------------------------------------------------------- examples

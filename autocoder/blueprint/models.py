@@ -166,6 +166,7 @@ class Capabilities(Model):
     retry: Retry | None = None
     circuit_breaker: CircuitBreaker | None = None
     timeout: Timeout | None = None
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 1  # consumers per input port
 
 
 class Security(Model):
@@ -252,7 +253,14 @@ class ApiEndpointConfig(Model):
 
 
 class AggregatorConfig(Model):
+    """Keyed tumbling windows: `event_time` names a number field of epoch seconds to window by
+    (processing time otherwise); a window closes `grace_s` after its end; at most `max_keys`
+    keys are held per window (a new key past that emits the oldest key's partial result)."""
+
     window_s: PositiveNumber = 60.0
+    event_time: Ident | None = None
+    grace_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    max_keys: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
 
 
 class StoreConfig(Model):
@@ -478,6 +486,7 @@ class Observability(Model):
     metrics: bool = True
     otlp_endpoint: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=500)] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_auth: bool = False  # /metrics and /openapi.json need the X-API-Key too
 
 
 class DeploymentSecurityPolicy(Model):
