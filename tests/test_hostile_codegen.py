@@ -31,9 +31,9 @@ MARK = "PWNED"
 HOSTILE = [
     f'"""; import os; os.system("touch {MARK}") #',
     f"'''\n__import__('os').system('touch {MARK}')\n'''",
-    f"\\\"; {MARK}=1 # \\",
+    f'\\"; {MARK}=1 # \\',
     f"{{{{ 7*7 }}}}{{% raw %}}{MARK}{{# #}}",
-    f"line\u2028{MARK}\u2029\r\n]]\"\"\" ]]' # {MARK}",
+    f'line\u2028{MARK}\u2029\r\n]]""" ]]\' # {MARK}',
     f"\\N{{BAD}} %s {{0}} </script> ${{{MARK}}} `{MARK}`",
 ]
 
@@ -95,7 +95,11 @@ def test_hostile_text_stays_in_literals(i: int) -> None:
         tree = ast.parse(text, filename=path)
         for doc in _docstrings(tree):
             assert MARK not in doc, f"{path}: blueprint text in a docstring: {doc!r}"
-        comments = [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT]
+        comments = [
+            t.string
+            for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type == tokenize.COMMENT
+        ]
         assert not [c for c in comments if MARK in c], f"{path}: blueprint text in a comment"
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         assert MARK not in names and "__import__" not in names, f"{path}: blueprint text became code"
@@ -113,14 +117,21 @@ def test_hostile_system_builds_imports_and_runs_nothing(tmp_path: Path) -> None:
     (project / "deployment.yaml").write_bytes(deploy)
     run = subprocess.run(
         [sys.executable, "-m", "autocoder.cli", "build", str(project), "gen", "test:divide"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     src = project / "generated" / "src"
     code = "import rtcheck, rtcheck.app, rtcheck.models; print(rtcheck.DESCRIPTION)"
     shown = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}, timeout=60,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
+        timeout=60,
     )
     assert shown.returncode == 0, shown.stderr
     assert MARK in shown.stdout
