@@ -143,7 +143,9 @@ def expected_records(ir: dict[str, Any]) -> list[list[Any]]:
     found: dict[tuple[str, str, str], float] = {}
     for comp in ir["components"]:
         for route in comp["config"]["routes"] if comp["kind"] == "api_endpoint" else []:
-            stack = [(comp["name"], route["emit"], frozenset(), 0.0)]
+            stack: list[tuple[str, str, frozenset[str], float]] = [
+                (comp["name"], route["emit"], frozenset(), 0.0)
+            ]
             while stack:
                 name, port, changed, wait = stack.pop()
                 for down in components[name]["downstream"]:

@@ -84,7 +84,9 @@ async def _measure(cls: Any, slice_: dict[str, Any], cache: Path, iterations: in
 
             # the component's own path, not the network: the webhook answers 200 in process
             await component.client.aclose()
-            component.client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+            component.client = httpx.AsyncClient(
+                transport=httpx.MockTransport(lambda request: httpx.Response(200))
+            )
         step = _step(component, comp, slice_, cache)
         for _ in range(WARMUP):
             await step()
@@ -117,19 +119,19 @@ def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], cache: P
     if comp["kind"] == "source":
         seq = iter(range(1, 10**9))
 
-        async def step() -> None:
+        async def generate() -> None:
             component.bucket.try_acquire()
             message = validate(component.outputs[port], component.generate(next(seq), time.time()))
             await component.system.accept(component.name, port, message, "bench")
 
-        return step
+        return generate
     messages = sample_messages(slice_, port, schema, cache)
 
-    async def step() -> None:  # an api_endpoint: validate the body, commit it to the inbox
+    async def ingress() -> None:  # an api_endpoint: validate the body, commit it to the inbox
         if not cycle:
             cycle.extend(messages)
         component.bucket.try_acquire()
         message = validate(component.outputs[port], dict(cycle.pop()))
         await component.system.accept(component.name, port, message, "bench")
 
-    return step
+    return ingress
