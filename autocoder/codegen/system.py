@@ -153,7 +153,7 @@ def expected_records(ir: dict[str, Any]) -> list[list[Any]]:
                         continue
                     for target in down["to"]:
                         nxt = components[target["component"]]
-                        out_port = next(iter(nxt["outputs"]), None)
+                        out_port = next(iter(nxt["outputs"]), "")
                         if nxt["kind"] == "store" and nxt["config"]["read_endpoints"]:
                             if nxt["config"]["key"] not in changed:
                                 item = (route["path"], nxt["name"], nxt["config"]["key"])
