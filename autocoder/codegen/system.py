@@ -110,6 +110,7 @@ def system_context(ir: dict[str, Any], samples: Path | None = None) -> dict[str,
                     "sample": pyliteral(simplest_message(schema["fields"], samples)),
                 }
             )
+    records = expected_records(ir)
     return {
         "system": system["name"],
         "line_length": LINE_LENGTH,
@@ -123,7 +124,9 @@ def system_context(ir: dict[str, Any], samples: Path | None = None) -> dict[str,
         "typing_imports": typing,
         "any_config": any(m.config for m in models),
         "stores": [list(s) for s in read_stores(ir)],
-        "expect_records": expected_records(ir),
+        "expect_records": records,
+        # every test's limit: room for the integration test's longest wait for a window
+        "test_timeout_s": max([120.0, *(wait + 60.0 for *_, wait in records)]),
         # integration test context
         "routes": routes,
     }
