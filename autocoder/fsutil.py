@@ -4,6 +4,9 @@ A write goes to a temporary file in the same directory, is flushed to disk and r
 the target, so a reader (or a build killed half-way) sees the old bytes or the new ones, never
 a torn file. A file whose bytes would not change is not touched at all, which keeps its mtime
 and lets doit's md5 check cut the rebuild off early.
+
+Every path the build writes or deletes first goes through `confined`: a directory symlinked
+out of the project, or a name with `..` in it, is refused instead of followed.
 """
 
 from __future__ import annotations
@@ -43,3 +46,82 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class OutsideProjectError(OSError):
+    """A write or delete whose path resolves outside the project directory (refused)."""
+
+
+def confined(root: Path, path: Path, action: str = "write", *, directory: bool = False) -> Path:
+    """`path` (absolute, or relative to `root`) with the symlinks of its directories resolved;
+    OutsideProjectError unless the result lies inside `root` (resolved too).
+
+    The last component of a file is not followed: writing replaces it (a rename) and deleting
+    removes it, whatever it points to, so only where its directory really is matters. A
+    `directory` (to write files into) is followed to the end.
+    """
+    base = root.resolve()
+    full = path if path.is_absolute() else root / path
+    try:
+        if directory or full.name in ("", ".", ".."):
+            resolved = full.resolve()
+        else:
+            resolved = full.parent.resolve() / full.name
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise OutsideProjectError(f"refusing to {action} {full}: cannot resolve it ({exc})") from None
+    if resolved == base or resolved.is_relative_to(base):
+        return resolved
+    link = _escaping_link(root, full)
+    shown = _relative(root, full)
+    if link is not None:
+        target = os.path.realpath(link)
+        why = f"{_relative(root, link)} is a symlink to {target}, outside the project {base}"
+        fix = f"replace the symlink {_relative(root, link)} with a real directory (or remove it)"
+    else:
+        why = f"it resolves to {resolved}, outside the project {base}"
+        fix = "use a path inside the project (names in generated paths must be plain names)"
+    raise OutsideProjectError(f"refusing to {action} {shown}: {why}; fix: {fix}")
+
+
+def escaping_link(root: Path, top: Path) -> Path | None:
+    """The first symlink at or under the directory `top` that points outside `root` (None
+    when there is none). Symlinked directories are not entered; files are not opened."""
+    base = root.resolve()
+    if top.is_symlink():
+        return None if Path(os.path.realpath(top)).is_relative_to(base) else top
+    stack = [top]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:  # missing, not a directory, unreadable: nothing to write through
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_symlink():
+                if not Path(os.path.realpath(entry.path)).is_relative_to(base):
+                    return Path(entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return None
+
+
+def _escaping_link(root: Path, path: Path) -> Path | None:
+    """The first symlink on `path` below `root` that leads out of `root`, if any."""
+    base = root.resolve()
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return None
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink() and not Path(os.path.realpath(current)).is_relative_to(base):
+            return current
+    return None
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

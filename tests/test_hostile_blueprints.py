@@ -4,6 +4,7 @@ diagnostic (or a clear refusal), quickly, and never write outside the project.""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,117 @@ def test_outline_kinds_are_the_blueprint_kinds():
     from autocoder.build.tasks import _KINDS
 
     assert _KINDS == set(COMPONENT_KINDS)
+
+
+# --------------------------------------------------------------------------- 5. outputs stay inside
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The orders example built through code generation, once; tests copy it."""
+    project = write_project(tmp_path_factory.mktemp("built"))
+    assert autocoder_cli("init", str(project)).returncode == 0
+    run = doit_run(project, "gen")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return project
+
+
+def copy_of(built: Path, tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(built, project, symlinks=True)
+    (project / ".doit.db").unlink(missing_ok=True)  # its paths are the original's
+    return project
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def link_out(project: Path, link: str, outside: Path) -> None:
+    """Move a generated directory out of the project and leave a symlink to it in its place."""
+    shutil.move(project / link, outside)
+    (project / link).symlink_to(outside, target_is_directory=True)
+    (outside / "unrelated.json").write_text("not the build's")
+
+
+@pytest.mark.parametrize(
+    "link", ["generated", "generated/ir", "generated/src", "generated/src/orders/components"]
+)
+def test_output_directories_symlinked_out_of_the_project_are_refused(built, tmp_path, link):
+    project = copy_of(built, tmp_path)
+    outside = tmp_path / "outside"
+    link_out(project, link, outside)
+    arch = project / "architecture.yaml"
+    arch.write_text(arch.read_text().replace("orders_api", "intake"))  # every output would change
+    before = snapshot(outside)
+    for args in ((), ("gen",), ("clean",), ("list",)):
+        run = autocoder_cli("build", str(project), *args)
+        output = run.stdout + run.stderr
+        assert run.returncode != 0 and "Traceback" not in output, output
+        assert f"refusing to run: {link} is a symlink to {outside}, outside the project" in output
+        assert f"fix: replace {link} with a real directory" in output
+    assert snapshot(outside) == before
+
+
+def test_ir_writer_refuses_a_symlinked_slice_directory_before_writing(built, tmp_path):
+    from autocoder.compile import compile_directory
+    from autocoder.fsutil import OutsideProjectError
+    from autocoder.ir.write import write_ir
+
+    project = copy_of(built, tmp_path)
+    outside = tmp_path / "outside"
+    link_out(project, "generated/ir", outside)
+    (outside / "stale.json").write_text("a stale slice, were this the project")
+    before = snapshot(outside)
+    result = compile_directory(project)
+    with pytest.raises(
+        OutsideProjectError, match="generated/ir is a symlink to .*; fix: replace the symlink"
+    ):
+        write_ir(project / "generated", result.ir, result.slices)
+    assert snapshot(outside) == before
+    run = autocoder_cli("ir", str(project))
+    assert run.returncode == 1 and "refusing to write generated/ir" in run.stderr
+    assert snapshot(outside) == before
+
+
+def test_generation_writes_deletes_and_cleans_only_inside_the_project(built, tmp_path, monkeypatch):
+    from autocoder.build import gen_tasks, tasks
+
+    project = copy_of(built, tmp_path)
+    outside = tmp_path / "outside"
+    link_out(project, "generated/src/orders/components", outside)
+    (outside / "gone.py").write_text("# a stale component module, were this the project")
+    before = snapshot(outside)
+    ir = json.loads((project / "generated" / "ir.v1.json").read_text())
+    with pytest.raises(OSError, match="refusing to delete in generated/src/orders/components"):
+        gen_tasks._remove_stale(project, ir)
+    failed = gen_tasks._write_or_fail(project, {"orders/components/pricer.py": "x = 1\n"}, "gen:pricer")
+    assert "gen:pricer: refusing to write generated/src/orders/components/pricer.py" in str(failed)
+    failed = tasks.clean_targets(project, ["generated/src/orders/components/pricer.py"])
+    assert "refusing to delete" in str(failed)
+    monkeypatch.chdir(project)
+    failed = tasks.run_check(project, False)
+    assert "refusing to run: generated/src/orders/components is a symlink" in str(failed)
+    assert snapshot(outside) == before
+
+
+def test_a_tampered_outline_cache_is_rebuilt_and_clean_stays_inside(built, tmp_path):
+    project = copy_of(built, tmp_path)
+    victim = tmp_path / "victim.json"  # generated/ir/../../../victim.json from the project
+    victim.write_text("precious")
+    cache = project / "generated" / ".outline.json"
+    good = json.loads(cache.read_text())
+    for tampered in (
+        {**good, "components": [*good["components"], ["../../../victim", "store"]]},
+        {**good, "components": [["pricer", "../../x"]]},
+        {**good, "system": "../../.."},
+        {**good, "components": [["Pricer!", "transformer"]]},
+    ):
+        cache.write_text(json.dumps(tampered))
+        listed = doit_run(project, "list", "--all")
+        assert listed.returncode == 0 and "victim" not in listed.stdout and "gen:pricer" in listed.stdout
+        clean = doit_run(project, "clean")
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert victim.read_text() == "precious"
+        assert json.loads(cache.read_text()) == good  # re-derived from the blueprint
+    assert not (project / "generated" / "ir.v1.json").exists()  # clean did clean the project

@@ -17,7 +17,13 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 import autocoder
-from autocoder.build.tasks import blueprint_outline, fingerprint_file, project_dir
+from autocoder.build.tasks import (
+    blueprint_outline,
+    clean_targets,
+    fingerprint_file,
+    project_dir,
+    refuse_unsafe_output,
+)
 from autocoder.codegen.paths import (
     component_templates,
     module_path,
@@ -48,12 +54,14 @@ def codegen_fingerprint() -> str:
 def _write_or_fail(directory: Path, files: dict[str, str], task: str) -> TaskFailed | None:
     """Write every file atomically; a failed write (full disk, read-only directory) fails the
     task with the path and the reason, and leaves the previous version of that file intact."""
-    from autocoder.fsutil import write_if_changed
+    from autocoder.fsutil import OutsideProjectError, confined, write_if_changed
 
     for path, text in sorted(files.items()):
         target = directory / SRC / path
         try:
-            write_if_changed(target, text.encode())
+            write_if_changed(confined(directory, target), text.encode())
+        except OutsideProjectError as exc:
+            return TaskFailed(f"{task}: {exc}")
         except OSError as exc:
             return TaskFailed(
                 f"{task}: cannot write {target}: {exc.strerror or exc}; fix the cause and rebuild"
@@ -77,42 +85,59 @@ def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
 def run_gen_runtime(directory: Path) -> TaskFailed | None:
     from autocoder.codegen.render import GenerationError
     from autocoder.codegen.system import generate_runtime
+    from autocoder.fsutil import confined
 
     ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
     try:
-        files = generate_runtime(ir, directory / SAMPLES)
+        files = generate_runtime(ir, confined(directory, Path(SAMPLES), directory=True))
     except GenerationError as exc:
+        return TaskFailed(f"gen:runtime: {exc}")
+    except OSError as exc:  # OutsideProjectError: the samples cache is symlinked out
         return TaskFailed(f"gen:runtime: {exc}")
     failed = _write_or_fail(directory, files, "gen:runtime")
     if failed is None:
-        _remove_stale(directory, ir)
+        try:
+            _remove_stale(directory, ir)
+        except OSError as exc:
+            return TaskFailed(f"gen:runtime: {exc}")
     return failed
 
 
 def _remove_stale(directory: Path, ir: dict[str, Any]) -> None:
-    """Delete generated files of components that are no longer in the blueprint."""
+    """Delete generated files of components that are no longer in the blueprint; only ever
+    inside the project (OutsideProjectError, before any deletion, for a path that is not)."""
+    from autocoder.fsutil import confined
+
     system = ir["system"]["name"]
     names = {c["name"] for c in ir["components"]}
     keep = {directory / SRC / module_path(system, n) for n in names} | {
         directory / SRC / test_path(n) for n in names
     }
-    candidates = list((directory / SRC / system / "components").glob("*.py"))
-    candidates += list((directory / SRC / "tests").glob("test_*.py"))
-    for path in candidates:
-        if path.name not in ("__init__.py", "test_integration.py") and path not in keep:
-            path.unlink()
+    folders = [(Path(SRC, system, "components"), "*.py"), (Path(SRC, "tests"), "test_*.py")]
+    stale = []
+    for folder, pattern in folders:
+        real = confined(directory, folder, "delete in", directory=True)
+        for path in sorted(real.glob(pattern)):
+            named = directory / folder / path.name
+            if path.name not in ("__init__.py", "test_integration.py") and named not in keep:
+                stale.append(confined(directory, named, "delete"))
+    for path in stale:
+        path.unlink()
 
 
 def task_gen() -> Any:
     """Generate each component's module and tests, and the system package around them."""
     directory = project_dir()
+    refuse_unsafe_output(directory)
     outline = blueprint_outline(directory)
-    if outline is None:
+    if outline is None:  # `doit gen` must fail then, not succeed doing nothing: check says why
+        yield {"name": None, "task_dep": ["check"], "doc": task_gen.__doc__}
         return
     system, components = outline
     fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint())
     root = templates_root()
     for name, kind in components:
+        targets = [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"]
         yield {
             "name": name,
             "doc": f"generate {kind} {name}",
@@ -122,14 +147,15 @@ def task_gen() -> Any:
                 fingerprint,
                 *(str(root / t) for t in component_templates(kind)),
             ],
-            "targets": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"],
-            "clean": True,
+            "targets": targets,
+            "clean": [(clean_targets, [directory, targets])],
         }
+    targets = [f"{SRC}/{p}" for p in runtime_paths(system)]
     yield {
         "name": "runtime",
         "doc": "generate the system package: models, wiring, __main__, packaging, integration test",
         "actions": [(run_gen_runtime, [directory])],
         "file_dep": [f"{GENERATED}/ir.v1.json", fingerprint, *(str(root / t) for t in runtime_templates())],
-        "targets": [f"{SRC}/{p}" for p in runtime_paths(system)],
-        "clean": True,
+        "targets": targets,
+        "clean": [(clean_targets, [directory, targets])],
     }

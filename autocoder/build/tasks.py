@@ -70,11 +70,64 @@ def fingerprint_file(directory: Path, stage: str, fingerprint: str) -> str:
     settings re-run the stage) but cheaper on a no-op build of thousands of tasks: doit stats a
     file instead of calling and inspecting a checker per task. Rewritten only when it changes.
     """
-    from autocoder.fsutil import write_if_changed
+    from autocoder.fsutil import OutsideProjectError, confined, write_if_changed
 
     relative = f"{FINGERPRINTS}/{stage}.fingerprint"
-    write_if_changed(directory / relative, (fingerprint + "\n").encode())
+    with contextlib.suppress(OutsideProjectError):  # then the tasks refuse to run (output_problem)
+        write_if_changed(confined(directory, Path(relative)), (fingerprint + "\n").encode())
     return relative
+
+
+def output_problem(directory: Path) -> str | None:
+    """Why the build must not write into `directory`'s output tree, or None when it may:
+    a symlink under generated/ (or generated/ itself) that points outside the project."""
+    from autocoder.fsutil import escaping_link
+
+    link = escaping_link(directory, directory / GENERATED)
+    if link is None:
+        return None
+    shown = link.relative_to(directory)
+    return (
+        f"refusing to run: {shown} is a symlink to {os.path.realpath(link)}, outside the project "
+        f"{directory.resolve()} (the build writes and deletes under {GENERATED}/); nothing was "
+        f"written or deleted; fix: replace {shown} with a real directory (or remove it), then rerun"
+    )
+
+
+@functools.cache
+def _output_problem_at_load(directory: Path) -> str | None:
+    """output_problem, once per task loading (every task creator asks)."""
+    return output_problem(directory)
+
+
+def refuse_unsafe_output(directory: Path) -> None:
+    """Stop loading the tasks (doit prints `ERROR: <why>`, no traceback, exit code 3) when the
+    output tree leads out of the project: no task may run, and `doit clean` may delete
+    nothing, until it is fixed."""
+    problem = _output_problem_at_load(directory)
+    if problem is not None:
+        from doit.exceptions import InvalidTask
+
+        raise InvalidTask(problem)
+
+
+def clean_targets(directory: Path, targets: list[str], dryrun: bool = False) -> TaskFailed | None:
+    """`doit clean` for a task's targets, deleting only files inside the project (doit's own
+    clean follows symlinked directories wherever they point)."""
+    from autocoder.fsutil import OutsideProjectError, confined
+
+    refused = []
+    for target in sorted(targets, reverse=True):
+        try:
+            path = confined(directory, Path(target), "delete")
+        except OutsideProjectError as exc:
+            refused.append(str(exc))
+            continue
+        if path.is_file() or path.is_symlink():
+            print(f"removing file '{target}'")
+            if not dryrun:
+                path.unlink()
+    return TaskFailed("\n".join(refused) + "\n") if refused else None
 
 
 OUTLINE_CACHE = f"{GENERATED}/.outline.json"
@@ -91,7 +144,8 @@ _KINDS = frozenset(
 
 def blueprint_outline(directory: Path) -> Outline | None:
     """(system name, [(component, kind)]) for declaring targets; None when the blueprint cannot
-    be read yet (the `check` task then reports exactly what is wrong).
+    be read yet, or when the output directory is unsafe (see output_problem): the `check` task
+    then reports exactly what is wrong.
 
     Runs on every doit invocation, so it is cached by the blueprint's hash: a no-op build hashes
     the file instead of parsing it. It applies `check`'s limits (size, nesting, node count) with
@@ -107,6 +161,8 @@ def blueprint_outline(directory: Path) -> Outline | None:
         return None
     if len(raw) > MAX_BYTES:
         return None  # `check` reports AC005 with the size and the limit
+    if _output_problem_at_load(directory) is not None:
+        return None  # no per-component task, nothing to clean; `check` says why
     digest = hashlib.sha256(raw).hexdigest()
     return _outline(directory, digest, raw)
 
@@ -127,12 +183,12 @@ def _outline(directory: Path, digest: str, raw: bytes) -> Outline | None:
         pass
     outline = _parse_outline(raw)
     from autocoder.canonical import canonical_json
-    from autocoder.fsutil import write_if_changed
+    from autocoder.fsutil import confined, write_if_changed
 
     system, components = outline if outline is not None else (None, [])
     data = {"sha256": digest, "system": system, "components": components}
     with contextlib.suppress(OSError):  # a cache: failing to write it costs only time
-        write_if_changed(cache, canonical_json(data))
+        write_if_changed(confined(directory, Path(OUTLINE_CACHE)), canonical_json(data))
     return outline
 
 
@@ -201,15 +257,21 @@ def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:
 
 def run_check(directory: Path, strict: bool) -> TaskFailed | None:
     from autocoder.canonical import canonical_json
-    from autocoder.fsutil import write_if_changed
+    from autocoder.fsutil import confined, write_if_changed
 
+    problem = output_problem(directory)
+    if problem is not None:
+        return TaskFailed(problem)
     result = compile_cached(directory, strict)
     report = {
         "ok": result.ok(strict),
         "strict": strict,
         "diagnostics": [d.to_json() for d in result.diagnostics],
     }
-    write_if_changed(directory / GENERATED / CHECK_REPORT, canonical_json(report))
+    try:
+        write_if_changed(confined(directory, Path(GENERATED, CHECK_REPORT)), canonical_json(report))
+    except OSError as exc:
+        return TaskFailed(f"check: cannot write {GENERATED}/{CHECK_REPORT}: {exc.strerror or exc}")
     return _fail_or_none(result, strict)
 
 
@@ -220,7 +282,10 @@ def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
     failed = _fail_or_none(result, strict)
     if failed is not None or result.ir is None:
         return failed or TaskFailed("no IR was produced")
-    written = write_ir(directory / GENERATED, result.ir, result.slices)
+    try:
+        written = write_ir(directory / GENERATED, result.ir, result.slices, root=directory)
+    except OSError as exc:
+        return TaskFailed(f"ir: {exc.strerror or exc}")
     print(f"ir: {len(result.slices)} component(s), {len(written)} file(s) rewritten")
     return None
 
@@ -233,14 +298,16 @@ def task_check() -> dict[str, Any]:
     """Parse and analyse architecture.yaml and deployment.yaml (schema and semantic checks)."""
     directory = project_dir()
     strict = strict_mode()
+    refuse_unsafe_output(directory)
+    targets = [f"{GENERATED}/{CHECK_REPORT}"]
     return {
         "actions": [(run_check, [directory, strict])],
         "file_dep": [
             *_existing(directory, [ARCHITECTURE, DEPLOYMENT]),
             _compile_fingerprint(directory, strict),
         ],
-        "targets": [f"{GENERATED}/{CHECK_REPORT}"],
-        "clean": True,
+        "targets": targets,
+        "clean": [(clean_targets, [directory, targets])],
         "verbosity": 1,
     }
 
@@ -249,15 +316,16 @@ def task_ir() -> dict[str, Any]:
     """Compile the blueprints into generated/ir.v1.json and one slice per component."""
     directory = project_dir()
     strict = strict_mode()
+    refuse_unsafe_output(directory)
     generated = Path(GENERATED)
     outline = blueprint_outline(directory)
     names = [name for name, _ in outline[1]] if outline else []
-    targets = [ir_path(generated)] + [slice_path(generated, name) for name in names]
+    targets = [str(t) for t in [ir_path(generated)] + [slice_path(generated, name) for name in names]]
     return {
         "actions": [(run_ir, [directory, strict])],
         "file_dep": [*_existing(directory, [ARCHITECTURE, DEPLOYMENT]), f"{GENERATED}/{CHECK_REPORT}"],
-        "targets": [str(t) for t in targets],
-        "clean": True,
+        "targets": targets,
+        "clean": [(clean_targets, [directory, targets])],
         "verbosity": 1,
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autocoder.canonical import canonical_json
-from autocoder.fsutil import write_if_changed
+from autocoder.fsutil import confined, write_if_changed
 
 IR_FILE = "ir.v1.json"
 SLICE_DIR = "ir"
@@ -19,22 +19,26 @@ def slice_path(generated: Path, component: str) -> Path:
     return generated / SLICE_DIR / f"{component}.json"
 
 
-def write_ir(generated: Path, ir: dict, slices: dict[str, dict]) -> list[Path]:
+def write_ir(generated: Path, ir: dict, slices: dict[str, dict], *, root: Path | None = None) -> list[Path]:
     """Write what changed; remove slices of components that no longer exist.
 
     Slices are written before ir.v1.json so that a build killed in between leaves an
     ir.v1.json that is older than its slices, which the next run rewrites.
+    Every path is confined to `root` (the project directory, by default the parent of
+    `generated`): OutsideProjectError, before anything is written, when one is not.
     Returns the paths that were written.
     """
+    root = generated.parent if root is None else root
+    slice_dir = confined(root, generated / SLICE_DIR, directory=True)
+    targets = {name: confined(root, slice_path(generated, name)) for name in sorted(slices)}
+    ir_file = confined(root, ir_path(generated))
     written = []
-    for name, data in sorted(slices.items()):
-        path = slice_path(generated, name)
-        if write_if_changed(path, canonical_json(data)):
-            written.append(path)
-    slice_dir = generated / SLICE_DIR
+    for name, path in targets.items():
+        if write_if_changed(path, canonical_json(slices[name])):
+            written.append(slice_path(generated, name))
     for stale in sorted(slice_dir.glob("*.json")):
         if stale.stem not in slices:
-            stale.unlink()
-    if write_if_changed(ir_path(generated), canonical_json(ir)):
+            confined(root, stale, "delete").unlink()
+    if write_if_changed(ir_file, canonical_json(ir)):
         written.append(ir_path(generated))
     return written
