@@ -263,6 +263,28 @@ def test_AC125_pattern_the_runtime_engine_cannot_run(arch):
     assert "look-around" in d.message and "field 'order_id'" in d.message and d.fix
 
 
+def test_AC126_api_key_env_not_declared_as_a_secret(arch, deploy):
+    component(arch, "orders_api")["security"]["api_key_env"] = "HOME"
+    (d,) = only(compile_data(arch, deploy), "AC126")
+    assert "api_key_env 'HOME' of 'orders_api' is not a key declared in deployment.yaml secrets" in d.message
+    assert d.file == "architecture.yaml" and d.expected == "one of API_KEY"
+    assert "secrets: [{name: orders-secrets, keys: [HOME]}]" in d.fix
+    component(arch, "orders_api")["security"]["api_key_env"] = "API_KEX"
+    assert only(compile_data(arch, deploy), "AC126")[0].fix.startswith("did you mean 'API_KEY'?")
+    deploy["secrets"].append({"name": "ingress", "keys": ["API_KEX"]})
+    assert not compile_data(arch, deploy).diagnostics
+    deploy["secrets"] = []  # the implicit default API_KEY is not required to be declared
+    component(arch, "orders_api")["security"].pop("api_key_env")
+    assert not compile_data(arch, deploy).diagnostics
+
+
+def test_the_runtime_fixture_declares_its_api_key():
+    fixture = REPO / "tests" / "fixtures" / "runtime"
+    from autocoder.compile import compile_directory
+
+    assert compile_directory(fixture).diagnostics == []
+
+
 def test_every_code_is_listed_used_and_tested():
     table = set(rule_table())
     source = "\n".join(p.read_text() for p in (REPO / "autocoder").rglob("*.py"))

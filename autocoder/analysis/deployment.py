@@ -47,6 +47,7 @@ def check_deployment(ctx: Context) -> dict[str, dict[str, Any]]:
     _check_https(ctx)
     _check_names(ctx)
     _check_secrets(ctx)
+    _check_api_keys(ctx)
     merged = {c.name: _merge(ctx, c) for c in ctx.arch.components}
     _check_stores(ctx, merged)
     _check_resources(ctx)
@@ -181,6 +182,36 @@ def _check_secrets(ctx: Context) -> None:
     for name, value in ctx.deploy.env.items():
         if isinstance(value, str):
             _secret_check(ctx.report_deploy, ("env", name), name, value)
+
+
+def declared_secret_keys(ctx: Context) -> list[str]:
+    """Every env key deployment.yaml declares under `secrets:` (what the runtime may read)."""
+    return sorted({key for secret in ctx.deploy.secrets for key in secret.keys})
+
+
+def _declare_hint(ctx: Context, key: str) -> str:
+    """The `secrets:` entry that would declare `key`, for a fix text."""
+    name = f"{ctx.arch.system.name.replace('_', '-')}-secrets"
+    return f"declare it in deployment.yaml: `secrets: [{{name: {name}, keys: [{key}]}}]`"
+
+
+def _check_api_keys(ctx: Context) -> None:
+    """AC126: an explicit `security.api_key_env` names a key declared in deployment secrets
+    (the ingress compares X-API-Key with that env var: `HOME` or `PATH` would be a key anyone
+    can guess). The implicit default, API_KEY, is not checked: starter projects rely on it."""
+    declared = declared_secret_keys(ctx)
+    for i, comp in enumerate(ctx.arch.components):
+        env = comp.security.api_key_env
+        if env is None or env in declared:
+            continue
+        hint = did_you_mean(env, declared)
+        ctx.report(
+            ("components", i, "security", "api_key_env"),
+            "AC126",
+            f"api_key_env '{env}' of '{comp.name}' is not a key declared in deployment.yaml secrets",
+            expected=one_of(declared) if declared else "a key listed under deployment.yaml `secrets:`",
+            fix=f"{hint} Or {_declare_hint(ctx, env)}" if hint else _declare_hint(ctx, env),
+        )
 
 
 def _strings(data: Any, path: tuple, key: str = "") -> list[tuple[tuple, str, str]]:
