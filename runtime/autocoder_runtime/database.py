@@ -91,6 +91,11 @@ class Dialect:
     def begin(self) -> str:
         return "BEGIN IMMEDIATE"
 
+    def ddl_lock(self) -> list[str]:
+        """Statements that make concurrent schema creation wait for each other (SQLite's
+        BEGIN IMMEDIATE already does)."""
+        return []
+
     def ddl(self) -> list[str]:
         return [
             "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, component TEXT NOT NULL, "
@@ -138,6 +143,11 @@ class PostgresDialect(Dialect):
 
     def begin(self) -> str:
         return "BEGIN"
+
+    def ddl_lock(self) -> list[str]:
+        # CREATE TABLE IF NOT EXISTS is not safe against itself running in another session
+        # (a unique violation in pg_type): one lock for every replica of every system
+        return ["SELECT pg_advisory_xact_lock(4242000017)"]
 
     def ddl(self) -> list[str]:
         return [
@@ -196,8 +206,16 @@ class Database:
 
     def open(self) -> None:
         connection = self.dialect.connect()
-        for statement in self.dialect.ddl():
-            connection.execute(statement)
+        try:  # one transaction, so replicas starting together do not race to create the tables
+            connection.execute(self.dialect.begin())
+            for statement in [*self.dialect.ddl_lock(), *self.dialect.ddl()]:
+                connection.execute(statement)
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                connection.execute("ROLLBACK")
+            connection.close()
+            raise
         self.writer = threading.Thread(
             target=self._write_loop, args=(connection,), name="db-write", daemon=True
         )

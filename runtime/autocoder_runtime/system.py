@@ -31,6 +31,7 @@ from autocoder_runtime.spec import SystemSpec
 
 Condition = Callable[[Message], bool]
 LEASE_S = 30.0  # a claimed entry is redelivered if its process holds it this long without renewing
+# (INBOX_LEASE_S overrides it: how soon another replica redoes the work of one that was killed)
 MAX_DELIVERIES = 10  # an entry delivered this often without completing is dead-lettered
 POLL_S = 0.2  # how often the dispatcher looks for entries other processes added
 
@@ -92,6 +93,7 @@ class System:
         self.tasks: list[asyncio.Task[None]] = []
         self.inbox_limit = int(env_float("INBOX_LIMIT", 10000))
         self.max_in_flight = int(env_float("MAX_IN_FLIGHT", 1000))
+        self.lease_s = env_float("INBOX_LEASE_S", LEASE_S)
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()
         self.ack_wanted = asyncio.Event()
@@ -221,7 +223,7 @@ class System:
     async def _dispatch(self) -> None:
         while True:
             room = self.max_in_flight - len(self.deliveries)
-            rows = await self.database().inbox_claim(self.owner, min(room, 256), LEASE_S) if room > 0 else []
+            rows = await self.database().inbox_claim(self.owner, min(room, 256), self.lease_s) if room > 0 else []
             for row in rows:
                 await self._deliver(row)
             if len(rows) == min(room, 256) and rows:
@@ -296,9 +298,9 @@ class System:
 
     async def _renew_leases(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_S / 3)
+            await asyncio.sleep(self.lease_s / 3)
             if self.deliveries:
-                await self.database().inbox_renew(self.owner, sorted(self.deliveries), LEASE_S)
+                await self.database().inbox_renew(self.owner, sorted(self.deliveries), self.lease_s)
             if self.spec.backend == "postgres":  # other replicas add and remove entries too
                 self.backlog = await self.database().inbox_count()
                 self.metrics.inbox_backlog.set(self.backlog)

@@ -235,3 +235,92 @@ def wait_for(client: httpx.Client, url: str, headers: dict[str, str], timeout_s:
         if response.status_code != 404 or time.monotonic() > deadline:
             return response
         time.sleep(0.05)
+
+
+class Server:
+    """`python -m <system> serve` as a child process on 127.0.0.1, its output in `log_path`;
+    for tests that kill it (SIGKILL, SIGTERM) and start it again on the same data.
+
+    `env` adds to (or, with a None value, removes from) this process's environment; DATA_DIR,
+    API_KEY and PYTHONPATH come from the arguments."""
+
+    def __init__(
+        self,
+        system: str,
+        src: Path,
+        data: Path,
+        api_key: str,
+        log_path: Path,
+        env: dict[str, str | None] | None = None,
+    ) -> None:
+        self.system = system
+        self.log_path = log_path
+        self.env = {**os.environ, "DATA_DIR": str(data), "API_KEY": api_key, "PYTHONPATH": str(src)}
+        for name, value in (env or {}).items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        data.mkdir(parents=True, exist_ok=True)
+
+    def start(self, ready_timeout_s: float = 60.0) -> Server:
+        """Start it (appending to its log) and wait until /readyz answers 200."""
+        with self.log_path.open("a") as log_file:
+            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+                [sys.executable, "-m", self.system, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=log_file,
+                stderr=log_file,
+            )
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            _wait_ready(client, self.process, self.log_path, ready_timeout_s)
+        return self
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, **{"timeout": 10, **kwargs})
+
+    def kill(self) -> int:
+        """SIGKILL: no shutdown code runs at all."""
+        return self._signal(signal.SIGKILL, 10)
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, the graceful stop; fails if the process outlives `timeout_s`."""
+        return self._signal(signal.SIGTERM, timeout_s)
+
+    def _signal(self, signum: int, timeout_s: float) -> int:
+        process = self.process
+        if process is None:
+            raise RuntimeError("the server is not running")
+        self.process = None
+        process.send_signal(signum)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+            raise AssertionError(f"server outlived signal {signum} by {timeout_s} s") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log lines whose message is `name` (every run of this server so far)."""
+        found = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and entry.get("msg") == name:
+                        found.append(entry)
+        return found
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:  # the test failed half-way: leave nothing running
+            with contextlib.suppress(Exception):
+                self.kill()

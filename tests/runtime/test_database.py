@@ -249,3 +249,32 @@ def test_a_failing_write_fails_alone_in_its_group(db):
         assert await db.inbox_count() == 5
 
     run(body())
+
+
+def test_replicas_opening_a_new_database_at_once(target):
+    """Six processes' worth of databases open (and so create the schema) at the same moment:
+    none fails (PostgreSQL's CREATE TABLE IF NOT EXISTS races with itself without a lock)."""
+    backend, dsn, data = target
+    opened: list[Database] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_one() -> None:
+        start.wait(10)
+        try:
+            opened.append(open_database(backend, "durable", data, dsn))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    with time_limit(60):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    try:
+        assert errors == []
+        assert run(opened[0].inbox_count()) == 0
+    finally:
+        for database in opened:
+            database.close()
