@@ -278,6 +278,38 @@ def test_AC126_api_key_env_not_declared_as_a_secret(arch, deploy):
     assert not compile_data(arch, deploy).diagnostics
 
 
+def test_AC127_webhook_header_refers_to_an_undeclared_secret(arch, deploy):
+    headers = {"Authorization": "Bearer ${HOOK_TOKEN}", "X-Tenant": "$TENANT-$API_KEX", "X-Price": "$5 flat"}
+    component(arch, "notifier")["config"] = {
+        "target": "webhook",
+        "url": "https://hooks.example.com/x",
+        "headers": headers,
+    }
+    found = only(compile_data(arch, deploy), "AC127")
+    refs = {d.message.split(" refers to ")[1].split(",")[0]: d for d in found}
+    assert sorted(refs) == ["$API_KEX", "$TENANT", "${HOOK_TOKEN}"]
+    assert all(d.file == "architecture.yaml" and "declare it in deployment.yaml" in d.fix for d in found)
+    assert refs["$API_KEX"].fix.startswith("did you mean 'API_KEY'?")
+    deploy["secrets"].append({"name": "hooks", "keys": ["HOOK_TOKEN", "TENANT", "API_KEX"]})
+    assert not compile_data(arch, deploy).diagnostics  # nor AC110: the credential is a reference
+
+
+def test_AC128_file_sink_path_outside_the_data_directory(arch):
+    sink = component(arch, "notifier")
+    for path, words in [
+        ("/etc/cron.d/x", "is absolute"),
+        ("../../home/user/.bashrc", "goes up with `..`"),
+        ("logs/../../x.jsonl", "goes up with `..`"),
+        ("C:\\out.jsonl", "is absolute"),
+        ("logs/", "names a directory"),
+    ]:
+        sink["config"] = {"target": "file", "path": path}
+        (d,) = only(compile_data(arch), "AC128")
+        assert words in d.message and "relative to DATA_DIR" in d.fix, path
+    sink["config"] = {"target": "file", "path": "logs/big..orders.jsonl"}
+    assert not compile_data(arch).diagnostics
+
+
 def test_the_runtime_fixture_declares_its_api_key():
     fixture = REPO / "tests" / "fixtures" / "runtime"
     from autocoder.compile import compile_directory

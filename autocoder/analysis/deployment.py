@@ -16,6 +16,9 @@ K8S_NAME_MAX = 63
 
 # Keys whose values are credentials; values of this shape are credentials whatever the key.
 _SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)", re.I)
+# `$NAME` / `${NAME}` in webhook headers: the runtime substitutes declared secrets only
+# (autocoder_runtime.kinds.SECRET_REFERENCE; keep the two in step).
+SECRET_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _SECRET_VALUE = re.compile(
     r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|\bAKIA[0-9A-Z]{16}\b|\bsk-[A-Za-z0-9_-]{20,}|"
     r"\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abposr]-[A-Za-z0-9-]{10,}|://[^/\s:@]+:[^/\s@]+@)"
@@ -48,6 +51,7 @@ def check_deployment(ctx: Context) -> dict[str, dict[str, Any]]:
     _check_names(ctx)
     _check_secrets(ctx)
     _check_api_keys(ctx)
+    _check_sinks(ctx)
     merged = {c.name: _merge(ctx, c) for c in ctx.arch.components}
     _check_stores(ctx, merged)
     _check_resources(ctx)
@@ -189,6 +193,10 @@ def declared_secret_keys(ctx: Context) -> list[str]:
     return sorted({key for secret in ctx.deploy.secrets for key in secret.keys})
 
 
+def _secret_expected(declared: list[str]) -> str:
+    return one_of(declared) if declared else "a key listed under deployment.yaml `secrets:`"
+
+
 def _declare_hint(ctx: Context, key: str) -> str:
     """The `secrets:` entry that would declare `key`, for a fix text."""
     name = f"{ctx.arch.system.name.replace('_', '-')}-secrets"
@@ -209,9 +217,57 @@ def _check_api_keys(ctx: Context) -> None:
             ("components", i, "security", "api_key_env"),
             "AC126",
             f"api_key_env '{env}' of '{comp.name}' is not a key declared in deployment.yaml secrets",
-            expected=one_of(declared) if declared else "a key listed under deployment.yaml `secrets:`",
+            expected=_secret_expected(declared),
             fix=f"{hint} Or {_declare_hint(ctx, env)}" if hint else _declare_hint(ctx, env),
         )
+
+
+def _check_sinks(ctx: Context) -> None:
+    """AC127: webhook header references name declared secrets; AC128: a file sink's path stays
+    inside the data directory."""
+    declared = declared_secret_keys(ctx)
+    for i, comp in enumerate(ctx.arch.components):
+        if comp.kind != "sink":
+            continue
+        cpath = ("components", i, "config")
+        for header, value in (comp.config.headers or {}).items():
+            for match in SECRET_REFERENCE.finditer(value):
+                name = match.group(1) or match.group(2)
+                if name in declared:
+                    continue
+                hint = did_you_mean(name, declared)
+                ctx.report(
+                    (*cpath, "headers", header),
+                    "AC127",
+                    f"header '{header}' of '{comp.name}' refers to {match.group(0)}, which is not a key "
+                    "declared in deployment.yaml secrets (the runtime would send it as literal text)",
+                    expected=_secret_expected(declared),
+                    fix=f"{hint} Or {_declare_hint(ctx, name)}" if hint else _declare_hint(ctx, name),
+                )
+        if comp.config.path is not None:
+            problem = _unsafe_relative_path(comp.config.path)
+            if problem:
+                ctx.report(
+                    (*cpath, "path"),
+                    "AC128",
+                    f"file sink '{comp.name}' path {comp.config.path[:100]!r} {problem}",
+                    expected="a relative file path inside the data directory, e.g. out/orders.jsonl",
+                    fix="write the path relative to DATA_DIR, without `..`, a leading `/` or a drive",
+                )
+
+
+def _unsafe_relative_path(path: str) -> str:
+    """Why `path` could leave the directory it is relative to ('' when it cannot)."""
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in path):
+        return "contains a control character"
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        return "is absolute"
+    parts = re.split(r"[/\\]", path)
+    if ".." in parts:
+        return "goes up with `..`"
+    if parts[-1] in ("", "."):
+        return "names a directory, not a file"
+    return ""
 
 
 def _strings(data: Any, path: tuple, key: str = "") -> list[tuple[tuple, str, str]]:
@@ -224,7 +280,12 @@ def _strings(data: Any, path: tuple, key: str = "") -> list[tuple[tuple, str, st
 
 def _secret_check(report: Any, path: tuple, key: str, value: str) -> None:
     looks_secret = bool(_SECRET_VALUE.search(value))
-    named_secret = bool(_SECRET_KEY.search(key)) and len(value) >= 4 and not value.startswith("${")
+    named_secret = (
+        bool(_SECRET_KEY.search(key))
+        and len(value) >= 4
+        and not value.startswith("${")
+        and not SECRET_REFERENCE.search(value)  # `Bearer $TOKEN`: the secret comes from the env
+    )
     if looks_secret or named_secret:
         what = "a credential" if looks_secret else f"a value for '{key}'"
         report(
