@@ -65,9 +65,7 @@ def finish_build(build: subprocess.Popen[str], project: Path, timeout_s: float =
 def build_variants(workdir: Path, backends: list[str], fixture: Path = FIXTURE) -> dict[str, Path]:
     """The fixture generated once per backend, the builds running side by side. The PostgreSQL
     variant declares two replicas (what it is for; SQLite allows one store replica)."""
-    builds = {
-        b: start_build(fixture, workdir / b, b, replicas=2 if b == "postgres" else 1) for b in backends
-    }
+    builds = {b: start_build(fixture, workdir / b, b, replicas=2 if b == "postgres" else 1) for b in backends}
     return {b: finish_build(build, workdir / b) for b, build in builds.items()}
 
 

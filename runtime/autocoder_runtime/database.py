@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -29,6 +30,10 @@ from autocoder_runtime.logs import log
 
 T = TypeVar("T")
 MAX_BATCH = 512  # writes in one group commit
+# SQLite's PRAGMA synchronous, from $SQLITE_SYNCHRONOUS. FULL (the default): a 202 survives a
+# power loss too. NORMAL: it survives the process being killed, not the machine losing power
+# (WAL is synced at checkpoints only). benchmarks/ingress_bench.py measures both.
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
 
 class Cursor(Protocol):
@@ -79,9 +84,15 @@ class Dialect:
         self.target = target
 
     def connect(self) -> Connection:
+        synchronous = os.environ.get("SQLITE_SYNCHRONOUS", "FULL").strip().upper()
+        if synchronous not in SQLITE_SYNCHRONOUS:
+            raise RuntimeError(
+                f"SQLITE_SYNCHRONOUS={synchronous!r} is not one of {', '.join(SQLITE_SYNCHRONOUS)}; "
+                "fix: unset it (FULL) or set NORMAL"
+            )
         db = sqlite3.connect(self.target, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # with group commit, a 202 survives power loss too
+        db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute("PRAGMA busy_timeout=30000")
         return db
 

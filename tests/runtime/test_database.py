@@ -278,3 +278,23 @@ def test_replicas_opening_a_new_database_at_once(target):
     finally:
         for database in opened:
             database.close()
+
+
+@pytest.mark.parametrize(("setting", "level"), [(None, 2), ("normal", 1), ("FULL", 2), ("EXTRA", 3)])
+def test_sqlite_synchronous_setting(setting, level, tmp_path, monkeypatch):
+    """FULL unless SQLITE_SYNCHRONOUS says otherwise (benchmarks/ingress_bench.py compares)."""
+    if setting is None:
+        monkeypatch.delenv("SQLITE_SYNCHRONOUS", raising=False)
+    else:
+        monkeypatch.setenv("SQLITE_SYNCHRONOUS", setting)
+    database = open_database("sqlite", "durable", tmp_path, None)
+    try:
+        assert run(database.read(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])) == level
+    finally:
+        database.close()
+
+
+def test_sqlite_synchronous_off_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(RuntimeError, match="SQLITE_SYNCHRONOUS='OFF'"):
+        open_database("sqlite", "durable", tmp_path, None)
