@@ -12,6 +12,7 @@ out of the project, or a name with `..` in it, is refused instead of followed.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -32,8 +33,12 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write via temp file + fsync + rename; the temp file never survives a failure."""
+    """Write via temp file + fsync + rename; the temp file never survives a failure, and one
+    left by a killed writer of the same path (SIGKILL runs no cleanup) is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

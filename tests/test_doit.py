@@ -91,6 +91,7 @@ def test_doit_commands_work_on_the_tasks(tmp_path):
         "policy",
         "report",
         "test",
+        "typecheck",
     ]
     subtasks = doit(project, "list", "--all").stdout.split()
     assert "gen:pricer" in subtasks and "gen:runtime" in subtasks

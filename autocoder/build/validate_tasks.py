@@ -301,8 +301,8 @@ def task_bench() -> Any:
 def task_typecheck() -> Any:
     """mypy over the whole generated package and its tests (incremental)."""
     found = _component_tasks()
-    if found is None:
-        return None
+    if found is None:  # no usable blueprint: running this task runs `check`, which says why
+        return {"actions": None, "task_dep": ["check"]}
     directory, system, components = found
     code = [p for p in runtime_paths(system) if p.endswith((".py", ".toml"))]
     code += [p for n, _ in components for p in (module_path(system, n), test_path(n))]
@@ -318,8 +318,8 @@ def task_typecheck() -> Any:
 def task_policy() -> Any:
     """Architecture policy: resources, kernel capabilities, auth on ingress, forbidden imports."""
     found = _component_tasks()
-    if found is None:
-        return None
+    if found is None:  # no usable blueprint: running this task runs `check`, which says why
+        return {"actions": None, "task_dep": ["check"]}
     directory, system, components = found
     code = [p for p in runtime_paths(system) if p.startswith(f"{system}/") and p.endswith(".py")]
     code += [module_path(system, n) for n, _ in components]
@@ -335,8 +335,8 @@ def task_policy() -> Any:
 def task_report() -> Any:
     """summary.json, the merged SARIF and the alert thresholds, from every tier's results."""
     found = _component_tasks()
-    if found is None:
-        return None
+    if found is None:  # no usable blueprint: running this task runs `check`, which says why
+        return {"actions": None, "task_dep": ["check"]}
     directory, _, components = found
     results = [f"{REPORTS}/{tier}/{n}.json" for n, _ in components for tier in ("lint", "test", "bench")]
     return _task(
