@@ -183,9 +183,9 @@ def _check_secrets(ctx: Context) -> None:
         config = comp.config if isinstance(comp.config, dict) else comp.config.model_dump(mode="json")
         for path, key, value in _strings(config, ("components", i, "config")):
             _secret_check(ctx.report, path, key, value)
-    for name, value in ctx.deploy.env.items():
-        if isinstance(value, str):
-            _secret_check(ctx.report_deploy, ("env", name), name, value)
+    for name, env_value in ctx.deploy.env.items():
+        if isinstance(env_value, str):
+            _secret_check(ctx.report_deploy, ("env", name), name, env_value)
 
 
 def declared_secret_keys(ctx: Context) -> list[str]:

@@ -258,7 +258,7 @@ def check_capacity(
         q = max(sorted(preds[node]), key=lambda x: slowest[x][0])
         slowest[node] = (slowest[q][0] + budgets[node], [*slowest[q][1], node])
     terminals = [n for n in order if not edges[n]]
-    estimates = [
+    estimates: list[dict[str, Any]] = [
         {
             "terminal": t,
             "min_rate_rps": weakest[t][0],

@@ -46,7 +46,7 @@ def value_problems(spec: dict[str, Any], value: Any, where: str) -> list[str]:
             problems.append(f"'{where}' is {value}, below minimum {spec['minimum']}")
         if "maximum" in spec and value > spec["maximum"]:
             problems.append(f"'{where}' is {value}, above maximum {spec['maximum']}")
-    if kind in ("string", "array"):
+    if kind in ("string", "array") and isinstance(value, str | list):
         if "min_length" in spec and len(value) < spec["min_length"]:
             problems.append(f"'{where}' is shorter than {spec['min_length']}")
         if "max_length" in spec and len(value) > spec["max_length"]:

@@ -129,8 +129,10 @@ def run_bench(directory: Path, name: str) -> TaskFailed | None:
         return _failure(
             f"bench:{name}",
             "its measured path failed",
-            [f"{result['dead_letters']} of {result['iterations']} messages were dead-lettered; "
-             f"see the component's tests for why its sample input is refused"],
+            [
+                f"{result['dead_letters']} of {result['iterations']} messages were dead-lettered; "
+                f"see the component's tests for why its sample input is refused"
+            ],
         )
     if not result["ok"]:
         return _failure(

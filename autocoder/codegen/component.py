@@ -119,7 +119,8 @@ def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
     if comp["kind"] != "aggregator" or logic is None:
         return []
     aggregates = {
-        n: [a["function"], f"{n}_value" if a["argument"] else None] for n, a in sorted(logic["aggregate"].items())
+        n: [a["function"], f"{n}_value" if a["argument"] else None]
+        for n, a in sorted(logic["aggregate"].items())
     }
     return [
         ("key_field: ClassVar[str | None]", pyliteral(logic["key_field"])),
@@ -146,8 +147,14 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
             else ("out" if example["out"] is not None else "accepted")
         )
         examples.append(
-            {"id": f"example_{i}", "port": port, "input": example["in"], "out": example["out"], "to": to,
-             "outcome": outcome}
+            {
+                "id": f"example_{i}",
+                "port": port,
+                "input": example["in"],
+                "out": example["out"],
+                "to": to,
+                "outcome": outcome,
+            }
         )
     webhook = kind == "sink" and comp["config"].get("target") == "webhook"
     properties = []

@@ -32,7 +32,9 @@ class ModelDef:
         """The model's description travels as a JSON-schema literal, never as a docstring."""
         if not self.description:
             return ""
-        return f"model_config = ConfigDict(json_schema_extra={{'description': {pyliteral(self.description)}}})"
+        return (
+            f"model_config = ConfigDict(json_schema_extra={{'description': {pyliteral(self.description)}}})"
+        )
 
 
 def models_module(schemas: dict[str, dict[str, Any]]) -> list[ModelDef]:
@@ -107,7 +109,11 @@ def _constraints(spec: dict[str, Any]) -> list[str]:
         low, high = integer_bounds(spec)
         kwargs += [f"ge={pyliteral(low)}", f"le={pyliteral(high)}"]
     else:
-        kwargs += [f"{arg}={pyliteral(spec[key])}" for key, arg in (("minimum", "ge"), ("maximum", "le")) if key in spec]
+        kwargs += [
+            f"{arg}={pyliteral(spec[key])}"
+            for key, arg in (("minimum", "ge"), ("maximum", "le"))
+            if key in spec
+        ]
     for key in ("min_length", "max_length", "pattern"):
         if key in spec:
             kwargs.append(f"{key}={pyliteral(spec[key])}")

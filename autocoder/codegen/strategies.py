@@ -116,9 +116,7 @@ def field_strategy(spec: dict[str, Any]) -> Strategy:
         return Strategy("lists", (item,), (("min_size", low), ("max_size", high)))
     if spec.get("fields") is not None:
         return message_strategy(spec["fields"])
-    return Strategy(
-        "dictionaries", (Strategy("text", (), (("max_size", 8),)), _INT64), (("max_size", 3),)
-    )
+    return Strategy("dictionaries", (Strategy("text", (), (("max_size", 8),)), _INT64), (("max_size", 3),))
 
 
 def _string(spec: dict[str, Any]) -> Strategy:

@@ -49,7 +49,7 @@ class ExprError(Exception):
         self.expected = expected
         self.fix = fix
         if offset is None and node is not None and hasattr(node, "lineno"):
-            offset = (node.lineno - 2, node.col_offset)  # source is wrapped as "(\n...\n)"
+            offset = (node.lineno - 2, getattr(node, "col_offset", 0))  # source is wrapped as "(\n...\n)"
         self.offset = offset or (0, 0)
 
 

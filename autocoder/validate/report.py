@@ -37,7 +37,9 @@ def cell(tier: str, result: dict[str, Any] | None) -> str:
 
 
 def summary_table(
-    results: dict[str, dict[str, Any]], policy: dict[str, Any] | None = None, typecheck: dict[str, Any] | None = None
+    results: dict[str, dict[str, Any]],
+    policy: dict[str, Any] | None = None,
+    typecheck: dict[str, Any] | None = None,
 ) -> str:
     """component x tier -> pass/fail with findings, test counts and p95 vs budget."""
     if not results and policy is None:
@@ -51,7 +53,9 @@ def summary_table(
     if policy is not None:
         lines.append(f"policy: {'pass' if policy['ok'] else 'FAIL'} ({len(policy['findings'])} finding(s))")
     if typecheck is not None:
-        lines.append(f"types (mypy): {'pass' if typecheck['ok'] else 'FAIL'} ({len(typecheck['findings'])} error(s))")
+        lines.append(
+            f"types (mypy): {'pass' if typecheck['ok'] else 'FAIL'} ({len(typecheck['findings'])} error(s))"
+        )
     suppressed = [
         f"  {name} {f['rule']} suppressed: {f['suppressed_by']}"
         for name in sorted(results)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from autocoder.validate.findings import Finding
 
-_LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<severity>error|note): (?P<message>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$")
+_LINE = re.compile(
+    r"^(?P<path>[^:]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<severity>error|note): "
+    r"(?P<message>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$"
+)
 
 
 def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
@@ -21,8 +24,10 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
 
     stdout, stderr, status = api.run(
         [
-            "--config-file", str(src / "pyproject.toml"),
-            "--cache-dir", str(cache),
+            "--config-file",
+            str(src / "pyproject.toml"),
+            "--cache-dir",
+            str(cache),
             "--show-column-numbers",
             "--no-error-summary",
             "--no-pretty",
@@ -38,8 +43,14 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
         path = Path(match["path"])
         relative = path.relative_to(src) if path.is_absolute() and path.is_relative_to(src) else path
         findings.append(
-            Finding(f"generated/src/{relative}", int(match["line"]), int(match["col"] or 1), "mypy",
-                    match["code"] or "error", match["message"])
+            Finding(
+                f"generated/src/{relative}",
+                int(match["line"]),
+                int(match["col"] or 1),
+                "mypy",
+                match["code"] or "error",
+                match["message"],
+            )
         )
     if status not in (0, 1) and not findings:
         findings.append(Finding("generated/src", 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000]))
