@@ -43,8 +43,15 @@ class TooLarge(Exception):
     pass
 
 
-def _error(status: int, message: str, retry_after: float | None = None, **extra: Any) -> JSONResponse:
+def _error(
+    status: int, message: str, retry_after: float | None = None, close: bool = False, **extra: Any
+) -> JSONResponse:
+    """A JSON error answer. `close`: the request's body was not read to its end, so the
+    connection ends with the answer (else the server would go on reading and discarding
+    whatever the client still sends)."""
     headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else {}
+    if close:
+        headers["Connection"] = "close"
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
@@ -60,7 +67,7 @@ def authorized(request: Request, env: str | None) -> bool:
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing it as soon as it passes `limit` bytes (declared or streamed)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
@@ -77,7 +84,8 @@ def bounded_int(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 12 or int(raw) > maximum:
+    # ASCII digits only: str.isdigit() also admits superscripts int() refuses
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or int(raw) > maximum:
         raise ValueError(f"{name} must be an integer from 0 to {maximum}")
     return int(raw)
 
@@ -120,17 +128,20 @@ class Http:
 
         async def endpoint(request: Request) -> Response:
             if not system.accepting:
-                return _error(503, "not accepting messages now (starting or stopping)", retry_after=1)
+                return _error(
+                    503, "not accepting messages now (starting or stopping)", retry_after=1, close=True
+                )
+            # answers before the body is read close the connection: it is never read
             if not authorized(request, key_env):
-                return _error(401, "missing or wrong X-API-Key")
+                return _error(401, "missing or wrong X-API-Key", close=True)
             if not is_json(request):
-                return _error(415, "the body must be JSON: send Content-Type: application/json")
+                return _error(415, "the body must be JSON: send Content-Type: application/json", close=True)
             try:
                 body = await read_body(request, route.max_body_bytes)
             except TooLarge:
-                return _error(413, f"body larger than {route.max_body_bytes} bytes")
+                return _error(413, f"body larger than {route.max_body_bytes} bytes", close=True)
             except ClientDisconnect:
-                return _error(400, "the client went away before sending the whole body")
+                return _error(400, "the client went away before sending the whole body", close=True)
             if not component.bucket.try_acquire():
                 return _error(429, "rate limit exceeded", retry_after=component.bucket.retry_after())
             try:
@@ -220,6 +231,13 @@ def create_app(system: System) -> Starlette:
                     route=f"{route.method} {route.path}",
                     fix=f"set {route.api_key_env} in the environment",
                 )
+        if spec.read_key_env is not None and not os.environ.get(spec.read_key_env):
+            log(
+                logging.WARNING,
+                "API key not set: every read of stores and dead letters will get 401",
+                variable=spec.read_key_env,
+                fix=f"set {spec.read_key_env} in the environment",
+            )
         await system.start()
         try:
             yield

@@ -216,7 +216,10 @@ class Component:
     async def _call(self, port: str, message: Message) -> Outputs:
         if self.timeout is None:
             return list(await self.aprocess(port, message))
-        return list(await asyncio.wait_for(self.aprocess(port, message), self.timeout))
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives as the call completes, and the stopping consumer would carry on
+        async with asyncio.timeout(self.timeout):
+            return list(await self.aprocess(port, message))
 
     async def aprocess(self, port: str, message: Message) -> Outputs:
         return self.process(port, message)

@@ -126,7 +126,15 @@ def openapi(system: System) -> dict[str, Any]:
     }
     paths["/metrics"] = {
         "get": _secured(
-            {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text format"}}},
+            {
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            },
             observe_key,
         )
     }

@@ -156,7 +156,8 @@ class System:
         deadline = time.monotonic() + drain_timeout_s
         while self.deliveries and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.acked.wait(), timeout=0.05)
+                async with asyncio.timeout(0.05):  # not wait_for: see _dispatch
+                    await self.acked.wait()
             self.acked.clear()
         unfinished = len(self.deliveries)
         for component in self.components.values():
@@ -229,8 +230,11 @@ class System:
             if len(rows) == min(room, 256) and rows:
                 continue  # more may be waiting
             self.wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set, and stop() would wait for this task forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=POLL_S)
+                async with asyncio.timeout(POLL_S):
+                    await self.wake.wait()
 
     async def _deliver(self, row: InboxRow) -> None:
         item = row.item
