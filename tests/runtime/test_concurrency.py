@@ -1,0 +1,98 @@
+"""Per-component concurrency, and fan-out where one slow target does not hold back its sibling
+beyond the slow one's queue bound. Systems run through the real app (TestClient) on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from autocoder_runtime.kinds import Custom
+from autocoder_runtime.messages import Message
+from pydantic import BaseModel
+from rtkit import AUTH, Api, Item, Items, configured, make, query, running, wait_until
+
+
+class Gate:
+    """Released by the test: until then, every message of a Held component waits."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+
+
+class Held(Custom):
+    """Waits for its gate, counting how many messages it holds at once."""
+
+    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
+    outputs: ClassVar[dict[str, type[BaseModel]]] = {}
+    gate: ClassVar[Gate]
+    active: ClassVar[int] = 0
+    most: ClassVar[int] = 0
+    seen: ClassVar[list[str]]
+
+    async def aprocess(self, port: str, message: Message) -> list[tuple[str, Message]]:
+        cls = type(self)
+        cls.active += 1
+        cls.most = max(cls.most, cls.active)
+        cls.seen.append(message["id"])
+        try:
+            while not cls.gate.open.is_set():
+                await asyncio.sleep(0.01)
+        finally:
+            cls.active -= 1
+        return []
+
+
+def held(concurrency: int) -> type[Held]:
+    cls: Any = configured(Held, capabilities={"concurrency": concurrency})
+    cls.gate, cls.active, cls.most, cls.seen = Gate(), 0, 0, []
+    return cls  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_concurrency_is_how_many_messages_a_component_holds_at_once(data: Path, concurrency: int) -> None:
+    slow = held(concurrency)
+    system = make(
+        "conc",
+        {"api": Api, "slow": slow},
+        [("api", "out", "slow", "in")],
+        ingress=[{"component": "api", "path": "/items"}],
+    )
+    with running(system) as client:
+        for i in range(8):
+            assert client.post("/items", json={"id": f"m{i}"}, headers=AUTH).status_code == 202
+        wait_until(lambda: len(slow.seen) >= concurrency, what="messages taken")
+        assert slow.active == concurrency  # no more than its concurrency, and all of them busy
+        slow.gate.open.set()
+        wait_until(lambda: len(slow.seen) == 8, what="every message processed")
+        wait_until(lambda: not query(data, "conc", "SELECT id FROM inbox"), what="inbox empty")
+    assert slow.most == concurrency
+
+
+def test_a_slow_target_holds_its_sibling_back_only_past_its_queue_bound(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUEUE_SIZE", "3")
+    slow = held(1)
+    system = make(
+        "fan",
+        {"api": Api, "slow": slow, "items": Items},
+        [("api", "out", "slow", "in"), ("api", "out", "items", "in")],
+        ingress=[{"component": "api", "path": "/items"}],
+        stores=["items"],
+    )
+    with running(system) as client:
+        for i in range(4):  # one in the slow consumer's hands, three in its queue
+            assert client.post("/items", json={"id": f"m{i}"}, headers=AUTH).status_code == 202
+        stored = wait_until(
+            lambda: len(query(data, "fan", "SELECT key FROM records")) == 4 or None,
+            what="the fast sibling stores every message while the slow one is stuck",
+        )
+        assert stored and slow.seen == ["m0"]
+        for i in range(4, 8):  # past the slow queue's bound: the fast sibling waits too
+            assert client.post("/items", json={"id": f"m{i}"}, headers=AUTH).status_code == 202
+        slow.gate.open.set()
+        wait_until(lambda: len(query(data, "fan", "SELECT key FROM records")) == 8, what="all stored")
+        wait_until(lambda: len(slow.seen) == 8, what="the slow target catches up")
