@@ -70,34 +70,29 @@ def openapi(system: System) -> dict[str, Any]:
     read_key = spec.read_key_env
     for store in spec.stores:
         record = {"type": "object"}
-        paths[f"/{store.component}"] = {
-            "get": _secured(
-                {
-                    "operationId": f"{store.component}_list",
-                    "parameters": PAGE,
-                    "responses": {
-                        "200": _json(
-                            "records by key order",
-                            {"type": "object", "properties": {"items": {"type": "array", "items": record}}},
-                        ),
-                        **_errors(("422", "bad limit or offset")),
-                    },
+        # setdefault: an ingress route may share the store's path (POST /orders, GET /orders)
+        paths.setdefault(f"/{store.component}", {})["get"] = _secured(
+            {
+                "operationId": f"{store.component}_list",
+                "parameters": PAGE,
+                "responses": {
+                    "200": _json(
+                        "records by key order",
+                        {"type": "object", "properties": {"items": {"type": "array", "items": record}}},
+                    ),
+                    **_errors(("422", "bad limit or offset")),
                 },
-                read_key,
-            )
-        }
-        paths[f"/{store.component}/{{key}}"] = {
-            "get": _secured(
-                {
-                    "operationId": f"{store.component}_get",
-                    "parameters": [
-                        {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": {"200": _json("the record", record), **_errors(("404", "no such record"))},
-                },
-                read_key,
-            )
-        }
+            },
+            read_key,
+        )
+        paths.setdefault(f"/{store.component}/{{key}}", {})["get"] = _secured(
+            {
+                "operationId": f"{store.component}_get",
+                "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json("the record", record), **_errors(("404", "no such record"))},
+            },
+            read_key,
+        )
     paths["/dead-letters"] = {
         "get": _secured(
             {

@@ -167,14 +167,23 @@ def demo(
     )
 
 
-def hooked(name: str, url: str, **capabilities: Any) -> System:
-    """api -> hook (a webhook sink to `url`) with these capabilities."""
-    hook = configured(Hook, config={"target": "webhook", "url": url}, capabilities=capabilities)
+def hooked(
+    name: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
+    **capabilities: Any,
+) -> System:
+    """api -> hook (a webhook sink to `url`, sending `headers`) with these capabilities."""
+    hook = configured(
+        Hook, config={"target": "webhook", "url": url, "headers": headers}, capabilities=capabilities
+    )
     return make(
         name,
         {"api": Api, "hook": hook},
         [("api", "out", "hook", "in")],
         ingress=[{"component": "api", "path": "/items"}],
+        secrets=secrets,
     )
 
 
@@ -268,11 +277,12 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 class Peer:
     """A webhook receiver on 127.0.0.1 (stdlib server). It answers each POST with the next
-    (status, headers) of `script`, then `default`; it records every request it gets."""
+    (status, headers, delay in seconds) of `script`, then `default`; it records every request
+    it gets (arrival time, JSON body, headers)."""
 
     def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, str]]] = []
-        self.default: tuple[int, dict[str, str]] = (200, {})
+        self.script: list[tuple[int, dict[str, str], float]] = []
+        self.default: tuple[int, dict[str, str], float] = (200, {}, 0.0)
         self.received: list[tuple[float, Message, dict[str, str]]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -290,7 +300,7 @@ class Peer:
         with self.lock:
             return [t for t, _, _ in self.received]
 
-    def answer(self, body: Message, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    def answer(self, body: Message, headers: dict[str, str]) -> tuple[int, dict[str, str], float]:
         with self.lock:
             self.received.append((time.monotonic(), body, headers))
             return self.script.pop(0) if self.script else self.default
@@ -302,7 +312,8 @@ class Peer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
-                status, headers = peer.answer(body, {k.lower(): v for k, v in self.headers.items()})
+                status, headers, delay = peer.answer(body, {k.lower(): v for k, v in self.headers.items()})
+                time.sleep(delay)
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -313,7 +324,8 @@ class Peer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server.daemon_threads = True
+        thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         try:
             yield self
