@@ -10,6 +10,7 @@ benchmarks/durability_bench.py repeats the crash scenarios (tests/live.py) five 
 from __future__ import annotations
 
 import signal
+import time
 import uuid
 
 import live
@@ -85,3 +86,42 @@ def test_two_replicas_share_one_postgres_inbox(sources, postgres_dsn, tmp_path):
     rows = target.query(f"SELECT COUNT(*) FROM records WHERE store = '{live.STORE}'")
     assert rows[0][0] == COUNT  # one record each: exactly once in the store
     assert target.dead() == set()
+
+
+def test_postgres_connections_cut_mid_backlog(sources, postgres_dsn, tmp_path):
+    """The server ends every connection of the system (pg_terminate_backend: what a restart or
+    a failover does to clients) while it has a backlog: it reconnects, keeps accepting (a 503
+    at worst while it cannot write, never a 202 it did not commit), and loses nothing."""
+    import psycopg
+
+    target = live.Target("postgres", tmp_path / "data", postgres_dsn)
+    env = {**target.env(), "INBOX_LEASE_S": "2", "DRAIN_TIMEOUT_S": "1"}
+    first = [f"cut-a-{n}" for n in range(COUNT // 2)]
+    second = [f"cut-b-{n}" for n in range(COUNT // 2)]
+    with (
+        time_limit(90),
+        Server(
+            live.SYSTEM, sources["postgres"], tmp_path / "data", live.KEY, tmp_path / "s.log", env
+        ) as server,
+    ):
+        server.start()
+        accepted, _ = live.post_events([server.url], first)
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        assert len(cut) >= 2  # the writer and at least one reader
+        deadline = time.monotonic() + 30
+        pending = list(second)
+        while pending and time.monotonic() < deadline:  # a client retries what got a 503
+            got, _ = live.post_events([server.url], pending)
+            pending = [i for i in pending if i not in set(got)]
+            accepted += got
+            time.sleep(0.2)
+        assert not pending
+        live.wait_until_empty(target, timeout_s=COUNT / live.RATE + 30)
+        assert server.terminate() in (0, -signal.SIGTERM)
+        assert server.events("stopped")[-1]["undrained"] == 0
+    assert set(accepted) <= target.stored() | target.dead()
+    assert len(target.stored()) == COUNT

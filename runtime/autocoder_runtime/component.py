@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from autocoder_runtime.capabilities import CircuitBreaker, RetryPolicy, TokenBucket, is_transient
+from autocoder_runtime.database import DatabaseUnavailable
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import Envelope, Message, OutputInvalid, Rejected, validate
 from autocoder_runtime.spec import ComponentSpec
@@ -160,7 +161,9 @@ class Component:
 
     async def handle(self, port: str, envelope: Envelope) -> None:
         """Validate, process (with retry / breaker / timeout), validate every output, emit.
-        Failures go to the dead letters; only a failing dead-letter write escapes."""
+        Failures go to the dead letters; only a failing dead-letter write escapes, and the
+        system's database being unreachable (the message is fine: its inbox entry is
+        delivered again after its lease)."""
         metrics = self.system.metrics
         metrics.received.labels(component=self.name).inc()
         in_flight = metrics.in_flight.labels(component=self.name)
@@ -175,7 +178,7 @@ class Component:
             if not outputs and self.outputs:
                 metrics.dropped.labels(component=self.name).inc()
             await asyncio.gather(*(self.emit(p, out, envelope) for p, out in outputs))
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, DatabaseUnavailable):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, never dropped
             await self.system.dead_letter(self.name, port, exc, envelope)

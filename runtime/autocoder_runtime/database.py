@@ -63,6 +63,19 @@ class InboxItem:
     trace_id: str
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached, or the connection broke under a write: nothing about
+    the message is wrong, so it is not dead-lettered; its inbox entry is delivered again."""
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    error = DatabaseUnavailable(f"{type(exc).__name__}: {exc}"[:500])
+    error.__cause__ = exc
+    return error
+
+
 @dataclass(frozen=True)
 class InboxRow:
     id: int
@@ -106,6 +119,11 @@ class Dialect:
         """Statements that make concurrent schema creation wait for each other (SQLite's
         BEGIN IMMEDIATE already does)."""
         return []
+
+    def broken(self, connection: Connection) -> bool:
+        """Whether the connection is lost for good (a new one is needed); an SQLite file's
+        never is."""
+        return False
 
     def ddl(self) -> list[str]:
         return [
@@ -159,6 +177,10 @@ class PostgresDialect(Dialect):
         # CREATE TABLE IF NOT EXISTS is not safe against itself running in another session
         # (a unique violation in pg_type): one lock for every replica of every system
         return ["SELECT pg_advisory_xact_lock(4242000017)"]
+
+    def broken(self, connection: Connection) -> bool:
+        # the server restarted, failed over, or ended the session: psycopg marks it closed
+        return bool(getattr(connection, "broken", False) or getattr(connection, "closed", False))
 
     def ddl(self) -> list[str]:
         return [
@@ -259,17 +281,35 @@ class Database:
         return await loop.run_in_executor(self.reader_pool, self._read, operation)
 
     def _read(self, operation: Operation[T]) -> T:
-        connection = getattr(self.local, "connection", None)
+        connection = self._reader()
+        try:
+            return operation(connection)
+        except Exception:
+            if not self.dialect.broken(connection):
+                raise
+        # the connection was lost: a read is safe to repeat, once, on a new one
+        return operation(self._reader())
+
+    def _reader(self) -> Connection:
+        """This reader thread's connection, made anew when it is missing or lost."""
+        connection: Connection | None = getattr(self.local, "connection", None)
+        if connection is not None and self.dialect.broken(connection):
+            with self.lock:
+                self.connections.remove(connection)
+            with contextlib.suppress(Exception):
+                connection.close()
+            connection = None
         if connection is None:
             connection = self.dialect.connect()
             self.local.connection = connection
             with self.lock:
                 self.connections.append(connection)
-        return operation(connection)
+        return connection
 
     # -- the writer
 
-    def _write_loop(self, connection: Connection) -> None:
+    def _write_loop(self, first_connection: Connection) -> None:
+        connection: Connection | None = first_connection
         try:
             while True:
                 first = self.writes.get()
@@ -286,16 +326,31 @@ class Database:
                         stop = True
                         break
                     batch.append(item)
-                self._commit(connection, batch)
+                connection = self._commit(connection, batch)
                 if stop:
                     return
         finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+
+    def _commit(self, connection: Connection | None, batch: list[_Write]) -> Connection | None:
+        """One transaction for the batch; if any write fails, redo it with a savepoint each so
+        that only the failing writes fail. A lost connection (PostgreSQL restarted, say) fails
+        its batch and is replaced for the next one; returns the connection to use next."""
+        if connection is not None and self.dialect.broken(connection):
             with contextlib.suppress(Exception):
                 connection.close()
-
-    def _commit(self, connection: Connection, batch: list[_Write]) -> None:
-        """One transaction for the batch; if any write fails, redo it with a savepoint each so
-        that only the failing writes fail."""
+            connection = None
+        if connection is None:
+            try:
+                connection = self.dialect.connect()
+            except Exception as exc:  # noqa: BLE001 - no database now: these writes fail, later ones retry
+                log(logging.ERROR, "database unreachable", error=f"{type(exc).__name__}: {exc}")
+                for write in batch:
+                    _settle(write, False, _unavailable(exc))
+                return None
+            log(logging.WARNING, "database connection made anew")
         try:
             results = self._transaction(connection, batch, savepoints=False)
         except _WriteFailed:
@@ -306,8 +361,11 @@ class Database:
         except Exception as exc:  # noqa: BLE001 - the database is unusable: every write fails
             log(logging.ERROR, "database write failed", error=f"{type(exc).__name__}: {exc}")
             results = [(False, exc)] * len(batch)
+        if self.dialect.broken(connection):  # the failures are the connection's, not the writes'
+            results = [(ok, value if ok else _unavailable(value)) for ok, value in results]
         for write, (ok, value) in zip(batch, results, strict=True):
             _settle(write, ok, value)
+        return connection
 
     def _transaction(
         self, connection: Connection, batch: list[_Write], savepoints: bool

@@ -34,6 +34,11 @@ LEASE_S = 30.0  # a claimed entry is redelivered if its process holds it this lo
 # (INBOX_LEASE_S overrides it: how soon another replica redoes the work of one that was killed)
 MAX_DELIVERIES = 10  # an entry delivered this often without completing is dead-lettered
 POLL_S = 0.2  # how often the dispatcher looks for entries other processes added
+DB_RETRY_S = (0.1, 5.0)  # after a failed inbox claim, ack or renewal, retry after a backoff between these
+
+
+def backoff(failures: int) -> float:
+    return min(DB_RETRY_S[0] * 2.0 ** min(failures, 16), DB_RETRY_S[1])
 
 
 def env_float(name: str, default: float) -> float:
@@ -94,6 +99,7 @@ class System:
         self.inbox_limit = int(env_float("INBOX_LIMIT", 10000))
         self.max_in_flight = int(env_float("MAX_IN_FLIGHT", 1000))
         self.lease_s = env_float("INBOX_LEASE_S", LEASE_S)
+        self.db_error: str | None = None  # the dispatcher's last database failure, until it succeeds
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()
         self.ack_wanted = asyncio.Event()
@@ -180,6 +186,8 @@ class System:
     def not_ready(self) -> list[str]:
         """Why the system is not ready: not started, or consumers waiting to restart."""
         reasons = [] if self.ready else ["not started or shutting down"]
+        if self.db_error is not None:
+            reasons.append(f"database unavailable: {self.db_error}")
         for component in self.components.values():
             reasons += [f"consumer {name} failed and is restarting" for name in sorted(component.failing)]
         return reasons
@@ -222,11 +230,24 @@ class System:
     # ----------------------------------------------------------------- delivering
 
     async def _dispatch(self) -> None:
+        failures = 0
         while True:
             room = self.max_in_flight - len(self.deliveries)
-            rows = await self.database().inbox_claim(self.owner, min(room, 256), self.lease_s) if room > 0 else []
-            for row in rows:
-                await self._deliver(row)
+            try:
+                rows = (
+                    await self.database().inbox_claim(self.owner, min(room, 256), self.lease_s)
+                    if room > 0
+                    else []
+                )
+                for row in rows:
+                    await self._deliver(row)
+            except Exception as exc:  # noqa: BLE001 - the database failed: retry; what was claimed stays in the inbox
+                failures += 1
+                self.db_error = f"{type(exc).__name__}: {exc}"[:500]
+                log(logging.ERROR, "inbox claim failed", error=self.db_error, retry_in_s=backoff(failures))
+                await asyncio.sleep(backoff(failures))
+                continue
+            failures, self.db_error = 0, None
             if len(rows) == min(room, 256) and rows:
                 continue  # more may be waiting
             self.wake.clear()
@@ -259,7 +280,11 @@ class System:
                 targets = self.targets(item.component, item.port, envelope.payload)
         except Exception as exc:  # noqa: BLE001 - an entry that cannot be routed is a dead letter
             delivery.add(1)
-            await self.dead_letter(item.component, item.port, exc, envelope)
+            try:
+                await self.dead_letter(item.component, item.port, exc, envelope)
+            except BaseException:
+                delivery.fail()  # not recorded: stays in the inbox, delivered again after its lease
+                raise
             delivery.finish()
             return
         if not targets:
@@ -283,16 +308,29 @@ class System:
         self.ack_wanted.set()
 
     async def _acknowledge(self) -> None:
+        failures = 0
         while True:
             await self.ack_wanted.wait()
             self.ack_wanted.clear()
-            await self._flush_acks()
+            try:
+                await self._flush_acks()
+            except Exception as exc:  # noqa: BLE001 - the database failed: the acks wait and retry
+                failures += 1
+                log(logging.ERROR, "inbox ack failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                await asyncio.sleep(backoff(failures))
+                self.ack_wanted.set()
+                continue
+            failures = 0
 
     async def _flush_acks(self) -> None:
         ids, self.acks = self.acks, []
         if not ids:
             return
-        await self.database().inbox_ack(ids)
+        try:
+            await self.database().inbox_ack(ids)
+        except BaseException:
+            self.acks = ids + self.acks  # acknowledged later; they stay claimed (and renewed) meanwhile
+            raise
         for row_id in ids:
             self.deliveries.pop(row_id, None)
         self.backlog = max(0, self.backlog - len(ids))
@@ -303,11 +341,14 @@ class System:
     async def _renew_leases(self) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if self.deliveries:
-                await self.database().inbox_renew(self.owner, sorted(self.deliveries), self.lease_s)
-            if self.spec.backend == "postgres":  # other replicas add and remove entries too
-                self.backlog = await self.database().inbox_count()
-                self.metrics.inbox_backlog.set(self.backlog)
+            try:
+                if self.deliveries:
+                    await self.database().inbox_renew(self.owner, sorted(self.deliveries), self.lease_s)
+                if self.spec.backend == "postgres":  # other replicas add and remove entries too
+                    self.backlog = await self.database().inbox_count()
+                    self.metrics.inbox_backlog.set(self.backlog)
+            except Exception as exc:  # noqa: BLE001 - the database failed: renew at the next turn
+                log(logging.ERROR, "inbox lease renewal failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
     async def replay(self, ids: list[int] | None) -> int:
         """Dead letters back into the inbox, to the input they failed on."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autocoder_runtime.database import Database, InboxItem, open_database
+from autocoder_runtime.database import Database, DatabaseUnavailable, InboxItem, open_database
 from autocoder_runtime.testing import time_limit
 
 BACKENDS = ["sqlite", "postgres"]
@@ -298,3 +298,32 @@ def test_sqlite_synchronous_off_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
     with pytest.raises(RuntimeError, match="SQLITE_SYNCHRONOUS='OFF'"):
         open_database("sqlite", "durable", tmp_path, None)
+
+
+def test_postgres_connection_lost_then_made_anew(postgres_dsn, tmp_path):
+    """The server ends the database's sessions (a restart, a failover): the write caught in it
+    fails as DatabaseUnavailable (not the message's fault: never dead-lettered), the next
+    write uses a new connection, and reads reconnect by themselves."""
+    import psycopg
+
+    database = open_database("postgres", "durable", tmp_path, postgres_dsn)
+
+    async def body() -> None:
+        await database.record_put("s", "before", "{}")
+        assert await database.record_get("s", "before") == "{}"  # a reader connection exists
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(DatabaseUnavailable):
+            await database.record_put("s", "during", "{}")
+        await database.record_put("s", "after", "{}")
+        assert await database.record_get("s", "after") == "{}"
+        assert await database.record_get("s", "during") is None
+
+    try:
+        with time_limit(60):
+            run(body())
+    finally:
+        database.close()
