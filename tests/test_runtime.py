@@ -1,9 +1,12 @@
-"""The generated runtime's behaviour, called over HTTP (Starlette's TestClient runs the real
-app with its lifespan): auth, body and rate limits, back-pressure, dead letters, retry,
-circuit breaker, sources, windows, file sinks, graceful shutdown.
+"""A generated system on the shared runtime (autocoder_runtime), end to end.
 
-The system under test is tests/fixtures/runtime, generated into a temp directory; its webhook
-sink points at a stdlib HTTP server on 127.0.0.1 whose behaviour each test sets.
+tests/fixtures/runtime is built with `autocoder build DIR gen` into a temp directory once per
+module; its webhook sink points at a stdlib HTTP server on 127.0.0.1 whose answers each test
+sets. The generated app runs under Starlette's TestClient (its lifespan starts and stops the
+system on a real SQLite file under a fresh DATA_DIR), or as `python -m rtcheck` in a child
+process for the CLI. The runtime's own behaviour is tested in detail in tests/runtime/; this
+module checks that what the generator writes (models, components, SystemSpec wiring,
+__main__) runs on it as the blueprint says.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ KEY = {"X-API-Key": "runtime-test-key"}
 
 
 class Hook:
-    """What the webhook server does: answer `status` after `delay` seconds; count requests."""
+    """What the webhook server does: answer `status` after `delay` seconds; record requests."""
 
     status = 200
     delay = 0.0
@@ -36,8 +39,6 @@ class Hook:
 
 
 class HookHandler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         Hook.requests.append(json.loads(body))
@@ -51,10 +52,11 @@ class HookHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory):
-    """Generate the fixture system once, pointed at a local webhook server; import it."""
+def built(tmp_path_factory):
+    """Generate the fixture system once, pointed at a local webhook server; (src, module)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), HookHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     project = tmp_path_factory.mktemp("runtime") / "rtcheck"
     shutil.copytree(FIXTURE, project)
     arch = project / "architecture.yaml"
@@ -64,24 +66,29 @@ def system(tmp_path_factory):
     )
     assert build.returncode == 0, build.stdout + build.stderr
     src = project / "generated" / "src"
-    saved = {k: os.environ.get(k) for k in ("QUEUE_SIZE", "INGRESS_WAIT_S", "RT_KEY")}
-    os.environ.update(QUEUE_SIZE="2", INGRESS_WAIT_S="0.2", RT_KEY=KEY["X-API-Key"])
     sys.path.insert(0, str(src))
     try:
-        yield importlib.import_module("rtcheck.app")
+        yield src, importlib.import_module("rtcheck.app")
     finally:
         sys.path.remove(str(src))
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        for name in [m for m in sys.modules if m == "rtcheck" or m.startswith("rtcheck.")]:
+            del sys.modules[name]
         server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def system(built):
+    return built[1]
 
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RT_KEY", KEY["X-API-Key"])
+    monkeypatch.setenv("DRAIN_TIMEOUT_S", "2")
+    for name in ("QUEUE_SIZE", "INBOX_LIMIT", "DATABASE_URL", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
     Hook.status, Hook.delay, Hook.requests = 200, 0.0, []
     return tmp_path / "data"
 
@@ -94,18 +101,37 @@ def client(system, data_dir):
         yield test_client
 
 
-def wait_until(condition, timeout: float = 5.0) -> None:
+def wait_until(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
 
 
+def rows(data_dir: Path, sql: str) -> list[tuple]:
+    db = sqlite3.connect(data_dir / "rtcheck.sqlite3")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def letters(client) -> dict:
+    return client.get("/dead-letters", headers=KEY).json()
+
+
 def test_health_ready_openapi(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"ready": True}
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/jobs", "/slow", "/limited", "/results", "/results/{key}"} <= set(paths)
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
+    assert {"/jobs", "/slow", "/limited", "/ticks", "/results", "/results/{key}", "/dead-letters"} <= set(
+        paths
+    )
+    assert paths["/jobs"]["post"]["security"] == [{"apiKey": []}]
+    assert paths["/results/{key}"]["get"]["security"] == [{"apiKey": []}]
+    body = paths["/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"job_id", "divisor"}
 
 
 def test_auth_is_required(client):
@@ -113,19 +139,34 @@ def test_auth_is_required(client):
     wrong = client.post("/jobs", json={"job_id": "a", "divisor": 1}, headers={"X-API-Key": "nope"})
     assert wrong.status_code == 401
     assert client.get("/results", headers={"X-API-Key": "nope"}).status_code == 401
+    assert client.get("/dead-letters").status_code == 401
 
 
-def test_bad_bodies(client):
-    too_big = client.post("/jobs", content=b"{" + b" " * 300 + b"}", headers=KEY)
-    assert too_big.status_code == 413
-    assert client.post("/jobs", content=b"{nope", headers=KEY).status_code == 422
+def test_bad_bodies(client, data_dir):
+    as_json = {**KEY, "content-type": "application/json"}
+    too_big = client.post("/jobs", content=b"{" + b" " * 300 + b"}", headers=as_json)
+    assert too_big.status_code == 413  # max_body_bytes: 200
+    assert client.post("/jobs", content=b"{nope", headers=as_json).status_code == 422
+    assert client.post("/jobs", content=b'{"job_id": "\xff"}', headers=as_json).status_code == 422
+    assert (
+        client.post(
+            "/jobs", content=b'{"job_id": "a"}', headers={**KEY, "content-type": "text/plain"}
+        ).status_code
+        == 415
+    )
     invalid = client.post("/jobs", json={"job_id": "UPPER", "divisor": 11, "extra": 1}, headers=KEY)
     assert invalid.status_code == 422
-    locs = {e["loc"] for e in invalid.json()["errors"]}
-    assert {"job_id", "divisor", "extra"} <= locs
+    assert {e["loc"] for e in invalid.json()["errors"]} == {"job_id", "divisor", "extra"}
+    # Tick.n has no bounds in the blueprint: the generated model holds it to signed 64 bits
+    for n in (2**63, -(2**63) - 1):
+        assert client.post("/ticks", json={"tick_id": "t", "n": n}, headers=KEY).status_code == 422
+    huge = client.post("/ticks", content=b'{"tick_id": "t", "n": ' + b"9" * 4301 + b"}", headers=as_json)
+    assert huge.status_code == 422
+    assert rows(data_dir, "SELECT COUNT(*) FROM inbox WHERE component != 'ticker'") == [(0,)]
+    assert client.post("/ticks", json={"tick_id": "t", "n": 2**63 - 1}, headers=KEY).status_code == 202
 
 
-def test_a_message_flows_to_the_store(client):
+def test_a_message_flows_to_the_store(client, data_dir):
     response = client.post("/jobs", json={"job_id": "job-1", "divisor": 4}, headers=KEY)
     assert response.status_code == 202 and len(response.json()["trace_id"]) == 32
     wait_until(lambda: client.get("/results/job-1", headers=KEY).status_code == 200)
@@ -135,22 +176,24 @@ def test_a_message_flows_to_the_store(client):
         "ratio": 25.0,
     }
     listing = client.get("/results", headers=KEY, params={"limit": 5, "offset": 0}).json()
-    assert listing["items"][0]["job_id"] == "job-1"
+    assert [r["job_id"] for r in listing["items"]] == ["job-1"]
     assert client.get("/results/none", headers=KEY).status_code == 404
+    assert client.get("/results", headers=KEY, params={"limit": "-1"}).status_code == 422
+    wait_until(lambda: rows(data_dir, "SELECT COUNT(*) FROM inbox") == [(0,)])
 
 
 def test_a_failing_message_goes_to_dead_letters_never_lost(client):
     response = client.post("/jobs", json={"job_id": "zero", "divisor": 0}, headers=KEY)
     assert response.status_code == 202
     trace = response.json()["trace_id"]
-    wait_until(lambda: client.get("/dead-letters", headers=KEY).json()["total"] >= 1)
-    (letter,) = client.get("/dead-letters", headers=KEY).json()["items"]
+    wait_until(lambda: letters(client)["total"] >= 1)
+    (letter,) = letters(client)["items"]
     assert letter["component"] == "divide" and letter["port"] == "in"
-    assert "ZeroDivisionError" in letter["error"] and letter["payload"] == {"job_id": "zero", "divisor": 0}
-    assert letter["trace_id"] == trace
+    assert letter["error"] == "Rejected: logic failed: ZeroDivisionError: division by zero"
+    assert letter["payload"] == {"job_id": "zero", "divisor": 0} and letter["trace_id"] == trace
     metrics = client.get("/metrics").text
-    assert 'dead_letters_total{component="divide"} 1.0' in metrics
-    assert 'messages_errors_total{component="divide"} 1.0' in metrics
+    assert 'rtcheck_dead_letters_total{component="divide"} 1.0' in metrics
+    assert 'rtcheck_messages_received_total{component="divide"} 1.0' in metrics
 
 
 def test_rate_limit_answers_429_with_retry_after(client):
@@ -160,74 +203,140 @@ def test_rate_limit_answers_429_with_retry_after(client):
     assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
 
 
-def test_retry_then_circuit_breaker(client):
-    Hook.status = 500
-    client.post("/slow", json={"job_id": "w1", "divisor": 1}, headers=KEY)
-    wait_until(lambda: client.get("/dead-letters", headers=KEY).json()["total"] == 1)
-    assert len(Hook.requests) == 3  # max_attempts: 3, then dead-lettered
-    client.post("/slow", json={"job_id": "w2", "divisor": 1}, headers=KEY)
-    wait_until(lambda: client.get("/dead-letters", headers=KEY).json()["total"] == 2)
-    assert len(Hook.requests) == 4  # the 4th failure opens the breaker: the retry is refused
-    client.post("/slow", json={"job_id": "w3", "divisor": 1}, headers=KEY)
-    wait_until(lambda: client.get("/dead-letters", headers=KEY).json()["total"] == 3)
-    assert len(Hook.requests) == 4  # open: no call at all
-    errors = [d["error"] for d in client.get("/dead-letters", headers=KEY).json()["items"]]
-    assert "HTTPStatusError" in errors[0]
-    assert errors[1].startswith("CircuitOpen") and errors[2].startswith("CircuitOpen")
-
-
 def test_webhook_delivery(client):
     client.post("/slow", json={"job_id": "ok-1", "divisor": 2}, headers=KEY)
     wait_until(lambda: len(Hook.requests) == 1)
     assert Hook.requests == [{"job_id": "ok-1", "divisor": 2}]
 
 
-def test_full_queues_answer_503_with_retry_after(client):
-    Hook.delay = 1.0
-    responses = [client.post("/slow", json={"job_id": f"q{i}", "divisor": 1}, headers=KEY) for i in range(6)]
-    codes = [r.status_code for r in responses]
-    assert codes[:3] == [202, 202, 202]  # one in flight at the webhook, two queued (QUEUE_SIZE=2)
-    saturated = [r for r in responses[3:] if r.status_code == 503]
-    assert saturated, codes
-    assert saturated[0].headers["retry-after"] == "1" and "saturated" in saturated[0].json()["error"]
+def test_retry_then_an_open_circuit_holds_messages_back(client, data_dir):
+    """retry: 3 attempts; circuit_breaker: 4 failures, 60 s recovery. w1 fails 3 times and is
+    dead-lettered; w2's first failure is the 4th: the circuit opens and w2 and w3 wait in the
+    inbox instead of being dead-lettered (no call reaches the peer while it is open)."""
+    Hook.status = 500
+    client.post("/slow", json={"job_id": "w1", "divisor": 1}, headers=KEY)
+    wait_until(lambda: letters(client)["total"] == 1)
+    assert len(Hook.requests) == 3
+    assert letters(client)["items"][0]["error"] == "Transient: webhook answered 500"
+    client.post("/slow", json={"job_id": "w2", "divisor": 1}, headers=KEY)
+    client.post("/slow", json={"job_id": "w3", "divisor": 1}, headers=KEY)
+    wait_until(lambda: 'rtcheck_circuit_state{component="hook"} 1.0' in client.get("/metrics").text)
+    time.sleep(0.3)
+    assert len(Hook.requests) == 4 and letters(client)["total"] == 1
+    assert len(rows(data_dir, "SELECT id FROM inbox")) == 2
+    assert 'rtcheck_retries_total{component="hook"} 3.0' in client.get("/metrics").text
 
 
-def test_source_and_window_flush_into_a_file_sink_on_shutdown(system, data_dir):
+def test_a_4xx_from_the_webhook_is_not_retried(client):
+    Hook.status = 400
+    client.post("/slow", json={"job_id": "r1", "divisor": 1}, headers=KEY)
+    wait_until(lambda: letters(client)["total"] == 1)
+    assert len(Hook.requests) == 1 and letters(client)["items"][0]["error"].startswith(
+        "Rejected: webhook answered 400"
+    )
+
+
+def test_a_full_inbox_answers_503_with_retry_after(system, data_dir, monkeypatch):
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("INBOX_LIMIT", "3")
+    Hook.delay = 0.3
+    with TestClient(system.create_app()) as client:
+        ticked = 'rtcheck_messages_emitted_total{component="ticker"} 5.0'
+        wait_until(lambda: ticked in client.get("/metrics").text)  # the source's ticks count too
+        wait_until(lambda: rows(data_dir, "SELECT COUNT(*) FROM inbox") == [(0,)])
+        codes = [
+            client.post("/slow", json={"job_id": f"q{i}", "divisor": 1}, headers=KEY).status_code
+            for i in range(3)
+        ]
+        assert codes == [202, 202, 202]
+        full = client.post("/slow", json={"job_id": "q3", "divisor": 1}, headers=KEY)
+        assert full.status_code == 503
+        assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
+        wait_until(lambda: len(Hook.requests) == 3)
+
+
+def test_the_source_feeds_a_persisted_window(system, data_dir):
+    """ticker emits 5 ticks (t-1, t-0, t-1, t-0, t-1) into per_tick's 3600 s window; the window
+    is still open at shutdown, so its state stays in the database for the next start."""
     from starlette.testclient import TestClient
 
     with TestClient(system.create_app()) as client:
-        wait_until(lambda: 'messages_emitted_total{component="ticker"} 5.0' in client.get("/metrics").text)
-    lines = [json.loads(line) for line in (data_dir / "counts.jsonl").read_text().splitlines()]
-    assert sorted((line["tick_id"], line["seen"]) for line in lines) == [("t-0", 2), ("t-1", 3)]
-    assert all(line["window_end"] - line["window_start"] == 3600 for line in lines)
+        wait_until(
+            lambda: 'rtcheck_messages_emitted_total{component="ticker"} 5.0' in client.get("/metrics").text
+        )
+        wait_until(lambda: rows(data_dir, "SELECT COUNT(*) FROM inbox") == [(0,)])
+    windows = rows(data_dir, "SELECT key, state FROM windows WHERE component = 'per_tick' ORDER BY key")
+    counts = {json.loads(key): json.loads(state)["acc"]["seen"][0] for key, state in windows}
+    assert counts == {"t-0": 2, "t-1": 3}
 
 
-def test_graceful_shutdown_drains_every_queue(system, data_dir):
+def test_a_stop_loses_nothing_and_the_next_start_delivers_the_rest(system, data_dir, caplog):
+    """Messages accepted right before the stop are stored or still in the inbox (the log's
+    `undrained` is the count left), and the next start stores the rest."""
     from starlette.testclient import TestClient
 
+    caplog.set_level("INFO")
     with TestClient(system.create_app()) as client:
         for i in range(20):
             assert (
                 client.post("/jobs", json={"job_id": f"d{i}", "divisor": 5}, headers=KEY).status_code == 202
             )
-    database = sqlite3.connect(data_dir / "rtcheck-results.sqlite3")
-    assert database.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 20
+    stored = {key for (key,) in rows(data_dir, "SELECT key FROM records WHERE store = 'results'")}
+    left = {
+        json.loads(p)["job_id"]
+        for (p,) in rows(data_dir, "SELECT payload FROM inbox WHERE component = 'jobs_api'")
+    }
+    assert stored | left == {f"d{i}" for i in range(20)}
+    stopped = [r for r in caplog.records if r.getMessage() == "stopped"]
+    assert stopped[-1].fields["undrained"] == len(rows(data_dir, "SELECT id FROM inbox"))
+    with TestClient(system.create_app()) as client:
+        wait_until(lambda: rows(data_dir, "SELECT COUNT(*) FROM records WHERE store = 'results'") == [(20,)])
+        ticked = 'rtcheck_messages_emitted_total{component="ticker"} 5.0'
+        wait_until(lambda: ticked in client.get("/metrics").text)  # the source is done too
+        wait_until(lambda: rows(data_dir, "SELECT COUNT(*) FROM inbox") == [(0,)])
+    stopped = [r for r in caplog.records if r.getMessage() == "stopped"]
+    assert stopped[-1].fields["undrained"] == 0
 
 
-def test_postgres_without_psycopg_is_a_clear_error(system):
-    if importlib.util.find_spec("psycopg") is not None:
-        pytest.skip("psycopg is installed here")
-    kinds = importlib.import_module("rtcheck.kinds")
-    with pytest.raises(RuntimeError, match="psycopg is not installed; fix: pip install"):
-        kinds.PostgresRecords("postgresql://localhost/x", "store_results")
+def test_structured_logs_carry_the_trace_id(client, caplog):
+    caplog.set_level("INFO")
+    trace = client.post("/jobs", json={"job_id": "log-1", "divisor": 0}, headers=KEY).json()["trace_id"]
+    wait_until(lambda: letters(client)["total"] == 1)
+    letter = next(r for r in caplog.records if r.getMessage() == "dead letter")
+    assert letter.levelname == "WARNING"
+    assert letter.fields["trace_id"] == trace and letter.fields["component"] == "divide"
 
 
-def test_structured_logs_carry_the_trace_id(system, data_dir, capfd):
+def test_cli_lists_and_replays_dead_letters(built, data_dir, tmp_path):
+    """A webhook that refused a message (400) makes a dead letter; `python -m rtcheck
+    dead-letters` prints it as a JSON line; once the peer accepts again, `replay` moves it back
+    to the inbox and the next `serve` delivers it."""
+    from autocoder_runtime.testing import served
     from starlette.testclient import TestClient
 
+    src, system = built
+    Hook.status = 400
     with TestClient(system.create_app()) as client:
-        trace = client.post("/jobs", json={"job_id": "log-1", "divisor": 0}, headers=KEY).json()["trace_id"]
-        wait_until(lambda: client.get("/dead-letters", headers=KEY).json()["total"] == 1)
-    records = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
-    letter = next(r for r in records if r["msg"] == "dead letter")
-    assert letter["trace_id"] == trace and letter["component"] == "divide" and letter["level"] == "WARNING"
+        trace = client.post("/slow", json={"job_id": "again", "divisor": 3}, headers=KEY).json()["trace_id"]
+        wait_until(lambda: letters(client)["total"] == 1)
+    env = {**os.environ, "PYTHONPATH": str(src)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rtcheck", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    listed = cli("dead-letters")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()
+    letter = json.loads(line)
+    assert letter["trace_id"] == trace and letter["component"] == "hook"
+    assert letter["payload"] == {"job_id": "again", "divisor": 3}
+    Hook.status, Hook.requests = 200, []
+    replayed = cli("replay")
+    assert replayed.returncode == 0 and "replayed 1 dead letter(s)" in replayed.stderr
+    assert cli("dead-letters").stdout == ""
+    with served("rtcheck", src, data_dir, KEY["X-API-Key"]) as client:
+        wait_until(lambda: Hook.requests == [{"job_id": "again", "divisor": 3}])
+        assert client.get("/dead-letters", headers=KEY).json()["total"] == 0
