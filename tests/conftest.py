@@ -95,3 +95,50 @@ def postgres_dsn(postgres_server):
     finally:
         with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --------------------------------------------------------------------------- the runtime's tests
+# (here, not in tests/runtime/conftest.py: a second conftest module would take the name
+# `conftest` that the modules in tests/ import their helpers from)
+
+RUNTIME_TESTS = Path(__file__).resolve().parent / "runtime"
+
+
+@pytest.fixture(autouse=True)
+def _runtime_time_limit(request):
+    """Every test of tests/runtime fails after 60 s instead of hanging the suite."""
+    if request.node.path.parent != RUNTIME_TESTS:
+        yield
+        return
+    from autocoder_runtime.testing import time_limit
+
+    with time_limit(60):
+        yield
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DATA_DIR for a system's SQLite file and files; API_KEY set; a short drain."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("API_KEY", "runtime-test-key")  # rtkit.KEY
+    monkeypatch.setenv("DRAIN_TIMEOUT_S", "2")
+    for name in ("QUEUE_SIZE", "INBOX_LIMIT", "MAX_IN_FLIGHT", "DATABASE_URL", "LOG_LEVEL", "INBOX_LEASE_S"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def caplog_all(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+@pytest.fixture
+def peer():
+    """A webhook receiver on 127.0.0.1 (rtkit.Peer)."""
+    from rtkit import Peer
+
+    with Peer().running() as receiver:
+        yield receiver

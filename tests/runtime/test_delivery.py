@@ -5,6 +5,7 @@ not finish in the inbox for the next start. Real SQLite under a temp DATA_DIR th
 from __future__ import annotations
 
 import json
+import time
 
 import autocoder_runtime.component
 import pytest
@@ -169,3 +170,29 @@ def test_a_message_that_keeps_failing_its_delivery_ends_as_a_dead_letter(data, m
         assert letter["error"].startswith("delivered 2 times without completing")
         assert letter["payload"]["id"] == "slow"
     assert query(data, "demo", "SELECT COUNT(*) FROM inbox") == [(0,)]
+
+
+def test_the_same_system_can_be_stopped_and_started_again(data, monkeypatch, caplog_all):
+    """A stop cut short leaves nothing behind in the System object: started again, it delivers
+    what was left, and its next stop has nothing in flight to wait for."""
+    monkeypatch.setenv("DRAIN_TIMEOUT_S", "0.1")
+    system = demo()
+    with running(system) as client:
+        for i in range(4):
+            post(client, {"id": f"s{i}", "act": "sleep:0.3"})
+        wait_until(
+            lambda: query(data, "demo", "SELECT COUNT(*) FROM inbox WHERE owner IS NOT NULL") == [(4,)]
+        )
+    assert records(caplog_all, "stopped")[-1]["undrained"] == 4
+    monkeypatch.setenv("DRAIN_TIMEOUT_S", "5")
+    with running(system) as client:
+        wait_until(lambda: all(stored(client, f"s{i}") for i in range(4)), what="redelivery")
+        wait_until(lambda: query(data, "demo", "SELECT COUNT(*) FROM inbox") == [(0,)])
+        started = time.monotonic()
+    assert time.monotonic() - started < 2, "the stop waited for deliveries that had ended"
+    assert records(caplog_all, "stopped")[-1] == {
+        "level": "INFO",
+        "system": "demo",
+        "undrained": 0,
+        "in_flight_cut": 0,
+    }
