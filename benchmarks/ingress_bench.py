@@ -11,14 +11,16 @@ Every component's rate limit is lifted (so the only limit is the ingress itself)
 are made deep enough that nothing answers 503; the downstream work (price, store, filter, log)
 runs in the same process as in production.
 
-Each round starts each server afresh and sends --count POSTs over --concurrency keep-alive
-connections (a minimal asyncio HTTP/1.1 client: httpx's own CPU cost per request is larger
-than the servers' on a small machine, and would be measured instead), after --warmup POSTs
-that are not timed. The variants take turns round by round, so a slower moment of a shared
-machine hits all of them. Reported: 202s a second per round, the median, and the medians'
-ratios to "memory".
+Each round starts each server afresh and, after --warmup POSTs that are not timed, sends
+--count POSTs over N keep-alive connections for each N of --concurrency. The client is a
+minimal asyncio HTTP/1.1 client: httpx costs more CPU per request than the servers do on a
+small machine, and would be measured instead. The variants take turns round by round, so a
+slower moment of a shared machine hits all of them. Reported per concurrency: 202s a second
+per round, the median, the medians' ratios to "memory", and the server process's CPU time
+per message. Each 202 of the durable inbox waits for a commit, which the requests arriving
+meanwhile share: the levels show how that scales with clients.
 
-Usage: python benchmarks/ingress_bench.py [--count 3000] [--concurrency 8] [--rounds 3]
+Usage: python benchmarks/ingress_bench.py [--count 3000] [--concurrency 8 32] [--rounds 3]
        [--variants memory sqlite-full sqlite-normal postgres] [--out FILE]
 """
 
@@ -192,9 +194,13 @@ def orders(prefix: str, count: int) -> list[bytes]:
 
 
 def measure_once(
-    variant: str, src: Path, workdir: Path, pg: Any, count: int, warmup: int, concurrency: int
-) -> dict[str, Any]:
-    """One server, fresh data, warm-up, then `count` timed POSTs."""
+    variant: str, src: Path, workdir: Path, pg: Any, count: int, warmup: int, levels: list[int]
+) -> dict[str, dict[str, Any]]:
+    """One server on fresh data: a warm-up, then `count` timed POSTs at each concurrency level.
+    Also the server process's CPU time per accepted message while timed (PostgreSQL's own
+    processes not included)."""
+    import psutil
+
     run_dir = workdir / "runs" / f"{variant}-{uuid.uuid4().hex[:8]}"
     env: dict[str, str | None] = {
         "QUEUE_SIZE": "1000000",
@@ -204,19 +210,26 @@ def measure_once(
         "SQLITE_SYNCHRONOUS": {"sqlite-full": "FULL", "sqlite-normal": "NORMAL"}.get(variant),
     }
     prefix = uuid.uuid4().hex[:6].upper()
+    outcomes: dict[str, dict[str, Any]] = {}
     with Server(SYSTEM, src, run_dir / "data", KEY, run_dir / "server.log", env) as server:
         server.start()
-        asyncio.run(blast(server.port, orders(f"W{prefix}", warmup), concurrency))
-        seconds, statuses = asyncio.run(blast(server.port, orders(f"T{prefix}", count), concurrency))
-        code = server.terminate()
-    if statuses.get(202, 0) != count:
-        raise SystemExit(f"{variant}: not every POST was accepted: {dict(statuses)}; see {run_dir}")
-    return {
-        "accepted_per_s": round(count / seconds, 1),
-        "seconds": round(seconds, 3),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "exit_code": code,
-    }
+        assert server.process is not None
+        process = psutil.Process(server.process.pid)
+        asyncio.run(blast(server.port, orders(f"W{prefix}", warmup), max(levels)))
+        for level in levels:
+            before = process.cpu_times()
+            seconds, statuses = asyncio.run(blast(server.port, orders(f"C{level}{prefix}", count), level))
+            after = process.cpu_times()
+            if statuses.get(202, 0) != count:
+                raise SystemExit(f"{variant}: not every POST was accepted: {dict(statuses)}; see {run_dir}")
+            cpu = after.user + after.system - before.user - before.system
+            outcomes[str(level)] = {
+                "accepted_per_s": round(count / seconds, 1),
+                "seconds": round(seconds, 3),
+                "server_cpu_ms_per_message": round(cpu / count * 1000, 3),
+            }
+        server.terminate()
+    return outcomes
 
 
 def main() -> None:
@@ -225,21 +238,21 @@ def main() -> None:
     )
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ingress.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ingress-bench-"))
+    source_of = {
+        "memory": "memory",
+        "sqlite-full": "sqlite",
+        "sqlite-normal": "sqlite",
+        "postgres": "postgres",
+    }
+    runs: dict[str, list[dict[str, dict[str, Any]]]] = {v: [] for v in args.variants}
     try:
         sources = builds(workdir, args.variants)
-        source_of = {
-            "memory": "memory",
-            "sqlite-full": "sqlite",
-            "sqlite-normal": "sqlite",
-            "postgres": "postgres",
-        }
-        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
         with live.postgres() if "postgres" in args.variants else contextlib.nullcontext() as pg:
             for round_ in range(args.rounds):
                 for variant in args.variants:
@@ -253,36 +266,55 @@ def main() -> None:
                         args.concurrency,
                     )
                     runs[variant].append(outcome)
-                    print(
-                        f"round {round_ + 1} {variant:14} {outcome['accepted_per_s']:8.1f} /s",
-                        file=sys.stderr,
-                    )
+                    rates = "  ".join(f"c={c}: {o['accepted_per_s']:7.1f}/s" for c, o in outcome.items())
+                    print(f"round {round_ + 1} {variant:14} {rates}", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    medians = {v: statistics.median(r["accepted_per_s"] for r in runs[v]) for v in args.variants}
-    base = medians.get("memory")
+    levels = [str(c) for c in args.concurrency]
+    median = {
+        (v, c): statistics.median(run[c]["accepted_per_s"] for run in runs[v])
+        for v in args.variants
+        for c in levels
+    }
+    cpu = {
+        (v, c): statistics.median(run[c]["server_cpu_ms_per_message"] for run in runs[v])
+        for v in args.variants
+        for c in levels
+    }
+
+    def ratio(v: str, c: str) -> float | None:
+        return round(median[v, c] / median["memory", c], 3) if "memory" in args.variants else None
+
     results = {
         "machine": machine(),
         "old_commit": OLD_COMMIT,
         "blueprint": "examples/orders, every rate limit lifted",
+        "client": "asyncio keep-alive HTTP/1.1 connections, one request in flight on each",
         "count": args.count,
         "warmup": args.warmup,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
         "variants": {
             v: {
-                "median_accepted_per_s": medians[v],
-                "ratio_to_memory": round(medians[v] / base, 3) if base else None,
-                "runs": runs[v],
+                c: {
+                    "median_accepted_per_s": median[v, c],
+                    "ratio_to_memory": ratio(v, c),
+                    "median_server_cpu_ms_per_message": cpu[v, c],
+                }
+                for c in levels
             }
+            | {"runs": runs[v]}
             for v in args.variants
         },
     }
     write_results(args.out, results)
-    print(f"\n{'variant':15} {'202/s (median)':>15} {'vs memory':>10}")
+    print(
+        f"\n{'variant':15} {'clients':>7} {'202/s (median)':>15} {'vs memory':>10} {'server CPU ms/msg':>18}"
+    )
     for v in args.variants:
-        ratio = f"{medians[v] / base:.2f}" if base else "-"
-        print(f"{v:15} {medians[v]:15.1f} {ratio:>10}")
+        for c in levels:
+            r = ratio(v, c)
+            print(f"{v:15} {c:>7} {median[v, c]:15.1f} {r if r is not None else '-':>10} {cpu[v, c]:18.3f}")
 
 
 if __name__ == "__main__":
