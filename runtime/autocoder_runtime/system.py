@@ -127,13 +127,17 @@ class System:
         self.ack_wanted = asyncio.Event()
         dsn = os.environ.get("DATABASE_URL")
         self.db = await asyncio.to_thread(open_database, self.spec.backend, self.name, data_dir(), dsn)
-        if self.spec.backend == "sqlite":
-            await self.db.inbox_release(None)  # one replica: whatever was claimed is ours to redo
-        self.backlog = await self.db.inbox_count()
-        for component in self.components.values():
-            await component.open()
-        for component in self.components.values():
-            await component.start()
+        try:
+            if self.spec.backend == "sqlite":
+                await self.db.inbox_release(None)  # one replica: whatever was claimed is ours to redo
+            self.backlog = await self.db.inbox_count()
+            for component in self.components.values():
+                await component.open()
+            for component in self.components.values():
+                await component.start()
+        except BaseException:
+            await self._abandon_start()
+            raise
         self.accepting = True
         self.tasks = [
             asyncio.create_task(self._dispatch(), name="dispatch"),
@@ -149,6 +153,18 @@ class System:
             backend=self.spec.backend,
             inbox=self.backlog,
         )
+
+    async def _abandon_start(self) -> None:
+        """A start that failed part-way (a component could not open): stop and close what was
+        started, and the database, so nothing (threads, files, connections) is left behind."""
+        for component in self.components.values():
+            with contextlib.suppress(Exception):
+                await component.stop()
+            with contextlib.suppress(Exception):
+                await component.close()
+        db, self.db = self.db, None
+        if db is not None:
+            await asyncio.to_thread(db.close)
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """SIGTERM: stop accepting and claiming, let what is in flight finish until the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,11 @@ def test_a_file_sink_path_leaving_data_dir_is_refused_at_open(data, tmp_path, pa
     data.mkdir(parents=True, exist_ok=True)
     (tmp_path / "elsewhere").mkdir()
     (data / "link").symlink_to(tmp_path / "elsewhere")
+    writers = {t for t in threading.enumerate() if t.name == "db-write"}
     with pytest.raises(ValueError, match="leaves the data directory"), running(file_system(path)):
         pass
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "elsewhere" / "x.jsonl").exists()
+    # the failed start left nothing behind: no database writer thread, no open database file
+    assert {t for t in threading.enumerate() if t.name == "db-write"} <= writers
+    if Path("/proc/self/fd").exists():
+        assert open_handles((data / "fs.sqlite3").resolve()) == 0
