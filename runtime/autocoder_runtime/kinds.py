@@ -78,6 +78,8 @@ class Source(Component):
             else:
                 while self.system.saturated():  # back-pressure: wait for the inbox to drain
                     await asyncio.sleep(config.interval_s)
+                while not self.system.accepting:  # stopping: add nothing the drain cannot finish
+                    await asyncio.sleep(min(config.interval_s, 0.1))
                 await self.system.accept(self.name, port, message, envelope.trace_id)
                 self.system.metrics.emitted.labels(component=self.name).inc()
             await asyncio.sleep(config.interval_s)

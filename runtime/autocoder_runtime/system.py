@@ -167,15 +167,20 @@ class System:
             await asyncio.to_thread(db.close)
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
-        """SIGTERM: stop accepting and claiming, let what is in flight finish until the
-        deadline, then stop; whatever did not finish stays in the inbox for the next start."""
+        """SIGTERM: stop accepting, claim what was accepted until now (one last round) and
+        nothing after, let what is in flight finish until the deadline, then stop; whatever did
+        not finish stays in the inbox for the next start."""
         self.accepting = False
         self.ready = False
-        for task in self.tasks[:1]:  # the dispatcher: claim nothing more
+        deadline = time.monotonic() + drain_timeout_s
+        for task in self.tasks[:1]:  # the dispatcher: a last round of claims, then it ends
+            self.wake.set()  # (else what was accepted just now would wait for the next start)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_timeout_s):
+                    await asyncio.shield(task)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        deadline = time.monotonic() + drain_timeout_s
         while self.deliveries and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.05):  # not wait_for: see _dispatch
@@ -248,6 +253,7 @@ class System:
     async def _dispatch(self) -> None:
         failures = 0
         while True:
+            last = not self.accepting  # stopping: claim what was accepted until now, then end
             room = self.max_in_flight - len(self.deliveries)
             try:
                 rows = (
@@ -264,6 +270,8 @@ class System:
                 await asyncio.sleep(backoff(failures))
                 continue
             failures, self.db_error = 0, None
+            if last:
+                return
             if len(rows) == min(room, 256) and rows:
                 continue  # more may be waiting
             self.wake.clear()

@@ -196,3 +196,15 @@ def test_the_same_system_can_be_stopped_and_started_again(data, monkeypatch, cap
         "undrained": 0,
         "in_flight_cut": 0,
     }
+
+
+def test_a_stop_right_after_a_burst_delivers_the_whole_burst(data, monkeypatch, caplog_all):
+    """Messages accepted just before a stop are claimed by the dispatcher's last round and
+    drained with the rest, not left for the next start."""
+    monkeypatch.setenv("DRAIN_TIMEOUT_S", "5")
+    for run in range(5):
+        with running(demo()) as client:
+            for i in range(10):
+                post(client, {"id": f"b{run}-{i}"})
+        assert records(caplog_all, "stopped")[-1]["undrained"] == 0, f"run {run}"
+    assert query(data, "demo", "SELECT COUNT(*) FROM records WHERE store = 'items'") == [(50,)]
