@@ -62,7 +62,8 @@ def hostile_blueprints(i: int) -> tuple[bytes, bytes]:
             example["description"] = text
         if comp["kind"] == "sink" and comp.get("config", {}).get("target") == "webhook":
             comp["config"]["url"] = "http://127.0.0.1:9/" + json.dumps(text)[1:-1].replace(" ", "%20")
-            comp["config"]["headers"] = {"X-Note": text}
+            # a `$NAME` in a header must name a declared secret (AC127): the rest of the text goes
+            comp["config"]["headers"] = {"X-Note": text.replace("$", "")}
     deploy.setdefault("env", {})["NOTE"] = text
     return yaml.safe_dump(arch).encode(), yaml.safe_dump(deploy).encode()
 
