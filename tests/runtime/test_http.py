@@ -35,26 +35,26 @@ def post(client, body: dict, **headers: str):
 # --------------------------------------------------------------------------- query parameters
 
 
+BAD_PAGING = [
+    "limit=abc",
+    "limit=-1",
+    "limit=",
+    "limit=1.5",
+    "limit=1001",
+    "limit=%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
+    f"offset={2**63 + 1}",
+    f"offset={10**40}",
+    "offset=-5",
+    "offset=0x10",
+]
+
+
 @pytest.mark.parametrize("path", ["/dead-letters", "/items"])
-@pytest.mark.parametrize(
-    "query_string",
-    [
-        "limit=abc",
-        "limit=-1",
-        "limit=",
-        "limit=1.5",
-        "limit=1001",
-        "limit=%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
-        f"offset={2**63 + 1}",
-        f"offset={10**40}",
-        "offset=-5",
-        "offset=0x10",
-    ],
-)
-def test_bad_paging_parameters_are_422(client, path, query_string):
-    response = client.get(f"{path}?{query_string}", headers=AUTH)
-    assert response.status_code == 422, response.text
-    assert ("limit" if query_string.startswith("limit") else "offset") in response.json()["error"]
+def test_bad_paging_parameters_are_422(client, path):
+    for query_string in BAD_PAGING:
+        response = client.get(f"{path}?{query_string}", headers=AUTH)
+        assert response.status_code == 422, (query_string, response.text)
+        assert query_string.split("=")[0] in response.json()["error"], query_string
 
 
 def test_limit_minus_one_does_not_list_every_row(client):
@@ -69,31 +69,33 @@ def test_limit_minus_one_does_not_list_every_row(client):
 # --------------------------------------------------------------------------- bodies
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(b'{"id": "a", "act": "\xff\xfe"}', id="invalid-utf8"),
-        pytest.param(b'{"\xc3\x28": 1}', id="invalid-utf8-key"),
-        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="array-nested-100000"),
-        pytest.param(b'{"id": "a", "n": ' + b'{"x": ' * 100_000 + b"1" + b"}" * 100_001, id="object-nested"),
-        pytest.param(b'{"id": "a", "n": ' + b"9" * 4301 + b"}", id="int-4301-digits"),
-        pytest.param(b'{"id": "a", "n": ' + b"9" * 20_000 + b"}", id="int-20000-digits"),
-        pytest.param(json.dumps({"id": "a", "n": 2**63}).encode(), id="int-past-int64"),
-        pytest.param(json.dumps({"id": "a", "n": -(2**63) - 1}).encode(), id="int-below-int64"),
-        pytest.param(b'{"id": "a", "ts": 1e999}', id="float-infinite"),
-        pytest.param(b'{"id": "a", "ts": NaN}', id="nan"),
-        pytest.param(b'{"id": "a", "n": "5"}', id="string-for-int"),
-        pytest.param(b'{"id": "a", "extra": 1}', id="unknown-field"),
-        pytest.param(b'{"id": "A B"}', id="pattern"),
-        pytest.param(b"", id="empty"),
-        pytest.param(b"{", id="truncated"),
-    ],
-)
-def test_bad_bodies_are_422_and_nothing_is_accepted(client, data, body):
-    response = client.post("/items", content=body, headers=JSON)
-    assert response.status_code == 422, response.text
-    assert response.json()["error"] and response.json()["errors"]
+BAD_BODIES = {
+    "invalid-utf8": b'{"id": "a", "act": "\xff\xfe"}',
+    "invalid-utf8-key": b'{"\xc3\x28": 1}',
+    "array-nested-100000": b"[" * 100_000 + b"]" * 100_000,
+    "object-nested": b'{"id": "a", "n": ' + b'{"x": ' * 100_000 + b"1" + b"}" * 100_001,
+    "int-4301-digits": b'{"id": "a", "n": ' + b"9" * 4301 + b"}",
+    "int-20000-digits": b'{"id": "a", "n": ' + b"9" * 20_000 + b"}",
+    "int-past-int64": json.dumps({"id": "a", "n": 2**63}).encode(),
+    "int-below-int64": json.dumps({"id": "a", "n": -(2**63) - 1}).encode(),
+    "float-infinite": b'{"id": "a", "ts": 1e999}',
+    "nan": b'{"id": "a", "ts": NaN}',
+    "string-for-int": b'{"id": "a", "n": "5"}',
+    "unknown-field": b'{"id": "a", "extra": 1}',
+    "pattern": b'{"id": "A B"}',
+    "empty": b"",
+    "truncated": b"{",
+}
+
+
+def test_bad_bodies_are_422_and_nothing_is_accepted(client, data):
+    for name, body in BAD_BODIES.items():
+        response = client.post("/items", content=body, headers=JSON)
+        assert response.status_code == 422, (name, response.text)
+        assert response.json()["error"] and response.json()["errors"], name
     assert query(data, "demo", "SELECT COUNT(*) FROM inbox") == [(0,)]
+    valid = client.post("/items", content=json.dumps({"id": "a", "n": 2**63 - 1}).encode(), headers=JSON)
+    assert valid.status_code == 202  # the bound itself is fine
 
 
 def test_schema_errors_name_each_field(client):
