@@ -91,6 +91,7 @@ class System:
         self.db: Database | None = None
         self.owner = uuid.uuid4().hex
         self.deliveries: dict[int, Delivery] = {}
+        self.claimed: set[int] = set()  # claimed, not yet handed to a component
         self.acks: list[int] = []
         self.backlog = 0
         self.ready = False
@@ -261,8 +262,14 @@ class System:
                     if room > 0
                     else []
                 )
-                for row in rows:
-                    await self._deliver(row)
+                # claimed but still waiting for queue room: their leases are renewed too, or a
+                # slow consumer would let them expire and another claim would deliver them twice
+                self.claimed.update(row.id for row in rows)
+                try:
+                    for row in rows:
+                        await self._deliver(row)
+                finally:
+                    self.claimed.difference_update(row.id for row in rows)
             except Exception as exc:  # noqa: BLE001 - the database failed: retry; what was claimed stays in the inbox
                 failures += 1
                 self.db_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -283,6 +290,8 @@ class System:
 
     async def _deliver(self, row: InboxRow) -> None:
         item = row.item
+        if row.id in self.deliveries:  # already on its way in this process (a lease that lapsed)
+            return
         if row.attempts > MAX_DELIVERIES:
             await self.database().inbox_to_dead_letter(
                 row, f"delivered {row.attempts - 1} times without completing; see the logs of those attempts"
@@ -366,8 +375,9 @@ class System:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                if self.deliveries:
-                    await self.database().inbox_renew(self.owner, sorted(self.deliveries), self.lease_s)
+                held = sorted(set(self.deliveries) | self.claimed)
+                if held:
+                    await self.database().inbox_renew(self.owner, held, self.lease_s)
                 if self.spec.backend == "postgres":  # other replicas add and remove entries too
                     self.backlog = await self.database().inbox_count()
                     self.metrics.inbox_backlog.set(self.backlog)

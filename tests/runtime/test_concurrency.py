@@ -4,11 +4,13 @@ beyond the slow one's queue bound. Systems run through the real app (TestClient)
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from autocoder_runtime.database import InboxItem, opened
 from autocoder_runtime.kinds import Custom
 from autocoder_runtime.messages import Message
 from pydantic import BaseModel
@@ -96,3 +98,46 @@ def test_a_slow_target_holds_its_sibling_back_only_past_its_queue_bound(
         slow.gate.open.set()
         wait_until(lambda: len(query(data, "fan", "SELECT key FROM records")) == 8, what="all stored")
         wait_until(lambda: len(slow.seen) == 8, what="the slow target catches up")
+
+
+class Quick(Custom):
+    """Records every message it gets; no delay."""
+
+    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
+    outputs: ClassVar[dict[str, type[BaseModel]]] = {}
+    seen: ClassVar[list[str]] = []
+
+    def handle_message(self, port: str, msg: Message) -> list[tuple[str, Message]]:
+        type(self).seen.append(msg["id"])
+        return []
+
+
+def test_entries_waiting_for_queue_room_keep_their_lease(
+    data: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas on PostgreSQL. The first claims a backlog in one batch but its consumer is
+    stuck and its queue full: the entries it has not handed over yet are renewed with those in
+    flight, so none lapses and the second replica never delivers them a second time."""
+    monkeypatch.setenv("QUEUE_SIZE", "1")
+    monkeypatch.setenv("INBOX_LEASE_S", "0.3")
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+
+    async def fill() -> None:  # a backlog, so that the first replica claims it in one batch
+        with opened("postgres", "lease", data, postgres_dsn) as db:
+            await db.inbox_add(
+                InboxItem("api", "out", "out", json.dumps({"id": f"m{i}"}), f"t{i}") for i in range(6)
+            )
+
+    asyncio.run(fill())
+    slow = held(1)
+    Quick.seen = []
+    first = make("lease", {"api": Api, "work": slow}, [("api", "out", "work", "in")], backend="postgres")
+    second = make("lease", {"api": Api, "work": Quick}, [("api", "out", "work", "in")], backend="postgres")
+    with running(first):
+        wait_until(lambda: slow.seen == ["m0"], what="the first message taken")
+        with running(second):
+            threading.Event().wait(1.5)  # five lease periods with the first replica stuck
+            assert Quick.seen == []
+            slow.gate.open.set()
+            wait_until(lambda: len(slow.seen) == 6, what="the first replica delivers its claims")
+    assert sorted(slow.seen) == [f"m{i}" for i in range(6)] and Quick.seen == []  # each once
