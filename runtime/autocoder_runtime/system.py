@@ -199,6 +199,9 @@ class System:
         self.tasks = []
         db = self.database()
         await self._flush_acks()
+        # what is still here did not finish (queued when its consumer stopped): it goes back to
+        # the inbox, and a later start of this System must deliver it, not take it as on its way
+        self.deliveries.clear()
         await db.inbox_release(self.owner)
         left = await db.inbox_count()
         await asyncio.to_thread(db.close)

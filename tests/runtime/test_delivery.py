@@ -186,7 +186,7 @@ def test_the_same_system_can_be_stopped_and_started_again(data, monkeypatch, cap
     assert records(caplog_all, "stopped")[-1]["undrained"] == 4
     monkeypatch.setenv("DRAIN_TIMEOUT_S", "5")
     with running(system) as client:
-        wait_until(lambda: all(stored(client, f"s{i}") for i in range(4)), what="redelivery")
+        wait_until(lambda: all(stored(client, f"s{i}") for i in range(4)), what="redelivery", timeout=5)
         wait_until(lambda: query(data, "demo", "SELECT COUNT(*) FROM inbox") == [(0,)])
         started = time.monotonic()
     assert time.monotonic() - started < 2, "the stop waited for deliveries that had ended"
