@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def timed_build(project: Path, *args: str) -> tuple[float, list[str]]:
@@ -51,3 +55,52 @@ def main(doc: str, measure: Callable[[int, int], dict], sizes: list[int], repeat
         "sizes": {str(n): measure(n, args.repeats) for n in args.sizes},
     }
     write_results(args.out, results)
+
+
+def old_tree(workdir: Path, commit: str) -> Path:
+    """The repository at `commit`, extracted (not checked out: the repository is untouched).
+    Its templates, rules and schemas are linked into its autocoder package, so that importing
+    autocoder.templates from it finds its own (an editable install of this tree would
+    otherwise answer for autocoder.templates: it maps that name to this tree's templates/)."""
+    tree = workdir / f"autocoder-{commit}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    for name in ("templates", "rules", "schemas"):
+        (tree / "autocoder" / name).symlink_to(tree / name, target_is_directory=True)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import autocoder, autocoder.templates, autocoder.codegen; "
+            "print(autocoder.__file__); print(autocoder.templates.__path__[0])",
+        ],
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=tree,  # not this repository: `python -c` puts the working directory first on sys.path
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in probe.stdout.split():
+        if not Path(line).resolve().is_relative_to(tree.resolve()):
+            raise SystemExit(f"the old generator imports {line}, not from {tree}")
+    return tree
+
+
+def build_gen(directory: Path, generator: Path | None = None) -> Path:
+    """`autocoder build DIRECTORY gen`, with the autocoder package under `generator` when given
+    (an older tree from `old_tree`); returns the generated source folder."""
+    env = dict(os.environ)
+    if generator is not None:
+        env["PYTHONPATH"] = str(generator)
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(directory), "gen"],
+        env=env,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"build of {directory} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+    return directory / "generated" / "src"

@@ -29,14 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -45,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import machine, write_results
+from common import build_gen, machine, old_tree, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -63,37 +59,6 @@ VARIANTS = ["memory", "sqlite-full", "sqlite-normal", "postgres"]
 # --------------------------------------------------------------------------- the two generators
 
 
-def old_tree(workdir: Path) -> Path:
-    """The repository at OLD_COMMIT, extracted (not checked out: the repository is untouched).
-    Its templates, rules and schemas are linked into its autocoder package, so that importing
-    autocoder.templates from it finds its own (an editable install of this tree would
-    otherwise answer for autocoder.templates: it maps that name to this tree's templates/)."""
-    tree = workdir / f"autocoder-{OLD_COMMIT}"
-    tree.mkdir()
-    archive = subprocess.run(["git", "archive", OLD_COMMIT], cwd=REPO, capture_output=True, check=True)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tree, filter="data")
-    for name in ("templates", "rules", "schemas"):
-        (tree / "autocoder" / name).symlink_to(tree / name, target_is_directory=True)
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import autocoder, autocoder.templates, autocoder.codegen; "
-            "print(autocoder.__file__); print(autocoder.templates.__path__[0])",
-        ],
-        env={**os.environ, "PYTHONPATH": str(tree)},
-        cwd=tree,  # not this repository: `python -c` puts the working directory first on sys.path
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for line in probe.stdout.split():
-        if not Path(line).resolve().is_relative_to(tree.resolve()):
-            raise SystemExit(f"the old generator imports {line}, not from {tree}")
-    return tree
-
-
 def project(workdir: Path, name: str, backend: str) -> Path:
     """examples/orders with every rate limit lifted and the given store backend."""
     target = workdir / name
@@ -106,34 +71,18 @@ def project(workdir: Path, name: str, backend: str) -> Path:
     return target
 
 
-def build(directory: Path, pythonpath: Path | None = None) -> Path:
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(directory), "gen"],
-        env=env,
-        cwd=directory,
-        capture_output=True,
-        text=True,
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"build of {directory} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
-    return directory / "generated" / "src"
-
-
 def builds(workdir: Path, variants: list[str]) -> dict[str, Path]:
     sources: dict[str, Path] = {}
     if "memory" in variants:
-        old = old_tree(workdir)
-        sources["memory"] = build(project(workdir, "old", "sqlite"), pythonpath=old)
+        old = old_tree(workdir, OLD_COMMIT)
+        sources["memory"] = build_gen(project(workdir, "old", "sqlite"), old)
         package = sources["memory"] / SYSTEM
         if not (package / "runtime.py").exists() or "autocoder_runtime" in (package / "app.py").read_text():
             raise SystemExit(f"{package} is not a system of the in-memory runtime")
     if {"sqlite-full", "sqlite-normal"} & set(variants):
-        sources["sqlite"] = build(project(workdir, "sqlite", "sqlite"))
+        sources["sqlite"] = build_gen(project(workdir, "sqlite", "sqlite"))
     if "postgres" in variants:
-        sources["postgres"] = build(project(workdir, "postgres", "postgres"))
+        sources["postgres"] = build_gen(project(workdir, "postgres", "postgres"))
     for name in ("sqlite", "postgres"):
         if name in sources and "autocoder_runtime" not in (sources[name] / SYSTEM / "app.py").read_text():
             raise SystemExit(f"{sources[name]} does not run on autocoder_runtime")

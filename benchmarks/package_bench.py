@@ -11,31 +11,15 @@ mypy on both, and mypy --strict on the runtime library. Writes results/package.j
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import machine, write_results
+from common import REPO, build_gen, machine, old_tree, write_results
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "telemetry"
-
-
-def build(generator: Path, project: Path) -> None:
-    """`autocoder build PROJECT gen` with the autocoder package found under `generator`."""
-    env = {**os.environ, "PYTHONPATH": str(generator)}
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project), "gen"],
-        capture_output=True,
-        text=True,
-        cwd=project,
-        env=env,
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"build with {generator} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
 
 
 def lines(folder: Path) -> int:
@@ -55,8 +39,7 @@ def mypy_errors(arguments: list[str], cwd: Path) -> int:
 def measure(generator: Path, work: Path, name: str) -> dict[str, int]:
     project = work / name / "telemetry"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("generated", ".doit.db*"))
-    build(generator, project)
-    src = project / "generated" / "src"
+    src = build_gen(project, generator)
     return {
         "system_lines": lines(src / "telemetry"),
         "test_lines": lines(src / "tests"),
@@ -73,21 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autocoder-package-") as tmp:
         work = Path(tmp)
-        old = work / "old-generator"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(old), args.before],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-        )
-        for data in ("templates", "rules", "schemas"):  # where an installed autocoder has them
-            (old / "autocoder" / data).symlink_to(old / data)
-        try:
-            before = measure(old, work, "before")
-        finally:
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(old)], cwd=REPO, check=False, capture_output=True
-            )
+        before = measure(old_tree(work, args.before), work, "before")
         after = measure(REPO, work, "after")
     runtime = REPO / "runtime"
     results = {
