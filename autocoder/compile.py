@@ -17,6 +17,7 @@ from autocoder.analysis.deployment import check_deployment
 from autocoder.analysis.graph import check_bindings, check_capacity, check_graph
 from autocoder.analysis.schemas import resolve_schemas
 from autocoder.blueprint.models import Architecture, Deployment
+from autocoder.blueprint.recover import Broken, recover_architecture, recover_deployment
 from autocoder.blueprint.source import SourceDoc, parse_yaml
 from autocoder.blueprint.validate import validate_model
 from autocoder.diagnostics import BlueprintError, Diagnostic
@@ -66,6 +67,7 @@ def compile_sources(
     result = CompileResult()
     docs: dict[str, SourceDoc] = {}
     models: dict[str, Any] = {}
+    broken = Broken()
     for name, raw, model in ((ARCHITECTURE, arch_raw, Architecture), (DEPLOYMENT, deploy_raw, Deployment)):
         if isinstance(raw, OSError):
             result.diagnostics.append(_unreadable(name, raw))
@@ -77,16 +79,22 @@ def compile_sources(
             continue
         instance, diags = validate_model(docs[name], model)
         result.diagnostics.extend(diags)
+        if instance is None and not _version_problem(diags):
+            # recover: analyse the parts that validate; `broken` says what was left out
+            recover = recover_architecture if model is Architecture else recover_deployment
+            instance = recover(docs[name].data, broken)
         if instance is not None:
             models[name] = instance
     if len(models) < 2:
         result.diagnostics.sort()
         return result
-    ctx = Context(docs[ARCHITECTURE], docs[DEPLOYMENT], models[ARCHITECTURE], models[DEPLOYMENT])
+    ctx = Context(
+        docs[ARCHITECTURE], docs[DEPLOYMENT], models[ARCHITECTURE], models[DEPLOYMENT], broken=broken
+    )
     merged, order, capacity = _analyse(ctx)
     result.diagnostics.extend(ctx.diagnostics)
     result.diagnostics.sort()
-    if result.ok(strict) and order is not None:
+    if result.ok(strict) and order is not None and not broken.any:
         sources = [
             {"path": ARCHITECTURE, "sha256": hashlib.sha256(arch_raw).hexdigest()},  # type: ignore[arg-type]
             {"path": DEPLOYMENT, "sha256": hashlib.sha256(deploy_raw).hexdigest()},  # type: ignore[arg-type]
@@ -103,11 +111,16 @@ def _analyse(ctx: Context) -> tuple[dict, list[str] | None, list[dict]]:
     edges = check_bindings(ctx)
     order = check_graph(ctx, edges)
     capacity: list[dict] = []
-    if order is not None:
+    if order is not None and not ctx.broken.any:  # paths through a broken part are unknown
         rates = {n: float(m["capabilities"]["rate_limit"]["rate"]) for n, m in merged.items()}
         budgets = {n: float(m["budget"]["p95_ms"]) for n, m in merged.items()}
         capacity = check_capacity(ctx, edges, order, rates, budgets)
     return merged, order, capacity
+
+
+def _version_problem(diags: list[Diagnostic]) -> bool:
+    """Whether validation stopped at schema_version (then nothing else can be trusted)."""
+    return any(d.code in ("AC011", "AC012", "AC014") and "schema_version" in d.message for d in diags)
 
 
 def _unreadable(name: str, exc: OSError) -> Diagnostic:

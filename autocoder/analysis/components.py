@@ -58,7 +58,9 @@ def _check_ports(ctx: Context, path: tuple, comp: Any) -> bool:
     ok = True
     for direction in ("inputs", "outputs"):
         for port, schema in getattr(comp, direction).items():
-            if schema not in ctx.schemas:
+            if schema not in ctx.schemas and ctx.broken.schema(schema):
+                ok = False  # the schema failed validation: reported there
+            elif schema not in ctx.schemas:
                 known = ctx.arch.schemas.keys()
                 ctx.report(
                     (*path, direction, port),
@@ -135,6 +137,8 @@ def _check_capabilities(ctx: Context, path: tuple, comp: Any) -> None:
 
 
 def _check_security(ctx: Context, path: tuple, comp: Any) -> None:
+    if "policy" in ctx.broken.arch_sections:
+        return  # the policy failed validation: its defaults are not what was meant
     policy = ctx.arch.policy.security
     if comp.kind == "api_endpoint" and policy.require_auth_on_ingress and comp.security.auth == "none":
         ctx.report(

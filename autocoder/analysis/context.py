@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autocoder.blueprint.models import Architecture, Deployment
+from autocoder.blueprint.recover import Broken
 from autocoder.blueprint.source import Path_, SourceDoc
 from autocoder.diagnostics import Diagnostic
 
@@ -23,6 +24,8 @@ class Context:
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resolved, flattened
     logic: dict[str, Any] = field(default_factory=dict)  # component -> compiled logic
     bindings: list[dict[str, Any]] = field(default_factory=list)  # resolved bindings
+    # parts that failed model validation and were left out (checks naming them are skipped)
+    broken: Broken = field(default_factory=Broken)
 
     def report(self, path: Path_, code: str, message: str, *, key: bool = False, **kw: str) -> None:
         """Report against architecture.yaml at `path`."""

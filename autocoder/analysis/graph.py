@@ -49,7 +49,8 @@ def check_bindings(ctx: Context) -> dict[str, set[str]]:
         resolved_to = []
         for (comp, port), tpath in targets:
             in_schema = comps[comp].inputs[port]
-            if not extends_or_equals(ctx.schemas, out_schema, in_schema):
+            resolved = out_schema in ctx.schemas and in_schema in ctx.schemas
+            if resolved and not extends_or_equals(ctx.schemas, out_schema, in_schema):
                 ctx.report(
                     tpath,
                     "AC106",
@@ -73,6 +74,8 @@ def check_bindings(ctx: Context) -> dict[str, set[str]]:
 
 def _resolve(ctx: Context, path: tuple, ref: str, direction: str, comps: dict) -> tuple[str, str] | None:
     name, port = ref.split(".", 1)
+    if name not in comps and ctx.broken.component(name):
+        return None  # the component failed validation: reported there
     if name not in comps:
         ctx.report(
             path,
@@ -108,8 +111,8 @@ def _resolve(ctx: Context, path: tuple, ref: str, direction: str, comps: dict) -
 
 
 def _condition(ctx: Context, bpath: tuple, text: str | None, schema: str) -> dict | None:
-    if text is None:
-        return None
+    if text is None or schema not in ctx.schemas:
+        return None  # an unresolved schema is reported with its component
     try:
         compiled = compile_expression(text, field_types(ctx.schemas[schema]), want="boolean")
     except ExprError as exc:
@@ -119,13 +122,15 @@ def _condition(ctx: Context, bpath: tuple, text: str | None, schema: str) -> dic
 
 
 def _check_unbound(ctx: Context, bound_in: dict, bound_out: set) -> None:
+    if ctx.broken.unknown_binding:
+        return  # a binding failed validation and which ports it binds is unknown
     seen: set[str] = set()
     for i, comp in enumerate(ctx.arch.components):
         if comp.name in seen:
             continue
         seen.add(comp.name)
         for port in comp.inputs:
-            if (comp.name, port) not in bound_in:
+            if (comp.name, port) not in bound_in and f"{comp.name}.{port}" not in ctx.broken.bound_ports:
                 ctx.report(
                     ("components", i, "inputs", port),
                     "AC103",
@@ -135,7 +140,7 @@ def _check_unbound(ctx: Context, bound_in: dict, bound_out: set) -> None:
                     fix=f"add `- {{from: <component>.<port>, to: {comp.name}.{port}}}` under bindings",
                 )
         for port in comp.outputs:
-            if (comp.name, port) not in bound_out:
+            if (comp.name, port) not in bound_out and f"{comp.name}.{port}" not in ctx.broken.bound_ports:
                 ctx.report(
                     ("components", i, "outputs", port),
                     "AC104",
@@ -169,7 +174,8 @@ def check_graph(ctx: Context, edges: dict[str, set[str]]) -> list[str] | None:
         remaining[ring[-1]].discard(first)  # break it to find the next one
         cycles += 1
         order = _toposort(remaining)
-    _check_reachable(ctx, edges, index)
+    if not ctx.broken.any_arch:  # a broken component or binding may be the missing link
+        _check_reachable(ctx, edges, index)
     return order if cycles == 0 else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 from autocoder.analysis.context import Context
@@ -51,6 +52,9 @@ def _chain(ctx: Context, name: str, defs: dict[str, SchemaDef]) -> list[str] | N
     current = defs[name]
     while current.extends is not None:
         base = current.extends
+        if base not in defs and ctx.broken.schema(base):
+            ctx.broken.schemas.add(name)  # resting on a schema that failed validation
+            return None
         if base not in defs:
             ctx.report(
                 ("schemas", chain[-1], "extends"),
@@ -140,7 +144,9 @@ def _check_pattern(ctx: Context, path: tuple, name: str, pattern: str, bad: Any)
     engine compiles it too. (Python's `re` only compiles it, for the generated property tests;
     no value is ever matched with it: it backtracks.)"""
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():  # "possible set difference" and the like: not errors
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(pattern)
     except re.error as exc:
         bad(
             "pattern",
