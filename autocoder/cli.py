@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -29,13 +31,31 @@ from autocoder.build.dodo import *  # noqa: F401,F403 - the tasks and DOIT_CONFI
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return EXIT_BLUEPRINT
     try:
-        return int(args.run(args))
+        if argv[:1] == ["build"]:
+            split = _split_build_argv(argv[1:])
+            if isinstance(split, str):
+                print(f"autocoder build: {split}; see `autocoder build --help`", file=sys.stderr)
+                return EXIT_BLUEPRINT
+            ours, doit_command, doit_args = split
+            args = parser.parse_args(["build", *ours])
+            args.doit_command, args.doit_args = doit_command, doit_args
+        else:
+            args = parser.parse_args(argv)
+        if not hasattr(args, "run"):
+            parser.print_help()
+            return EXIT_BLUEPRINT
+        code = int(args.run(args))
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`autocoder rules | head -3`): stop quietly, as a Unix tool does;
+        # stdout now points at /dev/null so the interpreter's final flush cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # as if killed by SIGPIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -89,14 +109,40 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser(
         "build",
-        help="run the doit build in DIR (any doit arguments may follow)",
-        description="Run Autocoder's doit tasks in DIR without needing a dodo.py. "
-        "Arguments after DIR go to doit: `autocoder build DIR list`, "
-        "`autocoder build DIR info ir`, `autocoder build DIR clean`, `-n 2`...",
+        help="run the doit build in DIR (doit arguments may follow, in any order)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="autocoder build [DIR] [--strict] [--continue] [DOIT_ARG ...]",
+        description="Run Autocoder's doit tasks in DIR without needing a dodo.py: compile, "
+        "generate, then lint,\ntype-check, test, benchmark and policy-check every component.\n\n"
+        "The first argument that is not an option is DIR; every other argument goes to doit:\n"
+        "task names (check, ir, gen, gen:<component>, test:<component>...), a doit command\n"
+        "(list, info TASK, clean, forget, help) and doit options (-n N processes, --reporter json,\n"
+        "-v 2...). Options may come before or after DIR and the task names.\n\n"
+        "Exit codes: 0 built; 2 the blueprints have errors (shown as FILE:LINE:COL, as by\n"
+        "`autocoder check`) or a bad command line; 1 a build step failed.",
+        epilog="examples:\n"
+        "  autocoder build myproject                  the whole build\n"
+        "  autocoder build myproject gen              only up to code generation\n"
+        "  autocoder build myproject --continue -n 2  check every component before failing, "
+        "2 processes\n"
+        "  autocoder build myproject --strict ir      warnings fail the build too\n"
+        "  autocoder build myproject list             the tasks (also: info ir, clean, help run)",
     )
     _dir_arg(build)
-    build.add_argument("--strict", action="store_true", help="treat warnings as errors")
-    build.add_argument("doit_args", nargs=argparse.REMAINDER, help="arguments for doit")
+    build.add_argument("--strict", action="store_true", help="treat blueprint warnings as errors")
+    build.add_argument(
+        "-c",
+        "--continue",
+        dest="doit_continue",
+        action="store_true",
+        help="(doit's) keep building the other components after a failure, then fail",
+    )
+    build.add_argument(
+        "doit_args",
+        nargs="*",
+        metavar="DOIT_ARG",
+        help="for doit: task names, a doit command, doit options such as -n N or --reporter NAME",
+    )
     build.set_defaults(run=cmd_build)
 
     schema = sub.add_parser(
@@ -116,10 +162,20 @@ def _parser() -> argparse.ArgumentParser:
         "flowchart (paste into a README) or a Graphviz DOT graph.",
     )
     _dir_arg(graph)
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="mermaid: a flowchart for Markdown (default); dot: Graphviz, e.g. `| dot -Tsvg > system.svg`",
+    )
     graph.set_defaults(run=cmd_graph)
 
-    rules = sub.add_parser("rules", help="list every diagnostic and policy rule with its meaning")
+    rules = sub.add_parser(
+        "rules",
+        help="list every diagnostic and policy rule with its meaning",
+        description="List every compiler diagnostic code (ACnnn, as shown by `autocoder check`) and "
+        "every validation policy rule, with its severity and title.",
+    )
     rules.set_defaults(run=cmd_rules)
     return parser
 
@@ -129,6 +185,7 @@ def _dir_arg(parser: argparse.ArgumentParser) -> None:
         "dir",
         type=Path,
         nargs="?",
+        metavar="DIR",
         default=Path("."),
         help="blueprint directory holding architecture.yaml and deployment.yaml (default: .)",
     )
@@ -136,9 +193,10 @@ def _dir_arg(parser: argparse.ArgumentParser) -> None:
 
 def _require_dir(directory: Path) -> bool:
     if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such directory"
         print(
-            f"autocoder: {directory}: not a directory; fix: pass the folder that holds "
-            f"{ARCHITECTURE} and {DEPLOYMENT}",
+            f"autocoder: {directory}: {what}; fix: pass the folder that holds {ARCHITECTURE} and "
+            f"{DEPLOYMENT}, or start a project there with `autocoder init {shlex.quote(str(directory))}`",
             file=sys.stderr,
         )
         return False
@@ -200,7 +258,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         else:
             write_if_changed(path, text.encode())
             print(f"wrote {path}")
-    print(f"next: autocoder check {directory}  then  cd {directory} && doit")
+    # a line to paste into a shell, quoted for it ("my project", "it's")
+    print(f"next (after editing the blueprints, if you like):\n  cd {shlex.quote(str(directory))} && doit")
     return EXIT_OK
 
 
@@ -215,26 +274,66 @@ def cmd_build(args: argparse.Namespace) -> int:
     from doit.doit_cmd import DoitMain
 
     from autocoder.build import dodo
-    from autocoder.build.tasks import STRICT_ENV
+    from autocoder.build.tasks import STRICT_ENV, blueprint_outline, output_problem
 
-    if not _require_dir(args.dir):
+    directory: Path = args.dir
+    if not directory.exists() and Path(ARCHITECTURE).is_file():
+        # `autocoder build ir` inside a project: the first argument is always the folder
+        again = [".", str(directory), *([args.doit_command] if args.doit_command else [])]
+        again += [*(["--strict"] if args.strict else []), *args.doit_args]
+        quoted = shlex.join(["autocoder", "build", *again])
+        print(
+            f"autocoder: {directory}: no such directory; the first argument of `autocoder build` is "
+            f"the project folder; fix: to build the project here, run `{quoted}`",
+            file=sys.stderr,
+        )
         return EXIT_BLUEPRINT
+    if not _require_dir(directory):
+        return EXIT_BLUEPRINT
+    runs_tasks = args.doit_command in (None, "run")
+    if runs_tasks and not (directory / ARCHITECTURE).is_file():
+        print(
+            f"autocoder: {directory} has no {ARCHITECTURE}; fix: pass the folder that holds the "
+            f"blueprints, or write starter ones with `autocoder init {shlex.quote(str(directory))}`",
+            file=sys.stderr,
+        )
+        return EXIT_BLUEPRINT
+    if runs_tasks and blueprint_outline(directory) is None and output_problem(directory) is None:
+        # The blueprint does not parse (or is too large): no per-component task exists. Say
+        # what is wrong exactly as `autocoder check` does, without doit's task framing.
+        from autocoder.compile import compile_directory
+        from autocoder.diagnostics import format_report
+
+        result = compile_directory(directory, strict=args.strict)
+        if not result.ok(args.strict):
+            print(format_report(result.diagnostics), file=sys.stderr)
+            return EXIT_BLUEPRINT
     if args.strict:
         os.environ[STRICT_ENV] = "1"
     from autocoder.build.reporter import AutocoderReporter
 
-    os.chdir(args.dir)
-    doit_args = list(args.doit_args)
+    os.chdir(directory)
+    doit_args = [args.doit_command] if args.doit_command else []
+    doit_args += args.doit_args
     defaults = dodo.DOIT_CONFIG["default_tasks"]
     if not _names_a_task(doit_args, defaults if isinstance(defaults, list) else []):
-        from autocoder.build.tasks import blueprint_outline
-
         if blueprint_outline(Path(".")) is None:
-            # No outline (the blueprint is unreadable or too large, or the output directory
-            # is unsafe): the per-component tasks do not exist, so the default task list
-            # cannot run; `check` can, and says what is wrong.
+            # No outline (the output directory is unsafe): the per-component tasks do not
+            # exist, so the default task list cannot run; `check` can, and says what is wrong.
             doit_args.append("check")
-    code = int(DoitMain(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
+
+    if not runs_tasks and args.doit_command not in ("strace", "auto") and hasattr(signal, "SIGPIPE"):
+        # list, info, help...: doit prints a closed pipe's error as a traceback; these run no
+        # task (no socket a test could write to), so die quietly on SIGPIPE as `ls` does
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+    class Main(DoitMain):
+        # doit's own messages ("Type ... help") name the command that reaches it
+        BIN_NAME = f"autocoder build {shlex.quote(str(directory))}"
+
+    code = int(Main(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
+    if AutocoderReporter.blueprint_failed:
+        return EXIT_BLUEPRINT  # `check` failed: the blueprints have errors, as `autocoder check` says
     if code == 2 and AutocoderReporter.failures_only:
         return EXIT_FAILED  # tasks skipped after a failed tier: still "a tier failed"
     return code
@@ -251,18 +350,125 @@ def _names_a_task(doit_args: list[str], tasks: list[str]) -> bool:
     return any(arg.split(":", 1)[0] in known for arg in doit_args if not arg.startswith("-"))
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
-    from autocoder.schemas_gen import check_schemas, write_schemas
+_OURS = frozenset(("--strict", "-h", "--help"))
 
+
+def _split_build_argv(argv: list[str]) -> tuple[list[str], str | None, list[str]] | str:
+    """`autocoder build`'s arguments, in any order, as (autocoder's: DIR, --strict, --help;
+    the doit command if one is named; the other doit arguments, options first, in the order
+    doit parses them), or what is wrong with them.
+
+    The first argument that is neither an option nor an option's value is DIR; a doit command
+    (list, info, clean...) may follow it. Options are known from doit's own tables, so the value
+    of `-n 2` or `--reporter json` is not taken for DIR or a task. After `--` everything goes
+    to doit as it is.
+    """
+    commands = _doit_options()
+    ours: list[str] = []
+    options: list[str] = []
+    positionals: list[str] = []
+    rest: list[str] = []
+    directory_seen = False
+    command: str | None = None
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if arg == "--":
+            rest = argv[index:]
+            break
+        if arg in _OURS:
+            ours.append(arg)
+            continue
+        if arg.startswith("-") and arg != "-":
+            takes = _option_takes_value(arg, commands[command or "run"])
+            if takes is None:
+                return f"unknown option {arg.split('=', 1)[0]} for doit's `{command or 'run'}`"
+            options.append(arg)
+            if takes:
+                if index == len(argv):
+                    return f"option {arg} needs a value"
+                options.append(argv[index])
+                index += 1
+            continue
+        if not directory_seen:
+            directory_seen = True
+            ours.append(arg)
+        elif command is None and not positionals and arg in commands and arg != "run":
+            command = arg
+        else:
+            positionals.append(arg)
+    if command is not None:  # options read before the command was known: read them again
+        for option in options:
+            if option.startswith("-") and _option_takes_value(option, commands[command]) is None:
+                return f"unknown option {option.split('=', 1)[0]} for doit's `{command}`"
+    return ours, command, [*options, *positionals, *rest]
+
+
+def _doit_options() -> dict[str, dict[str, bool]]:
+    """Every doit command's options: {"-n": takes a value, "--process": takes a value...}."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    doit = DoitMain(ModuleTaskLoader({}))
+    commands = doit.get_cmds()
+    found: dict[str, dict[str, bool]] = {}
+    for name in commands:
+        command = commands.get_plugin(name)(
+            task_loader=doit.task_loader, config=doit.config, bin_name="doit", cmds=commands
+        )
+        options: dict[str, bool] = {}
+        for option in command.get_options():
+            takes = option.type is not bool
+            if option.short:
+                options["-" + option.short] = takes
+            if option.long:
+                options["--" + option.long] = takes
+        found[name] = options
+    return found
+
+
+def _option_takes_value(arg: str, options: dict[str, bool]) -> bool | None:
+    """Whether `arg` (as getopt reads it) needs the next argument as its value; None when it
+    names an option the command does not have."""
+    if arg.startswith("--"):
+        name, has_value = arg.split("=", 1)[0], "=" in arg
+        if name not in options:
+            return None
+        return options[name] and not has_value
+    for position, letter in enumerate(arg[1:], start=1):  # -ac, -n2, -vn 2
+        takes = options.get("-" + letter)
+        if takes is None:
+            return None
+        if takes:
+            return position == len(arg) - 1
+    return False
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from autocoder.schemas_gen import SCHEMAS, check_schemas, default_dir, write_schemas
+
+    out = args.out or default_dir()
     if args.check:
         drift = check_schemas(args.out)
-        for name in drift:
-            print(
-                f"schema drift: {name} differs from the models; fix: run `autocoder schema`", file=sys.stderr
-            )
-        return EXIT_FAILED if drift else EXIT_OK
-    for path in write_schemas(args.out):
-        print(f"wrote {path}")
+        for name in SCHEMAS:
+            if name in drift:
+                print(
+                    f"schema drift: {out / name} differs from the models; fix: run `autocoder schema`",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"up to date {out / name}")
+        if drift:
+            print(f"{len(drift)} of {len(SCHEMAS)} schema file(s) differ from the models", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"all {len(SCHEMAS)} schema file(s) in {out} match the models")
+        return EXIT_OK
+    written = write_schemas(args.out)
+    for name in SCHEMAS:
+        path = out / name
+        print(f"{'wrote' if path in written else 'unchanged'} {path}")
+    print(f"{len(written)} of {len(SCHEMAS)} schema file(s) rewritten in {out}")
     return EXIT_OK
 
 
