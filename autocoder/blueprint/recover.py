@@ -60,6 +60,7 @@ class Broken:
 _SCHEMAS: TypeAdapter[Any] = TypeAdapter(dict[m.SchemaName, m.SchemaDef])
 _COMPONENT: TypeAdapter[Any] = TypeAdapter(m.Component)
 _BINDING: TypeAdapter[Any] = TypeAdapter(m.Binding)
+_DEPLOYMENT: TypeAdapter[Any] = TypeAdapter(m.Deployment)
 _NAME: TypeAdapter[Any] = TypeAdapter(m.Ident, config=ConfigDict(strict=True))
 
 
@@ -143,11 +144,7 @@ def _valid_alone(model: type[m.Model], key: str, value: Any) -> bool:
 
 def _deploy_valid(key: str, value: Any) -> bool:
     """Whether deployment section `key` validates, in a deployment of its own."""
-    try:
-        m.Deployment.model_validate({"schema_version": "1.0.0", key: value})
-    except ValidationError:
-        return False
-    return True
+    return _valid(_DEPLOYMENT, {"schema_version": "1.0.0", key: value})
 
 
 def recover_deployment(data: Any, broken: Broken) -> m.Deployment | None:
