@@ -20,7 +20,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from autocoder_runtime.component import Component, data_dir, run_logic
 from autocoder_runtime.database import Database, InboxItem, InboxRow, open_database
@@ -398,6 +397,3 @@ class System:
         self.backlog += moved
         self.wake.set()
         return moved
-
-    def describe(self) -> dict[str, Any]:
-        return {"system": self.name, "components": list(self.components)}
