@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -120,6 +121,19 @@ class Dialect:
         BEGIN IMMEDIATE already does)."""
         return []
 
+    @contextlib.contextmanager
+    def setup_lock(self) -> Iterator[None]:
+        """Held while a process turns on WAL and creates the schema. Switching a new file to WAL
+        answers "database is locked" at once, without waiting on busy_timeout, when another
+        connection switches it at the same moment; a file lock beside the database makes
+        replicas starting together take turns."""
+        with open(f"{self.target}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def broken(self, connection: Connection) -> bool:
         """Whether the connection is lost for good (a new one is needed); an SQLite file's
         never is."""
@@ -169,6 +183,11 @@ class PostgresDialect(Dialect):
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
+
+    @contextlib.contextmanager
+    def setup_lock(self) -> Iterator[None]:
+        """PostgreSQL serialises schema creation with an advisory lock (ddl_lock) instead."""
+        yield
 
     def begin(self) -> str:
         return "BEGIN"
@@ -238,17 +257,18 @@ class Database:
     # -- lifecycle
 
     def open(self) -> None:
-        connection = self.dialect.connect()
-        try:  # one transaction, so replicas starting together do not race to create the tables
-            connection.execute(self.dialect.begin())
-            for statement in [*self.dialect.ddl_lock(), *self.dialect.ddl()]:
-                connection.execute(statement)
-            connection.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                connection.execute("ROLLBACK")
-            connection.close()
-            raise
+        with self.dialect.setup_lock():
+            connection = self.dialect.connect()
+            try:  # one transaction, so replicas starting together do not race to create the tables
+                connection.execute(self.dialect.begin())
+                for statement in [*self.dialect.ddl_lock(), *self.dialect.ddl()]:
+                    connection.execute(statement)
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.execute("ROLLBACK")
+                connection.close()
+                raise
         self.writer = threading.Thread(
             target=self._write_loop, args=(connection,), name="db-write", daemon=True
         )
