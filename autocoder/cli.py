@@ -26,7 +26,7 @@ EXIT_BLUEPRINT = 2
 
 DODO_TEXT = '''"""Autocoder build of this directory: run `doit` (also `doit list`, `doit info TASK`)."""
 
-from autocoder.build.dodo import *  # noqa: F401,F403 - the tasks and DOIT_CONFIG
+from autocoder.tasks.dodo import *  # noqa: F401,F403 - the tasks and DOIT_CONFIG
 '''
 
 
@@ -245,7 +245,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if dodo.exists() and dodo.read_text() != DODO_TEXT:
         print(
             f"autocoder: {dodo} exists and is not Autocoder's; fix: move it away, or add "
-            f"`from autocoder.build.dodo import *` to it yourself",
+            f"`from autocoder.tasks.dodo import *` to it yourself",
             file=sys.stderr,
         )
         return EXIT_BLUEPRINT
@@ -273,8 +273,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    from autocoder.build import dodo
-    from autocoder.build.tasks import STRICT_ENV, blueprint_outline, output_problem
+    from autocoder.tasks import dodo
+    from autocoder.tasks.compile_tasks import STRICT_ENV, blueprint_outline, output_problem
 
     directory: Path = args.dir
     if not directory.exists() and Path(ARCHITECTURE).is_file():
@@ -310,7 +310,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             return EXIT_BLUEPRINT
     if args.strict:
         os.environ[STRICT_ENV] = "1"
-    from autocoder.build.reporter import AutocoderReporter
+    from autocoder.tasks.reporter import AutocoderReporter
 
     os.chdir(directory)
     doit_args = [args.doit_command] if args.doit_command else []

@@ -119,12 +119,12 @@ def test_a_component_that_needs_an_llm_fails_offline_naming_the_ways_out(tmp_pat
 
 def test_template_errors_are_reported_not_raised():
     with pytest.raises(GenerationError, match="undefined"):
-        render("components/base.py.j2", system="x")
+        render("components/component.py.j2", system="x")
 
 
 def test_a_write_failure_is_reported_and_loses_nothing(tmp_path, monkeypatch):
     from autocoder import fsutil
-    from autocoder.build import gen_tasks
+    from autocoder.tasks import gen_tasks
 
     project = copy_example("orders", tmp_path)
     assert build(project).returncode == 0

@@ -126,7 +126,7 @@ def test_an_oversize_blueprint_costs_the_task_loader_nothing(tmp_path):
 
 
 def test_the_outline_applies_checks_limits_with_checks_reader(tmp_path, monkeypatch):
-    from autocoder.build import tasks
+    from autocoder.tasks import compile_tasks as tasks
 
     project = write_project(tmp_path)
     arch = project / "architecture.yaml"
@@ -155,7 +155,7 @@ def test_the_outline_applies_checks_limits_with_checks_reader(tmp_path, monkeypa
 
 def test_outline_kinds_are_the_blueprint_kinds():
     from autocoder.blueprint.models import COMPONENT_KINDS
-    from autocoder.build.tasks import _KINDS
+    from autocoder.tasks.compile_tasks import _KINDS
 
     assert _KINDS == set(COMPONENT_KINDS)
 
@@ -232,7 +232,8 @@ def test_ir_writer_refuses_a_symlinked_slice_directory_before_writing(built, tmp
 
 
 def test_generation_writes_deletes_and_cleans_only_inside_the_project(built, tmp_path, monkeypatch):
-    from autocoder.build import gen_tasks, tasks
+    from autocoder.tasks import compile_tasks as tasks
+    from autocoder.tasks import gen_tasks
 
     project = copy_of(built, tmp_path)
     outside = tmp_path / "outside"

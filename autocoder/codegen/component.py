@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autocoder.codegen.literals import pascal, pyliteral
-from autocoder.codegen.paths import module_path, test_path
+from autocoder.codegen.paths import COMPONENT_TEMPLATE, COMPONENT_TEST_TEMPLATE, module_path, test_path
 from autocoder.codegen.provider import Provider, require_served
 from autocoder.codegen.render import format_python, render
 from autocoder.codegen.strategies import message_strategy, simplest_message
@@ -44,8 +44,8 @@ def generate_component(slice_: dict[str, Any], provider: Provider) -> dict[str, 
     require_served(provider, comp)
     system = slice_["system"]
     context = module_context(slice_)
-    module = render(f"components/{comp['kind']}.py.j2", **context)
-    tests = render("tests/test_component.py.j2", **test_context(slice_, context))
+    module = render(COMPONENT_TEMPLATE, **context)
+    tests = render(COMPONENT_TEST_TEMPLATE, **test_context(slice_, context))
     return format_python({module_path(system, comp["name"]): module, test_path(comp["name"]): tests})
 
 

@@ -24,9 +24,14 @@ def test_path(component: str) -> str:
     return f"tests/test_{component}.py"
 
 
-def component_templates(kind: str) -> list[str]:
-    """Templates a component of this kind renders (its gen task's file_dep)."""
-    return ["components/base.py.j2", f"components/{kind}.py.j2", "tests/test_component.py.j2"]
+COMPONENT_TEMPLATE = "components/component.py.j2"
+COMPONENT_TEST_TEMPLATE = "tests/test_component.py.j2"
+
+
+def component_templates() -> list[str]:
+    """Templates every component renders, whatever its kind (its gen task's file_dep): a kind
+    differs only in the IR it gets, which the runtime's kinds interpret."""
+    return [COMPONENT_TEMPLATE, COMPONENT_TEST_TEMPLATE]
 
 
 def runtime_paths(system: str) -> list[str]:

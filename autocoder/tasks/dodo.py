@@ -1,13 +1,13 @@
-"""Everything a project's dodo.py needs: `from autocoder.build.dodo import *`.
+"""Everything a project's dodo.py needs: `from autocoder.tasks.dodo import *`.
 
 `autocoder init` writes that one line into a blueprint directory; `autocoder build` loads this
 module directly, so a project works with or without its own dodo.py.
 """
 
-from autocoder.build.gen_tasks import task_gen
-from autocoder.build.reporter import AutocoderReporter
-from autocoder.build.tasks import task_check, task_ir
-from autocoder.build.validate_tasks import (
+from autocoder.tasks.compile_tasks import task_check, task_ir
+from autocoder.tasks.gen_tasks import task_gen
+from autocoder.tasks.reporter import AutocoderReporter
+from autocoder.tasks.validate_tasks import (
     task_bench,
     task_lint,
     task_policy,

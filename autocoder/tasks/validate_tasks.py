@@ -20,11 +20,11 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 import autocoder
-from autocoder.build.gen_tasks import SAMPLES, SRC
-from autocoder.build.tasks import blueprint_outline, fingerprint_file, project_dir
 from autocoder.codegen.paths import module_path, runtime_paths, test_path, unit_test_deps
 from autocoder.layout import GENERATED
 from autocoder.runtime_pkg import runtime_fingerprint
+from autocoder.tasks.compile_tasks import blueprint_outline, fingerprint_file, project_dir
+from autocoder.tasks.gen_tasks import SAMPLES, SRC
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message

@@ -17,13 +17,6 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 import autocoder
-from autocoder.build.tasks import (
-    blueprint_outline,
-    clean_targets,
-    fingerprint_file,
-    project_dir,
-    refuse_unsafe_output,
-)
 from autocoder.codegen.paths import (
     component_templates,
     module_path,
@@ -33,6 +26,13 @@ from autocoder.codegen.paths import (
 )
 from autocoder.layout import GENERATED
 from autocoder.runtime_pkg import runtime_fingerprint
+from autocoder.tasks.compile_tasks import (
+    blueprint_outline,
+    clean_targets,
+    fingerprint_file,
+    project_dir,
+    refuse_unsafe_output,
+)
 from autocoder.templates_dir import templates_root
 
 SRC = f"{GENERATED}/src"
@@ -145,7 +145,7 @@ def task_gen() -> Any:
             "file_dep": [
                 f"{GENERATED}/ir/{name}.json",
                 fingerprint,
-                *(str(root / t) for t in component_templates(kind)),
+                *(str(root / t) for t in component_templates()),
             ],
             "targets": targets,
             "clean": [(clean_targets, [directory, targets])],
