@@ -6,7 +6,10 @@ everything wrong with the blueprints comes back as diagnostics, all of them in o
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,10 +63,29 @@ def _read(path: Path) -> bytes | OSError:
         return exc
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Compiling makes ~10^5 small objects and no garbage cycles worth collecting on the way;
+    the cyclic collector's passes over them cost about a third of `check` at 500 components.
+    The input is bounded (source.MAX_BYTES, MAX_NODES), so pausing it bounds nothing away."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def compile_sources(
     arch_raw: bytes | OSError, deploy_raw: bytes | OSError, *, strict: bool = False
 ) -> CompileResult:
     """Compile blueprint bytes (an OSError stands for a file that could not be read)."""
+    with _collector_paused():
+        return _compile_sources(arch_raw, deploy_raw, strict)
+
+
+def _compile_sources(arch_raw: bytes | OSError, deploy_raw: bytes | OSError, strict: bool) -> CompileResult:
     result = CompileResult()
     docs: dict[str, SourceDoc] = {}
     models: dict[str, Any] = {}

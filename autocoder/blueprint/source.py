@@ -26,6 +26,7 @@ MAX_NODES = 200_000
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 _INT_TAG = "tag:yaml.org,2002:int"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 Path_ = tuple[str | int, ...]
 
@@ -42,21 +43,24 @@ class Mark:
 
 @dataclass
 class SourceDoc:
-    """A loaded blueprint: its data plus positions for values and for mapping keys."""
+    """A loaded blueprint: its data plus the YAML nodes of values and of mapping keys.
+
+    Nodes, not Marks: most positions are never asked for (a clean blueprint reports nothing),
+    so a Mark is made only when a diagnostic needs one."""
 
     file: str
     data: Any
-    values: dict[Path_, Mark] = field(default_factory=dict)
-    keys: dict[Path_, Mark] = field(default_factory=dict)
+    values: dict[Path_, Node] = field(default_factory=dict)
+    keys: dict[Path_, Node] = field(default_factory=dict)
 
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The position of the deepest known node on `path` (the key's own when key=True)."""
         if key and path in self.keys:
-            return self.keys[path]
+            return _mark(self.keys[path])
         for end in range(len(path), -1, -1):
             prefix = path[:end]
             if prefix in self.values:
-                return self.values[prefix]
+                return _mark(self.values[prefix])
         return Mark(1, 1)
 
     def diag(self, path: Path_, code: str, message: str, *, key: bool = False, **kw: str) -> Diagnostic:
@@ -249,8 +253,8 @@ class _Builder:
 
     def __init__(self, name: str):
         self.name = name
-        self.values: dict[Path_, Mark] = {}
-        self.keys: dict[Path_, Mark] = {}
+        self.values: dict[Path_, Node] = {}
+        self.keys: dict[Path_, Node] = {}
         self.errors: list[Diagnostic] = []
         self.count = 0
         self._scalars = yaml.SafeLoader("")
@@ -280,7 +284,7 @@ class _Builder:
                 fix="flatten the structure",
             )
             return None
-        self.values[path] = _mark(node)
+        self.values[path] = node
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
@@ -290,6 +294,8 @@ class _Builder:
     def _scalar(self, node: ScalarNode, *, key: bool = False) -> Any:
         """The value of a scalar; numbers out of range are AC007 (for a key: any non-string,
         so that the key is refused as a key)."""
+        if node.tag == _STR_TAG:  # most scalars: the text is the value (what PyYAML returns)
+            return node.value
         try:
             if node.tag == _INT_TAG:
                 value: Any = yaml_int(node.value)  # PyYAML's costs time quadratic in the digits
@@ -365,7 +371,7 @@ class _Builder:
                 )
                 continue
             if key in result:
-                first = self.keys[(*path, key)]
+                first = _mark(self.keys[(*path, key)])
                 self.error(
                     key_node,
                     "AC002",
@@ -374,7 +380,7 @@ class _Builder:
                     fix="remove or merge one of the two entries",
                 )
                 continue
-            self.keys[(*path, key)] = _mark(key_node)
+            self.keys[(*path, key)] = key_node
             result[key] = self.build(value_node, (*path, key), depth + 1)
         return result
 
