@@ -1,0 +1,123 @@
+"""Autocoder's incremental builds against a bare doit DAG of the same shape (issue: fast edits).
+
+For each size (synthetic blueprints, autocoder/synthetic.py), in one temp project:
+1. a full build (`doit` with Autocoder's dodo.py, every tier), then
+2. Autocoder's task graph is exported (names, file_dep, targets, task_dep, as doit loaded it)
+   into a "bare" dodo whose actions do nothing: the same task count and the same file
+   dependencies, checked by the same doit, with its own dependency file;
+3. alternating, median of --repeats: Autocoder's no-op build, the bare DAG's no-op build, and
+   Autocoder's one-component edit (one transformer's expression is rewritten to an equal one,
+   so its examples still pass; the next round undoes it, so every round measures one edit).
+
+The figures that survive a noisy machine are the ratios within one run:
+- noop_vs_bare = Autocoder no-op / bare no-op (target <= 1.5);
+- edit_vs_noop = Autocoder one-edit / Autocoder no-op (target <= 4).
+
+Usage: python benchmarks/compare_bench.py [--sizes 100 500] [--repeats 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import main
+
+from autocoder.cli import DODO_TEXT
+from autocoder.synthetic import write_synthetic
+
+BARE_DODO = '''"""The bare DAG: Autocoder's tasks, file deps and targets, with actions that do nothing."""
+import json
+
+DOIT_CONFIG = {"backend": "sqlite3", "dep_file": ".bare.doit.db", "verbosity": 0}
+_GRAPH = json.load(open("bare_graph.json"))
+
+
+def _nothing():
+    return True
+
+
+def task_bare():
+    for task in _GRAPH:
+        yield {
+            "name": task["name"],
+            "actions": [_nothing],
+            "file_dep": task["file_dep"],
+            "targets": task["targets"],
+            "task_dep": [f"bare:{dep}" for dep in task["task_dep"]],
+        }
+'''
+
+EXPORT = """
+import json, sys
+from doit.loader import load_tasks
+import dodo
+tasks = load_tasks(vars(dodo), allow_delayed=False)
+names = {t.name for t in tasks}
+graph = [
+    {"name": t.name.replace(":", "."), "file_dep": sorted(t.file_dep), "targets": list(t.targets),
+     "task_dep": [d.replace(":", ".") for d in t.task_dep if d in names]}
+    for t in tasks if t.actions
+]
+json.dump(graph, open("bare_graph.json", "w"))
+print(len(graph))
+"""
+
+
+def doit(project: Path, *args: str) -> tuple[float, int]:
+    """Wall seconds of `python -m doit ARGS` in `project`, and how many tasks it executed."""
+    start = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "doit", *args], cwd=project, capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if run.returncode != 0:
+        raise SystemExit(f"doit {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+    return elapsed, sum(1 for line in run.stdout.splitlines() if line.startswith(".  "))
+
+
+def measure(n: int, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        write_synthetic(project, n)
+        (project / "dodo.py").write_text(DODO_TEXT)
+        full_s, full_tasks = doit(project, "-n", str(os.cpu_count() or 1))
+        exported = subprocess.run(
+            [sys.executable, "-c", EXPORT], cwd=project, capture_output=True, text=True, check=True
+        )
+        (project / "bare_dodo.py").write_text(BARE_DODO)
+        doit(project, "-f", "bare_dodo.py")  # the bare DAG's first run records its state
+        arch = project / "architecture.yaml"
+        original = arch.read_text()
+        noop, bare, edit, edit_tasks = [], [], [], 0
+        for r in range(repeats):
+            noop.append(doit(project)[0])
+            bare.append(doit(project, "-f", "bare_dodo.py")[0])
+            changed = original if r % 2 else original.replace("value * 1 + 0.5", "0.5 + value * 1")
+            arch.write_text(changed)
+            seconds, edit_tasks = doit(project)
+            edit.append(seconds)
+            doit(project, "-f", "bare_dodo.py")  # the bare DAG takes the edited files in, unmeasured
+        noop_s, bare_s, edit_s = (statistics.median(x) for x in (noop, bare, edit))
+        return {
+            "tasks": int(exported.stdout.strip()),
+            "full_build_s": round(full_s, 3),
+            "full_build_tasks_executed": full_tasks,
+            "noop_s_median": round(noop_s, 3),
+            "bare_noop_s_median": round(bare_s, 3),
+            "one_edit_s_median": round(edit_s, 3),
+            "one_edit_tasks_executed": edit_tasks,
+            "noop_vs_bare": round(noop_s / bare_s, 2),
+            "edit_vs_noop": round(edit_s / noop_s, 2),
+        }
+
+
+if __name__ == "__main__":
+    main(__doc__, measure, sizes=[100, 500], repeats=5, out="compare.json")
+    print(json.dumps({"note": "ratios are the figures to compare; seconds depend on the machine's load"}))
