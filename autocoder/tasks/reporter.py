@@ -6,7 +6,9 @@ failed one too (where the `report` task did not run).
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 from doit.reporter import ConsoleReporter
@@ -15,6 +17,38 @@ from autocoder.layout import GENERATED
 
 # how the `check` task's failure message starts (tasks._fail_or_none)
 BLUEPRINT_ERRORS = "the blueprints do not compile"
+
+# Test hook: a build started with AUTOCODER_PAUSE_AT=<task name, or N for the Nth task to run>
+# writes that task's name into the file named by AUTOCODER_PAUSE_READY when the task is about
+# to run and then waits (at most PAUSE_S), so a test can kill the build at a known point instead
+# of racing it. (doit's order among independent tasks varies from run to run, hence N.)
+PAUSE_AT, PAUSE_READY, PAUSE_S = "AUTOCODER_PAUSE_AT", "AUTOCODER_PAUSE_READY", 120.0
+# progress ("[done/total]") on the task lines: on a terminal, or when this is set to 1
+PROGRESS = "AUTOCODER_PROGRESS"
+
+
+def _pause_if_asked(task_name: str, started: int) -> None:
+    if os.environ.get(PAUSE_AT) not in (task_name, str(started)):
+        return
+    ready = os.environ.get(PAUSE_READY)
+    if ready:
+        Path(ready).write_text(task_name)
+    time.sleep(PAUSE_S)
+
+
+def _runnable(tasks, selected) -> set[str]:  # noqa: ANN001 - doit's task dict and names
+    """Names of the tasks this run will visit (the selected ones and what they depend on) that
+    have actions: the total of the progress count."""
+    seen: set[str] = set()
+    todo = [name for name in selected if name in tasks]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        task = tasks[name]
+        todo.extend(n for n in (*task.task_dep, *task.setup_tasks) if n in tasks)
+    return {n for n in seen if tasks[n].actions and not n.startswith("_")}
 
 
 class AutocoderReporter(ConsoleReporter):
@@ -33,6 +67,33 @@ class AutocoderReporter(ConsoleReporter):
         AutocoderReporter.failures_only = True
         AutocoderReporter.blueprint_failed = False
         self._shown: list[object] = []
+        self._total: set[str] = set()
+        self._done: set[str] = set()
+        self._started = 0
+        stream = getattr(outstream, "isatty", None)
+        self._progress = os.environ.get(PROGRESS) == "1" or bool(stream and stream())
+
+    def initialize(self, tasks, selected_tasks):  # noqa: ANN001
+        super().initialize(tasks, selected_tasks)
+        self._total = _runnable(tasks, selected_tasks)
+
+    def _count(self, task) -> str:  # noqa: ANN001
+        """`[done/total] ` before a task's name when progress is shown (a task that runs counts
+        as done when it starts: the line says which one is running)."""
+        if not self._progress or task.name not in self._total:
+            return ""
+        self._done.add(task.name)
+        return f"[{len(self._done)}/{len(self._total)}] "
+
+    def execute_task(self, task):  # noqa: ANN001
+        if task.actions and task.name[0] != "_":
+            self.write(f".  {self._count(task)}{task.title()}\n")
+            self._started += 1
+            _pause_if_asked(task.name, self._started)
+
+    def skip_uptodate(self, task):  # noqa: ANN001
+        if task.name[0] != "_":
+            self.write(f"-- {self._count(task)}{task.title()}\n")
 
     def add_failure(self, task, fail):  # noqa: ANN001
         from doit.exceptions import TaskFailed, UnmetDependency

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from autocoder_runtime.testing import served
-from rtkit import AUTH, KEY, demo, no_errors_logged, package, query, running, wait_until
+from rtkit import AUTH, KEY, demo, held, no_errors_logged, package, query, running, wait_until
 
 JSON = {**AUTH, "content-type": "application/json"}
 
@@ -239,12 +239,13 @@ def test_rate_limit_is_429_with_retry_after(data):
 def test_a_full_inbox_is_503_with_retry_after_and_recovers(data, monkeypatch):
     monkeypatch.setenv("INBOX_LIMIT", "2")
     with running(demo()) as client:
-        assert post(client, {"id": "s1", "act": "sleep:0.4"}).status_code == 202
-        assert post(client, {"id": "s2", "act": "sleep:0.4"}).status_code == 202
-        full = post(client, {"id": "s3"})
-        assert full.status_code == 503
-        assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
-        assert query(data, "demo", "SELECT COUNT(*) FROM inbox WHERE payload LIKE '%s3%'") == [(0,)]
+        with held():  # s1 and s2 stay in the inbox until the gate opens
+            assert post(client, {"id": "s1", "act": "hold"}).status_code == 202
+            assert post(client, {"id": "s2", "act": "hold"}).status_code == 202
+            full = post(client, {"id": "s3"})
+            assert full.status_code == 503
+            assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
+            assert query(data, "demo", "SELECT COUNT(*) FROM inbox WHERE payload LIKE '%s3%'") == [(0,)]
         wait_until(lambda: post(client, {"id": "s3"}).status_code == 202, what="inbox drains")
         wait_until(lambda: client.get("/items/s3", headers=AUTH).status_code == 200)
 
