@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -314,3 +317,34 @@ def test_a_given_trace_id_is_kept_and_a_bad_one_replaced(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"ready": True}
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc and prctl")
+def test_a_served_system_dies_with_the_process_that_started_it(tmp_path):
+    """doit SIGKILLed during test:integration: the server `served` started must not live on."""
+    src = package(tmp_path / "src", "demo")
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from autocoder_runtime.testing import served\n"
+            f"with served('demo', Path({str(src)!r}), Path({str(tmp_path / 'data')!r}), {KEY!r}) as c:\n"
+            "    print(c.base_url, flush=True)\n"
+            "    time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server = None
+    try:
+        port = int(parent.stdout.readline().strip().rstrip("/").rsplit(":", 1)[1])
+        server = _server_pid(port)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        wait_until(lambda: not Path(f"/proc/{server}").exists(), what="the server ended", timeout=20)
+    finally:
+        parent.kill()
+        if server is not None and Path(f"/proc/{server}").exists():
+            os.kill(server, signal.SIGKILL)
