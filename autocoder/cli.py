@@ -7,15 +7,19 @@ failed (doit's code). A user mistake never ends in a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from autocoder import __version__
 from autocoder.layout import ARCHITECTURE, DEPLOYMENT
+from autocoder.userpaths import SHOWN_ENV, as_given
 
 # Commands import what they need when they run: `autocoder build` on an up-to-date project
 # must not pay for loading the compiler.
@@ -23,6 +27,7 @@ from autocoder.layout import ARCHITECTURE, DEPLOYMENT
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BLUEPRINT = 2
+EXIT_ERROR = 3  # doit's code for an error outside the tasks (here: a project it cannot write)
 
 DODO_TEXT = '''"""Autocoder build of this directory: run `doit` (also `doit list`, `doit info TASK`)."""
 
@@ -214,7 +219,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"ok": ok, "diagnostics": [d.to_json() for d in result.diagnostics]}, indent=2))
     else:
-        print(format_report(result.diagnostics), file=sys.stdout if ok else sys.stderr)
+        report = format_report(result.diagnostics, as_given(args.dir))
+        print(report, file=sys.stdout if ok else sys.stderr)
     return EXIT_OK if ok else EXIT_BLUEPRINT
 
 
@@ -227,7 +233,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
         return EXIT_BLUEPRINT
     result = compile_directory(args.dir, strict=args.strict)
     if result.diagnostics:
-        print(format_report(result.diagnostics), file=sys.stderr)
+        print(format_report(result.diagnostics, as_given(args.dir)), file=sys.stderr)
     if not result.ok(args.strict) or result.ir is None:
         return EXIT_BLUEPRINT
     written = write_ir(args.dir / "generated", result.ir, result.slices)
@@ -306,10 +312,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         result = compile_directory(directory, strict=args.strict)
         if not result.ok(args.strict):
-            print(format_report(result.diagnostics), file=sys.stderr)
+            print(format_report(result.diagnostics, as_given(directory)), file=sys.stderr)
             return EXIT_BLUEPRINT
     if args.strict:
         os.environ[STRICT_ENV] = "1"
+    os.environ[SHOWN_ENV] = as_given(directory)  # the tasks run inside it: see userpaths
     from autocoder.tasks.reporter import AutocoderReporter
 
     os.chdir(directory)
@@ -331,12 +338,57 @@ def cmd_build(args: argparse.Namespace) -> int:
         # doit's own messages ("Type ... help") name the command that reaches it
         BIN_NAME = f"autocoder build {shlex.quote(str(directory))}"
 
-    code = int(Main(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
+    if runs_tasks and output_problem(Path(".")) is None:
+        from autocoder.tasks.lock import cannot_write, preflight
+
+        try:  # one build at a time; a read-only project says so in one line (not sqlite's traceback)
+            preflight(Path("."))
+        except OSError as exc:
+            print(f"autocoder: {cannot_write(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+    with _storage_errors_in_one_line():
+        code = int(Main(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
     if AutocoderReporter.blueprint_failed:
         return EXIT_BLUEPRINT  # `check` failed: the blueprints have errors, as `autocoder check` says
     if code == 2 and AutocoderReporter.failures_only:
         return EXIT_FAILED  # tasks skipped after a failed tier: still "a tier failed"
     return code
+
+
+class _OneLineStorageErrors:
+    """sys.stderr during a build: doit prints any error outside a task as a traceback; one
+    that says the disk is full or read-only (doit's database saved at the end of the run, a
+    report written by a task) becomes one line naming the path. Everything else passes as is."""
+
+    MARKERS = ("sqlite3.OperationalError: ", "OSError: ", "PermissionError: ")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("Traceback (most recent call last):"):
+            last = text.rstrip().splitlines()[-1]
+            for marker in self.MARKERS:
+                if last.startswith(marker):
+                    reason = last.removeprefix(marker)
+                    where = ".doit.db" if marker.startswith("sqlite3") else ""
+                    from autocoder.tasks.lock import cannot_write
+
+                    text = f"autocoder: {cannot_write(OSError(reason), where)}\n"
+        return int(self.stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _storage_errors_in_one_line() -> Iterator[None]:
+    original = sys.stderr
+    sys.stderr = _OneLineStorageErrors(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = original
 
 
 _DOIT_COMMANDS = frozenset(
@@ -481,7 +533,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         return EXIT_BLUEPRINT
     result = compile_directory(args.dir)
     if result.ir is None:
-        print(format_report(result.diagnostics), file=sys.stderr)
+        print(format_report(result.diagnostics, as_given(args.dir)), file=sys.stderr)
         return EXIT_BLUEPRINT
     print(mermaid(result.ir) if args.format == "mermaid" else dot(result.ir), end="")
     return EXIT_OK

@@ -50,9 +50,13 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == ERROR
 
-    def format(self) -> str:
-        """`file:line:col: severity CODE: what is wrong; expected ...; fix: ...`"""
-        text = f"{self.file}:{self.line}:{self.col}: {self.severity} {self.code}: {self.message}"
+    def format(self, project: str | None = None) -> str:
+        """`file:line:col: severity CODE: what is wrong; expected ...; fix: ...`, the file as
+        the user opens it (userpaths.shown: under `project`, or the folder the CLI recorded)."""
+        from autocoder.userpaths import shown
+
+        where = shown(self.file, project) if self.file else self.file
+        text = f"{where}:{self.line}:{self.col}: {self.severity} {self.code}: {self.message}"
         if self.expected:
             text += f"; expected {self.expected}"
         if self.fix:
@@ -83,10 +87,10 @@ class BlueprintError(Exception):
         return format_report(self.diagnostics)
 
 
-def format_report(diagnostics: Iterable[Diagnostic]) -> str:
-    """All diagnostics, one a line, then a count line."""
+def format_report(diagnostics: Iterable[Diagnostic], project: str | None = None) -> str:
+    """All diagnostics, one a line, then a count line; files named as in Diagnostic.format."""
     diagnostics = sorted(diagnostics)
-    lines = [d.format() for d in diagnostics]
+    lines = [d.format(project) for d in diagnostics]
     errors = sum(1 for d in diagnostics if d.is_error)
     warnings = len(diagnostics) - errors
     lines.append(f"{errors} error(s), {warnings} warning(s)")

@@ -3,4 +3,5 @@
 ARCHITECTURE = "architecture.yaml"
 DEPLOYMENT = "deployment.yaml"
 GENERATED = "generated"
+SOURCES = f"{GENERATED}/src"  # the generated system; findings name their files from the project root
 CHECK_REPORT = "reports/check.json"

@@ -148,28 +148,35 @@ def test_a_write_failure_is_reported_and_loses_nothing(tmp_path, monkeypatch):
 
 
 def test_killed_build_recovers_to_the_same_bytes(tmp_path):
+    """The build pauses (AUTOCODER_PAUSE_AT) before its 22nd task (check, ir, then 20 of the 41
+    gen tasks: the 20th is running) and is SIGKILLed there: no race with a build that finishes
+    first."""
     reference = tmp_path / "reference"
     write_synthetic(reference, 40)
     assert build(reference).returncode == 0
     project = tmp_path / "killed"
     write_synthetic(project, 40)
+    ready = tmp_path / "paused"
     process = subprocess.Popen(
         [sys.executable, "-m", "autocoder.cli", "build", str(project), "gen"],
         cwd=project,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "AUTOCODER_PAUSE_AT": "22", "AUTOCODER_PAUSE_READY": str(ready)},
     )
-    components = project / "generated" / "src" / "synthetic" / "components"
     deadline = time.monotonic() + 60
-    while not (components.exists() and len(list(components.glob("*.py"))) >= 3):
-        assert time.monotonic() < deadline and process.poll() is None, "generation did not start"
+    while not ready.exists():
+        assert time.monotonic() < deadline and process.poll() is None, "the build never reached its 22nd task"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    count = len(list(components.glob("*.py")))
-    assert count < 41, "the build finished before it was killed; kill earlier"
+    components = project / "generated" / "src" / "synthetic" / "components"
+    paused = ready.read_text()
+    assert paused.startswith("gen:") and len(list(components.glob("*.py"))) in (19, 20)
+    assert not (components / f"{paused[4:]}.py").exists()
     result = build(project)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert paused in executed(result)
     assert tree(project / "generated") == tree(reference / "generated")
     assert not list(project.rglob("*.tmp"))
 

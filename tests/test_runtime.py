@@ -31,11 +31,16 @@ KEY = {"X-API-Key": "runtime-test-key"}
 
 
 class Hook:
-    """What the webhook server does: answer `status` after `delay` seconds; record requests."""
+    """What the webhook server does: answer `status` after `delay` seconds, and only once `gate`
+    is open (a test closes it to hold deliveries for as long as it needs); record requests."""
 
     status = 200
     delay = 0.0
     requests: list[dict] = []
+    gate = threading.Event()
+
+
+Hook.gate.set()
 
 
 class HookHandler(BaseHTTPRequestHandler):
@@ -43,6 +48,7 @@ class HookHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         Hook.requests.append(json.loads(body))
         time.sleep(Hook.delay)
+        Hook.gate.wait(10.0)  # bounded: a test that forgets to open it still ends
         self.send_response(Hook.status)
         self.send_header("content-length", "0")
         self.end_headers()
@@ -90,6 +96,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     for name in ("QUEUE_SIZE", "INBOX_LIMIT", "DATABASE_URL", "LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     Hook.status, Hook.delay, Hook.requests = 200, 0.0, []
+    Hook.gate.set()
     return tmp_path / "data"
 
 
@@ -240,19 +247,22 @@ def test_a_full_inbox_answers_503_with_retry_after(system, data_dir, monkeypatch
     from starlette.testclient import TestClient
 
     monkeypatch.setenv("INBOX_LIMIT", "3")
-    Hook.delay = 0.3
     with TestClient(system.create_app()) as client:
         ticked = 'rtcheck_messages_emitted_total{component="ticker"} 5.0'
         wait_until(lambda: ticked in client.get("/metrics").text)  # the source's ticks count too
         wait_until(lambda: rows(data_dir, "SELECT COUNT(*) FROM inbox") == [(0,)])
-        codes = [
-            client.post("/slow", json={"job_id": f"q{i}", "divisor": 1}, headers=KEY).status_code
-            for i in range(3)
-        ]
-        assert codes == [202, 202, 202]
-        full = client.post("/slow", json={"job_id": "q3", "divisor": 1}, headers=KEY)
-        assert full.status_code == 503
-        assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
+        Hook.gate.clear()  # the webhook holds its answer: the three stay in the inbox
+        try:
+            codes = [
+                client.post("/slow", json={"job_id": f"q{i}", "divisor": 1}, headers=KEY).status_code
+                for i in range(3)
+            ]
+            assert codes == [202, 202, 202]
+            full = client.post("/slow", json={"job_id": "q3", "divisor": 1}, headers=KEY)
+            assert full.status_code == 503
+            assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
+        finally:
+            Hook.gate.set()
         wait_until(lambda: len(Hook.requests) == 3)
 
 

@@ -88,9 +88,22 @@ def module(project: Path) -> Path:
 
 
 def test_ruff_violation_fails_lint(project):
+    """Findings name the file from where the user ran the build (`autocoder build orders`, one
+    folder up: orders/generated/src/...); the reports name it from the project root."""
     original = module(project).read_text()
     module(project).write_text(original + "\nimport os\n")
-    fails_at(build(project), "lint:pricer", "ruff", "F401", "orders/components/pricer.py:")
+    from_parent = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", project.name],
+        cwd=project.parent,
+        capture_output=True,
+        text=True,
+    )
+    fails_at(
+        from_parent, "lint:pricer", "ruff", "F401", "  orders/generated/src/orders/components/pricer.py:"
+    )
+    lint = json.loads((project / "generated" / "reports" / "lint" / "pricer.json").read_text())
+    (unused,) = [f for f in lint["findings"] if f["rule"] == "F401"]
+    assert unused["path"] == "generated/src/orders/components/pricer.py"
     module(project).write_text(original)
     assert "lint:pricer" in recovers(project)
 
@@ -120,7 +133,12 @@ def test_forbidden_import_fails_lint(project):
 def test_wrong_example_output_fails_test(project):
     arch = project / "architecture.yaml"
     original = edit(arch, "out: {total: 10}", "out: {total: 11}")
-    fails_at(build(project), "test:pricer", "test_example", "1 of 2 test(s) failed")
+    fails_at(
+        build(project),
+        "test:pricer",
+        "generated/src/tests/test_pricer.py::test_example",
+        "1 of 2 test(s) failed",
+    )
     arch.write_text(original)
     ran = recovers(project)
     assert "test:pricer" in ran
@@ -184,7 +202,7 @@ def test_suppression_with_a_reason_waives_a_finding_and_shows_in_the_summary(pro
 def test_policy_violation_fails_the_policy_task(project):
     deploy = project / "deployment.yaml"
     original = edit(deploy, "resources: {default: {cpu: 250m, memory: 256Mi}}\n", "")
-    fails_at(build(project), "policy", "AP100", "no resource limits")
+    fails_at(build(project), "policy", "generated/ir.v1.json#components/pricer:1:1: policy AP100")
     deploy.write_text(original)
     assert build(project).returncode == 0
 
@@ -253,3 +271,21 @@ def test_ast_policy_accepts_safe_code():
     safe = "import yaml\nyaml.load('a', Loader=yaml.SafeLoader)\n"
     safe += "def q(db, t):\n    db.execute('SELECT ?', (t,))\n"
     assert check_source(safe, "x.py", {"forbidden_imports": ["subprocess"]}, system_code=True) == []
+
+
+def test_the_summary_shows_only_tiers_this_build_visited(project):
+    """After an edit, `doit gen` validates nothing: no table (the last one's `pass` would be
+    stale); a build of one tier shows that tier's column for the components it visited."""
+    arch = project / "architecture.yaml"
+    original = edit(arch, '"quantity * unit_price"', '"quantity * unit_price + 0"')
+    generated = build(project, "gen")
+    assert generated.returncode == 0 and "gen:pricer" in executed(generated)
+    assert "component" not in generated.stdout and "pass (" not in generated.stdout, generated.stdout
+    linted = build(project, "lint:pricer")
+    assert linted.returncode == 0, linted.stdout[-3000:]
+    table = linted.stdout[linted.stdout.index("\ncomponent") + 1 :].splitlines()
+    assert table[0].split() == ["component", "lint"] and table[2].split()[:2] == ["pricer", "pass"]
+    assert len(table) == 3, table  # no other component, no policy or types line
+    arch.write_text(original)
+    full = build(project)
+    assert full.returncode == 0 and "policy: pass" in full.stdout and "order_store" in full.stdout

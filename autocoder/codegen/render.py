@@ -16,6 +16,7 @@ import jinja2
 
 from autocoder.codegen.literals import pascal, pyliteral
 from autocoder.templates_dir import templates_root
+from autocoder.tools import ruff_binary
 
 
 class GenerationError(Exception):
@@ -43,13 +44,6 @@ def render(template: str, **context: Any) -> str:
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else template
         raise GenerationError(f"template {where}: {exc}") from None
-
-
-@functools.cache
-def ruff_binary() -> str:
-    from ruff.__main__ import find_ruff_bin
-
-    return str(find_ruff_bin())
 
 
 LINE_LENGTH = 110  # also written into the generated pyproject.toml's [tool.ruff]

@@ -1,12 +1,15 @@
 """doit's console reporter plus the validation summary table at the end of every build.
 
-The table is read from the per-tier result files, so it shows after a no-op build and after a
-failed one too (where the `report` task did not run).
+The table is read from the per-tier result files of the tasks the run visited, so it shows after
+a no-op build and after a failed one too (where the `report` task did not run), and never shows
+the verdict of a tier this run did not visit.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 from doit.reporter import ConsoleReporter
@@ -15,6 +18,56 @@ from autocoder.layout import GENERATED
 
 # how the `check` task's failure message starts (tasks._fail_or_none)
 BLUEPRINT_ERRORS = "the blueprints do not compile"
+CANNOT_WRITE = "cannot write "  # how tasks.lock.cannot_write's line starts
+
+# Test hook: a build started with AUTOCODER_PAUSE_AT=<task name, or N for the Nth task to run>
+# writes that task's name into the file named by AUTOCODER_PAUSE_READY when the task is about
+# to run and then waits (at most PAUSE_S), so a test can kill the build at a known point instead
+# of racing it. (doit's order among independent tasks varies from run to run, hence N.)
+PAUSE_AT, PAUSE_READY, PAUSE_S = "AUTOCODER_PAUSE_AT", "AUTOCODER_PAUSE_READY", 120.0
+# progress ("[done/total]") on the task lines: on a terminal, or when this is set to 1
+PROGRESS = "AUTOCODER_PROGRESS"
+
+
+def _pause_if_asked(task_name: str, started: int) -> None:
+    if os.environ.get(PAUSE_AT) not in (task_name, str(started)):
+        return
+    ready = os.environ.get(PAUSE_READY)
+    if ready:
+        Path(ready).write_text(task_name)
+    time.sleep(PAUSE_S)
+
+
+def _runnable(tasks, selected) -> set[str]:  # noqa: ANN001 - doit's task dict and names
+    """Names of the tasks this run will visit (the selected ones and what they depend on) that
+    have actions: the total of the progress count."""
+    seen: set[str] = set()
+    todo = [name for name in selected if name in tasks]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        task = tasks[name]
+        todo.extend(n for n in (*task.task_dep, *task.setup_tasks) if n in tasks)
+    return {n for n in seen if tasks[n].actions and not n.startswith("_")}
+
+
+def _lock_project() -> None:
+    """One build at a time in this project (tasks.lock); a project that cannot hold the lock
+    (read-only) stops the run with one line instead of a traceback."""
+    from doit.exceptions import InvalidTask
+
+    from autocoder.tasks.compile_tasks import output_problem
+    from autocoder.tasks.lock import acquire, cannot_write
+
+    here = Path.cwd()
+    if output_problem(here) is not None:
+        return  # generated/ leads out of the project: write nothing there; `check` says why
+    try:
+        acquire(here)
+    except OSError as exc:
+        raise InvalidTask(cannot_write(exc)) from None
 
 
 class AutocoderReporter(ConsoleReporter):
@@ -33,6 +86,41 @@ class AutocoderReporter(ConsoleReporter):
         AutocoderReporter.failures_only = True
         AutocoderReporter.blueprint_failed = False
         self._shown: list[object] = []
+        self._total: set[str] = set()
+        self._visited: set[str] = set()  # tasks that ran or were up to date, in this run
+        self._started = 0
+        stream = getattr(outstream, "isatty", None)
+        self._progress = os.environ.get(PROGRESS) == "1" or bool(stream and stream())
+
+    def initialize(self, tasks, selected_tasks):  # noqa: ANN001
+        super().initialize(tasks, selected_tasks)
+        self._total = _runnable(tasks, selected_tasks)
+        _lock_project()
+
+    def _count(self, task) -> str:  # noqa: ANN001
+        """`[done/total] ` before a task's name when progress is shown (a task that runs counts
+        as done when it starts: the line says which one is running)."""
+        self._visited.add(task.name)
+        if not self._progress or task.name not in self._total:
+            return ""
+        return f"[{len(self._visited & self._total)}/{len(self._total)}] "
+
+    def execute_task(self, task):  # noqa: ANN001
+        if task.actions and task.name[0] != "_":
+            self.write(f".  {self._count(task)}{task.title()}\n")
+            self._started += 1
+            _pause_if_asked(task.name, self._started)
+
+    def skip_uptodate(self, task):  # noqa: ANN001
+        if task.name[0] != "_":
+            self.write(f"-- {self._count(task)}{task.title()}\n")
+
+    def runtime_error(self, msg):  # noqa: ANN001
+        if msg.startswith(CANNOT_WRITE):  # the project cannot be written: one line, no banner
+            sys.stderr.write(f"autocoder: {msg}\n")
+            AutocoderReporter.failures_only = False
+            return
+        super().runtime_error(msg)
 
     def add_failure(self, task, fail):  # noqa: ANN001
         from doit.exceptions import TaskFailed, UnmetDependency
@@ -55,25 +143,28 @@ class AutocoderReporter(ConsoleReporter):
         self.failures = [f for f in failures if f["task"] not in self._shown]
         super().complete_run()
         self.failures = failures
+        table = self._table()
+        if table:
+            self.outstream.write("\n" + table + "\n")
+
+    def _table(self) -> str:
+        """The validation results of the tasks this run visited (ran, or found up to date):
+        result files of tiers it did not visit may describe code generated since, so a
+        `doit gen` after an edit shows no table rather than an old verdict as current."""
         import json
 
         from autocoder.validate.report import read_results, summary_table
 
         reports = Path.cwd() / GENERATED / "reports"
-        summary = reports / "summary.json"
-        if not self.failures and summary.exists():
-            # a green run: the report task's summary is current (one file, not one per task)
-            data = json.loads(summary.read_text())
-            results, policy, types = data["components"], data["policy"], data.get("typecheck")
-        elif reports.is_dir():
-            results = read_results(reports)
-            results.pop("integration", None)
-            policy_file = reports / "policy.json"
-            policy = json.loads(policy_file.read_text()) if policy_file.exists() else None
-            types_file = reports / "typecheck.json"
-            types = json.loads(types_file.read_text()) if types_file.exists() else None
-        else:
-            return
-        table = summary_table(results, policy, types)
-        if table:
-            self.outstream.write("\n" + table + "\n")
+        if not reports.is_dir():
+            return ""
+        results = {}
+        for name, tiers in read_results(reports).items():
+            current = {tier: r for tier, r in tiers.items() if f"{tier}:{name}" in self._visited}
+            if current and name != "integration":
+                results[name] = current
+        system = {}
+        for task, file in (("policy", "policy.json"), ("typecheck", "typecheck.json")):
+            path = reports / file
+            system[task] = json.loads(path.read_text()) if task in self._visited and path.exists() else None
+        return summary_table(results, system["policy"], system["typecheck"])

@@ -58,9 +58,10 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _failure(task: str, what: str, lines: list[str]) -> TaskFailed:
-    shown = lines[:SHOWN]
-    more = f"\n  ... and {len(lines) - SHOWN} more (see {REPORTS}/)" if len(lines) > SHOWN else ""
-    return TaskFailed(f"{task} failed: {what}\n  " + "\n  ".join(shown) + more)
+    from autocoder.userpaths import shown
+
+    more = f"\n  ... and {len(lines) - SHOWN} more (see {shown(REPORTS)}/)" if len(lines) > SHOWN else ""
+    return TaskFailed(f"{task} failed: {what}\n  " + "\n  ".join(lines[:SHOWN]) + more)
 
 
 # --------------------------------------------------------------------------- actions
@@ -107,7 +108,7 @@ def run_test(directory: Path, name: str, test_file: str) -> TaskFailed | None:
         {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
     )
     if not result.ok:
-        lines = [f"{f['test']}: {f['message']}" for f in result.failed]
+        lines = [f"{_test_id(test_file, f['test'])}: {f['message']}" for f in result.failed]
         if not lines:
             lines = (result.output.strip().splitlines() or ["pytest collected no test"])[-SHOWN:]
         return _failure(
@@ -116,6 +117,17 @@ def run_test(directory: Path, name: str, test_file: str) -> TaskFailed | None:
             lines,
         )
     return None
+
+
+def _test_id(test_file: str, junit_name: str) -> str:
+    """JUnit's `tests.test_x.Class::name` as pytest's node id from the project root
+    (`generated/src/tests/test_x.py::Class::name`), which an editor opens and pytest reruns."""
+    from autocoder.userpaths import shown
+
+    classname, _, name = junit_name.rpartition("::")
+    module = test_file.removesuffix(".py").replace("/", ".")
+    inner = classname.removeprefix(module).lstrip(".")
+    return "::".join([shown(f"{SRC}/{test_file}"), *([inner] if inner else []), name])
 
 
 def run_bench(directory: Path, name: str) -> TaskFailed | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoder.analysis.deployment import cpu_millis, memory_bytes
+from autocoder.layout import GENERATED, SOURCES
 from autocoder.validate.ast_policy import check_source
 from autocoder.validate.findings import Finding
 
@@ -18,7 +19,7 @@ def verify(ir: dict[str, Any], src: Path, code_files: list[str]) -> list[Finding
     limit = ir["policy"]["resources"]
     require_auth = ir["policy"]["security"]["require_auth_on_ingress"]
     for comp in ir["components"]:
-        where = f"ir.v1.json#components/{comp['name']}"
+        where = f"{GENERATED}/ir.v1.json#components/{comp['name']}"
         resources = comp["deployment"]["resources"]
         if limit is not None and resources is None:
             findings.append(
@@ -55,7 +56,7 @@ def verify(ir: dict[str, Any], src: Path, code_files: list[str]) -> list[Finding
     for path in code_files:
         for f in check_source((src / path).read_text(), path, security, system_code=True):
             if f.rule == "AP010":
-                findings.append(Finding(f.path, f.line, f.col, "policy", "AP104", f.message))
+                findings.append(Finding(f"{SOURCES}/{f.path}", f.line, f.col, "policy", "AP104", f.message))
     return sorted(findings)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -20,10 +20,18 @@ class Finding:
     suppressed_by: str = field(default="", compare=False)
 
     def format(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.tool} {self.rule}: {self.message}"
+        """`path:line:col: tool rule: message`, the path as the user opens it (userpaths.shown)."""
+        from autocoder.userpaths import shown
+
+        return f"{shown(self.path)}:{self.line}:{self.col}: {self.tool} {self.rule}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def under(folder: str, findings: list[Finding]) -> list[Finding]:
+    """The findings with their paths (relative to `folder`) made relative to the project root."""
+    return [replace(f, path=f"{folder}/{f.path}") for f in findings]
 
 
 def apply_suppressions(findings: list[Finding], suppressions: list[dict[str, str]]) -> list[Finding]:

@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from autocoder.codegen.render import ruff_binary
+from autocoder.layout import SOURCES
+from autocoder.tools import ruff_binary
 from autocoder.validate.ast_policy import check_source
-from autocoder.validate.findings import Finding
+from autocoder.validate.findings import Finding, under
 
 BANDIT_FAILING = ("MEDIUM", "HIGH")  # lower bandit findings are reported, not failing
 
@@ -99,7 +100,13 @@ def policy_findings(src: Path, module: str, test: str, security: dict[str, Any])
 
 
 def lint_files(src: Path, module: str, test: str, security: dict[str, Any]) -> list[Finding]:
+    """Every finding on a component's files, named from the project root (`generated/src/...`)."""
     files = [module, test]
     return sorted(
-        ruff_findings(src, files) + bandit_findings(src, files) + policy_findings(src, module, test, security)
+        under(
+            SOURCES,
+            ruff_findings(src, files)
+            + bandit_findings(src, files)
+            + policy_findings(src, module, test, security),
+        )
     )

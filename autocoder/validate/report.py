@@ -42,10 +42,11 @@ def summary_table(
     typecheck: dict[str, Any] | None = None,
 ) -> str:
     """component x tier -> pass/fail with findings, test counts and p95 vs budget."""
-    if not results and policy is None:
+    if not results and policy is None and typecheck is None:
         return ""
-    rows = [["component", *TIERS]] + [
-        [name, *(cell(t, results[name].get(t)) for t in TIERS)] for name in sorted(results)
+    tiers = [t for t in TIERS if any(t in r for r in results.values())]  # the tiers that have results
+    rows = [["component", *tiers]] + [
+        [name, *(cell(t, results[name].get(t)) for t in tiers)] for name in sorted(results)
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in rows]

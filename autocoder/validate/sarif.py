@@ -26,7 +26,6 @@ def sarif_log(findings: list[Finding]) -> dict[str, Any]:
                 "tool": {
                     "driver": {"name": tool, "informationUri": uri, "rules": [{"id": r} for r in rules]}
                 },
-                "originalUriBaseIds": {"SRCROOT": {"uri": "generated/src/"}},
                 "results": [_result(f) for f in mine],
             }
         )
@@ -41,7 +40,7 @@ def _result(finding: Finding) -> dict[str, Any]:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": {"uri": finding.path, "uriBaseId": "SRCROOT"},
+                    "artifactLocation": {"uri": finding.path},  # from the project root
                     "region": {"startLine": finding.line, "startColumn": finding.col},
                 }
             }

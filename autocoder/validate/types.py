@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from autocoder.layout import SOURCES
 from autocoder.validate.findings import Finding
 
 _LINE = re.compile(
@@ -44,7 +45,7 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
         relative = path.relative_to(src) if path.is_absolute() and path.is_relative_to(src) else path
         findings.append(
             Finding(
-                f"generated/src/{relative}",
+                f"{SOURCES}/{relative.as_posix()}",
                 int(match["line"]),
                 int(match["col"] or 1),
                 "mypy",
@@ -53,5 +54,5 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
             )
         )
     if status not in (0, 1) and not findings:
-        findings.append(Finding("generated/src", 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000]))
+        findings.append(Finding(SOURCES, 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000]))
     return findings

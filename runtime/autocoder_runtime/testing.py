@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -170,6 +170,28 @@ def free_port() -> int:
         return port
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def dies_with_parent() -> Callable[[], None] | None:
+    """A Popen preexec_fn: the child gets SIGKILL when the thread that started it dies
+    (Linux prctl PR_SET_PDEATHSIG), so a test run killed outright (doit SIGKILLed during
+    test:integration) leaves no server behind. None where prctl does not exist."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl: no signal would come
+            os._exit(1)
+
+    return set_death_signal
+
+
 @contextlib.contextmanager
 def served(
     system: str, src: Path, data: Path, api_key: str, ready_timeout_s: float = 60.0
@@ -193,6 +215,7 @@ def served(
             env=env,
             stdout=log_file,
             stderr=log_file,
+            preexec_fn=dies_with_parent(),  # a killed test run leaves no server
         )
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         try:
@@ -274,6 +297,7 @@ class Server:
                 env=self.env,
                 stdout=log_file,
                 stderr=log_file,
+                preexec_fn=dies_with_parent(),
             )
         with httpx.Client(base_url=self.url, timeout=10) as client:
             _wait_ready(client, self.process, self.log_path, ready_timeout_s)

@@ -78,11 +78,13 @@ class Api(ApiEndpoint):
 
 class Work(Custom):
     """Demo logic: `act` = ok (pass on), reject (its logic refuses: dead letter), boom (an
-    unexpected exception), big (emit an integer JSON cannot hold), sleep:<s> (take that long)."""
+    unexpected exception), big (emit an integer JSON cannot hold), sleep:<s> (take that long),
+    hold (wait until the test opens the gate: see `held`)."""
 
     inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
     outputs: ClassVar[dict[str, type[BaseModel]]] = {"out": Item, "big": Free}
     broken: ClassVar[bool] = False  # tests flip it: while True, every message is rejected
+    gate: ClassVar[threading.Event] = threading.Event()  # `hold` messages wait while it is clear
 
     def handle_message(self, port: str, msg: Message) -> list[tuple[str, Message]]:
         act = msg["act"]
@@ -99,7 +101,23 @@ class Work(Custom):
     async def aprocess(self, port: str, message: Message) -> list[tuple[str, Message]]:
         if message["act"].startswith("sleep:"):
             await asyncio.sleep(float(message["act"].split(":", 1)[1]))
+        if message["act"] == "hold":  # bounded: a test that forgets to open the gate still ends
+            await asyncio.to_thread(type(self).gate.wait, 10.0)
         return self.process(port, message)
+
+
+Work.gate.set()
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """While inside, Work's `hold` messages stay in processing (so they stay in the inbox): a
+    test controls when they finish instead of waiting on a real delay."""
+    Work.gate.clear()
+    try:
+        yield
+    finally:
+        Work.gate.set()
 
 
 class Items(Store):

@@ -8,15 +8,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from autocoder_runtime.testing import served
-from rtkit import AUTH, KEY, demo, no_errors_logged, package, query, running, wait_until
+from rtkit import AUTH, KEY, demo, held, no_errors_logged, package, query, running, wait_until
 
 JSON = {**AUTH, "content-type": "application/json"}
 
@@ -239,12 +242,13 @@ def test_rate_limit_is_429_with_retry_after(data):
 def test_a_full_inbox_is_503_with_retry_after_and_recovers(data, monkeypatch):
     monkeypatch.setenv("INBOX_LIMIT", "2")
     with running(demo()) as client:
-        assert post(client, {"id": "s1", "act": "sleep:0.4"}).status_code == 202
-        assert post(client, {"id": "s2", "act": "sleep:0.4"}).status_code == 202
-        full = post(client, {"id": "s3"})
-        assert full.status_code == 503
-        assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
-        assert query(data, "demo", "SELECT COUNT(*) FROM inbox WHERE payload LIKE '%s3%'") == [(0,)]
+        with held():  # s1 and s2 stay in the inbox until the gate opens
+            assert post(client, {"id": "s1", "act": "hold"}).status_code == 202
+            assert post(client, {"id": "s2", "act": "hold"}).status_code == 202
+            full = post(client, {"id": "s3"})
+            assert full.status_code == 503
+            assert full.headers["retry-after"] == "1" and "saturated" in full.json()["error"]
+            assert query(data, "demo", "SELECT COUNT(*) FROM inbox WHERE payload LIKE '%s3%'") == [(0,)]
         wait_until(lambda: post(client, {"id": "s3"}).status_code == 202, what="inbox drains")
         wait_until(lambda: client.get("/items/s3", headers=AUTH).status_code == 200)
 
@@ -313,3 +317,34 @@ def test_a_given_trace_id_is_kept_and_a_bad_one_replaced(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"ready": True}
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc and prctl")
+def test_a_served_system_dies_with_the_process_that_started_it(tmp_path):
+    """doit SIGKILLed during test:integration: the server `served` started must not live on."""
+    src = package(tmp_path / "src", "demo")
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from autocoder_runtime.testing import served\n"
+            f"with served('demo', Path({str(src)!r}), Path({str(tmp_path / 'data')!r}), {KEY!r}) as c:\n"
+            "    print(c.base_url, flush=True)\n"
+            "    time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server = None
+    try:
+        port = int(parent.stdout.readline().strip().rstrip("/").rsplit(":", 1)[1])
+        server = _server_pid(port)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        wait_until(lambda: not Path(f"/proc/{server}").exists(), what="the server ended", timeout=20)
+    finally:
+        parent.kill()
+        if server is not None and Path(f"/proc/{server}").exists():
+            os.kill(server, signal.SIGKILL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from rtkit import AUTH, KEY, demo, metric, running, wait_until
+from rtkit import AUTH, KEY, demo, held, metric, running, wait_until
 
 JSON = {**AUTH, "content-type": "application/json"}
 
@@ -43,12 +43,12 @@ def test_each_refused_request_is_counted_once_by_status(data, monkeypatch):
     system = demo(api={"max_body_bytes": 200})
     bucket = system.components["api"].bucket
     bucket.rate, bucket.burst, bucket.tokens = 0.001, 3.0, 3.0
-    with running(system) as client:
+    with running(system) as client, held():
         statuses = [
             client.post("/items", json={"id": "a"}).status_code,  # 401: no key
             client.post("/items", content=b"{" + b" " * 300 + b"}", headers=JSON).status_code,  # 413
             client.post("/items", json={"id": "A B"}, headers=AUTH).status_code,  # 422 (token 1)
-            client.post("/items", json={"id": "a", "act": "sleep:0.5"}, headers=AUTH).status_code,  # 202 (2)
+            client.post("/items", json={"id": "a", "act": "hold"}, headers=AUTH).status_code,  # 202 (2)
             client.post("/items", json={"id": "b"}, headers=AUTH).status_code,  # 503 saturated (3)
             client.post("/items", json={"id": "c"}, headers=AUTH).status_code,  # 429: no token
         ]
