@@ -133,7 +133,8 @@ def merge_compose(base: Any, override: Any) -> Any:
 def check_compose(root: Path) -> tuple[list[Finding], int]:
     import jsonschema
 
-    validator = jsonschema.Draft7Validator(compose_schema())
+    schema = compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)  # the draft it declares (2020-12)
     base = yaml.safe_load((root / "docker-compose.yml").read_text())
     prod = yaml.safe_load((root / "docker-compose.prod.yml").read_text())
     findings = []
