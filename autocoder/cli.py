@@ -205,6 +205,12 @@ def _add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     keygen.set_defaults(run=cmd_keygen)
 
 
+def _absolute_key_path() -> None:
+    key = os.environ.get("AUTOCODER_SIGNING_KEY")  # autocoder.deploy.keys.KEY_ENV (not imported: slow)
+    if key and not os.path.isabs(key):
+        os.environ["AUTOCODER_SIGNING_KEY"] = os.path.abspath(key)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from autocoder.deploy.verify import verify_release
 
@@ -368,6 +374,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         os.environ[STRICT_ENV] = "1"
     from autocoder.tasks.reporter import AutocoderReporter
 
+    _absolute_key_path()  # the tasks run in the project folder: a relative key path is the caller's
     os.chdir(directory)
     doit_args = [args.doit_command] if args.doit_command else []
     doit_args += args.doit_args

@@ -238,8 +238,8 @@ def test_sign_and_verify_with_openssl_and_tampering(project: Path, tmp_path: Pat
     env = {"COSIGN_PASSWORD": "release-pw"}
     keygen = autocoder("keygen", "--output-prefix", str(tmp_path / "release"), env=env)
     assert keygen.returncode == 0, keygen.stderr
-    env["AUTOCODER_SIGNING_KEY"] = str(tmp_path / "release.key")
-    sign = autocoder("build", str(project), "sign", env=env)
+    env["AUTOCODER_SIGNING_KEY"] = "release.key"  # relative to where autocoder is run
+    sign = autocoder("build", str(project), "sign", env=env, cwd=tmp_path)
     assert sign.returncode == 0, sign.stdout[-2000:] + sign.stderr[-2000:]
     dist = project / "dist"
     tarball = dist / "orders-0.1.0.tar.gz"
@@ -271,7 +271,7 @@ def test_sign_and_verify_with_openssl_and_tampering(project: Path, tmp_path: Pat
     uris = {d["uri"] for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert {"file:architecture.yaml", "file:deployment.yaml", "template:deploy/Dockerfile.j2"} <= uris
     assert autocoder("verify", str(tarball)).returncode == 0
-    again = autocoder("build", str(project), "sign", env=env)
+    again = autocoder("build", str(project), "sign", env=env, cwd=tmp_path)
     assert again.returncode == 0 and tarball.read_bytes() == first  # deterministic package
 
     def tampered(path: Path, data: bytes) -> str:
