@@ -222,6 +222,43 @@ def release_name(directory: Path) -> str:
     return f"{plan['system']}-{plan['version']}"
 
 
+SIGN_STATE = f"{GENERATED}/.autocoder/sign.inputs"
+
+
+def sign_inputs_digest(directory: Path) -> str:
+    """What decides the release: every packaged file, the key (which file, its bytes) and the
+    code of Autocoder's deploy stage. ECDSA signatures differ at each signing, so `sign` runs
+    only when this changes (or an output is missing), not on every `doit sign`."""
+    import os
+
+    from autocoder.tasks.deploy_tasks import deploy_fingerprint
+
+    digest = hashlib.sha256(deploy_fingerprint().encode())
+    for rel in packaged_files(directory):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256((directory / rel).read_bytes()).digest())
+    key = os.environ.get("AUTOCODER_SIGNING_KEY", "")
+    digest.update(key.encode() + b"\0")
+    if key and Path(key).is_file():
+        digest.update(Path(key).read_bytes())
+    return digest.hexdigest()
+
+
+def sign_uptodate(directory: Path) -> bool:
+    """doit's uptodate for `sign`: the recorded inputs are these, and every output exists."""
+    try:
+        recorded = (directory / SIGN_STATE).read_text().split()
+        name = release_name(directory)
+    except (OSError, ValueError, KeyError):
+        return False
+    outputs = [f"{name}.tar.gz", f"{name}.tar.gz.sig", f"{name}.pub", f"{name}.intoto.jsonl"]
+    if not all((directory / "dist" / o).is_file() for o in outputs):
+        return False
+    try:
+        return recorded == [sign_inputs_digest(directory)]
+    except OSError:
+        return False
+
+
 def run_sign(directory: Path) -> TaskFailed | None:
     from autocoder.deploy.keys import SigningKeyError, public_pem, sign, signing_key
     from autocoder.fsutil import confined, write_if_changed
@@ -244,6 +281,9 @@ def run_sign(directory: Path) -> TaskFailed | None:
         dist = confined(directory, Path("dist"), directory=True)
         for file, data in sorted(files.items()):
             write_if_changed(confined(directory, dist / file), data)
+        write_if_changed(
+            confined(directory, Path(SIGN_STATE)), (sign_inputs_digest(directory) + "\n").encode()
+        )
     except (SigningKeyError, OSError, RuntimeError, ValueError) as exc:
         return TaskFailed(f"sign: {exc}")
     print(

@@ -231,7 +231,8 @@ def task_sign() -> dict[str, Any]:
     return {
         "actions": [(_sign, [directory])],
         "task_dep": ["deploy"],
-        "uptodate": [False],  # the key and the inputs decide; signing is cheap and explicit
+        # runs when a packaged file, the key or the stage's code changed, or an output is gone
+        "uptodate": [(_sign_uptodate, [directory])],
         "verbosity": 2,
     }
 
@@ -253,3 +254,9 @@ def _image(directory: Path) -> TaskFailed | None:
     from autocoder.deploy.image import run_image
 
     return run_image(directory)
+
+
+def _sign_uptodate(directory: Path) -> bool:
+    from autocoder.deploy.sign import sign_uptodate
+
+    return sign_uptodate(directory)
