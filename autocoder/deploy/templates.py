@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from autocoder.templates_dir import templates_root
+
+if TYPE_CHECKING:
+    import jinja2
+
+# template_paths() is called while doit loads the tasks: jinja2 is imported only to render.
 
 TEMPLATES = ("Dockerfile.j2", "dockerignore.j2")
 
@@ -18,6 +21,8 @@ def template_paths() -> list[str]:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     # not HTML: values go through tojson
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_root() / "deploy")),
