@@ -4,13 +4,18 @@ only when what it renders changes; and the signed release package, verified and 
 from __future__ import annotations
 
 import base64
+import http.server
 import io
 import json
 import os
 import shutil
+import socketserver
 import subprocess
 import sys
 import tarfile
+import tempfile
+import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -312,3 +317,97 @@ def test_image_skips_without_an_engine(project: Path) -> None:
     run = autocoder("build", str(project), "image", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert run.returncode == 0, run.stdout[-2000:]
     assert "image: skipped, no container engine reachable" in run.stdout
+
+
+class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A real HTTP server on a Unix socket speaking the few Docker Engine API calls a build
+    makes (version, build, image inspect); it records the build context it receives."""
+
+    daemon_threads = True
+    image_id = "0123456789ab" * 5 + "cdef"
+    contexts: list[tuple[dict[str, list[str]], list[str]]]
+
+
+class EngineHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeEngine
+
+    def address_string(self) -> str:  # a Unix socket has no client address
+        return "unix"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self, body: bytes, kind: str = "application/json") -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            for _ in range(100_000):  # bounded: a context of at most 100,000 chunks
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            raise ValueError("context too long")
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = urllib.parse.urlsplit(self.path).path
+        if path.endswith("/version"):
+            self._answer(json.dumps({"ApiVersion": "1.45", "Version": "27.0.0"}).encode())
+        elif path.endswith("/_ping"):
+            self._answer(b"OK", "text/plain")
+        elif path.endswith(f"/images/{self.server.image_id}/json"):
+            self._answer(json.dumps({"Id": f"sha256:{self.server.image_id}", "RepoTags": []}).encode())
+        else:
+            self.send_error(404)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def do_POST(self) -> None:  # noqa: N802
+        parts = urllib.parse.urlsplit(self.path)
+        if not parts.path.endswith("/build"):
+            self.send_error(404)
+            return
+        with tarfile.open(fileobj=io.BytesIO(self._body())) as tar:
+            names = sorted(m.name for m in tar.getmembers() if m.isfile())
+        self.server.contexts.append((urllib.parse.parse_qs(parts.query), names))
+        lines = [
+            {"stream": "Step 1/1 : FROM scratch\n"},
+            {"stream": f"Successfully built {self.server.image_id}"},
+        ]
+        self._answer(b"".join(json.dumps(line).encode() + b"\r\n" for line in lines))
+
+
+def test_image_builds_through_the_sdk_against_an_engine(project: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="engine-", dir="/tmp"))  # a socket path is short
+    engine = FakeEngine(str(folder / "docker.sock"), EngineHandler)
+    engine.contexts = []
+    thread = threading.Thread(target=engine.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = autocoder("build", str(project), "image", env={"DOCKER_HOST": f"unix://{folder}/docker.sock"})
+    finally:
+        engine.shutdown()
+        engine.server_close()
+        shutil.rmtree(folder)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert f"image: built registry.example.com/acme/orders:0.1.0 (sha256:{FakeEngine.image_id})" in run.stdout
+    ((query, names),) = engine.contexts
+    assert query["t"] == ["registry.example.com/acme/orders:0.1.0"]
+    # .dockerignore let in only the wheels and the constraints (it and the Dockerfile always go)
+    assert names == [
+        ".dockerignore",
+        "Dockerfile",
+        "constraints.txt",
+        "wheels/autocoder_runtime-0.2.0-py3-none-any.whl",
+        "wheels/orders-0.1.0-py3-none-any.whl",
+    ]
