@@ -179,6 +179,10 @@ def test_postgres_with_replicas_scales_out(project: Path, tmp_path: Path) -> Non
     assert "pgdata" in compose["volumes"]
     result = validate_deployments(root, tmp_path / "reports", {})
     assert result.failing == [], result.failing
+    assert result.checks["deployment"] == 1
+    no_dsn = plan.model_copy(update={"dsn_secret": None})
+    (root / "k8s/base/workload.yaml").write_bytes(GROUPS["k8s"](no_dsn)["k8s/base/workload.yaml"])
+    assert _rules(validate_deployments(root, tmp_path / "reports", {})) == {"DEP001"}
     policies = [d for d in documents(root) if d["kind"] == "NetworkPolicy"]
     egress = {
         p["port"] for d in policies for rule in d["spec"].get("egress", []) for p in rule.get("ports", [])

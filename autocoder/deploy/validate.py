@@ -211,6 +211,31 @@ def check_alert_rules(root: Path, reports: Path) -> tuple[list[Finding], int]:
     return findings, len(rules)
 
 
+def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
+    """A PostgreSQL system (rendered as a Deployment) must get DATABASE_URL from a secret:
+    `store.dsn_secret`, or a secret declaring the key DATABASE_URL. Without it every pod
+    would start and fail."""
+    findings, checks = [], 0
+    for path in sorted((root / "k8s").rglob("*.yaml")):
+        for doc in _load_all(path):
+            if doc.get("kind") != "Deployment":
+                continue
+            checks += 1
+            for container in doc["spec"]["template"]["spec"].get("containers", []):
+                if not any(e.get("name") == "DATABASE_URL" for e in container.get("env") or []):
+                    findings.append(
+                        Finding(
+                            "deployment",
+                            "DEP001",
+                            str(path.relative_to(root)),
+                            f"container {container.get('name')} has no DATABASE_URL for its PostgreSQL "
+                            "store: set `store: {dsn_secret: {name, key}}` in deployment.yaml, or "
+                            "declare a secret with the key DATABASE_URL",
+                        )
+                    )
+    return findings, checks
+
+
 def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]) -> Result:
     """Run every validator over `root` (deployments/), write reports, return the result."""
     result = Result()
@@ -220,6 +245,7 @@ def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]
         "compose-spec": lambda: check_compose(root),
         "hadolint": lambda: check_dockerfile(root, reports / "hadolint.sarif"),
         "promtool": lambda: check_alert_rules(root, reports),
+        "deployment": lambda: check_database_wiring(root),
     }
     for name, scan in scanners.items():
         found, checks = scan()
@@ -248,7 +274,14 @@ def write_reports(result: Result, reports: Path) -> None:
 def to_sarif(result: Result) -> dict[str, Any]:
     """SARIF 2.1.0 of our own findings (every tool but hadolint, which writes its own)."""
     runs = []
-    for tool in ("kubernetes-validate", "pss-restricted", "compose-spec", "kustomize", "promtool"):
+    for tool in (
+        "kubernetes-validate",
+        "pss-restricted",
+        "compose-spec",
+        "kustomize",
+        "promtool",
+        "deployment",
+    ):
         results = []
         for f in result.findings:
             if f.tool != tool:
