@@ -16,8 +16,6 @@ import gzip
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -183,38 +181,46 @@ def envelope(key: Any, statement: dict[str, Any]) -> bytes:
     return (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def sbom(directory: Path) -> bytes | None:
-    """CycloneDX JSON of the pinned dependencies (deployments/constraints.txt), offline and
-    reproducible; None when cyclonedx-bom is not installed."""
-    import shutil
-    import tempfile
+def sbom(directory: Path) -> bytes:
+    """CycloneDX 1.6 JSON (cyclonedx-python-lib) of what the image installs: the system, the
+    runtime and every pinned dependency of deployments/constraints.txt, with package URLs.
+    Reproducible: the serial number derives from the content, the timestamp is
+    SOURCE_DATE_EPOCH's. (cyclonedx-bom's CLI was not used: its `validation` extra makes
+    every `import jsonschema` in the build parse an RFC 3987 grammar, seconds each time.)"""
+    import datetime
+    import uuid
 
-    binary = Path(sys.executable).parent / "cyclonedx-py"
-    exe = str(binary) if binary.exists() else shutil.which("cyclonedx-py")
-    if exe is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bom.json"
-        run = subprocess.run(  # noqa: S603 - a fixed tool on files we wrote
-            [
-                exe,
-                "requirements",
-                "--pyproject",
-                str(directory / GENERATED / "src" / "pyproject.toml"),
-                "--output-reproducible",
-                "--of",
-                "JSON",
-                "-o",
-                str(out),
-                str(directory / "deployments" / "constraints.txt"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if run.returncode != 0:
-            raise RuntimeError(f"cyclonedx-py failed: {(run.stderr or run.stdout).strip()[-800:]}")
-        return out.read_bytes()
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+    from packageurl import PackageURL
+
+    from autocoder.deploy.wheels import SOURCE_DATE_EPOCH
+
+    plan = json.loads((directory / GENERATED / "deploy" / "plan.json").read_text())
+    constraints = (directory / "deployments" / "constraints.txt").read_text()
+
+    def component(name: str, version: str, kind: ComponentType) -> Component:
+        purl = PackageURL("pypi", name=name, version=version)
+        return Component(name=name, version=version, type=kind, bom_ref=purl.to_string(), purl=purl)
+
+    root = component(plan["system"], plan["version"], ComponentType.APPLICATION)
+    runtime = component("autocoder-runtime", plan["runtime_version"], ComponentType.LIBRARY)
+    pinned = []
+    for line in constraints.splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and not name.startswith("#"):
+            pinned.append(component(name, version, ComponentType.LIBRARY))
+    when = datetime.datetime.fromtimestamp(int(SOURCE_DATE_EPOCH), tz=datetime.UTC)
+    serial = uuid.uuid5(
+        uuid.NAMESPACE_URL, f"autocoder:{plan['system']}:{plan['version']}:{sha256(constraints.encode())}"
+    )
+    bom = Bom(serial_number=serial, metadata=BomMetaData(component=root, timestamp=when))
+    for item in [runtime, *pinned]:
+        bom.components.add(item)
+    bom.register_dependency(root, [runtime])
+    bom.register_dependency(runtime, pinned)
+    return (JsonV1Dot6(bom).output_as_string(indent=2) + "\n").encode()
 
 
 def release_name(directory: Path) -> str:
@@ -269,9 +275,7 @@ def run_sign(directory: Path) -> TaskFailed | None:
         packaged = {rel: (directory / rel).read_bytes() for rel in packaged_files(directory)}
         tarball = make_tarball(name, packaged)
         outputs = {f"{name}.tar.gz": tarball}
-        bom = sbom(directory)
-        if bom is not None:
-            outputs[f"{name}.cdx.json"] = bom
+        outputs[f"{name}.cdx.json"] = sbom(directory)
         files = {
             **outputs,
             f"{name}.tar.gz.sig": base64.b64encode(sign(key, tarball)),

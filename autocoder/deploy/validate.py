@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -54,7 +55,6 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
 
 def check_kubernetes(root: Path) -> tuple[list[Finding], int]:
     """kubernetes-validate in strict mode (unknown fields are errors) at K8S_VERSION."""
-    import jsonschema
     from kubernetes_validate import utils
 
     findings: list[Finding] = []
@@ -74,7 +74,7 @@ def check_kubernetes(root: Path) -> tuple[list[Finding], int]:
                     )
                 continue
             try:
-                utils.validate(doc, K8S_VERSION, strict=True)
+                validator = _k8s_validator(str(kind), str(api))
             except utils.SchemaNotFoundError:
                 findings.append(
                     Finding(
@@ -84,12 +84,44 @@ def check_kubernetes(root: Path) -> tuple[list[Finding], int]:
                         f"no schema for {api} {kind} in Kubernetes {K8S_VERSION}",
                     )
                 )
-            except jsonschema.ValidationError as exc:
-                where = "/".join(str(p) for p in exc.path)
+                continue
+            for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
+                where = "/".join(str(p) for p in error.path)
                 findings.append(
-                    Finding("kubernetes-validate", "KV003", rel, f"{kind}: {where}: {exc.message}")
+                    Finding("kubernetes-validate", "KV003", rel, f"{kind}: {where}: {error.message}")
                 )
     return findings, checks
+
+
+@functools.cache
+def _k8s_validator(kind: str, api_version: str) -> Any:
+    """kubernetes-validate's strict validation (utils.validate: same schema files, version
+    choice and registry), with the validator kept per kind: utils.validate parses the
+    multi-megabyte definitions file again for every document (5 s for one system here)."""
+    import jsonschema
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(K8S_VERSION)][-1]
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    try:
+        schema = utils.schema_contents(f"{folder}/{kind.lower()}-{api}.json", K8S_VERSION)
+    except FileNotFoundError:
+        raise utils.SchemaNotFoundError(
+            version=utils.major_minor(K8S_VERSION), kind=kind, api_version=api_version
+        ) from None
+    registry = Resource.from_contents(_k8s_definitions(folder)) @ (
+        Resource.from_contents(schema) @ Registry()
+    )
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.cache
+def _k8s_definitions(folder: str) -> Any:
+    from kubernetes_validate import utils
+
+    return utils.schema_contents(f"{folder}/_definitions.json", K8S_VERSION)
 
 
 def _check_kustomization(path: Path, rel: str, doc: dict[str, Any]) -> list[Finding]:
