@@ -155,6 +155,7 @@ def test_postgres_with_replicas_scales_out(project: Path, tmp_path: Path) -> Non
     }
     ir["deployment"]["ingress"] = {"host": "orders.example.com", "tls_secret": "orders-tls", "class": "nginx"}
     ir["deployment"]["observability"]["otlp_endpoint"] = "http://otel-collector:4318"
+    ir["deployment"]["env"]["GREETING"] = "a $HOME: {x}\n- [y]"  # data, not structure
     for component in ir["components"]:
         component["deployment"]["replicas"] = 3
     plan = build_plan(ir, "0.2.0")
@@ -177,6 +178,8 @@ def test_postgres_with_replicas_scales_out(project: Path, tmp_path: Path) -> Non
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     assert compose["services"]["postgres"]["healthcheck"]["test"][1] == "pg_isready"
     assert "pgdata" in compose["volumes"]
+    assert compose["services"]["orders"]["environment"]["GREETING"] == "a $$HOME: {x}\n- [y]"
+    assert docs["ConfigMap"]["data"]["GREETING"] == "a $HOME: {x}\n- [y]"
     result = validate_deployments(root, tmp_path / "reports", {})
     assert result.failing == [], result.failing
     assert result.checks["deployment"] == 1

@@ -105,7 +105,8 @@ def _secret_keys(plan: Plan) -> list[str]:
 
 def render_compose(plan: Plan) -> dict[str, bytes]:
     health = ["CMD", "python", "-c", HEALTH_CODE.format(port=plan.port)]
-    env: dict[str, str] = dict(_container_env(plan))
+    # Compose interpolates `$` in values: a blueprint's `$` is escaped so it stays literal
+    env: dict[str, str] = {key: value.replace("$", "$$") for key, value in _container_env(plan).items()}
     for key in _secret_keys(plan):  # taken from the caller's environment; never a value here
         env[key] = "${" + key + ":?set " + key + " in the environment}"
     service: dict[str, Any] = {
