@@ -182,7 +182,69 @@ def _parser() -> argparse.ArgumentParser:
         "every validation policy rule, with its severity and title.",
     )
     rules.set_defaults(run=cmd_rules)
+    _add_release_commands(sub)
     return parser
+
+
+def _add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`verify` and `keygen`: the release side of stage 4 (see docs/deployment.md)."""
+    verify = sub.add_parser(
+        "verify",
+        help="check a signed package: signature, manifest and provenance",
+        description="Verify dist/<system>-<version>.tar.gz made by `autocoder build DIR sign`: its .sig "
+        "against the public key (default: the .pub beside it), every file against the manifest inside, "
+        "and the signed provenance (.intoto.jsonl) against the files it names. Exit 1 naming what changed.",
+    )
+    verify.add_argument("tarball", type=Path, metavar="TARBALL")
+    verify.add_argument(
+        "--key", type=Path, default=None, help="public key PEM (default: <name>.pub beside it)"
+    )
+    verify.set_defaults(run=cmd_verify)
+    keygen = sub.add_parser(
+        "keygen",
+        help="write a signing key pair in cosign's format (password from COSIGN_PASSWORD)",
+        description="Write PREFIX.key (ECDSA P-256, cosign's `ENCRYPTED SIGSTORE PRIVATE KEY`, encrypted "
+        "with COSIGN_PASSWORD) and PREFIX.pub. Sign with AUTOCODER_SIGNING_KEY=PREFIX.key.",
+    )
+    keygen.add_argument("--output-prefix", type=Path, default=Path("cosign"), metavar="PREFIX")
+    keygen.set_defaults(run=cmd_keygen)
+
+
+def _absolute_key_path() -> None:
+    key = os.environ.get("AUTOCODER_SIGNING_KEY")  # autocoder.deploy.keys.KEY_ENV (not imported: slow)
+    if key and not os.path.isabs(key):
+        os.environ["AUTOCODER_SIGNING_KEY"] = os.path.abspath(key)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from autocoder.deploy.verify import verify_release
+
+    problems = verify_release(args.tarball, args.key)
+    for problem in problems:
+        print(f"autocoder verify: {problem}", file=sys.stderr)
+    if problems:
+        print(f"autocoder verify: {args.tarball}: FAILED ({len(problems)} problem(s))", file=sys.stderr)
+        return 1
+    print(f"{args.tarball}: signature, manifest and provenance verified")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from autocoder.deploy.keys import PASSWORD_ENV, SigningKeyError, keygen
+
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        print(
+            f"autocoder keygen: set {PASSWORD_ENV} to the password that will encrypt the key", file=sys.stderr
+        )
+        return 2
+    try:
+        private, public = keygen(args.output_prefix, password)
+    except (SigningKeyError, OSError) as exc:
+        print(f"autocoder keygen: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {private} (encrypted) and {public}; sign with AUTOCODER_SIGNING_KEY={private}")
+    return 0
 
 
 def _dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -319,6 +381,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     os.environ[SHOWN_ENV] = as_given(directory)  # the tasks run inside it: see userpaths
     from autocoder.tasks.reporter import AutocoderReporter
 
+    _absolute_key_path()  # the tasks run in the project folder: a relative key path is the caller's
     os.chdir(directory)
     doit_args = [args.doit_command] if args.doit_command else []
     doit_args += args.doit_args

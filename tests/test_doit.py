@@ -85,11 +85,14 @@ def test_doit_commands_work_on_the_tasks(tmp_path):
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
         "bench",
         "check",
+        "deploy",
         "gen",
+        "image",
         "ir",
         "lint",
         "policy",
         "report",
+        "sign",
         "test",
         "typecheck",
     ]

@@ -325,3 +325,21 @@ def test_every_code_is_listed_used_and_tested():
     tests = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
     untested = {code for code in table if f'"{code}"' not in tests and f"_{code}_" not in tests}
     assert not untested, f"codes without a test: {sorted(untested)}"
+
+
+def test_AC129_sqlite_aggregator_with_replicas(arch, deploy):
+    arch["components"].append(
+        {
+            "name": "totals",
+            "kind": "aggregator",
+            "inputs": {"in": "PricedOrder"},
+            "outputs": {"out": "OrderTotals"},
+            "logic": {"key": "customer", "aggregate": {"count": "count()"}},
+        }
+    )
+    deploy["replicas"] = {"totals": 3}
+    found = compile_data(arch, deploy).diagnostics
+    (d,) = [x for x in found if x.code == "AC129"]
+    assert "aggregator 'totals' keeps its windows in SQLite but would run 3 replicas" in d.message
+    deploy["store"] = {"backend": "postgres", "dsn_secret": {"name": "db", "key": "DSN"}}
+    assert not [x for x in compile_data(arch, deploy).diagnostics if x.code == "AC129"]

@@ -101,6 +101,16 @@ def _check_stores(ctx: Context, merged: dict[str, dict[str, Any]]) -> None:
                 expected="1 replica for an SQLite store",
                 fix=f"set `replicas: {{{comp.name}: 1}}` or `store: {{backend: postgres, ...}}`",
             )
+        if comp.kind == "aggregator" and replicas > 1:
+            key = comp.name if comp.name in ctx.deploy.replicas else "default"
+            ctx.report_deploy(
+                ("replicas", key),
+                "AC129",
+                f"aggregator '{comp.name}' keeps its windows in SQLite but would run {replicas} replicas: "
+                "each replica would fold its own share of the messages into its own windows",
+                expected="1 replica, or the state in PostgreSQL",
+                fix=f"set `replicas: {{{comp.name}: 1}}` or `store: {{backend: postgres, ...}}`",
+            )
 
 
 _CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")

@@ -449,6 +449,13 @@ class Image(Model):
     repository: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:-]*$", max_length=255)]
     tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")] = "latest"
     digest: Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
+    # the Dockerfile's FROM: a registry reference without tag or digest, then its tag and,
+    # for a reproducible build, its digest
+    base: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]*$", max_length=255)] = "python"
+    base_tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")] = (
+        "3.11-slim-bookworm"
+    )
+    base_digest: Annotated[str, StringConstraints(pattern=r"^sha256:[a-f0-9]{64}$")] | None = None
 
 
 class ComponentOverride(Model):
@@ -522,6 +529,8 @@ class Deployment(Model):
     store: StoreBackend = Field(default_factory=StoreBackend)
     observability: Observability = Field(default_factory=Observability)
     policy: DeploymentPolicy = Field(default_factory=DeploymentPolicy)
+    # findings of the deployment validators (hadolint DLxxxx, PSS0xx, KV0xx, CMP0xx) waived
+    suppressions: Annotated[list[Suppression], Field(max_length=50)] = Field(default_factory=list)
 
 
 def schema_major(version: str) -> int | None:

@@ -5,6 +5,7 @@ module directly, so a project works with or without its own dodo.py.
 """
 
 from autocoder.tasks.compile_tasks import task_check, task_ir
+from autocoder.tasks.deploy_tasks import task_deploy, task_image, task_sign
 from autocoder.tasks.gen_tasks import task_gen
 from autocoder.tasks.reporter import AutocoderReporter
 from autocoder.tasks.validate_tasks import (
@@ -20,7 +21,10 @@ DOIT_CONFIG = {
     # sqlite3: atomic and fast; doit's default dbm may fall back to the slow dbm.dumb.
     "backend": "sqlite3",
     "dep_file": ".doit.db",
-    "default_tasks": ["check", "ir", "gen", "lint", "typecheck", "test", "bench", "policy", "report"],
+    "default_tasks": [
+        *("check", "ir", "gen", "lint", "typecheck", "test", "bench", "policy", "report"),
+        "deploy",  # stage 4: deployments/ rendered and validated offline
+    ],
     "verbosity": 1,
     # the console reporter plus a summary table; `--reporter json` etc. still work
     "reporter": AutocoderReporter,
@@ -30,11 +34,14 @@ __all__ = [
     "DOIT_CONFIG",
     "task_bench",
     "task_check",
+    "task_deploy",
     "task_gen",
+    "task_image",
     "task_ir",
     "task_lint",
     "task_policy",
     "task_report",
+    "task_sign",
     "task_test",
     "task_typecheck",
 ]

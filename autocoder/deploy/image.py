@@ -1,0 +1,31 @@
+"""`doit image`: build and tag the container image through the Docker SDK when an engine is
+reachable (DOCKER_HOST or the default socket); without one, say so in one line and skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doit.exceptions import TaskFailed
+
+
+def run_image(directory: Path) -> TaskFailed | None:
+    import docker
+    import docker.errors
+
+    from autocoder.tasks.deploy_tasks import DEPLOYMENTS, load_plan
+
+    plan = load_plan(directory)
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        print(f"image: skipped, no container engine reachable ({str(exc).splitlines()[0][:160]})")
+        return None
+    try:
+        image, _ = client.images.build(
+            path=str(directory / DEPLOYMENTS), dockerfile="Dockerfile", tag=plan.image, rm=True, pull=False
+        )
+    except docker.errors.DockerException as exc:
+        return TaskFailed(f"image: the build of {plan.image} failed: {exc}")
+    print(f"image: built {plan.image} ({image.id})")
+    return None
