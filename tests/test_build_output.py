@@ -184,8 +184,16 @@ ROOT_CACHES = {".hypothesis", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
 def test_tool_caches_stay_under_generated_and_clean_removes_all_the_build_made(orders):
     built = autocoder("build", ".", "gen", cwd=orders)  # generation runs ruff and hypothesis
     assert built.returncode == 0, built.stdout + built.stderr
+    src = orders / "generated" / "src"  # where a user runs the tools by hand
+    env = {**os.environ, "DATA_DIR": str(orders / "data")}
+    for tool in (["ruff", "check", "."], ["pytest", "-q", "tests/test_pricer.py"]):
+        by_hand = subprocess.run(
+            [sys.executable, "-m", *tool], cwd=src, capture_output=True, text=True, env=env
+        )
+        assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
     assert not ROOT_CACHES & {p.name for p in orders.iterdir()}
-    assert (orders / "generated" / ".cache" / "hypothesis").is_dir()
+    assert not (ROOT_CACHES | {".benchmarks"}) & {p.name for p in src.iterdir()}
+    assert {"hypothesis", "ruff"} <= {p.name for p in (orders / "generated" / ".cache").iterdir()}
     assert (orders / "generated" / ".outline.json").exists()
     cleaned = autocoder("build", ".", "clean", cwd=orders)
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
