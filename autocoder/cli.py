@@ -319,7 +319,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         return EXIT_BLUEPRINT
     print(f"{'wrote' if write_if_changed(dodo, DODO_TEXT.encode()) else 'kept'} {dodo}")
     name = args.name or _system_name(directory)
-    for filename, text in starter_blueprints(name).items():
+    for filename, text in starter_blueprints(name, directory).items():
         path = directory / filename
         if path.exists():
             print(f"kept {path} (blueprints are never overwritten)")

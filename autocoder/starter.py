@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 ARCHITECTURE_TEMPLATE = """\
-# yaml-language-server: $schema=https://autocoder.dev/schemas/architecture.v1.schema.json
+# yaml-language-server: $schema={schemas}/architecture.v1.schema.json
 # What the system is. `autocoder check .` explains every problem with file:line:col.
 schema_version: "1.0.0"
 system: {{name: {name}, version: "0.1.0", description: "Accept events over HTTP and store them"}}
@@ -29,17 +32,30 @@ policy:
 """
 
 DEPLOYMENT_TEMPLATE = """\
-# yaml-language-server: $schema=https://autocoder.dev/schemas/deployment.v1.schema.json
+# yaml-language-server: $schema={schemas}/deployment.v1.schema.json
 # Where and how the system runs. Secrets by name and key only, never values.
 schema_version: "1.0.0"
 environment: development
-replicas: {default: 1}
-store: {backend: sqlite}
+replicas: {{default: 1}}
+store: {{backend: sqlite}}
 """
 
 
-def starter_blueprints(name: str) -> dict[str, str]:
+def schema_folder(directory: Path) -> str:
+    """The installed JSON Schemas (package autocoder.schemas) as a path from `directory`, for
+    the editor modeline: it resolves offline, as the examples' `../../schemas/` does."""
+    import importlib.resources
+
+    installed = Path(str(importlib.resources.files("autocoder.schemas"))).resolve()
+    here = directory.resolve()
+    if os.path.commonpath([installed, here]) == installed.anchor:  # nothing shared but the root
+        return installed.as_posix()
+    return Path(os.path.relpath(installed, here)).as_posix()
+
+
+def starter_blueprints(name: str, directory: Path) -> dict[str, str]:
+    schemas = schema_folder(directory)
     return {
-        "architecture.yaml": ARCHITECTURE_TEMPLATE.format(name=name),
-        "deployment.yaml": DEPLOYMENT_TEMPLATE,
+        "architecture.yaml": ARCHITECTURE_TEMPLATE.format(name=name, schemas=schemas),
+        "deployment.yaml": DEPLOYMENT_TEMPLATE.format(schemas=schemas),
     }

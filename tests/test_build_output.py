@@ -161,3 +161,43 @@ def test_a_read_only_project_gives_one_line_naming_the_path(orders, tmp_path):
         "autocoder: cannot write orders/.doit.db: unable to open database file; fix: make the project "
         "folder writable (and free disk space), then build again"
     ]
+
+
+def test_init_writes_a_schema_modeline_that_resolves_offline(tmp_path):
+    """The editor modeline names the packaged schema (a path from the blueprint's folder, or an
+    absolute one when they share nothing but the root), not a URL."""
+    import importlib.resources
+
+    project = tmp_path / "nested" / "my project"
+    assert autocoder("init", str(project), cwd=tmp_path).returncode == 0
+    for name in ("architecture", "deployment"):
+        first = (project / f"{name}.yaml").read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), first
+        target = project / first.split("$schema=", 1)[1]  # relative to the file, or absolute
+        packaged = importlib.resources.files("autocoder.schemas") / f"{name}.v1.schema.json"
+        assert target.read_bytes() == packaged.read_bytes()
+
+
+ROOT_CACHES = {".hypothesis", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
+
+
+def test_tool_caches_stay_under_generated_and_clean_removes_all_the_build_made(orders):
+    built = autocoder("build", ".", "gen", cwd=orders)  # generation runs ruff and hypothesis
+    assert built.returncode == 0, built.stdout + built.stderr
+    src = orders / "generated" / "src"  # where a user runs the tools by hand
+    env = {**os.environ, "DATA_DIR": str(orders / "data")}
+    for tool in (["ruff", "check", "."], ["pytest", "-q", "tests/test_pricer.py"]):
+        by_hand = subprocess.run(
+            [sys.executable, "-m", *tool], cwd=src, capture_output=True, text=True, env=env
+        )
+        assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert not ROOT_CACHES & {p.name for p in orders.iterdir()}
+    assert not (ROOT_CACHES | {".benchmarks"}) & {p.name for p in src.iterdir()}
+    assert {"hypothesis", "ruff"} <= {p.name for p in (orders / "generated" / ".cache").iterdir()}
+    assert (orders / "generated" / ".outline.json").exists()
+    cleaned = autocoder("build", ".", "clean", cwd=orders)
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert [p.name for p in (orders / "generated").iterdir()] == [".lock"]  # a build may hold it
+    assert (orders / ".doit.db").exists()
+    again = autocoder("build", ".", "gen", cwd=orders)  # and the next build starts from nothing
+    assert again.returncode == 0 and ".  gen:pricer" in again.stdout.splitlines()

@@ -47,7 +47,11 @@ def tree(directory: Path) -> dict[str, bytes]:
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
         for p in sorted(directory.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and ".pytest_cache" not in p.parts
+        and p.relative_to(directory).parts[:2] != (".cache", "hypothesis")  # hypothesis's own cache
+        and p.name != ".lock"  # the build lock names the pid that held it last
     }
 
 

@@ -57,7 +57,16 @@ def format_python(files: dict[str, str]) -> dict[str, str]:
         for index, (_name, source) in enumerate(sorted(files.items())):
             (root / f"f{index}.py").write_text(source)
         run = subprocess.run(  # noqa: S603 - fixed binary and arguments
-            [ruff_binary(), "format", "--isolated", "--quiet", "--line-length", str(LINE_LENGTH), str(root)],
+            [
+                ruff_binary(),
+                "format",
+                "--isolated",
+                "--no-cache",
+                "--quiet",
+                "--line-length",
+                str(LINE_LENGTH),
+                str(root),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -130,6 +130,37 @@ def clean_targets(directory: Path, targets: list[str], dryrun: bool = False) -> 
     return TaskFailed("\n".join(refused) + "\n") if refused else None
 
 
+def clean_build_output(directory: Path, dryrun: bool = False) -> TaskFailed | None:
+    """`doit clean` of `check`, which every other task depends on: besides the task targets,
+    everything else the build made under generated/ (fingerprints, the outline cache, tool
+    caches, report folders). What stays: .doit.db (doit's own) and the build lock, which a
+    build may hold; the clean waits for a running build first."""
+    import shutil
+
+    from autocoder.fsutil import OutsideProjectError, confined
+    from autocoder.tasks.lock import LOCK, acquire
+
+    try:
+        root = confined(directory, Path(GENERATED), "delete in", directory=True)
+    except OutsideProjectError as exc:
+        return TaskFailed(f"{exc}\n")
+    if not root.is_dir():
+        return None
+    if not dryrun:
+        acquire(directory)
+    for path in sorted(root.iterdir()):
+        if path.name == Path(LOCK).name:
+            continue
+        print(f"removing '{GENERATED}/{path.name}'")
+        if dryrun:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)  # does not follow symlinks: nothing outside the project goes
+        else:
+            path.unlink()
+    return None
+
+
 OUTLINE_CACHE = f"{GENERATED}/.outline.json"
 
 Outline = tuple[str, list[tuple[str, str]]]
@@ -307,7 +338,7 @@ def task_check() -> dict[str, Any]:
             _compile_fingerprint(directory, strict),
         ],
         "targets": targets,
-        "clean": [(clean_targets, [directory, targets])],
+        "clean": [(clean_targets, [directory, targets]), (clean_build_output, [directory])],
         "verbosity": 1,
     }
 

@@ -34,6 +34,7 @@ from autocoder.tasks.compile_tasks import (
     refuse_unsafe_output,
 )
 from autocoder.templates_dir import templates_root
+from autocoder.tools import tool_versions
 
 SRC = f"{GENERATED}/src"
 SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
@@ -48,6 +49,7 @@ def codegen_fingerprint() -> str:
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(json.dumps({"provider": PROVIDER}, sort_keys=True).encode())
     digest.update(runtime_fingerprint().encode())
+    digest.update(tool_versions().encode())  # ruff formats the output, hypothesis finds samples
     return digest.hexdigest()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from doit.reporter import ConsoleReporter
 
-from autocoder.layout import GENERATED
+from autocoder.layout import CACHE, GENERATED
 
 # how the `check` task's failure message starts (tasks._fail_or_none)
 BLUEPRINT_ERRORS = "the blueprints do not compile"
@@ -33,8 +33,9 @@ def _pause_if_asked(task_name: str, started: int) -> None:
     if os.environ.get(PAUSE_AT) not in (task_name, str(started)):
         return
     ready = os.environ.get(PAUSE_READY)
-    if ready:
-        Path(ready).write_text(task_name)
+    if ready:  # whole or absent: the test reads it as soon as it exists
+        Path(f"{ready}.tmp").write_text(task_name)
+        os.replace(f"{ready}.tmp", ready)
     time.sleep(PAUSE_S)
 
 
@@ -68,6 +69,8 @@ def _lock_project() -> None:
         acquire(here)
     except OSError as exc:
         raise InvalidTask(cannot_write(exc)) from None
+    # tools that keep files where they run (hypothesis's .hypothesis) keep them under generated/
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(here / CACHE / "hypothesis"))
 
 
 class AutocoderReporter(ConsoleReporter):

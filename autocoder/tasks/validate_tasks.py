@@ -25,6 +25,7 @@ from autocoder.layout import GENERATED
 from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.tasks.compile_tasks import blueprint_outline, fingerprint_file, project_dir
 from autocoder.tasks.gen_tasks import SAMPLES, SRC
+from autocoder.tools import tool_versions
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message
@@ -36,6 +37,7 @@ def validate_fingerprint() -> str:
     for path in sorted((Path(autocoder.__file__).parent / "validate").glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(runtime_fingerprint().encode())
+    digest.update(tool_versions().encode())  # ruff's rules and hypothesis's search change verdicts
     return digest.hexdigest()
 
 
@@ -131,11 +133,13 @@ def _test_id(test_file: str, junit_name: str) -> str:
 
 
 def run_bench(directory: Path, name: str) -> TaskFailed | None:
+    from autocoder.codegen.strategies import simplest_message
     from autocoder.validate.bench import bench_component
 
     slice_ = _load(directory, f"{GENERATED}/ir/{name}.json")
+    simplest = functools.partial(simplest_message, cache=directory / SAMPLES)
     with tempfile.TemporaryDirectory(prefix=f"autocoder-bench-{name}-") as data_dir:
-        result = bench_component(directory / SRC, slice_, Path(data_dir), directory / SAMPLES)
+        result = bench_component(directory / SRC, slice_, Path(data_dir), simplest)
     _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
     if result["dead_letters"]:
         return _failure(

@@ -19,12 +19,12 @@ import importlib
 import importlib.resources
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from autocoder.codegen.strategies import simplest_message
 from autocoder.validate.inprocess import environment, importable
 
 WARMUP = 200
@@ -37,7 +37,14 @@ def budget_rules() -> dict[str, Any]:
     return yaml.safe_load(importlib.resources.files("autocoder.rules").joinpath("budgets.yaml").read_text())
 
 
-def sample_messages(slice_: dict[str, Any], port: str, schema: str, cache: Path) -> list[dict[str, Any]]:
+# fields of a schema -> its simplest valid message (codegen.strategies.simplest_message, which
+# the tasks pass in: validation does not import the generator)
+Simplest = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def sample_messages(
+    slice_: dict[str, Any], port: str, schema: str, simplest: Simplest
+) -> list[dict[str, Any]]:
     """Inputs to time: the component's accepted examples, else the simplest valid message of
     its schema (found by hypothesis once per schema content, then cached on disk)."""
     examples = [
@@ -45,11 +52,11 @@ def sample_messages(slice_: dict[str, Any], port: str, schema: str, cache: Path)
     ]
     if examples:
         return examples
-    return [simplest_message(slice_["schemas"][schema]["fields"], cache)]
+    return [simplest(slice_["schemas"][schema]["fields"])]
 
 
 def bench_component(
-    src: Path, slice_: dict[str, Any], data_dir: Path, cache: Path, iterations: int = ITERATIONS
+    src: Path, slice_: dict[str, Any], data_dir: Path, simplest: Simplest, iterations: int = ITERATIONS
 ) -> dict[str, Any]:
     """Per-message latencies of the component; returns p50/p95 (ms), dead letters and the verdict.
     A measured path that dead-letters its messages is a failure whatever its speed."""
@@ -58,7 +65,7 @@ def bench_component(
     importable(src)
     module = importlib.import_module(f"{system_name}.components.{comp['name']}")
     with environment(DATA_DIR=str(data_dir)):
-        latencies, dead = asyncio.run(_measure(module.COMPONENT, slice_, cache, iterations))
+        latencies, dead = asyncio.run(_measure(module.COMPONENT, slice_, simplest, iterations))
     size = max(1, len(latencies) // ROUNDS)
     rounds = [latencies[i : i + size] for i in range(0, len(latencies), size)]
     best = min(rounds, key=_p95)
@@ -86,7 +93,9 @@ def _p95(latencies: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
-async def _measure(cls: Any, slice_: dict[str, Any], cache: Path, iterations: int) -> tuple[list[float], int]:
+async def _measure(
+    cls: Any, slice_: dict[str, Any], simplest: Simplest, iterations: int
+) -> tuple[list[float], int]:
     from autocoder_runtime.capabilities import TokenBucket
     from autocoder_runtime.testing import harness
 
@@ -101,7 +110,7 @@ async def _measure(cls: Any, slice_: dict[str, Any], cache: Path, iterations: in
             component.client = httpx.AsyncClient(
                 transport=httpx.MockTransport(lambda request: httpx.Response(200))
             )
-        step = _step(component, comp, slice_, cache)
+        step = _step(component, comp, slice_, simplest)
         for _ in range(WARMUP):
             await step()
         latencies = []
@@ -113,14 +122,14 @@ async def _measure(cls: Any, slice_: dict[str, Any], cache: Path, iterations: in
     return latencies, dead
 
 
-def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], cache: Path) -> Any:
+def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], simplest: Simplest) -> Any:
     """One message through the kernel path of this kind of component."""
     from autocoder_runtime.messages import Envelope, validate
 
     cycle: list[Any] = []
     if comp["inputs"]:
         port, schema = sorted(comp["inputs"].items())[0]
-        messages = sample_messages(slice_, port, schema, cache)
+        messages = sample_messages(slice_, port, schema, simplest)
 
         async def step() -> None:
             if not cycle:
@@ -139,7 +148,7 @@ def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], cache: P
             await component.system.accept(component.name, port, message, "bench")
 
         return generate
-    messages = sample_messages(slice_, port, schema, cache)
+    messages = sample_messages(slice_, port, schema, simplest)
 
     async def ingress() -> None:  # an api_endpoint: validate the body, commit it to the inbox
         if not cycle:

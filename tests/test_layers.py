@@ -1,0 +1,45 @@
+"""How the stages depend on each other, and what the stage fingerprints cover."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+
+import hypothesis
+import pytest
+from conftest import REPO
+
+from autocoder.tasks import gen_tasks, validate_tasks
+from autocoder.tools import ruff_binary, tool_versions
+
+
+def imported_modules(path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules
+
+
+def test_validation_does_not_import_the_generator():
+    for path in sorted((REPO / "autocoder" / "validate").glob("*.py")):
+        assert not {m for m in imported_modules(path) if m.startswith("autocoder.codegen")}, path.name
+
+
+def test_tool_versions_are_the_installed_ones():
+    ruff = subprocess.run([ruff_binary(), "--version"], capture_output=True, text=True, check=True)
+    assert tool_versions() == f"ruff=={ruff.stdout.split()[1]} hypothesis=={hypothesis.__version__}"
+
+
+@pytest.mark.parametrize("fingerprint", [gen_tasks.codegen_fingerprint, validate_tasks.validate_fingerprint])
+def test_another_ruff_or_hypothesis_changes_the_stage_fingerprints(fingerprint, monkeypatch):
+    """A ruff release formats differently, a hypothesis release finds other samples: both make
+    the generated and validated output stale, so both are in the fingerprints."""
+    before = fingerprint.__wrapped__()
+    module = gen_tasks if fingerprint is gen_tasks.codegen_fingerprint else validate_tasks
+    monkeypatch.setattr(module, "tool_versions", lambda: tool_versions().replace("ruff==", "ruff==9"))
+    assert fingerprint.__wrapped__() != before
+    monkeypatch.undo()
+    assert fingerprint.__wrapped__() == before
