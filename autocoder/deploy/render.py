@@ -217,11 +217,10 @@ def _pod_template(plan: Plan) -> dict[str, Any]:
         }
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108 - the only writable scratch
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
-    if plan.backend == "sqlite":
-        mounts.append({"name": "data", "mountPath": plan.data_dir})
-    else:
-        mounts.append({"name": "data", "mountPath": plan.data_dir})
-        volumes.append({"name": "data", "emptyDir": {"sizeLimit": "256Mi"}})  # file sinks only
+    # SQLite: the data directory is the StatefulSet's claim; PostgreSQL: scratch for file sinks
+    mounts.append({"name": "data", "mountPath": plan.data_dir})
+    if plan.backend != "sqlite":
+        volumes.append({"name": "data", "emptyDir": {"sizeLimit": "256Mi"}})
     container = {
         "name": plan.name,
         "image": plan.image + (f"@{plan.image_digest}" if plan.image_digest else ""),
