@@ -57,7 +57,9 @@ def llm_logic(directory: Path, slice_: dict[str, Any], settings: LLMSettings, ch
         entry = read_lock(directory).components.get(name)
         if entry is not None and entry.prompt_hash == digest:
             usage.locked = 1
-            return _locked(function, entry, name)
+            locked = _locked(function, entry, name)
+            record_accepted(directory, name, entry)
+            return locked
         _may_ask(name, settings, stale=entry is not None)
         body = _converse(directory, name, function, messages, settings, checker, usage)
         record_accepted(directory, name, LockEntry(prompt_hash=digest, model=settings.model, completion=body))
@@ -107,44 +109,28 @@ def _converse(
     checker: Checker,
     usage: Usage,
 ) -> str:
-    from autocoder.llm.cache import CompletionCache, cache_key
-    from autocoder.llm.client import ChatClient, MalformedResponse, ModelUnavailable
+    from autocoder.llm.cache import CompletionCache
+    from autocoder.llm.client import ChatClient
 
     client = ChatClient(settings)
     cache = CompletionCache(_cache_dir(directory, settings))
-    answers: list[tuple[str, dict[str, Any]]] = []  # cached only once the body is accepted
+    answers: list[tuple[str, dict[str, Any]]] = []  # cached only once a body is accepted
     problems: list[str] = []
     content = ""
     try:
         for _ in range(1 + settings.repair_attempts):
-            request: dict[str, Any] = {
-                "prompt_version": prompt.PROMPT_VERSION,
-                "provider": settings.provider,
-                "messages": messages,
-                "parameters": client.parameters(),
-            }
-            key = cache_key(request)
-            stored = cache.get(key)
+            key, stored = _ask(name, client, cache, messages, usage)
+            content = stored.get("content") or ""
             try:
-                if stored is not None and isinstance(stored.get("content"), str):
-                    usage.cache_hits += 1
-                    content = stored["content"]
-                else:
-                    usage.calls += 1
-                    answer = client.complete(messages)
-                    usage.tokens_in += answer.tokens_in
-                    usage.tokens_out += answer.tokens_out
-                    content = answer.content
-                    stored = answer.to_json()
                 body = prompt.extract_body(content, function)
-            except ModelUnavailable as exc:
-                raise GenerationError(f"component '{name}': the LLM failed: {exc}") from None
-            except (MalformedResponse, prompt.Malformed) as exc:
-                problems = [f"malformed answer: {exc}"]
+            except prompt.Malformed as exc:
+                stored = {"malformed": str(exc)}
+            if "malformed" in stored:  # never cached: the next request asks again
+                problems = [f"malformed answer: {stored['malformed']}"]
                 messages = [*messages, prompt.repair_message(problems)]
                 continue
-            answers.append((key, stored))
-            problems = check.body_problems(function, body) or checker(check.with_body(function, body))
+            problems = _problems(function, body, stored, checker)
+            answers.append((key, {**stored, "problems": problems}))
             if not problems:
                 for answer_key, value in answers:
                     cache.put(answer_key, value)
@@ -158,6 +144,51 @@ def _converse(
         f"attempt(s): {'; '.join(problems[:5])}; the last attempt is in {saved}; fix: make the "
         f"description clearer, raise `repair_attempts`, or give it declarative `logic`"
     )
+
+
+def _ask(
+    name: str, client: Any, cache: Any, messages: list[dict[str, str]], usage: Usage
+) -> tuple[str, dict[str, Any]]:
+    """(cache key, answer) for the conversation so far: from the cache, else from the model
+    ({"malformed": why} for an answer with nothing usable in it)."""
+    from autocoder.llm.cache import cache_key
+    from autocoder.llm.client import MalformedResponse, ModelUnavailable
+
+    request = {
+        "prompt_version": prompt.PROMPT_VERSION,
+        "provider": client.settings.provider,
+        "messages": messages,
+        "parameters": client.parameters(),
+    }
+    key = cache_key(request)
+    stored = cache.get(key)
+    if stored is not None and isinstance(stored.get("content"), str):
+        usage.cache_hits += 1
+        return key, stored
+    usage.calls += 1
+    try:
+        answer = client.complete(messages)
+    except ModelUnavailable as exc:
+        raise GenerationError(f"component '{name}': the LLM failed: {exc}") from None
+    except MalformedResponse as exc:
+        return key, {"malformed": str(exc)}
+    usage.tokens_in += answer.tokens_in
+    usage.tokens_out += answer.tokens_out
+    return key, answer.to_json()
+
+
+def _problems(function: Function, body: str, stored: dict[str, Any], checker: Checker) -> list[str]:
+    """What is wrong with a body. An answer from the cache carries the verdict of the checks it
+    had when it was asked (the cache key holds the whole specification it was checked
+    against): only the cheap language checks run again; the build's own lint and test tiers
+    still judge the module."""
+    problems = check.body_problems(function, body)
+    if problems:
+        return problems
+    cached = stored.get("problems")
+    if isinstance(cached, list) and all(isinstance(p, str) for p in cached):
+        return list(cached)
+    return checker(check.with_body(function, body))
 
 
 def _cache_dir(directory: Path, settings: LLMSettings) -> Path:

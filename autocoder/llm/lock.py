@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -100,34 +99,35 @@ def accepted_entries(directory: Path, names: list[str]) -> dict[str, LockEntry]:
 def freeze(directory: Path) -> tuple[Path, list[str]]:
     """Write the lock from the last build, which must have been green; (path, components).
 
-    A green build is one whose report task wrote an ok summary after every component was
-    generated: the accepted bodies of the components of the current IR are frozen."""
+    Green: the last `autocoder build` succeeded (generated/reports/llm/last-build.json), or,
+    for a build run by plain doit, the report task's summary is ok. Each LLM component of the
+    current IR must have an accepted body for its current prompt."""
     from autocoder.fsutil import confined, write_if_changed
+    from autocoder.llm.prompt import prompt_hash
+    from autocoder.llm.usage import LAST_BUILD
 
-    summary = directory / GENERATED / "reports" / "summary.json"
-    ir_path = directory / GENERATED / "ir.v1.json"
+    last, summary = directory / LAST_BUILD, directory / GENERATED / "reports" / "summary.json"
+    status = last if last.is_file() else summary
     try:
-        report: dict[str, Any] = json.loads(summary.read_text())
-        ir = json.loads(ir_path.read_text())
+        green = bool(json.loads(status.read_text()).get("ok"))
+        ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
     except (OSError, ValueError):
         raise GenerationError(
             f"{directory}: no finished build to lock; fix: run `autocoder build {directory}` first"
         ) from None
-    from autocoder.llm.usage import LAST_BUILD
-
-    last = directory / LAST_BUILD
-    if last.is_file() and not json.loads(last.read_text()).get("ok"):
-        raise GenerationError(f"{last}: the last build failed; fix the failures, rebuild, then lock")
-    if not report.get("ok"):
-        raise GenerationError(
-            f"{summary}: the last build was not green; fix the failures, rebuild, then lock"
-        )
+    if not green:
+        raise GenerationError(f"{status}: the last build was not green; fix the failures, rebuild, then lock")
     names = sorted(c["name"] for c in ir["components"] if c["logic_source"] == "llm")
     entries = accepted_entries(directory, names)
-    missing = [n for n in names if n not in entries]
+    current = {
+        name: prompt_hash(json.loads((directory / GENERATED / "ir" / f"{name}.json").read_text()))
+        for name in names
+    }
+    missing = [n for n in names if n not in entries or entries[n].prompt_hash != current[n]]
     if missing:
         raise GenerationError(
-            f"no accepted completion for {', '.join(missing)}; fix: rebuild with an LLM, then lock"
+            f"no accepted completion for the current prompt of {', '.join(missing)}; fix: rebuild "
+            f"with an LLM, then lock"
         )
     path = confined(directory, directory / LOCK_FILE)
     write_if_changed(path, dump_lock(LockFile(components=entries)).encode())
