@@ -144,7 +144,7 @@ def test_an_ordinary_body_passes_the_language_checks():
 def test_settings_precedence_flags_then_environment_then_deployment(tmp_path: Path):
     (tmp_path / "deployment.yaml").write_text(
         "schema_version: '1.0.0'\nllm: {model: from-file, base_url: 'http://file/v1', temperature: 0.5,"
-        " price_per_1k_tokens: {input: 1.0, output: 2.0}}\n"
+        " price_per_1k_tokens: {prompt: 1.0, completion: 2.0}}\n"
     )
     from_file = resolve(tmp_path, env={})
     assert (from_file.provider, from_file.model, from_file.base_url) == (

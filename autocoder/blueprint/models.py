@@ -503,8 +503,8 @@ EnvValue = Annotated[str, StringConstraints(max_length=4000)] | int | float | bo
 class LLMPrice(Model):
     """Price per 1000 tokens (any currency): the build summary prints the cost."""
 
-    input: Annotated[float, Field(ge=0)] = 0.0
-    output: Annotated[float, Field(ge=0)] = 0.0
+    prompt: Annotated[float, Field(ge=0)] = 0.0  # per 1000 tokens sent
+    completion: Annotated[float, Field(ge=0)] = 0.0  # per 1000 tokens received
 
 
 class LLMBlock(Model):

@@ -108,8 +108,8 @@ def resolve(directory: Path, env: dict[str, str] | None = None) -> LLMSettings:
     block = deployment_block(directory)
     price = block.pop("price_per_1k_tokens", None)
     if isinstance(price, dict):
-        merged["price_in_per_1k"] = price.get("input")
-        merged["price_out_per_1k"] = price.get("output")
+        merged["price_in_per_1k"] = price.get("prompt")
+        merged["price_out_per_1k"] = price.get("completion")
     merged.update({k: v for k, v in block.items() if v is not None})
     merged.update(environment_values(env))
     if "provider" not in merged and (merged.get("model") or merged.get("base_url")):
