@@ -136,7 +136,8 @@ def test_bodies_outside_the_allowed_language_are_refused(body):
 
 def test_an_ordinary_body_passes_the_language_checks():
     body = (
-        "out = {k: v for k, v in msg.items() if k != 'x'}\nif not out:\n    raise ValueError('e')\nreturn out"
+        "out = {k: v for k, v in msg.items() if k != 'x'}\nfor _ in range(2):\n    out['n'] = len(out)\n"
+        "if not out:\n    raise ValueError('e')\nreturn out"
     )
     assert body_problems(TRANSFORM, body) == []
 

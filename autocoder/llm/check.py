@@ -76,9 +76,9 @@ def body_problems(function: Function, body: str) -> list[str]:
             problems.append(f"{where}: global/nonlocal is not allowed")
         elif isinstance(node, ast.Yield | ast.YieldFrom | ast.Await):
             problems.append(f"{where}: the method must return its result, not yield or await")
-        elif isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES or node.id.startswith("_")):
+        elif isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES or _private(node.id)):
             problems.append(f"{where}: the name {node.id!r} is not allowed")
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+        elif isinstance(node, ast.Attribute) and _private(node.attr):
             problems.append(f"{where}: the attribute {node.attr!r} is not allowed")
         elif isinstance(node, ast.ClassDef):
             problems.append(f"{where}: class definitions are not allowed")
@@ -112,6 +112,12 @@ def module_problems(
         if lint:
             return [f.format() for f in lint]
         return _test_problems(src, test, Path(tmp) / "data")
+
+
+def _private(name: str) -> bool:
+    """Underscore names reach interpreter internals (`__builtins__`, `__class__`); a lone `_`
+    (the throwaway variable) does not."""
+    return name.startswith("_") and name != "_"
 
 
 def _method_lines(source: str, function: Function) -> range:

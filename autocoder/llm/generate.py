@@ -41,7 +41,7 @@ class Usage:
     tokens_out: int = 0
 
 
-# module text of a candidate body -> problems ([] = accepted); given by the gen task
+# a candidate logic method -> what is wrong with its module ([]: accepted); from the gen task
 Checker = Callable[[Function], list[str]]
 
 
