@@ -3,7 +3,7 @@
 The SDK retries transient failures (connection errors, timeouts, 408/409/429, 5xx) with
 exponential backoff and honours Retry-After; what it finally raises is a `ModelUnavailable`
 naming the cause. Structured output (a JSON schema) is asked for first; a server that refuses
-`response_format` with a 400 is asked again without it, and the answer's fenced code is read.
+`response_format` (an error naming it) is asked again without it, and fenced code is read.
 """
 
 from __future__ import annotations
@@ -62,11 +62,14 @@ class ChatClient:
 
         try:
             response = self.client.chat.completions.create(messages=messages, **self.parameters())  # type: ignore[arg-type]
-        except openai.BadRequestError as exc:
+        except openai.APIStatusError as exc:
             if self.structured and "response_format" in str(exc):
-                self.structured = False  # this server has no structured output: plain text
+                # no structured output here (a 400, or llama.cpp's 500): ask in plain text
+                self.structured = False
                 return self.complete(messages)
-            raise ModelUnavailable(f"the server refused the request: {_detail(exc)}") from None
+            raise ModelUnavailable(
+                f"the server answered {exc.status_code}: {_detail(exc)} ({self.settings.retries} retries)"
+            ) from None
         except openai.APITimeoutError:
             raise ModelUnavailable(
                 f"the model did not answer within {self.settings.timeout:g} s "
@@ -76,10 +79,6 @@ class ChatClient:
             raise ModelUnavailable(
                 f"cannot reach {self.settings.base_url or 'the OpenAI API'}: {exc} "
                 f"({self.settings.retries} retries)"
-            ) from None
-        except openai.APIStatusError as exc:
-            raise ModelUnavailable(
-                f"the server answered {exc.status_code}: {_detail(exc)} ({self.settings.retries} retries)"
             ) from None
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise MalformedResponse(f"the answer is not a chat completion: {exc}") from None
