@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "build",
         help="run the doit build in DIR (doit arguments may follow, in any order)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="autocoder build [DIR] [--strict] [--continue] [DOIT_ARG ...]",
+        usage="autocoder build [DIR] [--strict] [--continue] [--frozen] [--llm-* ...] [DOIT_ARG ...]",
         description="Run Autocoder's doit tasks in DIR without needing a dodo.py: compile, "
         "generate, then lint,\ntype-check, test, benchmark and policy-check every component.\n\n"
         "The first argument that is not an option is DIR; every other argument goes to doit:\n"
@@ -148,7 +148,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DOIT_ARG",
         help="for doit: task names, a doit command, doit options such as -n N or --reporter NAME",
     )
+    _llm_args(build)
     build.set_defaults(run=cmd_build)
+
+    lock = sub.add_parser(
+        "lock",
+        help="freeze the LLM completions of the last green build into DIR/autocoder.lock",
+        description="Write DIR/autocoder.lock from the last build of DIR, which must have been green: "
+        "per LLM-written component its prompt hash, model and completion. Commit the file: builds "
+        "then take those completions without a model (and `autocoder build DIR --frozen` never asks one).",
+    )
+    _dir_arg(lock)
+    lock.set_defaults(run=cmd_lock)
 
     schema = sub.add_parser(
         "schema",
@@ -409,8 +420,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"autocoder: {cannot_write(exc)}", file=sys.stderr)
             return EXIT_ERROR
-    with _storage_errors_in_one_line():
+    from autocoder.llm.usage import report_usage
+    from autocoder.validate.inprocess import environment
+
+    llm_env = _llm_environment(args)
+    with environment(**llm_env), _storage_errors_in_one_line():
         code = int(Main(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
+    if runs_tasks:
+        report_usage(Path("."), llm_env["AUTOCODER_BUILD_ID"], code == 0)
     if AutocoderReporter.blueprint_failed:
         return EXIT_BLUEPRINT  # `check` failed: the blueprints have errors, as `autocoder check` says
     if code == 2 and AutocoderReporter.failures_only:
@@ -459,13 +476,73 @@ _DOIT_COMMANDS = frozenset(
 )
 
 
+def _llm_args(build: argparse.ArgumentParser) -> None:
+    """The LLM flags of `autocoder build`: they win over AUTOCODER_LLM_* and deployment.yaml."""
+    group = build.add_argument_group(
+        "LLM (for custom components; flags > AUTOCODER_LLM_* variables > the llm: block of deployment.yaml)"
+    )
+    group.add_argument("--llm-provider", choices=("offline", "openai"), help="offline: lock file only")
+    group.add_argument(
+        "--llm-base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8765/v1"
+    )
+    group.add_argument("--llm-model", metavar="NAME", help="model name (selects the openai provider)")
+    group.add_argument(
+        "--llm-cache-dir", metavar="DIR", help="completion cache (default generated/.cache/llm)"
+    )
+    group.add_argument("--llm-repair-attempts", metavar="N", help="repair requests after a failed check")
+    group.add_argument(
+        "--frozen",
+        action="store_true",
+        help="never call a model: every LLM component must be in autocoder.lock",
+    )
+
+
+def _llm_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The build's LLM flags as the AUTOCODER_LLM_* variables the gen tasks read (doit may run
+    them in worker processes), plus this build's id for its usage figures."""
+    import uuid
+
+    from autocoder.llm.generate import BUILD_ENV
+
+    flags = {
+        "PROVIDER": args.llm_provider,
+        "BASE_URL": args.llm_base_url,
+        "MODEL": args.llm_model,
+        "CACHE_DIR": args.llm_cache_dir,
+        "REPAIR_ATTEMPTS": args.llm_repair_attempts,
+        "FROZEN": "1" if args.frozen else None,
+    }
+    values = {f"AUTOCODER_LLM_{k}": v for k, v in flags.items() if v is not None}
+    if args.llm_cache_dir is not None:  # relative to where the command was typed, not to DIR
+        values["AUTOCODER_LLM_CACHE_DIR"] = str(Path(args.llm_cache_dir).resolve())
+    return {**values, BUILD_ENV: uuid.uuid4().hex}
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from autocoder.codegen.render import GenerationError
+    from autocoder.llm.lock import freeze
+
+    if not _require_dir(args.dir):
+        return EXIT_BLUEPRINT
+    try:
+        path, names = freeze(args.dir)
+    except GenerationError as exc:
+        print(f"autocoder lock: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"locked {len(names)} component(s) in {path}: {', '.join(names) or '(none)'}")
+    return 0
+
+
 def _names_a_task(doit_args: list[str], tasks: list[str]) -> bool:
     """Whether the doit arguments name a command or a task (else doit runs the default tasks)."""
     known = _DOIT_COMMANDS | {"run", *tasks}
     return any(arg.split(":", 1)[0] in known for arg in doit_args if not arg.startswith("-"))
 
 
-_OURS = frozenset(("--strict", "-h", "--help"))
+_OURS = frozenset(("--strict", "-h", "--help", "--frozen"))
+_OURS_WITH_VALUE = frozenset(
+    ("--llm-provider", "--llm-base-url", "--llm-model", "--llm-cache-dir", "--llm-repair-attempts")
+)
 
 
 def _split_build_argv(argv: list[str]) -> tuple[list[str], str | None, list[str]] | str:
@@ -494,6 +571,14 @@ def _split_build_argv(argv: list[str]) -> tuple[list[str], str | None, list[str]
             break
         if arg in _OURS:
             ours.append(arg)
+            continue
+        if arg.split("=", 1)[0] in _OURS_WITH_VALUE:  # --llm-model NAME or --llm-model=NAME
+            ours.append(arg)
+            if "=" not in arg:
+                if index == len(argv):
+                    return f"option {arg} needs a value"
+                ours.append(argv[index])
+                index += 1
             continue
         if arg.startswith("-") and arg != "-":
             takes = _option_takes_value(arg, commands[command or "run"])

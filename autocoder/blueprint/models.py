@@ -507,6 +507,29 @@ class DeploymentPolicy(Model):
 EnvValue = Annotated[str, StringConstraints(max_length=4000)] | int | float | bool
 
 
+class LLMPrice(Model):
+    """Price per 1000 tokens (any currency): the build summary prints the cost."""
+
+    prompt: Annotated[float, Field(ge=0)] = 0.0  # per 1000 tokens sent
+    completion: Annotated[float, Field(ge=0)] = 0.0  # per 1000 tokens received
+
+
+class LLMBlock(Model):
+    """The model that writes free-form logic. CLI flags and AUTOCODER_LLM_* variables override
+    each key; the API key is never written here (AUTOCODER_LLM_API_KEY or OPENAI_API_KEY)."""
+
+    provider: Literal["offline", "openai"] | None = None
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=500)] | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=16, le=100_000)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=3600)] | None = None
+    retries: Annotated[int, Field(ge=0, le=20)] | None = None
+    repair_attempts: Annotated[int, Field(ge=0, le=10)] | None = None
+    price_per_1k_tokens: LLMPrice | None = None
+    cache_dir: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+
+
 class Deployment(Model):
     """deployment.yaml: where and how the system runs (secrets by name and key only)."""
 
@@ -531,6 +554,7 @@ class Deployment(Model):
     policy: DeploymentPolicy = Field(default_factory=DeploymentPolicy)
     # findings of the deployment validators (hadolint DLxxxx, PSS0xx, KV0xx, CMP0xx) waived
     suppressions: Annotated[list[Suppression], Field(max_length=50)] = Field(default_factory=list)
+    llm: LLMBlock | None = None
 
 
 def schema_major(version: str) -> int | None:

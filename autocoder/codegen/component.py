@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from autocoder.codegen.literals import pascal, pyliteral
+from autocoder.codegen.literals import pascal, pyliteral, wrapped_literal
 from autocoder.codegen.paths import COMPONENT_TEMPLATE, COMPONENT_TEST_TEMPLATE, module_path, test_path
 from autocoder.codegen.provider import Provider, require_served
 from autocoder.codegen.render import format_python, render
@@ -38,20 +38,24 @@ class Function:
     body: tuple[str, ...]
 
 
-def generate_component(slice_: dict[str, Any], provider: Provider) -> dict[str, str]:
-    """{relative path under generated/src: formatted source} for one component."""
+def generate_component(
+    slice_: dict[str, Any], provider: Provider, logic: Function | None = None
+) -> dict[str, str]:
+    """{relative path under generated/src: formatted source} for one component. `logic`: its
+    free-form logic method, already written (and checked) by an LLM provider (autocoder.llm)."""
     comp = slice_["component"]
-    require_served(provider, comp)
+    if logic is None:
+        require_served(provider, comp)
     system = slice_["system"]
-    context = module_context(slice_)
+    context = module_context(slice_, logic)
     module = render(COMPONENT_TEMPLATE, **context)
     tests = render(COMPONENT_TEST_TEMPLATE, **test_context(slice_, context))
     return format_python({module_path(system, comp["name"]): module, test_path(comp["name"]): tests})
 
 
-def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
+def module_context(slice_: dict[str, Any], logic: Function | None = None) -> dict[str, Any]:
     comp = slice_["component"]
-    functions = logic_functions(slice_)
+    functions = [logic] if logic is not None else logic_functions(slice_)
     spec = {key: comp[key] for key in ("capabilities", "budget", "config", "security")}
     ports = sorted({*comp["inputs"].values(), *comp["outputs"].values()})
     attributes = _attributes(comp)
@@ -67,7 +71,7 @@ def module_context(slice_: dict[str, Any]) -> dict[str, Any]:
         "spec": pyliteral(spec),
         "functions": functions,
         "attributes": attributes,
-        "description": pyliteral(comp["description"]),
+        "description": wrapped_literal(comp["description"]),
     }
 
 

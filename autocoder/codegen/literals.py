@@ -22,6 +22,15 @@ def pyliteral(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} cannot be a literal")
 
 
+def wrapped_literal(text: str | None, width: int = 60) -> str:
+    """A string literal that ruff can lay out within the line length: a long text becomes
+    implicitly concatenated pieces of at most `width` characters, in parentheses."""
+    if text is None or len(text) <= width:
+        return pyliteral(text)
+    pieces = [text[i : i + width] for i in range(0, len(text), width)]
+    return "(" + " ".join(pyliteral(piece) for piece in pieces) + ")"
+
+
 def pascal(name: str) -> str:
     """lower_snake -> PascalCase (component and field names are validated identifiers)."""
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)

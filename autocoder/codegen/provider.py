@@ -1,8 +1,8 @@
 """Where business logic comes from: the provider interface and its offline implementation.
 
 A provider turns a component's IR into the source of its logic functions. `offline` serves
-declarative logic only and is deterministic; an LLM provider (a later stage) serves free-form
-components. A component that no configured provider can serve is a build error naming the
+declarative logic only and is deterministic; the LLM provider (autocoder.llm.provider) serves
+free-form components as well. A component that no configured provider can serve is a build error naming the
 component and the ways out.
 """
 
@@ -41,8 +41,9 @@ def require_served(provider: Provider, component: dict[str, Any]) -> None:
     raise GenerationError(
         f"component '{name}' ({kind}) needs free-form logic, which the '{provider.name}' provider "
         f"cannot write. Ways out: give it declarative `logic` in architecture.yaml; or configure an "
-        f"LLM provider (not available yet in this version); or commit a frozen completion in the lock "
-        f"file (not available yet in this version)."
+        f"OpenAI-compatible model (`autocoder build DIR --llm-base-url URL --llm-model NAME`, the "
+        f"AUTOCODER_LLM_* variables or the `llm:` block of deployment.yaml); or commit a lock file "
+        f"that has its completion (`autocoder lock DIR`)."
     )
 
 

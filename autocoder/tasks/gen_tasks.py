@@ -38,16 +38,17 @@ from autocoder.tools import tool_versions
 
 SRC = f"{GENERATED}/src"
 SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
-PROVIDER = "offline"
 
 
 @functools.cache
-def codegen_fingerprint() -> str:
-    """Version and code of the generator plus the provider settings: what changes its output."""
+def codegen_fingerprint(provider: str) -> str:
+    """Version and code of the generator (the LLM provider's included) plus the provider's own
+    fingerprint (`provider`: its canonical JSON, prompt version included): what changes output."""
     digest = hashlib.sha256(autocoder.__version__.encode())
-    for path in sorted((Path(autocoder.__file__).parent / "codegen").glob("*.py")):
+    package = Path(autocoder.__file__).parent
+    for path in sorted([*(package / "codegen").glob("*.py"), *(package / "llm").glob("*.py")]):
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(json.dumps({"provider": PROVIDER}, sort_keys=True).encode())
+    digest.update(provider.encode())
     digest.update(runtime_fingerprint().encode())
     digest.update(tool_versions().encode())  # ruff formats the output, hypothesis finds samples
     return digest.hexdigest()
@@ -72,13 +73,12 @@ def _write_or_fail(directory: Path, files: dict[str, str], task: str) -> TaskFai
 
 
 def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
-    from autocoder.codegen.component import generate_component
-    from autocoder.codegen.provider import get_provider
     from autocoder.codegen.render import GenerationError
+    from autocoder.llm.provider import generate_files
 
     slice_ = json.loads((directory / GENERATED / "ir" / f"{name}.json").read_text())
     try:
-        files = generate_component(slice_, get_provider(PROVIDER))
+        files = generate_files(directory, slice_)
     except GenerationError as exc:
         return TaskFailed(f"gen:{name}: {exc}")
     return _write_or_fail(directory, files, f"gen:{name}")
@@ -136,8 +136,12 @@ def task_gen() -> Any:
         yield {"name": None, "task_dep": ["check"], "doc": task_gen.__doc__}
         return
     system, components = outline
-    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint())
+    from autocoder.llm.lock import LOCK_FILE
+    from autocoder.llm.provider import provider_fingerprint
+
+    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint(provider_fingerprint(directory)))
     root = templates_root()
+    lock = [LOCK_FILE] if (directory / LOCK_FILE).is_file() else []  # locked completions
     for name, kind in components:
         targets = [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"]
         yield {
@@ -147,6 +151,7 @@ def task_gen() -> Any:
             "file_dep": [
                 f"{GENERATED}/ir/{name}.json",
                 fingerprint,
+                *lock,
                 *(str(root / t) for t in component_templates()),
             ],
             "targets": targets,
