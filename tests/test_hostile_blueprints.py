@@ -268,8 +268,10 @@ def test_a_tampered_outline_cache_is_rebuilt_and_clean_stays_inside(built, tmp_p
         cache.write_text(json.dumps(tampered))
         listed = doit_run(project, "list", "--all")
         assert listed.returncode == 0 and "victim" not in listed.stdout and "gen:pricer" in listed.stdout
+        assert json.loads(cache.read_text()) == good  # re-derived from the blueprint
+        cache.write_text(json.dumps(tampered))
         clean = doit_run(project, "clean")
         assert clean.returncode == 0, clean.stdout + clean.stderr
         assert victim.read_text() == "precious"
-        assert json.loads(cache.read_text()) == good  # re-derived from the blueprint
+        assert not cache.exists()  # clean removes the derived outline too
     assert not (project / "generated" / "ir.v1.json").exists()  # clean did clean the project
