@@ -115,9 +115,10 @@ def _dependency(uri: str, data: bytes) -> dict[str, Any]:
 def provenance(directory: Path, outputs: dict[str, bytes], packaged: dict[str, bytes]) -> dict[str, Any]:
     """in-toto Statement v1 with a SLSA provenance v1 predicate: every input (blueprints, lock
     file, templates, the generator and runtime versions and code) and every output digest."""
+    from autocoder.llm.provider import provider_fingerprint
     from autocoder.runtime_pkg import runtime_fingerprint
     from autocoder.tasks.deploy_tasks import deploy_fingerprint
-    from autocoder.tasks.gen_tasks import PROVIDER, codegen_fingerprint
+    from autocoder.tasks.gen_tasks import codegen_fingerprint
     from autocoder.templates_dir import templates_root
 
     inputs = [
@@ -136,7 +137,10 @@ def provenance(directory: Path, outputs: dict[str, bytes], packaged: dict[str, b
     import autocoder_runtime
 
     inputs += [
-        {"uri": f"pkg:pypi/autocoder@{autocoder.__version__}", "digest": {"sha256": codegen_fingerprint()}},
+        {
+            "uri": f"pkg:pypi/autocoder@{autocoder.__version__}",
+            "digest": {"sha256": codegen_fingerprint(provider_fingerprint(directory))},
+        },
         {
             "uri": f"pkg:pypi/autocoder-runtime@{autocoder_runtime.__version__}",
             "digest": {"sha256": runtime_fingerprint()},
@@ -153,7 +157,10 @@ def provenance(directory: Path, outputs: dict[str, bytes], packaged: dict[str, b
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {"blueprints": [ARCHITECTURE, DEPLOYMENT], "tasks": ["deploy", "sign"]},
-                "internalParameters": {"llm_provider": PROVIDER, "llm_model": None, "prompt_sha256": None},
+                "internalParameters": {
+                    "llm_provider": json.loads(provider_fingerprint(directory)),
+                    "llm_components": _llm_components(directory),
+                },
                 "resolvedDependencies": inputs,
             },
             "runDetails": {
@@ -166,6 +173,18 @@ def provenance(directory: Path, outputs: dict[str, bytes], packaged: dict[str, b
             },
         },
     }
+
+
+def _llm_components(directory: Path) -> dict[str, dict[str, str | None]]:
+    """Per component whose logic an LLM wrote: the model and the prompt's sha256 of the body
+    the build accepted (generated/llm/, what `autocoder lock` freezes)."""
+    from autocoder.llm.lock import ACCEPTED, LockEntry
+
+    found: dict[str, dict[str, str | None]] = {}
+    for path in sorted((directory / ACCEPTED).glob("*.json")):
+        entry = LockEntry.model_validate(json.loads(path.read_text()))
+        found[path.stem] = {"model": entry.model, "prompt_sha256": entry.prompt_hash}
+    return found
 
 
 def envelope(key: Any, statement: dict[str, Any]) -> bytes:
