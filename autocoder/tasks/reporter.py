@@ -12,12 +12,13 @@ from pathlib import Path
 from doit.reporter import ConsoleReporter
 
 from autocoder.layout import GENERATED
+from autocoder.runcache.report import RunCacheReport
 
 # how the `check` task's failure message starts (tasks._fail_or_none)
 BLUEPRINT_ERRORS = "the blueprints do not compile"
 
 
-class AutocoderReporter(ConsoleReporter):
+class AutocoderReporter(RunCacheReport, ConsoleReporter):
     desc = "console output, then the validation summary table"
 
     # Outcome of the last run, for `autocoder build`'s exit code: doit says 2 when, under
@@ -55,6 +56,7 @@ class AutocoderReporter(ConsoleReporter):
         self.failures = [f for f in failures if f["task"] not in self._shown]
         super().complete_run()
         self.failures = failures
+        self.write_runcache_summary()
         import json
 
         from autocoder.validate.report import read_results, summary_table
