@@ -131,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     _dir_arg(build)
     build.add_argument("--strict", action="store_true", help="treat blueprint warnings as errors")
     build.add_argument(
+        "--cache-readonly",
+        action="store_true",
+        help="read the run-cache's remote, never write it (AUTOCODER_CACHE_READONLY=1)",
+    )
+    build.add_argument("--explain", action="store_true", help="print why each task runs, as it starts")
+    build.add_argument(
         "-c",
         "--continue",
         dest="doit_continue",
@@ -177,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
         "every validation policy rule, with its severity and title.",
     )
     rules.set_defaults(run=cmd_rules)
+    from autocoder.runcache.commands import add_commands
+
+    add_commands(sub, _dir_arg)  # `cache status|push|pull|gc` and `explain`
     return parser
 
 
@@ -310,7 +319,17 @@ def cmd_build(args: argparse.Namespace) -> int:
             return EXIT_BLUEPRINT
     if args.strict:
         os.environ[STRICT_ENV] = "1"
+    if args.cache_readonly:
+        os.environ["AUTOCODER_CACHE_READONLY"] = "1"
     from autocoder.tasks.reporter import AutocoderReporter
+
+    if args.explain and runs_tasks:
+        from autocoder.runcache.explain import explain
+
+        reasons = explain(directory, [a for a in args.doit_args if not a.startswith("-")])
+        AutocoderReporter.reasons = reasons.tasks
+        if reasons.blueprint:
+            print("\n".join(["blueprint changes since the last build:", *reasons.blueprint]))
 
     os.chdir(directory)
     doit_args = [args.doit_command] if args.doit_command else []
@@ -350,7 +369,7 @@ def _names_a_task(doit_args: list[str], tasks: list[str]) -> bool:
     return any(arg.split(":", 1)[0] in known for arg in doit_args if not arg.startswith("-"))
 
 
-_OURS = frozenset(("--strict", "-h", "--help"))
+_OURS = frozenset(("--strict", "--cache-readonly", "--explain", "-h", "--help"))
 
 
 def _split_build_argv(argv: list[str]) -> tuple[list[str], str | None, list[str]] | str:

@@ -154,6 +154,8 @@ class RunCache:
     def lookup(self, task: str, key: str, targets: list[str]) -> Entry | None:
         """A verified entry from the local store, else from the remote; None on a miss."""
         entry = self._lookup_in(self.local, "local", task, key, targets)
+        if entry is not None and isinstance(self.local, DirectoryStore):
+            self.local.touch(manifest_name(key))
         if entry is None and self.remote is not None:
             entry = self._remote(lambda store: self._lookup_in(store, "remote", task, key, targets))
             if entry is not None:

@@ -16,8 +16,8 @@ class RunCacheReport:
 
     def execute_task(self, task: Any) -> None:
         super().execute_task(task)  # type: ignore[misc]
-        for reason in RunCacheReport.reasons.get(task.name, []):
-            self.outstream.write(f"     because {reason}\n")
+        for reason in type(self).reasons.get(task.name, []):
+            self.outstream.write(f"     why: {reason}\n")
 
     def add_success(self, task: Any) -> None:
         outcome = (getattr(task, "values", None) or {}).get("runcache")

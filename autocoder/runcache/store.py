@@ -73,6 +73,11 @@ class DirectoryStore:
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
+    def touch(self, name: str) -> None:
+        """Mark an entry as used now: `autocoder cache gc` drops the least recently used."""
+        with contextlib.suppress(OSError):
+            os.utime(self._path(name))
+
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(name).unlink()

@@ -20,7 +20,9 @@ from typing import Any
 
 from doit.exceptions import BaseFail, TaskFailed
 
+from autocoder.layout import ARCHITECTURE
 from autocoder.runcache import cache as runcache
+from autocoder.runcache.explain import blueprint_digests
 from autocoder.runcache.keys import fingerprint_fields, task_fields, task_key
 
 TOOLS_STAGE = "tools"  # generated/.autocoder/tools.fingerprint: the tool versions
@@ -86,7 +88,9 @@ def run_original(actions: list[tuple[Any, ...]]) -> BaseFail | dict[str, Any]:
 
 def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> BaseFail | dict[str, Any]:
     """doit's action for a wrapped task (`task` is injected by doit)."""
-    fields = task_fields(task.name)
+    values: dict[str, Any] = {"fields": task_fields(task.name)}
+    if ARCHITECTURE in task.file_dep:  # what `autocoder explain` compares the blueprint with
+        values["blueprint"] = blueprint_digests(directory)
     cache = runcache.from_environment(directory)
     targets = sorted(task.targets)
     key = None
@@ -99,15 +103,16 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
         entry = cache.lookup(task.name, key, targets)
         if entry is not None:
             cache.restore(directory, entry)
-            return {"runcache": f"restored:{entry.origin}", "fields": fields}
+            return {"runcache": f"restored:{entry.origin}", **values}
     result = run_original(actions)
     if isinstance(result, BaseFail):
         return result
     outcome = "off"
     if cache is not None and key is not None:
         try:
-            outcome = "stored" if cache.save(directory, task.name, key, targets, fields) else "not stored"
+            stored = cache.save(directory, task.name, key, targets, values["fields"])
+            outcome = "stored" if stored else "not stored"
         except OSError as exc:  # a full or read-only local cache costs reuse, not the build
             runcache.warn(f"{task.name}: not stored in {cache.local.url}: {exc.strerror or exc}")
             outcome = "not stored"
-    return {**result, "runcache": outcome, "fields": fields}
+    return {**result, "runcache": outcome, **values}
