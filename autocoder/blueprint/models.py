@@ -500,6 +500,16 @@ class DeploymentPolicy(Model):
 EnvValue = Annotated[str, StringConstraints(max_length=4000)] | int | float | bool
 
 
+class BuildCache(Model):
+    """Where the build's shared run-cache lives (AUTOCODER_CACHE_URL overrides it)."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1, max_length=2000)]
+
+
+class BuildSettings(Model):
+    cache: BuildCache | None = None
+
+
 class Deployment(Model):
     """deployment.yaml: where and how the system runs (secrets by name and key only)."""
 
@@ -522,6 +532,7 @@ class Deployment(Model):
     store: StoreBackend = Field(default_factory=StoreBackend)
     observability: Observability = Field(default_factory=Observability)
     policy: DeploymentPolicy = Field(default_factory=DeploymentPolicy)
+    build: BuildSettings | None = None  # how Autocoder builds, not how the system runs: not in the IR
 
 
 def schema_major(version: str) -> int | None:
