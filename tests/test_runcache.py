@@ -169,3 +169,24 @@ def tree(directory: Path) -> dict[str, bytes]:
         for p in sorted((directory / "generated").rglob("*"))
         if p.is_file() and ".cache" not in p.parts and ".outline.json" not in p.name
     }
+
+
+def test_restoring_gen_runtime_deletes_components_no_longer_in_the_blueprint(tmp_path: Path) -> None:
+    from autocoder.runcache.tasks import after_restore
+
+    ir = {"system": {"name": "shop"}, "components": [{"name": "kept"}]}
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "ir.v1.json").write_text(json.dumps(ir))
+    components, tests = tmp_path / "generated/src/shop/components", tmp_path / "generated/src/tests"
+    components.mkdir(parents=True)
+    tests.mkdir(parents=True)
+    for path in (
+        components / "kept.py",
+        components / "gone.py",
+        tests / "test_kept.py",
+        tests / "test_gone.py",
+    ):
+        path.write_text("")
+    after_restore(tmp_path, "gen:runtime")
+    assert sorted(p.name for p in components.iterdir()) == ["kept.py"]
+    assert sorted(p.name for p in tests.iterdir()) == ["test_kept.py"]

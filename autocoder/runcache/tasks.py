@@ -102,7 +102,11 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
     if cache is not None and key is not None:
         entry = cache.lookup(task.name, key, targets)
         if entry is not None:
-            cache.restore(directory, entry)
+            try:
+                cache.restore(directory, entry)
+                after_restore(directory, task.name)
+            except OSError as exc:  # OutsideProjectError: generated/ leads out of the project
+                return TaskFailed(f"{task.name}: restoring from the run-cache: {exc}")
             return {"runcache": f"restored:{entry.origin}", **values}
     result = run_original(actions)
     if isinstance(result, BaseFail):
@@ -116,3 +120,13 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
             runcache.warn(f"{task.name}: not stored in {cache.local.url}: {exc.strerror or exc}")
             outcome = "not stored"
     return {**result, "runcache": outcome, **values}
+
+
+def after_restore(directory: Path, name: str) -> None:
+    """What a task's action does besides writing its targets, done after a restore too:
+    gen:runtime deletes the generated files of components no longer in the blueprint."""
+    if name == "gen:runtime":
+        from autocoder.layout import GENERATED
+        from autocoder.tasks.gen_tasks import _remove_stale
+
+        _remove_stale(directory, json.loads((directory / GENERATED / "ir.v1.json").read_text()))
