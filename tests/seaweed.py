@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 START_DEADLINE_S = 60
 
@@ -60,6 +61,25 @@ class Seaweed:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+    def filesystem(self) -> Any:
+        """An s3fs filesystem on this server (any key: the server runs without identities)."""
+        import s3fs
+
+        return s3fs.S3FileSystem(endpoint_url=self.endpoint, key="k", secret="s", skip_instance_cache=True)
+
+    def make_bucket(self, name: str) -> None:
+        """Create a bucket, retrying while the filer starts behind the S3 port (bounded)."""
+        fs = self.filesystem()
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            try:
+                fs.mkdir(name)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
 
     def env(self) -> dict[str, str]:
         return {

