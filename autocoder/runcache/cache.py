@@ -287,7 +287,8 @@ def from_environment(project: Path) -> RunCache | None:
         return None
     watched = ("AUTOCODER_CACHE", "XDG_CACHE_HOME")
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(watched)))
-    return _configured(project.resolve(), env)
+    # per process: doit's `-n N` forks workers, and an fsspec filesystem is not fork-safe
+    return _configured(project.resolve(), (*env, ("pid", str(os.getpid()))))
 
 
 @functools.lru_cache(maxsize=4)
