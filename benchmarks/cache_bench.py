@@ -12,12 +12,14 @@ task is (rightly) never stored, which would make the comparison measure noise:
 - `autocoder explain` with nothing to do and after a one-component change;
 - the cache's size on disk (the directory remote: manifests and blobs).
 
-Usage: python benchmarks/cache_bench.py [--sizes 100 500] [--out FILE]
+Usage: python benchmarks/cache_bench.py [--sizes 100 500] [--tasks gen lint ...] [--merge] [--out FILE]
+(--merge adds the sizes measured to those already in FILE, each with the tasks it built.)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -65,21 +67,21 @@ def disk_size(folder: Path) -> int:
     return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
 
 
-def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool) -> dict[str, object]:
+def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool, tasks: list[str]) -> dict[str, object]:
     first = root / f"first-{n}"
     first.mkdir()
     write_synthetic(first, n)
     remote = root / f"remote-{n}"
-    result: dict[str, object] = {}
+    result: dict[str, object] = {"tasks": tasks}
     if with_off:
         off = clone(first, root / f"off-{n}")
-        result["cold_cache_off_s"], _ = run(["build", str(off), *TASKS], {"AUTOCODER_CACHE": "off"})
+        result["cold_cache_off_s"], _ = run(["build", str(off), *tasks], {"AUTOCODER_CACHE": "off"})
     ci = {
         "AUTOCODER_CACHE": "on",
         "AUTOCODER_CACHE_DIR": str(root / f"ci-{n}"),
         "AUTOCODER_CACHE_URL": str(remote),
     }
-    result["cold_storing_s"], out = run(["build", str(first), *TASKS], ci)
+    result["cold_storing_s"], out = run(["build", str(first), *tasks], ci)
     result["cold_summary"] = summary_line(out)
 
     dev = {
@@ -88,7 +90,7 @@ def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool) -> dict[str
         "AUTOCODER_CACHE_URL": str(remote),
     }
     second = clone(first, root / f"second-{n}")
-    result["second_clone_directory_remote_s"], out = run(["build", str(second), *TASKS], dev)
+    result["second_clone_directory_remote_s"], out = run(["build", str(second), *tasks], dev)
     result["second_clone_directory_summary"] = summary_line(out)
 
     s3_url = f"s3://{BUCKET}/n{n}"
@@ -102,14 +104,14 @@ def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool) -> dict[str
         "AUTOCODER_CACHE_URL": s3_url,
     }
     third = clone(first, root / f"third-{n}")
-    result["second_clone_s3_remote_s"], out = run(["build", str(third), *TASKS], s3_dev)
+    result["second_clone_s3_remote_s"], out = run(["build", str(third), *tasks], s3_dev)
     result["second_clone_s3_summary"] = summary_line(out)
 
-    result["explain_nothing_to_do_s"], out = run(["explain", str(second), *TASKS], dev)
+    result["explain_nothing_to_do_s"], out = run(["explain", str(second), *tasks], dev)
     result["explain_nothing_to_do_first_line"] = out.splitlines()[0]
     arch = second / "architecture.yaml"
     arch.write_text(arch.read_text().replace("value * 1 + 0.5", "value * 1 + 0.75"))
-    result["explain_one_change_s"], out = run(["explain", str(second), *TASKS], dev)
+    result["explain_one_change_s"], out = run(["explain", str(second), *tasks], dev)
     result["explain_one_change_first_lines"] = out.splitlines()[:2]
     result["cache_size_on_disk_bytes"] = disk_size(remote)
     result["cache_objects"] = sum(1 for p in remote.rglob("*") if p.is_file())
@@ -126,6 +128,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--tasks", nargs="+", default=TASKS, help="the doit tasks each build runs")
+    parser.add_argument("--merge", action="store_true", help="keep the other sizes already in --out")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cache.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autocoder-cache-bench-") as tmp:
@@ -133,10 +137,12 @@ def main() -> None:
         s3 = seaweed.start(root / "weed")
         try:
             s3.make_bucket(BUCKET)
-            sizes = {str(n): measure(n, root, s3, with_off=i == 0) for i, n in enumerate(args.sizes)}
+            sizes = {str(n): measure(n, root, s3, i == 0, args.tasks) for i, n in enumerate(args.sizes)}
         finally:
             s3.stop()
-    write_results(args.out, {"machine": machine(), "tasks": TASKS, "sizes": sizes})
+    if args.merge and args.out.exists():
+        sizes = {**json.loads(args.out.read_text()).get("sizes", {}), **sizes}
+    write_results(args.out, {"machine": machine(), "sizes": sizes})
 
 
 if __name__ == "__main__":
