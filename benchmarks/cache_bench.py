@@ -54,6 +54,22 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     return round(elapsed, 2), done.stdout + done.stderr
 
 
+def step(result: dict[str, object], name: str, args: list[str], env: dict[str, str]) -> str:
+    """One timed command into `result`; a failure is recorded (and printed), not fatal."""
+    try:
+        result[name], out = run(args, env)
+    except SystemExit as failed:
+        result[name] = None
+        result[f"{name}_error"] = str(failed)[-600:]
+        out = ""
+    print(_shown(result, name), flush=True)
+    return out
+
+
+def _shown(result: dict[str, object], name: str) -> str:
+    return f"{name}: {result.get(name)} {result.get(name + '_error', '')}"
+
+
 def summary_line(output: str) -> str:
     return next((line for line in output.splitlines() if line.startswith("run-cache:")), "")
 
@@ -75,13 +91,13 @@ def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool, tasks: list
     result: dict[str, object] = {"tasks": tasks}
     if with_off:
         off = clone(first, root / f"off-{n}")
-        result["cold_cache_off_s"], _ = run(["build", str(off), *tasks], {"AUTOCODER_CACHE": "off"})
+        step(result, "cold_cache_off_s", ["build", str(off), *tasks], {"AUTOCODER_CACHE": "off"})
     ci = {
         "AUTOCODER_CACHE": "on",
         "AUTOCODER_CACHE_DIR": str(root / f"ci-{n}"),
         "AUTOCODER_CACHE_URL": str(remote),
     }
-    result["cold_storing_s"], out = run(["build", str(first), *tasks], ci)
+    out = step(result, "cold_storing_s", ["build", str(first), *tasks], ci)
     result["cold_summary"] = summary_line(out)
 
     dev = {
@@ -90,13 +106,13 @@ def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool, tasks: list
         "AUTOCODER_CACHE_URL": str(remote),
     }
     second = clone(first, root / f"second-{n}")
-    result["second_clone_directory_remote_s"], out = run(["build", str(second), *tasks], dev)
+    out = step(result, "second_clone_directory_remote_s", ["build", str(second), *tasks], dev)
     result["second_clone_directory_summary"] = summary_line(out)
 
     s3_url = f"s3://{BUCKET}/n{n}"
     push_env = {**s3.env(), "AUTOCODER_CACHE_DIR": str(root / f"ci-{n}"), "AUTOCODER_CACHE_URL": s3_url}
-    result["push_to_s3_s"], out = run(["cache", "push", str(first)], push_env)
-    result["push_summary"] = out.strip().splitlines()[-1]
+    out = step(result, "push_to_s3_s", ["cache", "push", str(first)], push_env)
+    result["push_summary"] = (out.strip().splitlines() or [""])[-1]
     s3_dev = {
         **s3.env(),
         "AUTOCODER_CACHE": "on",
@@ -104,21 +120,22 @@ def measure(n: int, root: Path, s3: seaweed.Seaweed, with_off: bool, tasks: list
         "AUTOCODER_CACHE_URL": s3_url,
     }
     third = clone(first, root / f"third-{n}")
-    result["second_clone_s3_remote_s"], out = run(["build", str(third), *tasks], s3_dev)
+    out = step(result, "second_clone_s3_remote_s", ["build", str(third), *tasks], s3_dev)
     result["second_clone_s3_summary"] = summary_line(out)
 
-    result["explain_nothing_to_do_s"], out = run(["explain", str(second), *tasks], dev)
-    result["explain_nothing_to_do_first_line"] = out.splitlines()[0]
+    out = step(result, "explain_nothing_to_do_s", ["explain", str(second), *tasks], dev)
+    result["explain_nothing_to_do_first_line"] = (out.splitlines() or [""])[0]
     arch = second / "architecture.yaml"
     arch.write_text(arch.read_text().replace("value * 1 + 0.5", "value * 1 + 0.75"))
-    result["explain_one_change_s"], out = run(["explain", str(second), *tasks], dev)
+    out = step(result, "explain_one_change_s", ["explain", str(second), *tasks], dev)
     result["explain_one_change_first_lines"] = out.splitlines()[:2]
     result["cache_size_on_disk_bytes"] = disk_size(remote)
     result["cache_objects"] = sum(1 for p in remote.rglob("*") if p.is_file())
     result["generated_size_on_disk_bytes"] = disk_size(first / "generated")
-    cold = float(result["cold_storing_s"])  # type: ignore[arg-type]
-    result["speedup_directory"] = round(cold / float(result["second_clone_directory_remote_s"]), 1)  # type: ignore[arg-type]
-    result["speedup_s3"] = round(cold / float(result["second_clone_s3_remote_s"]), 1)  # type: ignore[arg-type]
+    for remote_kind in ("directory", "s3"):
+        cold, warm = result.get("cold_storing_s"), result.get(f"second_clone_{remote_kind}_remote_s")
+        if isinstance(cold, float) and isinstance(warm, float):
+            result[f"speedup_{remote_kind}"] = round(cold / warm, 1)
     print(n, result, flush=True)
     return result
 
