@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--tasks", nargs="+", default=TASKS, help="the doit tasks each build runs")
     parser.add_argument("--merge", action="store_true", help="keep the other sizes already in --out")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the cold build with the cache off")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cache.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autocoder-cache-bench-") as tmp:
@@ -154,7 +155,10 @@ def main() -> None:
         s3 = seaweed.start(root / "weed")
         try:
             s3.make_bucket(BUCKET)
-            sizes = {str(n): measure(n, root, s3, i == 0, args.tasks) for i, n in enumerate(args.sizes)}
+            sizes = {
+                str(n): measure(n, root, s3, i == 0 and not args.no_baseline, args.tasks)
+                for i, n in enumerate(args.sizes)
+            }
         finally:
             s3.stop()
     if args.merge and args.out.exists():
