@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         "build",
         help="run the doit build in DIR (doit arguments may follow, in any order)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="autocoder build [DIR] [--strict] [--continue] [DOIT_ARG ...]",
+        usage="autocoder build [DIR] [--strict] [--continue] [--cache-readonly] [--explain] [DOIT_ARG ...]",
         description="Run Autocoder's doit tasks in DIR without needing a dodo.py: compile, "
         "generate, then lint,\ntype-check, test, benchmark and policy-check every component.\n\n"
         "The first argument that is not an option is DIR; every other argument goes to doit:\n"
