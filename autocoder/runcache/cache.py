@@ -174,11 +174,10 @@ class RunCache:
                 self._drop(store, name, task)
             return None
         blobs: dict[str, bytes] = {}
+        fetched = store.get_many(sorted({blob_name(t["sha256"]) for t in manifest["targets"]}))
         for target in manifest["targets"]:
             digest = target["sha256"]
-            data = blobs.get(digest)
-            if data is None:
-                data = store.get(blob_name(digest))
+            data = blobs.get(digest, fetched.get(blob_name(digest)))
             if data is None or hashlib.sha256(data).hexdigest() != digest:
                 what = "missing" if data is None else "corrupted (its sha256 does not match)"
                 warn(

@@ -32,6 +32,7 @@ class Store(Protocol):
     url: str
 
     def get(self, name: str) -> bytes | None: ...
+    def get_many(self, names: list[str]) -> dict[str, bytes]: ...
     def put(self, name: str, data: bytes) -> None: ...
     def exists(self, name: str) -> bool: ...
     def delete(self, name: str) -> None: ...
@@ -53,6 +54,11 @@ class DirectoryStore:
             return self._path(name).read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_many(self, names: list[str]) -> dict[str, bytes]:
+        """The objects that exist, by name."""
+        found = {name: self.get(name) for name in names}
+        return {name: data for name, data in found.items() if data is not None}
 
     def put(self, name: str, data: bytes) -> None:
         """Temp file in the same folder, then rename: concurrent writers of one name (two
@@ -129,6 +135,18 @@ class FsspecStore:
         except FileNotFoundError:
             return None
         return bytes(data)
+
+    def get_many(self, names: list[str]) -> dict[str, bytes]:
+        """The objects that exist, fetched concurrently (one round trip for a task's blobs)."""
+        if len(names) < 2:
+            one = self.get(names[0]) if names else None
+            return {names[0]: one} if one is not None else {}
+        paths = {self._path(name): name for name in names}
+        try:
+            found = self.fs.cat(list(paths), on_error="omit")
+        except FileNotFoundError:
+            return {}
+        return {paths[path]: bytes(data) for path, data in found.items() if path in paths}
 
     def put(self, name: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(name), data)
