@@ -75,6 +75,8 @@ def _install_roots() -> tuple[Path, ...]:
 def dep_name(project: Path, path: str) -> str:
     """A file dependency's name in the key: relative to the project when inside it, else to
     Autocoder's installation (templates, rules), else its file name."""
+    if not os.path.isabs(path) and ".." not in Path(path).parts:
+        return Path(path).as_posix()  # inside the project (the common case: no resolve())
     full = (project / path).resolve()
     for root in (project.resolve(), *_install_roots()):
         if full.is_relative_to(root):
