@@ -116,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
         "build",
         help="run the doit build in DIR (doit arguments may follow, in any order)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="autocoder build [DIR] [--strict] [--continue] [--frozen] [--llm-* ...] [DOIT_ARG ...]",
+        usage="autocoder build [DIR] [--strict] [--continue] [--frozen] [--llm-* ...] "
+        "[--cache-readonly] [--explain] [DOIT_ARG ...]",
         description="Run Autocoder's doit tasks in DIR without needing a dodo.py: compile, "
         "generate, then lint,\ntype-check, test, benchmark and policy-check every component.\n\n"
         "The first argument that is not an option is DIR; every other argument goes to doit:\n"
@@ -135,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _dir_arg(build)
     build.add_argument("--strict", action="store_true", help="treat blueprint warnings as errors")
+    build.add_argument(
+        "--cache-readonly",
+        action="store_true",
+        help="read the run-cache's remote, never write it (AUTOCODER_CACHE_READONLY=1)",
+    )
+    build.add_argument("--explain", action="store_true", help="print why each task runs, as it starts")
     build.add_argument(
         "-c",
         "--continue",
@@ -194,6 +201,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rules.set_defaults(run=cmd_rules)
     _add_release_commands(sub)
+    from autocoder.runcache.commands import add_commands
+
+    add_commands(sub, _dir_arg)  # `cache status|push|pull|gc` and `explain`
     return parser
 
 
@@ -390,9 +400,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.strict:
         os.environ[STRICT_ENV] = "1"
     os.environ[SHOWN_ENV] = as_given(directory)  # the tasks run inside it: see userpaths
+    if args.cache_readonly:
+        os.environ["AUTOCODER_CACHE_READONLY"] = "1"
     from autocoder.tasks.reporter import AutocoderReporter
 
     _absolute_key_path()  # the tasks run in the project folder: a relative key path is the caller's
+    if args.explain and runs_tasks:
+        from autocoder.runcache.explain import explain
+
+        reasons = explain(directory, [a for a in args.doit_args if not a.startswith("-")])
+        AutocoderReporter.reasons = reasons.tasks
+        if reasons.blueprint:
+            print("\n".join(["blueprint changes since the last build:", *reasons.blueprint]))
+
     os.chdir(directory)
     doit_args = [args.doit_command] if args.doit_command else []
     doit_args += args.doit_args
@@ -539,7 +559,7 @@ def _names_a_task(doit_args: list[str], tasks: list[str]) -> bool:
     return any(arg.split(":", 1)[0] in known for arg in doit_args if not arg.startswith("-"))
 
 
-_OURS = frozenset(("--strict", "-h", "--help", "--frozen"))
+_OURS = frozenset(("--strict", "--cache-readonly", "--explain", "-h", "--help", "--frozen"))
 _OURS_WITH_VALUE = frozenset(
     ("--llm-provider", "--llm-base-url", "--llm-model", "--llm-cache-dir", "--llm-repair-attempts")
 )

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, *, durable: bool = True) -> bool:
     """Atomically write `data` to `path` unless it already holds exactly these bytes.
 
     Returns True when the file was (re)written.
@@ -28,13 +28,20 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             return False
     except FileNotFoundError:
         pass
-    atomic_write(path, data)
+    if durable:
+        atomic_write(path, data)
+    else:
+        atomic_write(path, data, durable=False)
     return True
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write via temp file + fsync + rename; the temp file never survives a failure, and one
-    left by a killed writer of the same path (SIGKILL runs no cleanup) is removed."""
+    left by a killed writer of the same path (SIGKILL runs no cleanup) is removed.
+
+    durable=False skips the fsync (still all-or-nothing for a killed process): for files whose
+    loss in a power cut is detected and repaired anyway, e.g. run-cache restores, which doit
+    re-checks by md5 on the next build."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
@@ -44,7 +51,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

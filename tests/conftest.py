@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 import uuid
@@ -15,6 +16,10 @@ from autocoder.compile import CompileResult, compile_sources
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "orders"
+
+# Builds in tests run without the run-cache (each test sees what its own build did, and the
+# user's ~/.cache is left alone); tests/test_runcache*.py switch it on with a cache of their own.
+os.environ.setdefault("AUTOCODER_CACHE", "off")
 
 
 def orders_arch() -> dict:

@@ -530,6 +530,16 @@ class LLMBlock(Model):
     cache_dir: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
 
 
+class BuildCache(Model):
+    """Where the build's shared run-cache lives (AUTOCODER_CACHE_URL overrides it)."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1, max_length=2000)]
+
+
+class BuildSettings(Model):
+    cache: BuildCache | None = None
+
+
 class Deployment(Model):
     """deployment.yaml: where and how the system runs (secrets by name and key only)."""
 
@@ -555,6 +565,7 @@ class Deployment(Model):
     # findings of the deployment validators (hadolint DLxxxx, PSS0xx, KV0xx, CMP0xx) waived
     suppressions: Annotated[list[Suppression], Field(max_length=50)] = Field(default_factory=list)
     llm: LLMBlock | None = None
+    build: BuildSettings | None = None  # how Autocoder builds, not how the system runs: not in the IR
 
 
 def schema_major(version: str) -> int | None:

@@ -120,4 +120,5 @@ def _deployment(ctx: Context) -> dict[str, Any]:
     dep = ctx.deploy.model_dump(mode="json", by_alias=True)
     for key in ("replicas", "resources", "component_overrides"):
         dep.pop(key)  # merged into each component
+    dep.pop("build", None)  # the build's own settings (run-cache URL): no part of the system
     return dep

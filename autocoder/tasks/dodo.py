@@ -4,6 +4,7 @@
 module directly, so a project works with or without its own dodo.py.
 """
 
+from autocoder.runcache.tasks import cached
 from autocoder.tasks.compile_tasks import task_check, task_ir
 from autocoder.tasks.deploy_tasks import task_deploy, task_image, task_sign
 from autocoder.tasks.gen_tasks import task_gen
@@ -16,6 +17,12 @@ from autocoder.tasks.validate_tasks import (
     task_test,
     task_typecheck,
 )
+
+# Every task goes through the run-cache (autocoder/runcache): on a hit its targets are restored
+# instead of running its actions. One place, so the task generators stay unaware of it.
+task_check, task_ir, task_gen = cached(task_check), cached(task_ir), cached(task_gen)
+task_lint, task_test, task_bench = cached(task_lint), cached(task_test), cached(task_bench)
+task_typecheck, task_policy, task_report = cached(task_typecheck), cached(task_policy), cached(task_report)
 
 DOIT_CONFIG = {
     # sqlite3: atomic and fast; doit's default dbm may fall back to the slow dbm.dumb.

@@ -15,6 +15,7 @@ from pathlib import Path
 from doit.reporter import ConsoleReporter
 
 from autocoder.layout import CACHE, GENERATED
+from autocoder.runcache.report import RunCacheReport
 
 # how the `check` task's failure message starts (tasks._fail_or_none)
 BLUEPRINT_ERRORS = "the blueprints do not compile"
@@ -73,7 +74,7 @@ def _lock_project() -> None:
     os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(here / CACHE / "hypothesis"))
 
 
-class AutocoderReporter(ConsoleReporter):
+class AutocoderReporter(RunCacheReport, ConsoleReporter):
     desc = "console output, then the validation summary table"
 
     # Outcome of the last run, for `autocoder build`'s exit code: doit says 2 when, under
@@ -146,6 +147,7 @@ class AutocoderReporter(ConsoleReporter):
         self.failures = [f for f in failures if f["task"] not in self._shown]
         super().complete_run()
         self.failures = failures
+        self.write_runcache_summary()
         table = self._table()
         if table:
             self.outstream.write("\n" + table + "\n")

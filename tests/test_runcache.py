@@ -1,0 +1,192 @@
+"""The run-cache on local directories: keys, verified restore, dropped corrupt entries, HMAC,
+the remote's failure, and a real build restored into a second clone (autocoder/runcache)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autocoder.runcache.cache import RunCache, blob_name, manifest_name
+from autocoder.runcache.keys import task_key
+from autocoder.runcache.store import DirectoryStore, open_store
+
+TARGETS = ["generated/out/a.txt", "generated/out/b.txt"]
+
+
+def _project(root: Path, text: str = "input") -> Path:
+    (root / "generated" / "out").mkdir(parents=True)
+    (root / "in.txt").write_text(text)
+    return root
+
+
+def _make_targets(project: Path) -> None:
+    (project / TARGETS[0]).write_text("alpha\n")
+    (project / TARGETS[1]).write_text("alpha\n")  # the same bytes: one blob
+
+
+def _cache(tmp: Path, **kw: object) -> RunCache:
+    return RunCache(local=DirectoryStore(tmp / "local"), **kw)  # type: ignore[arg-type]
+
+
+def test_key_is_the_same_in_two_clones_and_follows_content(tmp_path: Path) -> None:
+    a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    assert key == task_key(b, "gen:x", ["in.txt"], TARGETS)
+    (b / "in.txt").write_text("changed")
+    assert task_key(b, "gen:x", ["in.txt"], TARGETS) != key
+    assert task_key(a, "gen:y", ["in.txt"], TARGETS) != key
+
+
+def test_bench_keys_include_the_machine_class() -> None:
+    from autocoder.runcache.keys import task_fields
+
+    assert "machine.cpu" in task_fields("bench:x") and "machine.cpus" in task_fields("bench:x")
+    assert not any(k.startswith("machine.") for k in task_fields("lint:x"))
+    assert {"ruff", "bandit", "pytest", "hypothesis", "provider", "autocoder"} <= set(task_fields("lint:x"))
+
+
+def test_save_then_restore_into_another_clone_with_one_blob_per_content(tmp_path: Path) -> None:
+    a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
+    _make_targets(a)
+    os.chmod(a / TARGETS[1], 0o755)
+    cache = _cache(tmp_path)
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    assert cache.save(a, "gen:x", key, TARGETS, {"ruff": "1"})
+    blobs = list((tmp_path / "local" / "v1" / "blobs").rglob("*"))
+    assert len([p for p in blobs if p.is_file()]) == 1
+    entry = cache.lookup("gen:x", task_key(b, "gen:x", ["in.txt"], TARGETS), TARGETS)
+    assert entry is not None and entry.origin == "local"
+    cache.restore(b, entry)
+    assert (b / TARGETS[0]).read_bytes() == (a / TARGETS[0]).read_bytes()
+    assert os.stat(b / TARGETS[1]).st_mode & 0o777 == 0o755
+
+
+def test_a_corrupted_blob_is_dropped_with_a_warning_and_never_restored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    cache = _cache(tmp_path)
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    cache.save(a, "gen:x", key, TARGETS, {})
+    digest = hashlib.sha256(b"alpha\n").hexdigest()
+    blob = tmp_path / "local" / "v1" / blob_name(digest)
+    blob.write_bytes(b"tampered\n")
+    assert cache.lookup("gen:x", key, TARGETS) is None
+    assert "corrupted" in capsys.readouterr().err
+    assert not blob.exists() and not (tmp_path / "local" / "v1" / manifest_name(key)).exists()
+
+
+def test_a_manifest_naming_other_targets_is_refused(tmp_path: Path) -> None:
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    cache = _cache(tmp_path)
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    cache.save(a, "gen:x", key, TARGETS, {})
+    path = tmp_path / "local" / "v1" / manifest_name(key)
+    manifest = json.loads(path.read_text())
+    manifest["targets"][0]["path"] = "../outside.txt"
+    path.write_text(json.dumps(manifest))
+    assert cache.lookup("gen:x", key, TARGETS) is None
+
+
+def test_hmac_signed_entries_are_refused_with_another_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    _cache(tmp_path, hmac_key=b"writer").save(a, "gen:x", key, TARGETS, {})
+    assert _cache(tmp_path, hmac_key=b"writer").lookup("gen:x", key, TARGETS) is not None
+    assert _cache(tmp_path, hmac_key=b"someone else").lookup("gen:x", key, TARGETS) is None
+    assert "not signed with AUTOCODER_CACHE_HMAC_KEY" in capsys.readouterr().err
+    _cache(tmp_path).save(a, "gen:x", key, TARGETS, {})  # unsigned now
+    assert _cache(tmp_path, hmac_key=b"writer").lookup("gen:x", key, TARGETS) is None
+
+
+def test_remote_hit_fills_the_local_cache_and_readonly_never_writes_the_remote(tmp_path: Path) -> None:
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    remote = open_store(str(tmp_path / "remote"))
+    RunCache(local=DirectoryStore(tmp_path / "ci-local"), remote=remote).save(a, "gen:x", key, TARGETS, {})
+    reader = RunCache(local=DirectoryStore(tmp_path / "dev-local"), remote=remote, readonly=True)
+    entry = reader.lookup("gen:x", key, TARGETS)
+    assert entry is not None and entry.origin == "remote"
+    assert reader.lookup("gen:x", key, TARGETS).origin == "local"  # type: ignore[union-attr]
+    key2 = task_key(a, "gen:y", ["in.txt"], TARGETS)
+    reader.save(a, "gen:y", key2, TARGETS, {})
+    assert not remote.exists(manifest_name(key2))
+
+
+def test_an_unreachable_remote_degrades_to_local_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    cache = RunCache(local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://nowhere/cache"))
+    for task in ("gen:x", "gen:y", "gen:z"):
+        key = task_key(a, task, ["in.txt"], TARGETS)
+        assert cache.lookup(task, key, TARGETS) is None
+        assert cache.save(a, task, key, TARGETS, {})
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
+    assert len(warnings) == 1 and "building with the local cache only" in warnings[0]
+    assert cache.lookup("gen:z", key, TARGETS) is not None  # the local cache still works
+
+
+def build(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTOCODER_CACHE": "on", **env},
+        timeout=600,
+    )
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    """Every file under generated/ except derived caches and doit's bookkeeping."""
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted((directory / "generated").rglob("*"))
+        if p.is_file() and ".cache" not in p.parts and ".outline.json" not in p.name
+    }
+
+
+def test_restoring_gen_runtime_deletes_components_no_longer_in_the_blueprint(tmp_path: Path) -> None:
+    from autocoder.runcache.tasks import after_restore
+
+    ir = {"system": {"name": "shop"}, "components": [{"name": "kept"}]}
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "generated" / "ir.v1.json").write_text(json.dumps(ir))
+    components, tests = tmp_path / "generated/src/shop/components", tmp_path / "generated/src/tests"
+    components.mkdir(parents=True)
+    tests.mkdir(parents=True)
+    for path in (
+        components / "kept.py",
+        components / "gone.py",
+        tests / "test_kept.py",
+        tests / "test_gone.py",
+    ):
+        path.write_text("")
+    after_restore(tmp_path, "gen:runtime")
+    assert sorted(p.name for p in components.iterdir()) == ["kept.py"]
+    assert sorted(p.name for p in tests.iterdir()) == ["test_kept.py"]
