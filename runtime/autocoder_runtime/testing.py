@@ -51,6 +51,11 @@ async def harness(cls: type[C]) -> AsyncIterator[C]:
 
 async def _outputs(component: Component, port: str, payloads: list[Any]) -> Outputs:
     results: Outputs = []
+    if isinstance(component, Aggregator):
+        # one processing time for the whole batch: messages that arrive together fall in one
+        # window, even when the wall clock crosses a window boundary between two of them
+        pinned = time.time()
+        component.now = lambda: pinned  # type: ignore[method-assign]
     for payload in payloads:
         message = validate(component.inputs[port], payload)
         for out_port, out in await component._guarded(port, message):

@@ -169,3 +169,33 @@ def test_max_keys_closes_the_oldest_key_early(data):
         wait_until(lambda: total(client, "b"))
         assert set(window_rows(data)) == {"c", "d"}
         wait_until(lambda: query(data, "agg", "SELECT COUNT(*) FROM inbox") == [(0,)])
+
+
+def test_the_test_harness_folds_a_batch_into_one_window_whatever_the_wall_clock(data, monkeypatch):
+    """Generated property tests send three copies of a message through run_many and expect one
+    window: the harness pins the processing-time clock for the batch, so a wall clock that
+    crosses a window boundary between two messages (here: every reading 0.6 s later, with
+    1 s windows) cannot split it."""
+    from autocoder_runtime.testing import run_many
+
+    class Counts(Aggregator):
+        inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
+        outputs: ClassVar[dict[str, type[BaseModel]]] = {"out": Total}
+        spec = spec(config={"window_s": 1})
+        key_field: ClassVar[str | None] = "id"
+        aggregates: ClassVar[dict[str, tuple[str, str | None]]] = {
+            "count": ("count", None),
+            "total": ("sum", "value"),
+            "avg": ("avg", "value"),
+        }
+
+        def key(self, msg: Message) -> Any:
+            return msg["id"]
+
+        def value(self, msg: Message) -> Any:
+            return msg["n"]
+
+    readings = iter(1000.0 + 0.6 * i for i in range(10_000))
+    monkeypatch.setattr(time, "time", lambda: next(readings))
+    outputs = run_many(Counts, "in", [{"id": "a", "n": 1}] * 3)
+    assert [(port, message["count"]) for port, message in outputs] == [("out", 3)]
