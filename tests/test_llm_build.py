@@ -131,15 +131,17 @@ def test_a_hostile_description_cannot_get_forbidden_code_past_validation(tmp_pat
     answers["triage"] = [
         completion("   "),  # malformed: a failed attempt, never cached
         body_answer("import os\nos.system('touch /tmp/pwned')\nreturn [('all', msg)]"),
+        body_answer("return [('all', len(msg))]"),  # policy-clean, but not the signature's type
         body_answer("o = msg.__class__.__mro__[1].__subclasses__()\nreturn [('all', msg)]"),
         body_answer("m = __import__('o' + 's')\nreturn [('all', msg)]"),
     ]
     with serving(per_component(answers)) as server:
-        run = build(project, "--llm-repair-attempts", "3", url=server.url)
+        run = build(project, "--llm-repair-attempts", "4", url=server.url)
     assert run.returncode != 0
-    assert "component 'triage': the LLM's logic failed validation after 4 attempt(s)" in run.stdout
+    assert "component 'triage': the LLM's logic failed validation after 5 attempt(s)" in run.stdout
     triage = [r for r in server.requests if '"component": "triage"' in r["messages"][1]["content"]]
-    assert len(triage) == 4
+    assert len(triage) == 5
+    assert "mypy" in triage[3]["messages"][-1]["content"], triage[3]["messages"][-1]["content"]
     assert "malformed answer" in triage[1]["messages"][-1]["content"]
     assert "import statements are not allowed" in triage[2]["messages"][-1]["content"]
     assert json.dumps(hostile)[1:-1] in triage[0]["messages"][1]["content"]  # quoted as JSON data

@@ -88,9 +88,14 @@ def body_problems(function: Function, body: str) -> list[str]:
 
 
 def module_problems(
-    files: dict[str, str], slice_: dict[str, Any], runtime_files: dict[str, str], function: Function
+    files: dict[str, str],
+    slice_: dict[str, Any],
+    runtime_files: dict[str, str],
+    function: Function,
+    mypy_cache: Path,
 ) -> list[str]:
-    """AST policy, ruff, bandit and the component's tests on the rendered files."""
+    """AST policy, ruff, bandit, mypy and the component's tests on the rendered files
+    (`mypy_cache`: kept between attempts, so the runtime's types are read once)."""
     from autocoder.validate.ast_policy import check_source
     from autocoder.validate.lint import bandit_findings, ruff_findings
 
@@ -111,7 +116,18 @@ def module_problems(
         lint = [f for f in found if f.severity == "error" and f.line in lines]
         if lint:
             return [f.format() for f in lint]
+        types = _type_problems(src, module, mypy_cache)
+        if types:
+            return types
         return _test_problems(src, test, Path(tmp) / "data")
+
+
+def _type_problems(src: Path, module: str, cache: Path) -> list[str]:
+    """mypy's errors in the component's module, under the generated system's configuration:
+    the template's own lines are type-clean, so each one comes from the model's body."""
+    from autocoder.validate.types import typecheck_files
+
+    return [f.format() for f in typecheck_files(src, [module], cache) if f.path.endswith(module)]
 
 
 def _private(name: str) -> bool:

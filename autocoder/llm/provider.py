@@ -78,7 +78,11 @@ class _Checker:
             files = generate_component(self.slice, self.provider, function)
         except GenerationError as exc:
             return [str(exc)]
-        return module_problems(files, self.slice, self._runtime(), function)
+        from autocoder.fsutil import confined
+        from autocoder.layout import CACHE
+
+        cache = confined(self.directory, self.directory / CACHE / "mypy-llm", directory=True)
+        return module_problems(files, self.slice, self._runtime(), function, cache)
 
     def _runtime(self) -> dict[str, str]:
         if self.runtime is None:

@@ -21,6 +21,12 @@ _LINE = re.compile(
 
 def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
     """mypy findings (errors only) in the generated system, paths relative to `src`'s project."""
+    return typecheck_files(src, [system, "tests"], cache)
+
+
+def typecheck_files(src: Path, paths: list[str], cache: Path) -> list[Finding]:
+    """mypy findings (errors only) in these files or folders under `src`, with the generated
+    system's configuration (its pyproject.toml)."""
     from mypy import api
 
     stdout, stderr, status = api.run(
@@ -32,8 +38,7 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
             "--show-column-numbers",
             "--no-error-summary",
             "--no-pretty",
-            str(src / system),
-            str(src / "tests"),
+            *(str(src / path) for path in paths),
         ]
     )
     findings = []
