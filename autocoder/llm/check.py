@@ -3,8 +3,8 @@
 In order, each stopping at its first failures (the repair prompt quotes them): the body parses
 as the body of the expected method; it stays inside the small language the prompt allows (no
 imports, no dynamic code, no I/O builtins, no underscore names, so no reaching `os` through
-`__class__.__mro__`); the rendered module passes the AST policy of the blueprint, ruff and
-bandit; and the component's generated tests pass, in a child process on a temporary copy of
+`__class__.__mro__`); the rendered module passes the AST policy of the blueprint, ruff,
+bandit and mypy; and the component's generated tests pass, in a child process on a temporary copy of
 the package (untrusted code never runs inside the build process).
 """
 
