@@ -15,29 +15,10 @@ from conftest import REPO
 
 
 def wheel(source: Path, out: Path) -> Path:
-    build = out / "source"
-    shutil.copytree(source, build, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            str(build),
-            "-w",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    (found,) = out.glob("*.whl")
-    return found
+    """The wheel the deployment stage builds (autocoder.deploy.wheels: offline, reproducible)."""
+    from autocoder.deploy.wheels import build_wheel
+
+    return build_wheel(source, out)
 
 
 def metadata(path: Path) -> tuple[list[str], dict[str, list[str]]]:
