@@ -21,13 +21,13 @@ class Totals(Store):
     spec = spec(config={"key": "id"})
 
 
-def windowed(**config: Any):
-    """api -> sums (an aggregator keyed by id: count, sum and avg of n) -> totals (a store)."""
+def sums(**config: Any) -> type[Aggregator]:
+    """An aggregator keyed by id: count, sum and avg of n, over windows of `config`."""
 
     class Sums(Aggregator):
         inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
         outputs: ClassVar[dict[str, type[BaseModel]]] = {"out": Total}
-        spec = spec(config={"event_time": "ts", **config})
+        spec = spec(config=config)
         key_field: ClassVar[str | None] = "id"
         aggregates: ClassVar[dict[str, tuple[str, str | None]]] = {
             "count": ("count", None),
@@ -40,6 +40,13 @@ def windowed(**config: Any):
 
         def value(self, msg: Message) -> Any:
             return msg["n"]
+
+    return Sums
+
+
+def windowed(**config: Any):
+    """api -> sums (event time `ts`) -> totals (a store)."""
+    Sums = sums(event_time="ts", **config)
 
     return make(
         "agg",
@@ -178,23 +185,7 @@ def test_the_test_harness_folds_a_batch_into_one_window_whatever_the_wall_clock(
     1 s windows) cannot split it."""
     from autocoder_runtime.testing import run_many
 
-    class Counts(Aggregator):
-        inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
-        outputs: ClassVar[dict[str, type[BaseModel]]] = {"out": Total}
-        spec = spec(config={"window_s": 1})
-        key_field: ClassVar[str | None] = "id"
-        aggregates: ClassVar[dict[str, tuple[str, str | None]]] = {
-            "count": ("count", None),
-            "total": ("sum", "value"),
-            "avg": ("avg", "value"),
-        }
-
-        def key(self, msg: Message) -> Any:
-            return msg["id"]
-
-        def value(self, msg: Message) -> Any:
-            return msg["n"]
-
+    Counts = sums(window_s=1)  # processing time
     readings = iter(1000.0 + 0.6 * i for i in range(10_000))
     monkeypatch.setattr(time, "time", lambda: next(readings))
     outputs = run_many(Counts, "in", [{"id": "a", "n": 1}] * 3)
