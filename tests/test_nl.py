@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -247,3 +249,42 @@ def test_conversations_are_bounded(tmp_path):
         assert "not a JSON object" in outcome.problems[0]
         assert len(cache.cache) == 0
         cache.close()
+
+
+def test_a_demanded_throughput_no_path_meets_is_an_impossible_topology(tmp_path, capsys):
+    demanding = copy.deepcopy(ARCH)
+    demanding["policy"]["performance"] = {"throughput_rps": 100000}
+    demanding["components"][0]["capabilities"] = {"rate_limit": {"rate": 10, "burst": 10}}
+    with serving(lambda request: completion(draft(architecture=demanding))) as server:
+        assert new(tmp_path, server.url, "--llm-repair-attempts", "1") == 2
+        assert server.calls == 2
+    assert "AC112" in server.requests[1]["messages"][-1]["content"]  # the capacity estimate, sent back
+    err = capsys.readouterr().err
+    assert "limited to 10 msg/s" in err and "impossible topology" in err
+    assert not any(tmp_path.glob("*.yaml"))
+
+
+def build(directory: Path, *tasks: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(directory), *tasks],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+
+
+def test_the_blueprints_of_a_description_generate_code_with_doit(tmp_path):
+    with serving(lambda request: completion(draft())) as server:
+        assert new(tmp_path, server.url) == 0
+    run = build(tmp_path, "gen")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "generated" / "src" / "events" / "components" / "event_store.py").is_file()
+
+
+@pytest.mark.slow
+def test_the_blueprints_of_a_description_build_green_end_to_end(tmp_path):
+    """Every tier: lint, types, tests, benchmarks, policy, deployment artifacts (minutes)."""
+    with serving(lambda request: completion(draft())) as server:
+        assert new(tmp_path, server.url) == 0
+    run = build(tmp_path)
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
