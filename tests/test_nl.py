@@ -118,6 +118,10 @@ def test_a_good_draft_becomes_blueprints_that_check_clean_and_a_rerun_comes_from
         assert "LLM: 0 call(s), 1 cache hit(s)" in capsys.readouterr().out
         assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == first  # deterministic
 
+        assert new(out, server.url, "--force", "--frozen") == 0 and server.calls == 1  # from the cache
+        assert new(out, server.url, "--force", "--frozen", description="Something else") == 1
+        assert "--frozen never asks a model" in capsys.readouterr().err and server.calls == 1
+
 
 def test_diagnostics_go_back_to_the_model_and_the_repaired_draft_is_written(tmp_path, capsys):
     broken = copy.deepcopy(ARCH)
@@ -318,3 +322,18 @@ def test_a_small_local_model_drafts_blueprints_or_fails_cleanly(tmp_path):
     assert run.returncode in (0, 2, 3)
     if run.returncode == 0:
         assert main(["check", str(tmp_path)]) == 0
+
+
+def test_bad_inputs_are_named_before_any_request(tmp_path, capsys):
+    unused = "http://127.0.0.1:9/v1"  # nothing listens: none of these may send a request
+    assert new(tmp_path, unused, "--context", str(tmp_path / "missing.txt")) == 2
+    assert "--context" in capsys.readouterr().err
+    (tmp_path / "answers.yaml").write_text("questions: [\n")
+    assert new(tmp_path, unused, "--answers", str(tmp_path / "answers.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "--answers" in err and "cannot be read" in err
+    assert new(tmp_path, unused, description="   ") == 2
+    assert "description must be" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert new(tmp_path / "file", unused) == 2
+    assert "not a directory" in capsys.readouterr().err
