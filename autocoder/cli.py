@@ -217,13 +217,16 @@ def _add_new_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description="Ask the configured LLM to turn DESCRIPTION into architecture.yaml and "
         "deployment.yaml in DIR (plus requirements.json), checked by the same analysis as "
         "`autocoder check` with bounded repairs. Exit codes: 0 written; 2 impossible or still "
-        "invalid; 3 questions written to DIR/questions.yaml (answer, then --answers FILE); 1 no model.",
+        "invalid; 3 questions written to DIR/questions.yaml (answer, then --answers FILE); 1 the "
+        "model cannot be reached. With --frozen, answers come from the completion cache only.",
     )
     new.add_argument("description", metavar="DESCRIPTION", help="the system, in a paragraph")
     new.add_argument(
         "--context", type=Path, action="append", default=[], metavar="FILE", help="text file to consider"
     )
-    new.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR", help="default: .")
+    new.add_argument(
+        "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
+    )
     new.add_argument("--answers", type=Path, default=None, metavar="FILE", help="answered questions.yaml")
     new.add_argument("--force", action="store_true", help="overwrite existing blueprints in DIR")
     _llm_args(new)
