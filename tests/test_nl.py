@@ -337,3 +337,15 @@ def test_bad_inputs_are_named_before_any_request(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert new(tmp_path / "file", unused) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_drafts_are_held_to_the_blueprint_size_limits():
+    from autocoder.blueprint.source import MAX_BYTES
+    from autocoder.nl.session import check_draft, parse_draft
+
+    assert "larger than" in parse_draft(" " * (2 * MAX_BYTES + 1))[1][0]
+    huge, problems = parse_draft(draft(architecture={**ARCH, "padding": "x" * MAX_BYTES}))
+    assert huge is not None and problems == []
+    outcome = check_draft(huge)
+    assert outcome.kind == "invalid" and outcome.schema_errors
+    assert any("AC005" in p for p in outcome.problems), outcome.problems

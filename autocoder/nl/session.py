@@ -155,9 +155,9 @@ def parse_draft(content: str) -> tuple[Draft | None, list[str]]:
     """The draft in an answer (plain JSON, or a fenced ```json block), or what is wrong."""
     from autocoder.blueprint.source import MAX_BYTES
 
+    if len(content) > 2 * MAX_BYTES:  # checked before any parsing (JSON of both blueprints)
+        return None, [f"the answer is larger than {2 * MAX_BYTES} characters"]
     text = content.strip()
-    if len(text.encode()) > 2 * MAX_BYTES:
-        return None, [f"the answer is larger than {2 * MAX_BYTES} bytes"]
     if text.startswith("```"):
         text = text.split("\n", 1)[-1].rsplit("```", 1)[0]
     try:
