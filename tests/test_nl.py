@@ -349,3 +349,20 @@ def test_drafts_are_held_to_the_blueprint_size_limits():
     outcome = check_draft(huge)
     assert outcome.kind == "invalid" and outcome.schema_errors
     assert any("AC005" in p for p in outcome.problems), outcome.problems
+
+
+def test_a_closed_terminal_and_duplicate_requirement_ids_are_reported(tmp_path, capsys):
+    from autocoder.llm.settings import LLMSettings
+    from autocoder.nl.render import target_problems
+    from autocoder.nl.session import parse_draft
+
+    def closed(_: str) -> str:
+        raise EOFError
+
+    question = {"question": "Auth?", "options": ["api key", "none"]}
+    with serving(lambda request: completion(draft(ambiguities=[question]))) as server:
+        settings = LLMSettings(provider="openai", base_url=server.url, model="scripted")
+        assert run_new(DESCRIPTION, [], tmp_path, settings, interactive=True, ask=closed) == 2
+    assert "Q1 was not answered" in capsys.readouterr().err
+    twice, _ = parse_draft(draft(requirements=[*REQUIREMENTS, REQUIREMENTS[0]]))
+    assert twice is not None and target_problems(twice) == ["requirements: duplicate id(s) R1"]

@@ -123,7 +123,10 @@ def _ask_one(number: int, ambiguity: Ambiguity, ask: Callable[[str], str]) -> st
     for letter, option in zip("abcdefghij", ambiguity.options, strict=False):
         print(f"  {letter}) {option}")
     for _ in range(5):
-        reply = ask("> ").strip()
+        try:
+            reply = ask("> ").strip()
+        except EOFError:  # the terminal closed
+            break
         if reply in "abcdefghij"[: len(ambiguity.options)] and len(reply) == 1:
             return ambiguity.options["abcdefghij".index(reply)]
         if reply:

@@ -8,6 +8,7 @@ the draft model, and nothing else of the draft ever reaches a comment.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import yaml
@@ -124,9 +125,8 @@ def target_problems(draft: Draft) -> list[str]:
             problems.append(
                 f"serves: '{target}' names requirement(s) not in `requirements`: {', '.join(unknown)}"
             )
-    duplicates = sorted(
-        {r.id for r in draft.requirements if [x.id for x in draft.requirements].count(r.id) > 1}
-    )
+    counts = Counter(r.id for r in draft.requirements)
+    duplicates = sorted((rid for rid, n in counts.items() if n > 1), key=_id_key)
     if duplicates:
         problems.append(f"requirements: duplicate id(s) {', '.join(duplicates)}")
     return problems
