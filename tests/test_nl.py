@@ -188,10 +188,12 @@ def test_interactive_answers_come_from_the_terminal(tmp_path):
 
 def test_an_impossible_request_fails_fast_with_the_reason(tmp_path, capsys):
     reason = "R1 demands 10^9 events/s through one SQLite store, and R2 forbids more than one replica"
-    with serving(lambda request: completion(draft(impossible=reason, architecture=None))) as server:
+    escape = "\x1b]0;pwned\x07"  # a terminal escape sequence: shown as text, never sent raw
+    with serving(lambda request: completion(draft(impossible=reason + escape, architecture=None))) as server:
         assert new(tmp_path, server.url) == 2
         assert server.calls == 1
-    assert reason in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert reason in err and "\x1b" not in err and "\\x1b]0;pwned\\x07" in err
     assert not any(tmp_path.glob("*.yaml"))
 
 

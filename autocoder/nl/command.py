@@ -118,10 +118,16 @@ def _answerer(answers_file: Path | None, interactive: bool, ask: Callable[[str],
     return lambda ambiguities: None
 
 
+def printable(text: str) -> str:
+    """The model's text as shown on a terminal: control characters (escape sequences that
+    could rewrite the screen) as their repr, everything else as it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _ask_one(number: int, ambiguity: Ambiguity, ask: Callable[[str], str]) -> str:
-    print(f"Q{number}: {ambiguity.question}")
+    print(f"Q{number}: {printable(ambiguity.question)}")
     for letter, option in zip("abcdefghij", ambiguity.options, strict=False):
-        print(f"  {letter}) {option}")
+        print(f"  {letter}) {printable(option)}")
     for _ in range(5):
         try:
             reply = ask("> ").strip()
@@ -151,7 +157,7 @@ def read_answers(path: Path) -> dict[str, str]:
 
 def _finish(outcome: Outcome, out: Path) -> int:
     if outcome.kind == "impossible":
-        print(f"autocoder new: no system can meet this request: {outcome.reason}", file=sys.stderr)
+        print(f"autocoder new: no system can meet this request: {printable(outcome.reason)}", file=sys.stderr)
         return EXIT_INVALID
     if outcome.kind == "questions":
         return _write_questions(outcome, out)
@@ -184,7 +190,7 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
 def _invalid(outcome: Outcome) -> int:
     print("autocoder new: the draft is still invalid after the repairs:", file=sys.stderr)
     for problem in outcome.problems[:30]:
-        print(f"  {problem}", file=sys.stderr)
+        print(f"  {printable(problem)}", file=sys.stderr)
     if outcome.schema_errors:
         print(f"autocoder new: {EXAMPLE_HINT}", file=sys.stderr)
     else:
