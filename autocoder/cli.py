@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     _llm_args(build)
     build.set_defaults(run=cmd_build)
 
+    _add_new_command(sub)
+
     lock = sub.add_parser(
         "lock",
         help="freeze the LLM completions of the last green build into DIR/autocoder.lock",
@@ -205,6 +207,64 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(sub, _dir_arg)  # `cache status|push|pull|gc` and `explain`
     return parser
+
+
+def _add_new_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`autocoder new "DESCRIPTION"`: blueprints from natural language (see docs/nl.md)."""
+    new = sub.add_parser(
+        "new",
+        help="draft blueprints from a description with the configured LLM (asks when unclear)",
+        description="Ask the configured LLM to turn DESCRIPTION into architecture.yaml and "
+        "deployment.yaml in DIR (plus requirements.json), checked by the same analysis as "
+        "`autocoder check` with bounded repairs. Exit codes: 0 written; 2 impossible or still "
+        "invalid; 3 questions written to DIR/questions.yaml (answer, then --answers FILE); 1 the "
+        "model cannot be reached. With --frozen, answers come from the completion cache only.",
+    )
+    new.add_argument("description", metavar="DESCRIPTION", help="the system, in a paragraph")
+    new.add_argument(
+        "--context", type=Path, action="append", default=[], metavar="FILE", help="text file to consider"
+    )
+    new.add_argument(
+        "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
+    )
+    new.add_argument("--answers", type=Path, default=None, metavar="FILE", help="answered questions.yaml")
+    new.add_argument("--force", action="store_true", help="overwrite existing blueprints in DIR")
+    _llm_args(new)
+    new.set_defaults(run=cmd_new)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from autocoder.llm.settings import SettingsError, resolve
+    from autocoder.nl.command import run_new
+
+    out: Path = args.output
+    if out.exists() and not out.is_dir():
+        print(f"autocoder new: {out}: not a directory; fix: pass a folder with -o", file=sys.stderr)
+        return EXIT_BLUEPRINT
+    flags = {k: v for k, v in _llm_environment(args).items() if k.startswith("AUTOCODER_LLM_")}
+    try:
+        settings = resolve(out, env={**os.environ, **flags})
+    except SettingsError as exc:
+        print(f"autocoder new: {exc}", file=sys.stderr)
+        return EXIT_BLUEPRINT
+    if settings.provider == "offline" or not settings.model:
+        print(
+            "autocoder new: no LLM is configured; fix: name an OpenAI-compatible server and model, "
+            "with `--llm-base-url URL --llm-model NAME`, or the AUTOCODER_LLM_BASE_URL and "
+            "AUTOCODER_LLM_MODEL variables (AUTOCODER_LLM_API_KEY for a key), as for code generation",
+            file=sys.stderr,
+        )
+        return EXIT_BLUEPRINT
+    out.mkdir(parents=True, exist_ok=True)
+    return run_new(
+        args.description,
+        args.context,
+        out,
+        settings,
+        force=args.force,
+        answers_file=args.answers,
+        interactive=sys.stdin.isatty(),
+    )
 
 
 def _add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
