@@ -33,13 +33,22 @@ def test_tool_versions_are_the_installed_ones():
     assert tool_versions() == f"ruff=={ruff.stdout.split()[1]} hypothesis=={hypothesis.__version__}"
 
 
-@pytest.mark.parametrize("fingerprint", [gen_tasks.codegen_fingerprint, validate_tasks.validate_fingerprint])
-def test_another_ruff_or_hypothesis_changes_the_stage_fingerprints(fingerprint, monkeypatch):
+OFFLINE = '{"prompt_version": "1", "provider": "offline"}'  # a provider's fingerprint
+
+
+@pytest.mark.parametrize(
+    ("module", "fingerprint"),
+    [
+        (gen_tasks, lambda: gen_tasks.codegen_fingerprint.__wrapped__(OFFLINE)),
+        (validate_tasks, lambda: validate_tasks.validate_fingerprint.__wrapped__()),
+    ],
+    ids=["codegen", "validate"],
+)
+def test_another_ruff_or_hypothesis_changes_the_stage_fingerprints(module, fingerprint, monkeypatch):
     """A ruff release formats differently, a hypothesis release finds other samples: both make
     the generated and validated output stale, so both are in the fingerprints."""
-    before = fingerprint.__wrapped__()
-    module = gen_tasks if fingerprint is gen_tasks.codegen_fingerprint else validate_tasks
+    before = fingerprint()
     monkeypatch.setattr(module, "tool_versions", lambda: tool_versions().replace("ruff==", "ruff==9"))
-    assert fingerprint.__wrapped__() != before
+    assert fingerprint() != before
     monkeypatch.undo()
-    assert fingerprint.__wrapped__() == before
+    assert fingerprint() == before

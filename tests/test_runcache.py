@@ -163,11 +163,12 @@ def build(project: Path, *args: str, env: dict[str, str]) -> subprocess.Complete
 
 
 def tree(directory: Path) -> dict[str, bytes]:
-    """Every file under generated/ except derived caches and doit's bookkeeping."""
+    """Every file under generated/ except derived caches, doit's bookkeeping and the build
+    lock (which names the pid that held it last)."""
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
         for p in sorted((directory / "generated").rglob("*"))
-        if p.is_file() and ".cache" not in p.parts and ".outline.json" not in p.name
+        if p.is_file() and ".cache" not in p.parts and p.name not in (".outline.json", ".lock")
     }
 
 

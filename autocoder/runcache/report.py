@@ -14,8 +14,8 @@ class RunCacheReport:
     reasons: ClassVar[dict[str, list[str]]] = {}
     outstream: Any
 
-    def execute_task(self, task: Any) -> None:
-        super().execute_task(task)  # type: ignore[misc]
+    def write_reasons(self, task: Any) -> None:
+        """Under the line of a task that starts: why it runs (called by the reporter)."""
         for reason in type(self).reasons.get(task.name, []):
             self.outstream.write(f"     why: {reason}\n")
 

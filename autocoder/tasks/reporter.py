@@ -112,6 +112,7 @@ class AutocoderReporter(RunCacheReport, ConsoleReporter):
     def execute_task(self, task):  # noqa: ANN001
         if task.actions and task.name[0] != "_":
             self.write(f".  {self._count(task)}{task.title()}\n")
+            self.write_reasons(task)
             self._started += 1
             _pause_if_asked(task.name, self._started)
 
