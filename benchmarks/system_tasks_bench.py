@@ -2,11 +2,13 @@
 
 For each size: a synthetic blueprint (autocoder/synthetic.py) is fully built with doit, then
 each task's action is timed in this process, exactly as doit loaded it (its python-action and
-arguments from the project's dodo.py), median of --repeats. With --project DIR an already built
-project is timed instead of building one (e.g. to time an older checkout's actions on the same
-files: `PYTHONPATH=<old tree> python benchmarks/system_tasks_bench.py --project DIR`).
+arguments as the task creators declare them), median of --repeats. With --project DIR an
+already built project is timed instead of building one; with --old COMMIT as well, that commit's
+actions (common.old_tree) are timed on the same files, alternating with this tree's, and the
+result holds both ("before", "after").
 
 Usage: python benchmarks/system_tasks_bench.py [--sizes 100 500] [--repeats 5] [--out FILE]
+       python benchmarks/system_tasks_bench.py --project DIR [--old COMMIT] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, write_results
+from common import REPO, machine, old_tree, write_results
 
 from autocoder.cli import DODO_TEXT
 from autocoder.synthetic import write_synthetic
@@ -49,6 +51,23 @@ def time_actions(project: Path, repeats: int) -> dict[str, float]:
     return timings
 
 
+def _timed_in_subprocess(project: Path, tree: str) -> dict[str, float]:
+    """time_actions with the autocoder package of `tree`, in a fresh interpreter, median of 3."""
+    run = subprocess.run(
+        [sys.executable, __file__, "--project", str(project), "--repeats", "3", "--out", os.devnull],
+        env={**os.environ, "PYTHONPATH": tree},
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"timing with {tree} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    start = run.stdout.index("{")
+    data = json.loads(run.stdout[start:])
+    return {k: v for k, v in data.items() if k.endswith("_ms_median")}
+
+
 def build(project: Path, n: int) -> float:
     write_synthetic(project, n)
     (project / "dodo.py").write_text(DODO_TEXT)
@@ -72,12 +91,25 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--project", type=Path, help="time this built project instead of building")
+    parser.add_argument("--old", help="with --project: also time this commit's actions, alternating")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "system_tasks.json")
     args = parser.parse_args()
     if args.project is not None:
-        results = {"machine": machine(), "repeats": args.repeats, "project": str(args.project)}
-        results.update(time_actions(args.project.resolve(), args.repeats))
-        print(json.dumps(results, indent=2, sort_keys=True))
+        project = args.project.resolve()
+        results: dict = {"machine": machine(), "repeats": args.repeats, "project": str(project)}
+        if args.old is None:
+            results.update(time_actions(project, args.repeats))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                tree = old_tree(Path(tmp), args.old)
+                runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+                for _ in range(args.repeats):  # alternating, one timing of each per round
+                    for label, path in (("before", str(tree)), ("after", str(REPO))):
+                        runs[label].append(_timed_in_subprocess(project, path))
+            for label, timings in runs.items():
+                results[label] = {k: statistics.median(t[k] for t in timings) for k in timings[0]}
+            results["old_commit"] = args.old
+        write_results(args.out, results)
         return
     sizes = {}
     for n in args.sizes:

@@ -108,3 +108,14 @@ def test_unreadable_result_and_corrupt_cache_are_ignored(tmp_path):
     assert cache.get(str(bad), tier_result) is None
     bad.write_text('{"ok": "yes"}')  # not a result file
     assert cache.get(str(bad), tier_result) is None
+
+
+def test_a_changed_salt_is_a_miss(tmp_path):
+    """The policy task caches a runtime file's findings under the policy they were found with."""
+    path = tmp_path / "app.py"
+    path.write_text("import os\n")
+    calls: list[str] = []
+    cache = FileCache(tmp_path / "cache.json")
+    for salt in ("policy-a", "policy-a", "policy-b"):
+        cache.get(str(path), lambda raw, salt=salt: calls.append(salt) or [], salt=salt)
+    assert calls == ["policy-a", "policy-b"]

@@ -180,10 +180,12 @@ def run_typecheck(directory: Path, system: str) -> TaskFailed | None:
 
 def run_policy(directory: Path, runtime_files: list[str]) -> TaskFailed | None:
     from autocoder.validate.architecture import verify
+    from autocoder.validate.merge import FileCache
     from autocoder.validate.sarif import sarif_log
 
     ir = _load(directory, f"{GENERATED}/ir.v1.json")
-    findings = verify(ir, directory / SRC, runtime_files)
+    cache = FileCache(directory / GENERATED / ".cache" / "policy.json")
+    findings = verify(ir, directory / SRC, runtime_files, cache)
     _write_json(directory / REPORTS / "sarif" / "policy.sarif", sarif_log(findings))
     _write_json(
         directory / REPORTS / "policy.json",

@@ -11,15 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from autocoder.analysis.deployment import cpu_millis, memory_bytes
+from autocoder.canonical import content_hash
 from autocoder.layout import GENERATED, SOURCES
-from autocoder.validate.ast_policy import check_source
+from autocoder.validate.ast_policy import check_source, policy_rules
 from autocoder.validate.findings import Finding, under
+from autocoder.validate.merge import FileCache
 
 KERNEL = ("schema_validation", "rate_limit", "metrics")
 
 
-def verify(ir: dict[str, Any], src: Path, runtime_files: list[str]) -> list[Finding]:
-    """Findings AP100-AP103 (positioned on the IR) and AP104 on the runtime's files (on the code)."""
+def verify(
+    ir: dict[str, Any], src: Path, runtime_files: list[str], cache: FileCache | None = None
+) -> list[Finding]:
+    """Findings AP100-AP103 (positioned on the IR) and AP104 on the runtime's files (on the code),
+    these through `cache` when given."""
     findings: list[Finding] = []
     limit = ir["policy"]["resources"]
     require_auth = ir["policy"]["security"]["require_auth_on_ingress"]
@@ -59,9 +64,28 @@ def verify(ir: dict[str, Any], src: Path, runtime_files: list[str]) -> list[Find
             findings.append(_finding(where, "AP103", f"ingress {comp['name']} has no auth"))
     security = {"forbidden_imports": ir["policy"]["security"]["forbidden_imports"]}
     for path in runtime_files:
-        code = check_source((src / path).read_text(), path, security, system_code=True)
-        findings += import_findings(under(SOURCES, code))
+        findings += _runtime_findings(src, path, security, cache)
+    if cache is not None:
+        cache.save()
     return sorted(findings)
+
+
+def _runtime_findings(
+    src: Path, path: str, security: dict[str, Any], cache: FileCache | None
+) -> list[Finding]:
+    """AP104 in one runtime file. Its wiring module grows with the system (145 kB at 500
+    components) and rarely changes, so its findings are cached by its stat and the policy."""
+
+    def scan(raw: bytes) -> list[dict[str, Any]]:
+        code = check_source(raw.decode(), path, security, system_code=True)
+        return [f.to_json() for f in import_findings(under(SOURCES, code))]
+
+    if cache is None:
+        found = scan((src / path).read_bytes())
+    else:
+        salt = content_hash([security, policy_rules()])
+        found = cache.get(str(src / path), scan, salt=salt) or []
+    return [Finding(**f) for f in found]
 
 
 def import_findings(findings: list[Finding]) -> list[Finding]:

@@ -1,4 +1,5 @@
-"""The `report` task's merge of per-component result files, incremental.
+"""The `report` task's merge of per-component result files, incremental (and the file cache the
+`policy` task also uses for the runtime's files).
 
 At 500 components the report reads about 2,000 small files and writes two large ones; parsing
 every file and running json's pure-Python indenting encoder over everything cost more than the
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from autocoder.canonical import canonical_json
-from autocoder.fsutil import atomic_write
+from autocoder.fsutil import write_if_changed
 
 T = TypeVar("T")
 _string: Callable[[str], str] = json.encoder.encode_basestring  # json's own (C) string encoder
@@ -94,11 +95,12 @@ class FileCache:
         except (OSError, ValueError, TypeError, KeyError):
             self.entries = {}
 
-    def get(self, file: str, derive: Callable[[bytes], T]) -> T | None:
+    def get(self, file: str, derive: Callable[[bytes], T], *, salt: str = "") -> T | None:
         """derive(file's bytes), from the cache when the file is unchanged; None if it is absent
         or derive raises ValueError (an unreadable result file counts as no result). `file` is a
-        str: at 2,000 files a call, pathlib's joins cost more than the stat."""
-        key = file
+        str: at 2,000 files a call, pathlib's joins cost more than the stat. `salt` names what
+        else `derive` depends on (a changed salt is a miss)."""
+        key = f"{salt}\0{file}" if salt else file
         try:
             st = os.stat(file)
         except FileNotFoundError:
@@ -123,7 +125,7 @@ class FileCache:
         data = json.dumps(
             {"format": CACHE_FORMAT, "entries": entries}, separators=(",", ":"), ensure_ascii=False
         )
-        atomic_write(self.path, data.encode(), durable=False)
+        write_if_changed(self.path, data.encode(), durable=False)
 
 
 def tier_result(raw: bytes) -> tuple[bool, str]:
