@@ -60,10 +60,10 @@ from doit.loader import load_tasks
 import dodo
 tasks = load_tasks(vars(dodo), allow_delayed=False)
 names = {t.name for t in tasks}
-graph = [
+graph = [  # group tasks too (no actions of their own): other tasks depend on them (sign -> deploy)
     {"name": t.name.replace(":", "."), "file_dep": sorted(t.file_dep), "targets": list(t.targets),
      "task_dep": [d.replace(":", ".") for d in t.task_dep if d in names]}
-    for t in tasks if t.actions
+    for t in tasks
 ]
 json.dump(graph, open("bare_graph.json", "w"))
 print(len(graph))

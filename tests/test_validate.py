@@ -125,7 +125,7 @@ def test_forbidden_import_fails_lint(project):
         original + "\n\ndef freeze(data: object) -> bytes:\n"
         "    import pickle\n\n    return pickle.dumps(data)\n"
     )
-    fails_at(build(project), "lint:pricer", "AP003", "AP010", "forbidden by policy")
+    fails_at(build(project), "lint:pricer", "AP003", "AP010", "AP104", "forbidden by policy")
     module(project).write_text(original)
     recovers(project)
 
@@ -236,6 +236,42 @@ def test_reports_are_written(project):
     assert bench["iterations"] >= 1000 and 0 < bench["p50_ms"] <= bench["p95_ms"]
     alerts = json.loads((reports / "alert-thresholds.json").read_text())
     assert alerts["components"]["pricer"]["budget_p95_seconds"] == 0.002
+
+
+def test_report_is_a_full_reread_of_the_results(project):
+    """The report merges per-component results incrementally (validate/merge.py); what it wrote
+    is byte for byte what re-reading and re-encoding every result file gives."""
+    from autocoder.canonical import canonical_json
+    from autocoder.validate.bench import budget_rules
+    from autocoder.validate.report import alert_thresholds, read_results, summary
+    from autocoder.validate.sarif import merge
+
+    reports = project / "generated" / "reports"
+    ir = json.loads((project / "generated" / "ir.v1.json").read_text())
+    names = {c["name"] for c in ir["components"]}
+    results = {k: v for k, v in read_results(reports).items() if k in names}
+    system = [
+        json.loads((reports / f).read_text())
+        for f in ("policy.json", "test/integration.json", "typecheck.json")
+    ]
+    written = json.loads((reports / "summary.json").read_text())
+    written.pop("llm", None)  # added after the report by a build that called an LLM
+    assert canonical_json(written) == canonical_json(summary(results, *system))
+    logs = [json.loads((reports / "sarif" / f"{n}.sarif").read_text()) for n in sorted([*names, "policy"])]
+    assert (reports / "autocoder.sarif").read_bytes() == canonical_json(merge(logs))
+    tolerance = float(budget_rules()["tolerance"])
+    assert (reports / "alert-thresholds.json").read_bytes() == canonical_json(alert_thresholds(ir, tolerance))
+
+
+def test_policy_task_reads_no_component_code(project, monkeypatch):
+    """A component's forbidden imports are its lint task's (AP104), so the system policy task
+    neither depends on nor re-scans any component's module."""
+    from autocoder.tasks.validate_tasks import task_policy
+
+    monkeypatch.chdir(project)
+    deps = task_policy()["file_dep"]
+    assert any(d.endswith("orders/app.py") for d in deps), deps
+    assert not [d for d in deps for n in (*OTHERS, "pricer") if d.endswith(f"components/{n}.py")]
 
 
 def test_parallel_build_works(tmp_path):

@@ -70,6 +70,7 @@ def _failure(task: str, what: str, lines: list[str]) -> TaskFailed:
 
 
 def run_lint(directory: Path, name: str) -> TaskFailed | None:
+    from autocoder.validate.architecture import import_findings
     from autocoder.validate.findings import active, apply_suppressions
     from autocoder.validate.lint import lint_files
     from autocoder.validate.sarif import sarif_log
@@ -80,6 +81,7 @@ def run_lint(directory: Path, name: str) -> TaskFailed | None:
         src, module_path(slice_["system"], name), test_path(name), slice_["security_policy"]
     )
     findings = apply_suppressions(findings, slice_["component"]["suppressions"])
+    findings = sorted(findings + import_findings(findings))  # the architecture policy's, per component
     failing = [f for f in active(findings) if f.severity == "error"]
     reports = directory / REPORTS
     _write_json(reports / "sarif" / f"{name}.sarif", sarif_log(findings))
@@ -176,12 +178,14 @@ def run_typecheck(directory: Path, system: str) -> TaskFailed | None:
     return None
 
 
-def run_policy(directory: Path, code_files: list[str]) -> TaskFailed | None:
+def run_policy(directory: Path, runtime_files: list[str]) -> TaskFailed | None:
     from autocoder.validate.architecture import verify
+    from autocoder.validate.merge import FileCache
     from autocoder.validate.sarif import sarif_log
 
     ir = _load(directory, f"{GENERATED}/ir.v1.json")
-    findings = verify(ir, directory / SRC, code_files)
+    cache = FileCache(directory / GENERATED / ".cache" / "policy.json")
+    findings = verify(ir, directory / SRC, runtime_files, cache)
     _write_json(directory / REPORTS / "sarif" / "policy.sarif", sarif_log(findings))
     _write_json(
         directory / REPORTS / "policy.json",
@@ -194,29 +198,66 @@ def run_policy(directory: Path, code_files: list[str]) -> TaskFailed | None:
     return None
 
 
-def run_report(directory: Path) -> None:
+def run_report(directory: Path, names: list[str]) -> None:
+    """Merges the per-component results on disk (validate/merge.py: an unchanged file is neither
+    re-read nor re-encoded) with the system tiers' into summary.json, the merged SARIF and the
+    alert thresholds."""
     from autocoder.validate.bench import budget_rules
-    from autocoder.validate.report import alert_thresholds, read_results, summary
+    from autocoder.validate.merge import Encoded, FileCache, encode_bytes, sarif_log, sarif_runs, tier_result
+    from autocoder.validate.report import TIERS, alert_thresholds, summary
     from autocoder.validate.sarif import merge
 
-    reports = directory / REPORTS
-    ir = _load(directory, f"{GENERATED}/ir.v1.json")
-    names = {c["name"] for c in ir["components"]}
-    results = {k: v for k, v in read_results(reports).items() if k in names}
-    policy = json.loads((reports / "policy.json").read_text()) if (reports / "policy.json").exists() else None
-    integration_file = reports / "test" / "integration.json"
-    integration = json.loads(integration_file.read_text()) if integration_file.exists() else None
-    types_file = reports / "typecheck.json"
-    types = json.loads(types_file.read_text()) if types_file.exists() else None
-    results.pop("integration", None)
-    _write_json(reports / "summary.json", summary(results, policy, integration, types))
-    logs = [
-        json.loads(p.read_text())
-        for p in sorted((reports / "sarif").glob("*.sarif"))
-        if p.stem in names or p.stem == "policy"
-    ]
-    _write_json(reports / "autocoder.sarif", merge(logs))
-    _write_json(reports / "alert-thresholds.json", alert_thresholds(ir, float(budget_rules()["tolerance"])))
+    reports, slices = f"{directory}/{REPORTS}", f"{directory}/{GENERATED}/ir"
+    cache = FileCache(directory / GENERATED / ".cache" / "report.json")
+    results: dict[str, dict[str, Any]] = {}
+    verdicts: dict[str, dict[str, bool]] = {}
+    for name in names:
+        for tier in TIERS:
+            found = cache.get(f"{reports}/{tier}/{name}.json", tier_result)
+            if found is not None:
+                verdicts.setdefault(name, {})[tier] = found[0]
+                results.setdefault(name, {})[tier] = Encoded(found[1])
+    system = {}
+    for key, relative in (
+        ("policy", "policy.json"),
+        ("integration", "test/integration.json"),
+        ("types", "typecheck.json"),
+    ):
+        path = Path(reports, relative)
+        system[key] = json.loads(path.read_text()) if path.exists() else None
+    document = summary(results, system["policy"], system["integration"], system["types"], verdicts=verdicts)
+    _write_bytes(Path(reports, "summary.json"), encode_bytes(document))
+    logs = []
+    for stem in sorted({*names, "policy"}, key=lambda stem: f"{stem}.sarif"):
+        runs = cache.get(f"{reports}/sarif/{stem}.sarif", sarif_runs)
+        if runs is not None:
+            logs.append(sarif_log(runs))
+    _write_bytes(Path(reports, "autocoder.sarif"), encode_bytes(merge(logs)))
+    budgets = []
+    for name in names:
+        p95 = cache.get(f"{slices}/{name}.json", _budget_p95)
+        if p95 is None:
+            raise TaskFailed(
+                f"report failed: {GENERATED}/ir/{name}.json is missing or unreadable; run the ir task"
+            )
+        budgets.append({"name": name, "budget": {"p95_ms": p95}})
+    tolerance = float(budget_rules()["tolerance"])
+    _write_bytes(
+        Path(reports, "alert-thresholds.json"),
+        encode_bytes(alert_thresholds({"components": budgets}, tolerance)),
+    )
+    cache.save()
+
+
+def _budget_p95(raw: bytes) -> float:
+    """A component's p95 budget from its IR slice (the same dict as in ir.v1.json)."""
+    return float(json.loads(raw)["component"]["budget"]["p95_ms"])
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    from autocoder.fsutil import write_if_changed
+
+    write_if_changed(path, data)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -237,7 +278,8 @@ def _component_tasks() -> tuple[Path, str, list[tuple[str, str]]] | None:
 
 
 def task_lint() -> Any:
-    """ruff check and format, bandit and the AST policy on each component's generated files."""
+    """ruff check and format, bandit and the AST policy on each component's generated files,
+    with the architecture policy's forbidden imports (AP104) of its module."""
     found = _component_tasks()
     if found is None:
         return
@@ -334,13 +376,14 @@ def task_typecheck() -> Any:
 
 
 def task_policy() -> Any:
-    """Architecture policy: resources, kernel capabilities, auth on ingress, forbidden imports."""
+    """Architecture policy, system-wide: resources, kernel capabilities, auth on ingress, forbidden
+    imports in the runtime's files. A component's own module is checked by its lint task (AP104),
+    so this task neither depends on nor re-scans any component's code."""
     found = _component_tasks()
     if found is None:  # no usable blueprint: running this task runs `check`, which says why
         return {"actions": None, "task_dep": ["check"]}
-    directory, system, components = found
+    directory, system, _ = found
     code = [p for p in runtime_paths(system) if p.startswith(f"{system}/") and p.endswith(".py")]
-    code += [module_path(system, n) for n, _ in components]
     return _task(
         {
             "actions": [(run_policy, [directory, code])],
@@ -359,7 +402,7 @@ def task_report() -> Any:
     results = [f"{REPORTS}/{tier}/{n}.json" for n, _ in components for tier in ("lint", "test", "bench")]
     return _task(
         {
-            "actions": [(run_report, [directory])],
+            "actions": [(run_report, [directory, [n for n, _ in components]])],
             "file_dep": [
                 *results,
                 f"{REPORTS}/policy.json",

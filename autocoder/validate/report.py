@@ -74,9 +74,15 @@ def summary(
     policy: dict[str, Any] | None,
     integration: dict[str, Any] | None,
     typecheck: dict[str, Any] | None = None,
+    *,
+    verdicts: dict[str, dict[str, bool]] | None = None,
 ) -> dict[str, Any]:
+    """The system's verdict and every result. `verdicts` (component -> tier -> ok) is given when
+    `results` holds already-encoded results (validate/merge.py) rather than parsed ones."""
+    if verdicts is None:
+        verdicts = {name: {tier: r["ok"] for tier, r in tiers.items()} for name, tiers in results.items()}
     failing = sorted(
-        f"{tier}:{name}" for name, tiers in results.items() for tier, r in tiers.items() if not r["ok"]
+        f"{tier}:{name}" for name, tiers in verdicts.items() for tier, ok in tiers.items() if not ok
     )
     if policy is not None and not policy["ok"]:
         failing.append("policy")

@@ -1,0 +1,121 @@
+"""The report's incremental merge (autocoder/validate/merge.py): its output is canonical_json's,
+byte for byte, and its cache re-reads exactly the files that changed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from autocoder.canonical import canonical_json
+from autocoder.fsutil import atomic_write
+from autocoder.validate.merge import Encoded, FileCache, encode_bytes, encoded, tier_result
+
+VALUES = [
+    {},
+    [],
+    "",
+    0,
+    -3,
+    1.5,
+    1e-05,
+    1e16,
+    0.1,
+    True,
+    None,
+    {"b": [1, {"z": [], "a": {}}], "a": 'line\nbreak "quoted" \\ tab\t é ✓ \u2028'},
+    [[[]], [{}], [[1, 2], {"k": None}]],
+    {"components": {"x": {"lint": {"findings": [{"line": 3, "ok": False}]}}}, "ok": True},
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_encode_is_canonical_json(value):
+    assert encode_bytes(value) == canonical_json(value)
+
+
+def _with_encoded_parts(value, depth: int):
+    """The same value with every part at `depth` replaced by its Encoded text."""
+    if depth == 0:
+        return Encoded(encoded(value))
+    if isinstance(value, dict):
+        return {k: _with_encoded_parts(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_encoded_parts(v, depth - 1) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("value", VALUES[-3:])
+def test_encoded_parts_are_reindented_exactly(value, depth):
+    assert encode_bytes(_with_encoded_parts(value, depth)) == canonical_json(value)
+
+
+def test_encode_refuses_what_canonical_json_refuses():
+    with pytest.raises(ValueError):
+        encode_bytes({"p95": float("nan")})
+
+
+def _result(path: Path, ok: bool, note: str = "") -> None:
+    atomic_write(path, canonical_json({"ok": ok, "note": note}))
+
+
+def test_cache_rereads_only_changed_files(tmp_path):
+    files = [tmp_path / f"{n}.json" for n in ("a", "b", "c")]
+    for f in files:
+        _result(f, True)
+    read: list[bytes] = []
+
+    def derive(raw: bytes):
+        read.append(raw)
+        return tier_result(raw)
+
+    cache_file = tmp_path / "cache.json"
+    first = FileCache(cache_file)
+    assert [first.get(str(f), derive) for f in files] == [(True, encoded({"ok": True, "note": ""}))] * 3
+    first.save()
+    assert len(read) == 3
+
+    _result(files[1], False, "broken")  # rewritten by an atomic rename, as every result file is
+    second = FileCache(cache_file)
+    found = [second.get(str(f), derive) for f in files]
+    assert len(read) == 4 and json.loads(read[-1])["note"] == "broken"
+    assert [tuple(x) for x in found] == [
+        (True, encoded({"ok": True, "note": ""})),
+        (False, encoded({"ok": False, "note": "broken"})),
+        (True, encoded({"ok": True, "note": ""})),
+    ]
+    assert second.get(str(tmp_path / "missing.json"), derive) is None
+    second.save()
+
+    os.remove(files[2])  # a removed component's file drops out of the cache
+    third = FileCache(cache_file)
+    assert third.get(str(files[0]), derive)[0] is True and third.get(str(files[2]), derive) is None
+    third.save()
+    assert [k for k in json.loads(cache_file.read_text())["entries"]] == [str(files[0])]
+    assert len(read) == 4
+
+
+def test_unreadable_result_and_corrupt_cache_are_ignored(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    cache_file = tmp_path / "cache.json"
+    cache_file.write_text('{"format": 1, "entries": [1, 2')  # truncated by a killed writer
+    cache = FileCache(cache_file)
+    assert cache.entries == {}
+    assert cache.get(str(bad), tier_result) is None
+    bad.write_text('{"ok": "yes"}')  # not a result file
+    assert cache.get(str(bad), tier_result) is None
+
+
+def test_a_changed_salt_is_a_miss(tmp_path):
+    """The policy task caches a runtime file's findings under the policy they were found with."""
+    path = tmp_path / "app.py"
+    path.write_text("import os\n")
+    calls: list[str] = []
+    cache = FileCache(tmp_path / "cache.json")
+    for salt in ("policy-a", "policy-a", "policy-b"):
+        cache.get(str(path), lambda raw, salt=salt: calls.append(salt) or [], salt=salt)
+    assert calls == ["policy-a", "policy-b"]
