@@ -151,3 +151,11 @@ def test_the_remote_url_comes_from_deployment_yaml_unless_the_environment_says(
     result = compile_text(arch, yaml.safe_dump(deploy))
     assert result.ok(strict=True), result.diagnostics
     assert "build" not in result.ir["deployment"]  # type: ignore[index]
+
+
+def test_a_folder_given_relative_to_the_current_directory(built: Path, monkeypatch) -> None:
+    """`autocoder explain examples/orders` from the repository root: the blueprints are read
+    from that folder, not from the current directory (everything would read as removed)."""
+    monkeypatch.chdir(built.parent)
+    text = explain(Path(built.name), ["ir"]).render()
+    assert text.startswith("nothing to do"), text

@@ -128,6 +128,7 @@ def _md5(path: str) -> str | None:
 
 def explain(directory: Path, selected: list[str] | None = None) -> Explanation:
     """What the next `autocoder build DIR [TASK...]` would run, and why."""
+    directory = directory.absolute()  # it is read from inside itself: a relative DIR would not be found
     with _in_directory(directory):
         tasks = _load_tasks()
         return _Explainer(tasks, directory).run(selected or [])
