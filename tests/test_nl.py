@@ -334,11 +334,17 @@ def test_an_impossible_request_fails_fast_with_the_reason(tmp_path, capsys):
 def test_a_draft_the_repairs_cannot_fix_ends_with_its_errors_and_an_example(tmp_path, capsys):
     bad = copy.deepcopy(ARCH)
     bad["components"][0]["name"] = "Events API"
+    bad["components"][1]["kind"] = "stor"
     with serving(lambda request: completion(draft(architecture=bad))) as server:
         assert new(tmp_path, server.url, "--llm-repair-attempts", "1") == 2
         assert server.calls == 2  # the draft and one repair
     err = capsys.readouterr().err
-    assert "still invalid after the repairs" in err and "AC013" in err
+    assert "still invalid after the repairs" in err and "'Events API' is not allowed" in err
+    # the corrected example: each line whose error names its fix, as rendered and as corrected
+    corrected = re.search(r"\n  architecture\.yaml:(\d+): ( +)kind: stor\n( +)-> ( +)kind: store\n", err)
+    assert corrected and len(corrected.group(3)) + 3 + len(corrected.group(4)) == len(
+        f"  architecture.yaml:{corrected.group(1)}: {corrected.group(2)}"
+    ), err
     assert "autocoder init DIR" in err and "examples/orders" in err
     assert not any(tmp_path.glob("*.yaml"))
 
@@ -419,6 +425,16 @@ def test_the_blueprints_of_a_description_generate_code_with_doit(tmp_path):
     run = build(tmp_path, "gen")
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "generated" / "src" / "events" / "components" / "event_store.py").is_file()
+    # `autocoder lock` rewrites the lock from the build's components and keeps `new`'s draft:
+    # with no LLM component here, that draft is all there is, byte for byte
+    from autocoder.llm.usage import LAST_BUILD
+
+    locked = (tmp_path / "autocoder.lock").read_bytes()
+    (tmp_path / LAST_BUILD).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / LAST_BUILD).write_text('{"ok": true}')  # what a green `autocoder build` records
+    assert main(["lock", str(tmp_path)]) == 0
+    assert (tmp_path / "autocoder.lock").read_bytes() == locked
+    assert main(["new", DESCRIPTION, "-o", str(tmp_path), "--frozen", "--force"]) == 0
 
 
 @pytest.mark.slow

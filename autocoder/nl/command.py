@@ -297,6 +297,12 @@ def _invalid(outcome: Outcome) -> int:
     print("autocoder new: the draft is still invalid after the repairs:", file=sys.stderr)
     for problem in outcome.problems[:30]:
         print(f"  {printable(problem)}", file=sys.stderr)
+    if outcome.corrections:
+        print("autocoder new: corrected, where the checks name the fix:", file=sys.stderr)
+        for file, line, rendered, fixed in outcome.corrections[:30]:
+            where = f"  {file}:{line}:"
+            print(f"{where} {printable(rendered)}", file=sys.stderr)
+            print(f"{' ' * (len(where) - 2)}-> {printable(fixed)}", file=sys.stderr)
     if outcome.schema_errors:
         print(f"autocoder new: {EXAMPLE_HINT}", file=sys.stderr)
     else:

@@ -11,6 +11,7 @@ afresh next time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,6 +49,8 @@ class Outcome:
     reason: str = ""
     # every question of the conversation so far, in order (Q1, Q2...), with its answer
     answered: list[tuple[Ambiguity, str]] = field(default_factory=list)
+    # (file, line, as rendered, as corrected) where an error's fix names the replacement
+    corrections: list[tuple[str, int, str, str]] = field(default_factory=list)
 
 
 class DraftClient(ChatClient):
@@ -177,10 +180,34 @@ def check_draft(draft: Draft) -> Outcome:
         problems += target_problems(draft)
     schema = any(d.code.startswith("AC0") for d in blocking)
     if problems or result.ir is None:
-        return Outcome(
+        outcome = Outcome(
             "invalid", draft, files, problems or ["the blueprints do not compile"], schema, warnings
         )
+        outcome.corrections = corrections(blocking, files)
+        return outcome
     return Outcome("blueprints", draft, files, warnings=warnings)
+
+
+SUGGESTED = re.compile(r"did you mean '([^']{1,200})'\?")
+TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def corrections(diagnostics: list[Any], files: dict[str, str]) -> list[tuple[str, int, str, str]]:
+    """The rendered lines that an error's fix corrects ("did you mean 'store'?" for the word at
+    its column), as rendered and corrected: the example a user can follow for each of them."""
+    found = []
+    for d in diagnostics:
+        suggested = SUGGESTED.search(d.fix)
+        lines = files.get(d.file, "").splitlines()
+        if suggested is None or not 0 < d.line <= len(lines):
+            continue
+        line = lines[d.line - 1]
+        token = TOKEN.match(line, max(d.col - 1, 0))
+        if token is None:
+            continue
+        fixed = line[: token.start()] + suggested.group(1) + line[token.end() :]
+        found.append((d.file, d.line, line, fixed))
+    return found
 
 
 def _line(d: Any) -> str:
