@@ -64,6 +64,10 @@ class DraftClient(ChatClient):
 
 
 def nl_settings(settings: LLMSettings) -> LLMSettings:
+    """The settings of code generation with room for a blueprint pair: a max_tokens the user
+    set (AUTOCODER_LLM_MAX_TOKENS, the `llm:` block) holds; the default is raised to MIN_TOKENS."""
+    if "max_tokens" in settings.model_fields_set:
+        return settings
     return settings.model_copy(update={"max_tokens": max(settings.max_tokens, MIN_TOKENS)})
 
 
