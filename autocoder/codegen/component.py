@@ -177,7 +177,7 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
     if kind == "store" and (properties or any(e["outcome"] == "accepted" for e in examples)):
         helpers.add("stored")
     if kind == "aggregator" and properties:
-        helpers.add("run_many")
+        helpers |= {"run_many", "run_across_restart"}
     if kind == "source":
         helpers.add("generated")
     webhook_port = next(iter(sorted(comp["inputs"])), None)

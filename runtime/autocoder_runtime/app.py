@@ -30,6 +30,7 @@ from starlette.routing import Route
 from autocoder_runtime.kinds import Store
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import field_errors
+from autocoder_runtime.settings import drain_timeout_s
 from autocoder_runtime.spec import IngressRoute
 from autocoder_runtime.system import System
 
@@ -242,7 +243,7 @@ def create_app(system: System) -> Starlette:
         try:
             yield
         finally:
-            await system.stop(float(os.environ.get("DRAIN_TIMEOUT_S", "10")))
+            await system.stop(drain_timeout_s())
 
     from autocoder_runtime.openapi import openapi
 

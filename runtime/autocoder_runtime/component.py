@@ -23,6 +23,7 @@ from autocoder_runtime.capabilities import CircuitBreaker, RetryPolicy, TokenBuc
 from autocoder_runtime.database import DatabaseUnavailable
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import Envelope, Message, OutputInvalid, Rejected, validate
+from autocoder_runtime.settings import queue_size
 from autocoder_runtime.spec import ComponentSpec
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 Outputs = list[tuple[str, Message]]
 LOGIC_ERRORS = (ArithmeticError, ValueError, TypeError, KeyError, IndexError)
 RESTART_DELAY_S = (0.05, 5.0)  # a failed consumer restarts after a backoff between these
-
-
-def queue_size() -> int:
-    return max(1, int(os.environ.get("QUEUE_SIZE", "1000")))
 
 
 def data_dir() -> Path:

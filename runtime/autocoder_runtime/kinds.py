@@ -16,7 +16,7 @@ from typing import IO, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autocoder_runtime.component import Component, Outputs, data_dir, queue_size, run_logic, single
+from autocoder_runtime.component import Component, Outputs, data_dir, run_logic, single
 from autocoder_runtime.database import InboxItem
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import (
@@ -28,6 +28,7 @@ from autocoder_runtime.messages import (
     strict_json,
     validate,
 )
+from autocoder_runtime.settings import queue_size
 
 
 class Config(BaseModel):

@@ -21,6 +21,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 
+from autocoder_runtime import settings
 from autocoder_runtime.component import Component, data_dir, run_logic
 from autocoder_runtime.database import Database, InboxItem, InboxRow, open_database
 from autocoder_runtime.logs import log
@@ -29,8 +30,6 @@ from autocoder_runtime.metrics import Metrics
 from autocoder_runtime.spec import SystemSpec
 
 Condition = Callable[[Message], bool]
-LEASE_S = 30.0  # a claimed entry is redelivered if its process holds it this long without renewing
-# (INBOX_LEASE_S overrides it: how soon another replica redoes the work of one that was killed)
 MAX_DELIVERIES = 10  # an entry delivered this often without completing is dead-lettered
 POLL_S = 0.2  # how often the dispatcher looks for entries other processes added
 DB_RETRY_S = (0.1, 5.0)  # after a failed inbox claim, ack or renewal, retry after a backoff between these
@@ -38,10 +37,6 @@ DB_RETRY_S = (0.1, 5.0)  # after a failed inbox claim, ack or renewal, retry aft
 
 def backoff(failures: int) -> float:
     return min(DB_RETRY_S[0] * 2.0 ** min(failures, 16), DB_RETRY_S[1])
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, str(default)))
 
 
 class Delivery:
@@ -96,9 +91,9 @@ class System:
         self.ready = False
         self.accepting = False
         self.tasks: list[asyncio.Task[None]] = []
-        self.inbox_limit = int(env_float("INBOX_LIMIT", 10000))
-        self.max_in_flight = int(env_float("MAX_IN_FLIGHT", 1000))
-        self.lease_s = env_float("INBOX_LEASE_S", LEASE_S)
+        self.inbox_limit = settings.inbox_limit()
+        self.max_in_flight = settings.max_in_flight()
+        self.lease_s = settings.inbox_lease_s()
         self.db_error: str | None = None  # the dispatcher's last database failure, until it succeeds
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()

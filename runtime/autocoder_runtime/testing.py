@@ -34,11 +34,13 @@ Outputs = list[tuple[str, Message]]
 
 
 @contextlib.asynccontextmanager
-async def harness(cls: type[C]) -> AsyncIterator[C]:
-    """The component alone in a system of its own, its database freshly made under DATA_DIR."""
+async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
+    """The component alone in a system of its own, on the SQLite database `database` under
+    DATA_DIR (by default one freshly made)."""
     name = cls.__name__.lower()
     system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
-    system.db = await asyncio.to_thread(open_database, "sqlite", f"test-{uuid.uuid4().hex}", data_dir(), None)
+    database = database or f"test-{uuid.uuid4().hex}"
+    system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
     component = system.components[name]
     assert isinstance(component, cls)
     try:
@@ -49,18 +51,20 @@ async def harness(cls: type[C]) -> AsyncIterator[C]:
         await asyncio.to_thread(system.db.close)
 
 
-async def _outputs(component: Component, port: str, payloads: list[Any]) -> Outputs:
+async def _outputs(
+    component: Component, port: str, payloads: list[Any], pinned: float | None = None, flush: bool = True
+) -> Outputs:
     results: Outputs = []
     if isinstance(component, Aggregator):
         # one processing time for the whole batch: messages that arrive together fall in one
         # window, even when the wall clock crosses a window boundary between two of them
-        pinned = time.time()
-        component.now = lambda: pinned  # type: ignore[method-assign]
+        moment = time.time() if pinned is None else pinned
+        component.now = lambda: moment  # type: ignore[method-assign]
     for payload in payloads:
         message = validate(component.inputs[port], payload)
         for out_port, out in await component._guarded(port, message):
             results.append((out_port, validate(component.outputs[out_port], out, OutputInvalid)))
-    if isinstance(component, Aggregator):
+    if flush and isinstance(component, Aggregator):
         (out_port,) = component.outputs
         for start in sorted(component.windows):
             for out in component.results(start, list(component.windows[start])):
@@ -76,6 +80,21 @@ def run_many(cls: type[Component], port: str, payloads: list[Any]) -> Outputs:
     async def run() -> Outputs:
         async with harness(cls) as component:
             return await _outputs(component, port, payloads)
+
+    return asyncio.run(run())
+
+
+def run_across_restart(cls: type[Component], port: str, before: list[Any], after: list[Any]) -> Outputs:
+    """`before` through the kernel path, then a restart (the component and its database closed,
+    a new component opened on the same database file), then `after`; an aggregator's windows
+    are closed at the end, so a window that continued across the restart gives one result."""
+
+    async def run() -> Outputs:
+        database, pinned = f"test-{uuid.uuid4().hex}", time.time()
+        async with harness(cls, database) as component:
+            results = await _outputs(component, port, before, pinned, flush=False)
+        async with harness(cls, database) as component:
+            return results + await _outputs(component, port, after, pinned)
 
     return asyncio.run(run())
 
