@@ -191,3 +191,74 @@ def test_restoring_gen_runtime_deletes_components_no_longer_in_the_blueprint(tmp
     after_restore(tmp_path, "gen:runtime")
     assert sorted(p.name for p in components.iterdir()) == ["kept.py"]
     assert sorted(p.name for p in tests.iterdir()) == ["test_kept.py"]
+
+
+def _packed_pair(tmp_path: Path, **reader: object) -> tuple[RunCache, RunCache, list[str]]:
+    """A writer that stored two entries and wrote its build pack to a directory remote that
+    then lost every loose object (only the pack is left), and a reader of that remote."""
+    import shutil
+
+    a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
+    _make_targets(a)
+    remote = open_store(str(tmp_path / "remote"))
+    writer = RunCache(local=DirectoryStore(tmp_path / "ci"), remote=remote, project=a)
+    keys = [task_key(a, task, ["in.txt"], TARGETS) for task in ("gen:x", "gen:y")]
+    for task, key in zip(("gen:x", "gen:y"), keys, strict=True):
+        writer.save(a, task, key, TARGETS, {})
+    assert writer.write_pack(set(keys)) == 2
+    for loose in ("manifests", "blobs"):
+        shutil.rmtree(tmp_path / "remote" / "v1" / loose)
+    dev = RunCache(local=DirectoryStore(tmp_path / "dev"), remote=remote, project=b, **reader)  # type: ignore[arg-type]
+    return writer, dev, keys
+
+
+def test_a_build_pack_restores_every_entry_with_one_remote_read(tmp_path: Path) -> None:
+    _, dev, keys = _packed_pair(tmp_path)
+    entry = dev.lookup("gen:x", keys[0], TARGETS)
+    assert entry is not None and entry.origin == "remote" and dev.packed == set(keys)
+    assert (tmp_path / "dev" / "v1" / manifest_name(keys[1])).is_file()  # unpacked, not fetched
+    assert dev.lookup("gen:y", keys[1], TARGETS) is not None
+
+
+def test_a_corrupted_pack_blob_is_never_unpacked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from autocoder.runcache.pack import decode, encode
+
+    _, dev, keys = _packed_pair(tmp_path)
+    [pack] = (tmp_path / "remote" / "v1" / "packs").rglob("*.pack")
+    objects = decode(pack.read_bytes())
+    pack.write_bytes(encode({n: b"evil\n" if n.startswith("blobs/") else d for n, d in objects.items()}))
+    assert dev.lookup("gen:x", keys[0], TARGETS) is None
+    assert "is corrupted; its entries are not unpacked" in capsys.readouterr().err
+    assert not dev.packed and not list((tmp_path / "dev").rglob("*.json"))
+
+
+def test_a_pack_signed_with_another_key_unpacks_nothing(tmp_path: Path) -> None:
+    _, dev, keys = _packed_pair(tmp_path, hmac_key=b"someone else")
+    assert dev.lookup("gen:x", keys[0], TARGETS) is None and not dev.packed
+
+
+_PACK_HEAD = b'{"format": "autocoder-run-cache-pack", "version": 1, "objects": '
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        _PACK_HEAD + b'[["../../outside", 1]]}\nx',
+        _PACK_HEAD + b'[["blobs/ab/' + b"ab" * 32 + b'", 9]]}\nx',  # sizes do not add up
+        b'{"format": "something else", "version": 1, "objects": []}\n',
+        b"no header line",
+    ],
+)
+def test_a_malformed_pack_is_refused_before_anything_is_written(header: bytes) -> None:
+    from autocoder.runcache.pack import PackError, decode
+
+    with pytest.raises(PackError):
+        decode(header)
+
+
+def test_a_pack_round_trips_its_objects_byte_for_byte() -> None:
+    from autocoder.runcache.pack import decode, encode
+
+    objects = {blob_name("cd" * 32): b"\x00bytes\n", manifest_name("ab" * 32): b"{}"}
+    assert decode(encode(objects)) == objects
+    assert encode(objects) == encode(dict(reversed(objects.items())))  # deterministic

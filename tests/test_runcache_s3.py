@@ -15,6 +15,8 @@ import pytest
 import seaweed
 from test_runcache import build, tree
 
+from autocoder.runcache.cache import blob_name
+from autocoder.runcache.pack import decode, encode
 from autocoder.synthetic import write_synthetic
 
 pytest.importorskip("s3fs")
@@ -74,6 +76,7 @@ def test_a_second_clone_only_restores_and_is_byte_identical(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     summary = next(line for line in ran.stdout.splitlines() if line.startswith("run-cache:"))
     assert "restored (remote" in summary and "run" not in summary.split("restored", 1)[1], summary
+    assert "unpacked from the remote's build pack" in summary  # one request, not one per object
     outcomes = _outcomes(clone)
     assert outcomes and all(v == "restored:remote" for v in outcomes.values()), outcomes
     assert any(name.startswith("test:") for name in outcomes) and "gen:runtime" in outcomes
@@ -139,6 +142,10 @@ def test_a_corrupted_blob_is_dropped_and_rebuilt(
     digest = hashlib.sha256(module.read_bytes()).hexdigest()
     blob = f"{BUCKET}/main/v1/blobs/{digest[:2]}/{digest}"
     fs.pipe_file(blob, b"import os  # not what was stored\n")
+    [pack] = fs.find(f"{BUCKET}/main/v1/packs")  # the build pack holds a copy: corrupt it too
+    objects = decode(fs.cat_file(pack))
+    objects[blob_name(digest)] = b"import sys  # not what was stored either\n"
+    fs.pipe_file(pack, encode(objects))
     clone = _clone(first_clone, tmp_path)
     env = {
         **server.env(),
@@ -148,6 +155,7 @@ def test_a_corrupted_blob_is_dropped_and_rebuilt(
     }
     ran = build(clone, "gen", env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"blob {digest[:12]} is corrupted; its entries are not unpacked" in ran.stderr, ran.stderr
     assert "corrupted" in ran.stderr and "gen:ingress" in ran.stderr, ran.stderr
     assert _outcomes(clone)["gen:ingress"] == "stored"  # ran, then stored again
     restored = next((clone / "generated" / "src").rglob("components/ingress.py"))

@@ -107,7 +107,8 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
                 after_restore(directory, task.name)
             except OSError as exc:  # OutsideProjectError: generated/ leads out of the project
                 return TaskFailed(f"{task.name}: restoring from the run-cache: {exc}")
-            return {"runcache": f"restored:{entry.origin}", **values}
+            via = {"runcache_pack": True} if key in cache.packed else {}
+            return {"runcache": f"restored:{entry.origin}", "runcache_key": key, **via, **values}
     result = run_original(actions)
     if isinstance(result, BaseFail):
         return result
@@ -116,6 +117,8 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
         try:
             stored = cache.save(directory, task.name, key, targets, values["fields"])
             outcome = "stored" if stored else "not stored"
+            if stored:
+                values["runcache_key"] = key  # the build's pack holds it (RunCacheReport)
         except OSError as exc:  # a full or read-only local cache costs reuse, not the build
             runcache.warn(f"{task.name}: not stored in {cache.local.url}: {exc.strerror or exc}")
             outcome = "not stored"
