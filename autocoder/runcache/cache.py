@@ -285,6 +285,7 @@ class RunCache:
         if not entries:
             return None
         data = encode(objects)
+
         def put(remote: Store) -> bool:
             remote.put(name, data)
             return True
