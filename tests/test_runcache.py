@@ -302,3 +302,17 @@ def test_restoring_a_deploy_group_deletes_the_files_it_no_longer_renders(tmp_pat
     (tmp_path / "generated" / "deploy" / "k8s.files.json").write_text(json.dumps({"k8s/kept.yaml": "0" * 64}))
     after_restore(tmp_path, "deploy:k8s", {"k8s/kept.yaml": "0" * 64, "k8s/gone.yaml": "1" * 64})
     assert sorted(p.name for p in (tmp_path / "deployments" / "k8s").iterdir()) == ["kept.yaml"]
+
+
+def test_the_summary_table_marks_the_tiers_restored_from_the_cache() -> None:
+    from autocoder.validate.report import summary_table
+
+    lint = {"ok": True, "failing": 0, "suppressed": 0, "findings": []}
+    test = {"ok": True, "tests": 3, "failures": 0, "errors": 0}
+    results = {"a": {"lint": lint, "test": test}, "b": {"lint": lint, "test": test}}
+    table = summary_table(results, {"ok": True, "findings": []}, restored={"lint:a", "test:b", "policy"})
+    rows = {line.split()[0]: line for line in table.splitlines()}
+    assert "pass (0 finding(s), restored)" in rows["a"] and "pass (3/3 tests)" in rows["a"]
+    assert "pass (0 finding(s))" in rows["b"] and "pass (3/3 tests, restored)" in rows["b"]
+    assert rows["policy:"] == "policy: pass (0 finding(s), restored)"
+    assert "restored" not in summary_table(results)

@@ -78,6 +78,8 @@ def test_a_second_clone_only_restores_and_is_byte_identical(
     summary = next(line for line in ran.stdout.splitlines() if line.startswith("run-cache:"))
     assert "restored (remote" in summary and "run" not in summary.split("restored", 1)[1], summary
     assert "unpacked from the remote's build pack" in summary  # one request, not one per object
+    rows = [line for line in ran.stdout.splitlines() if line.startswith(("ingress ", "extra_0 "))]
+    assert rows and all(line.count(", restored)") == 2 for line in rows), ran.stdout  # lint, test
     outcomes = _outcomes(clone)
     assert outcomes and all(v == "restored:remote" for v in outcomes.values()), outcomes
     assert any(name.startswith("test:") for name in outcomes) and "gen:runtime" in outcomes

@@ -30,7 +30,14 @@ class RunCacheReport:
             counts = self.__dict__.setdefault("_runcache", Counter())
             counts[outcome] += 1
             counts["via pack"] += bool(values.get("runcache_pack"))
+            if outcome.startswith("restored:"):
+                self.__dict__.setdefault("_runcache_restored", set()).add(task.name)
         super().add_success(task)  # type: ignore[misc]
+
+    def restored_tasks(self) -> set[str]:
+        """The tasks this run restored from the run-cache (the summary table marks them)."""
+        restored: set[str] = self.__dict__.get("_runcache_restored", set())
+        return restored
 
     def write_runcache_pack(self) -> None:
         """After a build that stored entries, or restored some one by one from the remote (no
