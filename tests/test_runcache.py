@@ -316,3 +316,65 @@ def test_the_summary_table_marks_the_tiers_restored_from_the_cache() -> None:
     assert "pass (0 finding(s))" in rows["b"] and "pass (3/3 tests, restored)" in rows["b"]
     assert rows["policy:"] == "policy: pass (0 finding(s), restored)"
     assert "restored" not in summary_table(results)
+
+
+class _Failing:
+    """A loopback HTTP server that answers every request with a 503, as an S3 endpoint in
+    trouble would; it stops by itself after the test (serve_forever in a daemon thread)."""
+
+    def __enter__(self) -> str:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _fail(self) -> None:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _fail
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_remote_answering_5xx_degrades_to_local_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    with _Failing() as endpoint:
+        for name, value in {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        cache = RunCache(
+            local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://down/cache"), project=a
+        )
+        for task in ("gen:x", "gen:y"):
+            key = task_key(a, task, ["in.txt"], TARGETS)
+            assert cache.lookup(task, key, TARGETS) is None
+            assert cache.save(a, task, key, TARGETS, {})
+        assert cache.write_pack({key}) is None
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
+    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
+    assert cache.lookup("gen:y", key, TARGETS) is not None
+
+
+def test_the_docs_state_the_trust_boundary_and_how_to_narrow_it() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "cache.md").read_text()
+    section = text.split("## The trust boundary", 1)[1].split("\n## ", 1)[0]
+    assert "anyone who can write it can change what every reader" in section
+    assert "AUTOCODER_CACHE_HMAC_KEY" in section and "--cache-readonly" in section
