@@ -378,3 +378,12 @@ def test_the_docs_state_the_trust_boundary_and_how_to_narrow_it() -> None:
     section = text.split("## The trust boundary", 1)[1].split("\n## ", 1)[0]
     assert "anyone who can write it can change what every reader" in section
     assert "AUTOCODER_CACHE_HMAC_KEY" in section and "--cache-readonly" in section
+
+
+def test_a_failed_directory_write_leaves_the_old_object_whole_and_no_temp_file(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    store.put("blobs/ab/x", b"old")
+    with pytest.raises(TypeError):
+        store.put("blobs/ab/x", "not bytes")  # type: ignore[arg-type]  # fails mid-write
+    assert store.get("blobs/ab/x") == b"old"
+    assert sorted(p.name for p in (tmp_path / "v1" / "blobs" / "ab").iterdir()) == ["x"]
