@@ -104,6 +104,9 @@ def test_deployments_rendered_and_validated_clean(project: Path) -> None:
     assert container["resources"]["limits"] == {"cpu": "250m", "memory": "256Mi"}
     dockerfile = (root / "Dockerfile").read_text()
     assert dockerfile.count("FROM ") == 2 and "USER 10001:10001" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert '"orders==0.1.0"' in dockerfile  # no otlp_endpoint, SQLite: no runtime extra
+    pins = (root / "constraints.txt").read_text()
+    assert "\nopentelemetry-sdk==" in pins and "\npsycopg==" in pins  # every extra's dependencies
 
 
 def _copy(project: Path, tmp_path: Path) -> Path:
@@ -175,6 +178,8 @@ def test_postgres_with_replicas_scales_out(project: Path, tmp_path: Path) -> Non
         for rel, data in render(plan).items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(data)
+    # the image installs the runtime's OTLP exporter (it refuses to start with an endpoint and without it)
+    assert '"orders[otlp,postgres]==0.1.0"' in (root / "Dockerfile").read_text()
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     assert compose["services"]["postgres"]["healthcheck"]["test"][1] == "pg_isready"
     assert "pgdata" in compose["volumes"]

@@ -43,8 +43,14 @@ def base_ref(plan: Plan) -> str:
 
 
 def requirement(plan: Plan) -> str:
-    extra = "[postgres]" if plan.backend == "postgres" else ""
-    return f"{plan.system}{extra}=={plan.version}"
+    """The system's wheel with the runtime extras it needs: PostgreSQL's driver, the OTLP
+    exporter when observability.otlp_endpoint is set (the runtime refuses to start without it)."""
+    extras = [
+        name
+        for name, wanted in (("otlp", plan.otlp_endpoint), ("postgres", plan.backend == "postgres"))
+        if wanted
+    ]
+    return f"{plan.system}{'[' + ','.join(extras) + ']' if extras else ''}=={plan.version}"
 
 
 def labels(plan: Plan) -> dict[str, str]:
