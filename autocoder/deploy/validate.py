@@ -53,43 +53,75 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
+def _base_documents(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (str(path.relative_to(root)), doc)
+        for path in sorted((root / "k8s" / "base").rglob("*.yaml"))
+        for doc in _load_all(path)
+    ]
+
+
+def _overlays(root: Path) -> list[Path]:
+    return sorted(p.parent for p in (root / "k8s" / "overlays").glob("*/kustomization.yaml"))
+
+
+def manifests(root: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[Finding]]:
+    """Every object deployments/ applies, named by where it comes from: the base's files, and
+    each overlay as built (its patches are not objects); an overlay that does not build is a
+    finding (KV005)."""
+    from autocoder.deploy import overlays
+
+    docs = [(rel, doc) for rel, doc in _base_documents(root) if doc.get("apiVersion") != KUSTOMIZE_API]
+    findings = []
+    for folder in _overlays(root):
+        rel = str(folder.relative_to(root))
+        try:
+            built = overlays.build(folder)
+        except (OSError, ValueError, KeyError, TypeError, overlays.OverlayError, yaml.YAMLError) as exc:
+            findings.append(Finding("kustomize", "KV005", rel, f"the overlay does not build: {exc}"))
+            continue
+        docs += [
+            (f"{rel} (built): {d.get('kind')}/{(d.get('metadata') or {}).get('name')}", d) for d in built
+        ]
+    return docs, findings
+
+
 def check_kubernetes(root: Path) -> tuple[list[Finding], int]:
-    """kubernetes-validate in strict mode (unknown fields are errors) at K8S_VERSION."""
+    """kubernetes-validate in strict mode (unknown fields are errors) at K8S_VERSION, on the
+    base and on every overlay built; every kustomization's files exist."""
     from kubernetes_validate import utils
 
     findings: list[Finding] = []
     checks = 0
-    for path in sorted((root / "k8s").rglob("*.yaml")):
-        rel = str(path.relative_to(root))
-        for doc in _load_all(path):
+    for folder in [root / "k8s" / "base", *_overlays(root)]:
+        path = folder / "kustomization.yaml"
+        for doc in _load_all(path) if path.exists() else []:
             checks += 1
-            kind, api = doc.get("kind"), doc.get("apiVersion")
-            if api == KUSTOMIZE_API:
-                findings += _check_kustomization(path, rel, doc)
-                continue
-            if (api, kind) in CRD_ALLOW_LIST:
-                if not (doc.get("metadata") or {}).get("name"):
-                    findings.append(
-                        Finding("kubernetes-validate", "KV002", rel, f"{kind} without metadata.name")
-                    )
-                continue
-            try:
-                validator = _k8s_validator(str(kind), str(api))
-            except utils.SchemaNotFoundError:
-                findings.append(
-                    Finding(
-                        "kubernetes-validate",
-                        "KV001",
-                        rel,
-                        f"no schema for {api} {kind} in Kubernetes {K8S_VERSION}",
-                    )
+            findings += _check_kustomization(path, str(path.relative_to(root)), doc)
+    objects, failed = manifests(root)
+    findings += failed
+    for rel, doc in objects:
+        checks += 1
+        kind, api = doc.get("kind"), doc.get("apiVersion")
+        if (api, kind) in CRD_ALLOW_LIST:
+            if not (doc.get("metadata") or {}).get("name"):
+                findings.append(Finding("kubernetes-validate", "KV002", rel, f"{kind} without metadata.name"))
+            continue
+        try:
+            validator = _k8s_validator(str(kind), str(api))
+        except utils.SchemaNotFoundError:
+            findings.append(
+                Finding(
+                    "kubernetes-validate",
+                    "KV001",
+                    rel,
+                    f"no schema for {api} {kind} in Kubernetes {K8S_VERSION}",
                 )
-                continue
-            for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
-                where = "/".join(str(p) for p in error.path)
-                findings.append(
-                    Finding("kubernetes-validate", "KV003", rel, f"{kind}: {where}: {error.message}")
-                )
+            )
+            continue
+        for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
+            where = "/".join(str(p) for p in error.path)
+            findings.append(Finding("kubernetes-validate", "KV003", rel, f"{kind}: {where}: {error.message}"))
     return findings, checks
 
 
@@ -125,17 +157,14 @@ def _k8s_definitions(folder: str) -> Any:
 
 
 def _check_kustomization(path: Path, rel: str, doc: dict[str, Any]) -> list[Finding]:
-    """Every resource a kustomization names exists (kustomize itself is not on the machine)."""
-    missing = [r for r in doc.get("resources", []) if not (path.parent / r).exists()]
-    return [Finding("kustomize", "KV004", rel, f"resource {r} does not exist") for r in missing]
+    """Every resource and patch a kustomization names exists."""
+    named = [*doc.get("resources", []), *(p.get("path", "") for p in doc.get("patches", []))]
+    missing = [r for r in named if not (path.parent / r).exists()]
+    return [Finding("kustomize", "KV004", rel, f"{r} does not exist") for r in missing]
 
 
 def check_pss(root: Path) -> tuple[list[Finding], int]:
-    docs = [
-        (str(path.relative_to(root)), doc)
-        for path in sorted((root / "k8s").rglob("*.yaml"))
-        for doc in _load_all(path)
-    ]
+    docs, _ = manifests(root)
     violations, checks = pss.check_documents(docs)
     return [Finding("pss-restricted", v.rule, v.where, v.message) for v in violations], checks
 
@@ -221,12 +250,7 @@ def check_alert_rules(root: Path, reports: Path) -> tuple[list[Finding], int]:
     import tempfile
 
     binary = shutil.which("promtool")
-    rules = [
-        (str(path.relative_to(root)), doc)
-        for path in sorted((root / "k8s").rglob("*.yaml"))
-        for doc in _load_all(path)
-        if doc.get("kind") == "PrometheusRule"
-    ]
+    rules = [(rel, doc) for rel, doc in manifests(root)[0] if doc.get("kind") == "PrometheusRule"]
     if binary is None or not rules:
         return [], 0
     findings = []
@@ -248,10 +272,8 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
     `store.dsn_secret`, or a secret declaring the key DATABASE_URL. Without it every pod
     would start and fail."""
     findings, checks = [], 0
-    for path in sorted((root / "k8s").rglob("*.yaml")):
-        for doc in _load_all(path):
-            if doc.get("kind") != "Deployment":
-                continue
+    for rel, doc in manifests(root)[0]:
+        if doc.get("kind") == "Deployment":
             checks += 1
             for container in doc["spec"]["template"]["spec"].get("containers", []):
                 if not any(e.get("name") == "DATABASE_URL" for e in container.get("env") or []):
@@ -259,7 +281,7 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
                         Finding(
                             "deployment",
                             "DEP001",
-                            str(path.relative_to(root)),
+                            rel,
                             f"container {container.get('name')} has no DATABASE_URL for its PostgreSQL "
                             "store: set `store: {dsn_secret: {name, key}}` in deployment.yaml, or "
                             "declare a secret with the key DATABASE_URL",
