@@ -534,3 +534,41 @@ def test_environment_mistakes_are_diagnosed() -> None:
     assert "environments.prod.replicas" in replicas.format() or "prod" in replicas.format()
     deploy["environments"] = {"prod": {"resources": {"cpu": "500m", "memory": "256Mi"}, "image_tag": "1.0"}}
     assert compile_data(orders_arch(), deploy).ir is not None
+
+
+# --------------------------------------------------------------------------- checkov (opt-in)
+
+
+def _checkov() -> Path | None:
+    """checkov from AUTOCODER_CHECKOV, else the repository's .checkov-venv (see docs)."""
+    given = os.environ.get("AUTOCODER_CHECKOV")
+    path = Path(given) if given and given != "venv" else REPO / ".checkov-venv" / "bin" / "checkov"
+    return path if path.is_file() else None
+
+
+@pytest.mark.slow  # installing checkov takes ~4 min, a scan ~30 s: not in the default suite
+def test_checkov_scans_offline_and_honours_suppressions(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = _checkov()
+    if binary is None:
+        pytest.skip("no checkov: python -m venv .checkov-venv && .checkov-venv/bin/pip install checkov")
+    monkeypatch.setenv("AUTOCODER_CHECKOV", str(binary))
+    root = _copy(project, tmp_path)
+    waived = {
+        s["rule"]: s["reason"]
+        for s in yaml.safe_load((project / "deployment.yaml").read_text())["suppressions"]
+    }
+    result = validate_deployments(root, tmp_path / "reports", waived)
+    assert result.failing == [], result.failing
+    assert result.checks["checkov"] > 100  # its Kubernetes and Dockerfile policies, base and overlay
+    suppressed = {f.rule for f in result.findings if f.tool == "checkov"}
+    assert suppressed == {"CKV_K8S_43", "CKV_K8S_35"}  # the example's waivers, with their reasons
+    sarif = json.loads((tmp_path / "reports" / "checkov.sarif").read_text())
+    assert {r["ruleId"] for run in sarif["runs"] for r in run["results"]} == suppressed
+    workload = root / "k8s" / "base" / "workload.yaml"
+    (sts,) = list(yaml.safe_load_all(workload.read_text()))
+    del sts["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"]
+    workload.write_text(yaml.safe_dump(sts))  # Pod Security allows it; checkov does not
+    broken = validate_deployments(root, tmp_path / "reports", waived)
+    assert {(f.rule, f.file) for f in broken.failing} >= {("CKV_K8S_22", "k8s/base/workload.yaml")}

@@ -280,10 +280,16 @@ class SinkConfig(Model):
 Ports = dict[PortName, SchemaName]
 
 
+RULE_PATTERN = r"^([A-Z]{1,4}[0-9]{1,4}|CKV2?_[A-Z0-9]{1,10}_[0-9]{1,4}|format)$"
+
+
 class Suppression(Model):
     """Waive one validation rule for this component; the reason shows in every report."""
 
-    rule: Annotated[str, StringConstraints(pattern=r"^([A-Z]{1,4}[0-9]{1,4}|format)$")]
+    # ours (AC122, PSS005, DL3008, ...), checkov's (CKV_K8S_43, CKV2_K8S_6), or `format`
+    rule: Annotated[
+        str, StringConstraints(pattern=r"^([A-Z]{1,4}[0-9]{1,4}|CKV2?_[A-Z0-9]{1,10}_[0-9]{1,4}|format)$")
+    ]
     reason: Annotated[str, StringConstraints(min_length=10, max_length=500)]
 
 

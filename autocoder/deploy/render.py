@@ -231,7 +231,7 @@ def _pod_template(plan: Plan) -> dict[str, Any]:
     container = {
         "name": plan.name,
         "image": plan.image + (f"@{plan.image_digest}" if plan.image_digest else ""),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",  # a tag can move: the registry decides (checkov CKV_K8S_15)
         "args": ["serve", "--host", "0.0.0.0", "--port", str(plan.port)],  # noqa: S104 - in a pod
         "ports": [{"name": "http", "containerPort": plan.port, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": f"{plan.name}-config"}}],

@@ -80,9 +80,7 @@ def manifests(root: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[Findin
         except (OSError, ValueError, KeyError, TypeError, overlays.OverlayError, yaml.YAMLError) as exc:
             findings.append(Finding("kustomize", "KV005", rel, f"the overlay does not build: {exc}"))
             continue
-        docs += [
-            (f"{rel} (built): {d.get('kind')}/{(d.get('metadata') or {}).get('name')}", d) for d in built
-        ]
+        docs += [(f"{rel} (built)", doc) for doc in built]
     return docs, findings
 
 
@@ -290,6 +288,98 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
     return findings, checks
 
 
+CHECKOV_VENV = ".checkov-venv"  # beside Autocoder's checkout: `python -m venv .checkov-venv && ...`
+
+
+def checkov_binary() -> Path | None:
+    """checkov, when asked for: AUTOCODER_CHECKOV names its executable, or says `venv` for
+    .checkov-venv beside Autocoder's checkout. It is never installed with Autocoder (it would
+    downgrade packaging and cyclonedx-python-lib in this environment), and it is opt-in: one
+    scan costs tens of seconds, on every build that runs deploy:validate."""
+    given = os.environ.get("AUTOCODER_CHECKOV", "").strip()
+    if not given:
+        return None
+    if given == "venv":
+        import autocoder
+
+        return Path(autocoder.__file__).resolve().parent.parent / CHECKOV_VENV / "bin" / "checkov"
+    return Path(given)
+
+
+def checkov_setting() -> str:
+    """What decides whether (and which) checkov scans, for deploy:validate's inputs: off, or
+    its executable and the version installed beside it (a dist-info folder's name)."""
+    binary = checkov_binary()
+    if binary is None:
+        return "checkov: off"
+    versions = sorted(
+        p.name for p in binary.resolve().parent.parent.glob("lib/python*/site-packages/checkov-*")
+    )
+    return f"checkov: {binary} {' '.join(versions)}"
+
+
+def check_checkov(root: Path, reports: Path) -> tuple[list[Finding], int]:
+    """checkov's Kubernetes and Dockerfile policies, offline (BC_SKIP_MAPPING, --skip-download),
+    on the Dockerfile and on every object deployments/ applies (the base and each overlay as
+    built: checkov cannot build overlays). Its SARIF goes to reports/checkov.sarif."""
+    import tempfile
+
+    binary = checkov_binary()
+    if binary is None:
+        return [], 0
+    if not binary.is_file():
+        return [
+            Finding(
+                "checkov",
+                "CKV000",
+                "AUTOCODER_CHECKOV",
+                f"{binary} does not exist: install checkov in its own environment "
+                f"(python -m venv {CHECKOV_VENV} && {CHECKOV_VENV}/bin/pip install checkov) or unset "
+                "AUTOCODER_CHECKOV",
+            )
+        ], 0
+    objects, _ = manifests(root)
+    with tempfile.TemporaryDirectory(prefix="autocoder-checkov-") as tmp:
+        scan, out = Path(tmp) / "scan", Path(tmp) / "out"
+        names: dict[str, str] = {}  # scanned file -> where its objects come from
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for rel, doc in objects:
+            grouped.setdefault(rel, []).append(doc)
+        for i, (rel, docs) in enumerate(sorted(grouped.items())):
+            name = f"k8s/{i:03d}.yaml"
+            names[name] = rel
+            (scan / name).parent.mkdir(parents=True, exist_ok=True)
+            (scan / name).write_text(yaml.safe_dump_all(docs, sort_keys=True))
+        names["Dockerfile"] = "Dockerfile"
+        shutil.copyfile(root / "Dockerfile", scan / "Dockerfile")
+        run = subprocess.run(  # noqa: S603 - the checkov the user named, on files we wrote
+            [str(binary), "-d", str(scan), "--framework", "kubernetes", "dockerfile", "--skip-download"]
+            + ["-o", "json", "-o", "sarif", "--output-file-path", str(out), "--quiet", "--compact"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},  # no download of Bridgecrew's mapping
+            cwd=tmp,
+        )
+        try:
+            report = json.loads((out / "results_json.json").read_text())
+            sarif = (out / "results_sarif.sarif").read_bytes()
+        except (OSError, ValueError):
+            text = (run.stderr or run.stdout).strip()[-1500:]
+            return [Finding("checkov", "CKV000", "-", f"checkov failed (exit {run.returncode}): {text}")], 0
+    from autocoder.fsutil import atomic_write
+
+    atomic_write(reports / "checkov.sarif", sarif.replace(str(scan).encode() + b"/", b""))
+    findings, checks = [], 0
+    for part in report if isinstance(report, list) else [report]:
+        checks += part["summary"]["passed"] + part["summary"]["failed"]
+        for failed in part["results"]["failed_checks"]:
+            where = names.get(failed["file_path"].lstrip("/"), failed["file_path"])
+            text = f"{failed['resource']}: {failed['check_name']}"
+            findings.append(Finding("checkov", failed["check_id"], where, text))
+    return sorted(findings, key=lambda f: (f.rule, f.file, f.message)), checks
+
+
 def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]) -> Result:
     """Run every validator over `root` (deployments/), write reports, return the result."""
     result = Result()
@@ -300,6 +390,7 @@ def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]
         "hadolint": lambda: check_dockerfile(root, reports / "hadolint.sarif"),
         "promtool": lambda: check_alert_rules(root, reports),
         "deployment": lambda: check_database_wiring(root),
+        "checkov": lambda: check_checkov(root, reports),
     }
     for name, scan in scanners.items():
         found, checks = scan()
