@@ -55,6 +55,7 @@ def check_deployment(ctx: Context) -> dict[str, dict[str, Any]]:
     merged = {c.name: _merge(ctx, c) for c in ctx.arch.components}
     _check_stores(ctx, merged)
     _check_resources(ctx)
+    _check_environments(ctx)
     return merged
 
 
@@ -159,6 +160,47 @@ def _check_resources(ctx: Context) -> None:
                 expected=f"at most {limit.memory}",
                 fix=f"lower it to {limit.memory} or raise policy.resources",
             )
+
+
+def _check_environments(ctx: Context) -> None:
+    """Each overlay of `environments`: no second replica on SQLite (AC130), a host only with
+    an ingress to put it on (AC131), resources within policy (AC122), no credentials in its
+    env (AC110)."""
+    dep = ctx.deploy
+    limit = ctx.arch.policy.resources
+    for name, env in sorted(dep.environments.items()):
+        where = ("environments", name)
+        if env.replicas is not None and env.replicas > 1 and dep.store.backend == "sqlite":
+            ctx.report_deploy(
+                (*where, "replicas"),
+                "AC130",
+                f"environment '{name}' would run {env.replicas} replicas of a system whose database is "
+                "an SQLite file: one process owns that file",
+                expected="replicas: 1 on SQLite",
+                fix="remove `replicas` from this environment, or use `store: {backend: postgres, ...}`",
+            )
+        if env.host is not None and dep.ingress is None:
+            ctx.report_deploy(
+                (*where, "host"),
+                "AC131",
+                f"environment '{name}' sets the ingress host {env.host}, but there is no `ingress`",
+                expected="an `ingress: {host: ...}` block for the environments to change",
+                fix=f"add `ingress: {{host: {env.host}}}` to deployment.yaml, or remove this `host`",
+            )
+        if limit is not None and env.resources is not None:
+            for part, size in (("cpu", cpu_millis), ("memory", memory_bytes)):
+                value, most = getattr(env.resources, part), getattr(limit, part)
+                if size(value) > size(most):
+                    ctx.report_deploy(
+                        (*where, "resources", part),
+                        "AC122",
+                        f"{part} {value} for environment '{name}' is above the policy limit {most}",
+                        expected=f"at most {most}",
+                        fix=f"lower it to {most} or raise policy.resources",
+                    )
+        for key, value in env.env.items():
+            if isinstance(value, str):
+                _secret_check(ctx.report_deploy, (*where, "env", key), key, value)
 
 
 def _check_https(ctx: Context) -> None:

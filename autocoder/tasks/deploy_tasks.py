@@ -201,11 +201,14 @@ def task_deploy() -> Any:
         "targets": [_stamp("wheels")],
         "clean": [(clean_group, [directory, "wheels"])],
     }
+    from autocoder.deploy.validate import checkov_setting
+
+    checkov = fingerprint_file(directory, "checkov", checkov_setting())  # AUTOCODER_CHECKOV on/off
     yield {
         "name": "validate",
         "doc": "kubernetes-validate (strict), Pod Security Standards restricted, compose spec, hadolint",
         "actions": [(run_validate, [directory])],
-        "file_dep": [PLAN, fingerprint, *(_stamp(g) for g in RENDER_GROUPS)],
+        "file_dep": [PLAN, fingerprint, checkov, *(_stamp(g) for g in RENDER_GROUPS)],
         "targets": [VALIDATION_REPORT],
         "clean": [(clean_targets, [directory, [VALIDATION_REPORT]])],
     }

@@ -109,10 +109,12 @@ def _serve(system: System, host: str, port: int, log_level: str | None) -> int:
     import uvicorn
 
     from autocoder_runtime.app import create_app
+    from autocoder_runtime.telemetry import TelemetryUnavailable, check_installed
 
     try:
         level = resolve_level(log_level, system.spec.log_level)
-    except ValueError as exc:
+        check_installed()
+    except (ValueError, TelemetryUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(level)

@@ -4,6 +4,7 @@ only its models, its compiled logic (as methods) and its spec."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -81,7 +82,10 @@ class Source(Component):
                     await asyncio.sleep(config.interval_s)
                 while not self.system.accepting:  # stopping: add nothing the drain cannot finish
                     await asyncio.sleep(min(config.interval_s, 0.1))
-                await self.system.accept(self.name, port, message, envelope.trace_id)
+                with self.system.telemetry.origin(
+                    f"{self.name} emit", "producer", self.name, envelope.trace_id
+                ):
+                    await self.system.accept(self.name, port, message, envelope.trace_id)
                 self.system.metrics.emitted.labels(component=self.name).inc()
             await asyncio.sleep(config.interval_s)
 
@@ -249,7 +253,12 @@ class Aggregator(Component):
             items.append(
                 InboxItem(self.name, port, "out", json.dumps(valid, sort_keys=True), envelope.trace_id)
             )
-        await self.system.database().window_close(self.name, start, keys, items)
+        with contextlib.ExitStack() as spans:  # a window's results enter the system here
+            for item in items:
+                spans.enter_context(
+                    self.system.telemetry.origin(f"{self.name} window", "producer", self.name, item.trace_id)
+                )
+            await self.system.database().window_close(self.name, start, keys, items)
         window = self.windows.get(start, {})
         for key in keys:
             window.pop(key, None)

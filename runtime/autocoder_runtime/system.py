@@ -28,6 +28,7 @@ from autocoder_runtime.logs import log
 from autocoder_runtime.messages import Envelope, Message, safe_json
 from autocoder_runtime.metrics import Metrics
 from autocoder_runtime.spec import SystemSpec
+from autocoder_runtime.telemetry import Telemetry, from_environment
 
 Condition = Callable[[Message], bool]
 MAX_DELIVERIES = 10  # an entry delivered this often without completing is dead-lettered
@@ -95,6 +96,7 @@ class System:
         self.max_in_flight = settings.max_in_flight()
         self.lease_s = settings.inbox_lease_s()
         self.db_error: str | None = None  # the dispatcher's last database failure, until it succeeds
+        self.telemetry = Telemetry()  # OTLP export, from the environment at start
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()
         self.ack_wanted = asyncio.Event()
@@ -120,6 +122,8 @@ class System:
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()
         self.ack_wanted = asyncio.Event()
+        # first: an OTLP endpoint without the exporter installed stops the start right here
+        self.telemetry = from_environment(self.name, self.spec.version)
         dsn = os.environ.get("DATABASE_URL")
         self.db = await asyncio.to_thread(open_database, self.spec.backend, self.name, data_dir(), dsn)
         try:
@@ -160,6 +164,12 @@ class System:
         db, self.db = self.db, None
         if db is not None:
             await asyncio.to_thread(db.close)
+        await self._stop_telemetry()
+
+    async def _stop_telemetry(self) -> None:
+        """Flush the spans still buffered (bounded by the exporter's timeout), then no export."""
+        telemetry, self.telemetry = self.telemetry, Telemetry()
+        await asyncio.to_thread(telemetry.shutdown)
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """SIGTERM: stop accepting, claim what was accepted until now (one last round) and
@@ -200,6 +210,7 @@ class System:
         left = await db.inbox_count()
         await asyncio.to_thread(db.close)
         self.db = None
+        await self._stop_telemetry()
         log(logging.INFO, "stopped", system=self.name, undrained=left, in_flight_cut=unfinished)
 
     def not_ready(self) -> list[str]:
