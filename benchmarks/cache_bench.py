@@ -168,11 +168,12 @@ def measure(
     if not str(n).isdigit():
         return result  # an example: no synthetic edit to explain
 
-    out = step(result, "explain_nothing_to_do_s", ["explain", str(second), *tasks], dev)
+    named = [t for t in tasks if not t.startswith("-")]  # explain takes task names, not --continue
+    out = step(result, "explain_nothing_to_do_s", ["explain", str(second), *named], dev)
     result["explain_nothing_to_do_first_line"] = (out.splitlines() or [""])[0]
     arch = second / "architecture.yaml"
     arch.write_text(arch.read_text().replace("value * 1 + 0.5", "value * 1 + 0.75"))
-    out = step(result, "explain_one_change_s", ["explain", str(second), *tasks], dev)
+    out = step(result, "explain_one_change_s", ["explain", str(second), *named], dev)
     result["explain_one_change_first_lines"] = out.splitlines()[:2]
     print(n, result, flush=True)
     return result
