@@ -6,6 +6,7 @@ from pathlib import Path
 
 from autocoder.canonical import canonical_json
 from autocoder.fsutil import confined, write_if_changed
+from autocoder.ir.models import IR, Slice, dump
 
 IR_FILE = "ir.v1.json"
 SLICE_DIR = "ir"
@@ -19,7 +20,7 @@ def slice_path(generated: Path, component: str) -> Path:
     return generated / SLICE_DIR / f"{component}.json"
 
 
-def write_ir(generated: Path, ir: dict, slices: dict[str, dict], *, root: Path | None = None) -> list[Path]:
+def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | None = None) -> list[Path]:
     """Write what changed; remove slices of components that no longer exist.
 
     Slices are written before ir.v1.json so that a build killed in between leaves an
@@ -34,11 +35,11 @@ def write_ir(generated: Path, ir: dict, slices: dict[str, dict], *, root: Path |
     ir_file = confined(root, ir_path(generated))
     written = []
     for name, path in targets.items():
-        if write_if_changed(path, canonical_json(slices[name])):
+        if write_if_changed(path, canonical_json(dump(slices[name]))):
             written.append(slice_path(generated, name))
     for stale in sorted(slice_dir.glob("*.json")):
         if stale.stem not in slices:
             confined(root, stale, "delete").unlink()
-    if write_if_changed(ir_file, canonical_json(ir)):
+    if write_if_changed(ir_file, canonical_json(dump(ir))):
         written.append(ir_path(generated))
     return written

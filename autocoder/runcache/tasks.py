@@ -126,7 +126,8 @@ def after_restore(directory: Path, name: str) -> None:
     """What a task's action does besides writing its targets, done after a restore too:
     gen:runtime deletes the generated files of components no longer in the blueprint."""
     if name == "gen:runtime":
+        from autocoder.ir.models import load_ir
         from autocoder.layout import GENERATED
         from autocoder.tasks.gen_tasks import _remove_stale
 
-        _remove_stale(directory, json.loads((directory / GENERATED / "ir.v1.json").read_text()))
+        _remove_stale(directory, load_ir(directory / GENERATED / "ir.v1.json"))
