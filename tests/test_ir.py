@@ -11,7 +11,7 @@ from conftest import EXAMPLE, REPO, compile_data, component, dump
 from pydantic import ValidationError
 
 from autocoder import fsutil
-from autocoder.canonical import canonical_json
+from autocoder.canonical import canonical_json, content_hash
 from autocoder.compile import compile_directory
 from autocoder.ir.models import RateLimitIR, StoreIR, TransformerIR, load_ir, load_slice
 from autocoder.ir.models import dump as ir_dump
@@ -65,6 +65,10 @@ def test_ir_files_load_into_models_that_write_the_same_bytes(tmp_path, project):
         raw = path.read_bytes()
         model = load_ir(path) if path.name == "ir.v1.json" else load_slice(path)
         assert canonical_json(ir_dump(model)) == raw, path.name
+        if path.name != "ir.v1.json":  # the fingerprint is the hash of the slice as written
+            data = json.loads(raw)
+            fingerprint, data["component"]["fingerprint"] = data["component"]["fingerprint"], ""
+            assert content_hash(data) == fingerprint, path.name
     loaded = load_ir(tmp_path / "ir.v1.json")
     assert loaded == result.ir
     assert {name: load_slice(tmp_path / "ir" / f"{name}.json") for name in result.slices} == result.slices
