@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autocoder.canonical import canonical_json
 from autocoder.fsutil import confined, write_if_changed
-from autocoder.ir.models import IR, Slice, dump
+
+if TYPE_CHECKING:  # the doit tasks import the paths below at load: no pydantic models then
+    from autocoder.ir.models import IR, Slice
 
 IR_FILE = "ir.v1.json"
 SLICE_DIR = "ir"
@@ -29,6 +32,8 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
     `generated`): OutsideProjectError, before anything is written, when one is not.
     Returns the paths that were written.
     """
+    from autocoder.ir.models import dump
+
     root = generated.parent if root is None else root
     slice_dir = confined(root, generated / SLICE_DIR, directory=True)
     targets = {name: confined(root, slice_path(generated, name)) for name in sorted(slices)}
