@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from autocoder.blueprint.models import SecurityPolicy
 from autocoder.validate.ast_policy import check_source
 
 PRICER_ONLY = {
@@ -299,14 +300,15 @@ def test_parallel_build_works(tmp_path):
     ],
 )
 def test_ast_policy_rules(source, code):
-    policy = {"forbidden_imports": ["subprocess", "os.system"], "forbidden_calls": []}
+    policy = SecurityPolicy(forbidden_imports=["subprocess", "os.system"])
     assert code in {f.rule for f in check_source(source, "x.py", policy, system_code=True)}
 
 
 def test_ast_policy_accepts_safe_code():
     safe = "import yaml\nyaml.load('a', Loader=yaml.SafeLoader)\n"
     safe += "def q(db, t):\n    db.execute('SELECT ?', (t,))\n"
-    assert check_source(safe, "x.py", {"forbidden_imports": ["subprocess"]}, system_code=True) == []
+    policy = SecurityPolicy(forbidden_imports=["subprocess"])
+    assert check_source(safe, "x.py", policy, system_code=True) == []
 
 
 def test_the_summary_shows_only_tiers_this_build_visited(project):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from autocoder.analysis.context import Context
+from autocoder.blueprint.models import Model
 from autocoder.diagnostics import did_you_mean, one_of
 
 K8S_NAME_MAX = 63
@@ -64,11 +65,11 @@ def _merge(ctx: Context, comp: Any) -> dict[str, Any]:
     override = dep.component_overrides.get(comp.name)
     capabilities = comp.capabilities.model_dump(mode="json")
     budget = comp.budget.model_dump(mode="json")
-    if override is not None:
+    if override is not None:  # the keys it sets replace the component's, each one whole
         if override.capabilities is not None:
-            capabilities.update(override.capabilities.model_dump(mode="json", exclude_unset=True))
+            capabilities.update(_set_keys(override.capabilities))
         if override.budget is not None:
-            budget.update(override.budget.model_dump(mode="json", exclude_unset=True))
+            budget.update(_set_keys(override.budget))
     if capabilities["rate_limit"] is None:
         capabilities["rate_limit"] = dict(budget_defaults()["default_rate_limit"])
     # the kind's default budget plus its opt-in capabilities', tightened by the component and
@@ -86,6 +87,13 @@ def _merge(ctx: Context, comp: Any) -> dict[str, Any]:
         "capabilities": capabilities,
         "budget": budget,
     }
+
+
+def _set_keys(model: Model) -> dict[str, Any]:
+    """The top-level keys set in `model`, each complete with its defaults: an override of
+    `retry: {max_attempts: 2}` is a whole retry policy in the IR, not a fragment of one."""
+    data = model.model_dump(mode="json")
+    return {key: data[key] for key in model.model_fields_set}
 
 
 def _check_stores(ctx: Context, merged: dict[str, dict[str, Any]]) -> None:

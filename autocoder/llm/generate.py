@@ -20,6 +20,7 @@ from typing import Any
 
 from autocoder.codegen.component import Function
 from autocoder.codegen.render import GenerationError
+from autocoder.ir.models import Slice
 from autocoder.layout import GENERATED
 from autocoder.llm import check, prompt
 from autocoder.llm.lock import LockEntry, read_lock, record_accepted
@@ -34,10 +35,10 @@ BUILD_ENV = "AUTOCODER_BUILD_ID"  # set by `autocoder build`: which usage files 
 Checker = Callable[[Function], list[str]]
 
 
-def llm_logic(directory: Path, slice_: dict[str, Any], settings: LLMSettings, checker: Checker) -> Function:
+def llm_logic(directory: Path, slice_: Slice, settings: LLMSettings, checker: Checker) -> Function:
     """The checked logic method of an LLM component, or a GenerationError naming it."""
-    comp = slice_["component"]
-    name = comp["name"]
+    comp = slice_.component
+    name = comp.name
     function = prompt.signature(comp)
     messages = prompt.messages(slice_)
     digest = prompt.prompt_hash(slice_)

@@ -133,6 +133,7 @@ def freeze(directory: Path) -> tuple[Path, list[str]]:
     for a build run by plain doit, the report task's summary is ok. Each LLM component of the
     current IR must have an accepted body for its current prompt."""
     from autocoder.fsutil import confined, write_if_changed
+    from autocoder.ir.models import load_ir, load_slice
     from autocoder.llm.prompt import prompt_hash
     from autocoder.llm.usage import LAST_BUILD
 
@@ -140,19 +141,16 @@ def freeze(directory: Path) -> tuple[Path, list[str]]:
     status = last if last.is_file() else summary
     try:
         green = bool(json.loads(status.read_text()).get("ok"))
-        ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
-    except (OSError, ValueError):
+        ir = load_ir(directory / GENERATED / "ir.v1.json")
+    except (OSError, ValueError):  # a pydantic ValidationError is a ValueError
         raise GenerationError(
             f"{directory}: no finished build to lock; fix: run `autocoder build {directory}` first"
         ) from None
     if not green:
         raise GenerationError(f"{status}: the last build was not green; fix the failures, rebuild, then lock")
-    names = sorted(c["name"] for c in ir["components"] if c["logic_source"] == "llm")
+    names = sorted(c.name for c in ir.components if c.logic_source == "llm")
     entries = accepted_entries(directory, names)
-    current = {
-        name: prompt_hash(json.loads((directory / GENERATED / "ir" / f"{name}.json").read_text()))
-        for name in names
-    }
+    current = {name: prompt_hash(load_slice(directory / GENERATED / "ir" / f"{name}.json")) for name in names}
     missing = [n for n in names if n not in entries or entries[n].prompt_hash != current[n]]
     if missing:
         raise GenerationError(

@@ -206,7 +206,8 @@ def after_restore(directory: Path, name: str, previous: dict[str, str] | None = 
             if path.is_file():
                 path.unlink()
     if name == "gen:runtime":
+        from autocoder.ir.models import load_ir
         from autocoder.layout import GENERATED
         from autocoder.tasks.gen_tasks import _remove_stale
 
-        _remove_stale(directory, json.loads((directory / GENERATED / "ir.v1.json").read_text()))
+        _remove_stale(directory, load_ir(directory / GENERATED / "ir.v1.json"))
