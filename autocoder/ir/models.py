@@ -28,6 +28,7 @@ from autocoder.blueprint.models import (
     AggregatorConfig,
     ApiEndpointConfig,
     CircuitBreaker,
+    EnvironmentOverlay,
     Example,
     FieldType,
     Image,
@@ -307,6 +308,7 @@ class DeploymentIR(IRModel):
 
     schema_version: str
     environment: str
+    environments: dict[str, EnvironmentOverlay]
     image: Image | None
     env: dict[str, str | int | float | bool]
     secrets: list[SecretRef]
