@@ -152,6 +152,7 @@ def hostile_plan(i: int):  # noqa: ANN201 - a Plan
     import autocoder_runtime
 
     from autocoder.deploy.plan import build_plan
+    from autocoder.ir.models import dump
 
     arch, deploy_text = hostile_blueprints(i)
     deploy = yaml.safe_load(deploy_text)
@@ -161,7 +162,7 @@ def hostile_plan(i: int):  # noqa: ANN201 - a Plan
     deploy["ingress"] = {"host": "rt.example.com", "tls_secret": "rt-tls", "class": "nginx"}
     result = compile_sources(arch, yaml.safe_dump(deploy).encode())
     assert result.ir is not None, "\n".join(d.format() for d in result.diagnostics)
-    return build_plan(result.ir, autocoder_runtime.__version__)
+    return build_plan(dump(result.ir), autocoder_runtime.__version__)
 
 
 def _yaml_mark_places(text: str) -> list[str]:
