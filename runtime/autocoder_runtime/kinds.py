@@ -338,9 +338,13 @@ class Sink(Component):
 
             self.client = httpx.AsyncClient(timeout=10.0)
         elif self.config.target == "file":
-            path = confined(data_dir(), self.config.path or f"{self.name}.jsonl")
+            path = self.file_path()
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = await asyncio.to_thread(path.open, "a", encoding="utf-8")
+
+    def file_path(self) -> Path:
+        """The JSON-lines file a `file` sink appends to, confined to DATA_DIR."""
+        return confined(data_dir(), self.config.path or f"{self.name}.jsonl")
 
     async def close(self) -> None:
         if self.client is not None:
