@@ -18,6 +18,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+import autocoder_runtime
 import pytest
 import yaml
 from conftest import REPO
@@ -72,7 +73,10 @@ def test_deployments_rendered_and_validated_clean(project: Path) -> None:
     ):
         assert (root / name).is_file(), name
     wheels = sorted(p.name for p in (root / "wheels").glob("*.whl"))
-    assert wheels == ["autocoder_runtime-0.2.0-py3-none-any.whl", "orders-0.1.0-py3-none-any.whl"]
+    assert wheels == [
+        f"autocoder_runtime-{autocoder_runtime.__version__}-py3-none-any.whl",
+        "orders-0.1.0-py3-none-any.whl",
+    ]
     assert (root / "k8s" / "overlays" / "development" / "kustomization.yaml").is_file()
     report = json.loads((project / "generated" / "reports" / "deploy-validation.json").read_text())
     assert report["ok"] and report["findings"] == []
@@ -421,7 +425,7 @@ def test_image_builds_through_the_sdk_against_an_engine(project: Path) -> None:
         ".dockerignore",
         "Dockerfile",
         "constraints.txt",
-        "wheels/autocoder_runtime-0.2.0-py3-none-any.whl",
+        f"wheels/autocoder_runtime-{autocoder_runtime.__version__}-py3-none-any.whl",
         "wheels/orders-0.1.0-py3-none-any.whl",
     ]
 

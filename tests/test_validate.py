@@ -233,6 +233,11 @@ def test_reports_are_written(project):
     }
     junit = (reports / "junit" / "pricer.xml").read_text()
     assert "<testsuite" in junit and "test_example" in junit
+    # a sink's accepted example reads back what the sink delivered (autocoder_runtime.testing)
+    sink_test = (project / "generated" / "src" / "tests" / "test_notifier.py").read_text()
+    assert 'delivered(Notifier, example["port"], [example["input"]]) == [valid]' in sink_test
+    junit = (reports / "junit" / "notifier.xml").read_text()
+    assert 'name="test_example[' in junit and "<failure" not in junit
     bench = json.loads((reports / "bench" / "pricer.json").read_text())
     assert bench["iterations"] >= 1000 and 0 < bench["p50_ms"] <= bench["p95_ms"]
     alerts = json.loads((reports / "alert-thresholds.json").read_text())

@@ -186,6 +186,8 @@ def test_context(slice_: Slice, module: dict[str, Any]) -> dict[str, Any]:
     helpers = {"run_once"} if examples or properties else set()
     if kind == "store" and (properties or any(e["outcome"] == "accepted" for e in examples)):
         helpers.add("stored")
+    if kind == "sink" and any(e["outcome"] == "accepted" for e in examples):
+        helpers.add("delivered")
     if kind == "aggregator" and properties:
         helpers |= {"run_many", "run_across_restart"}
     if kind == "source":
@@ -210,7 +212,7 @@ def test_context(slice_: Slice, module: dict[str, Any]) -> dict[str, Any]:
         "need_pytest": bool(examples) or (kind == "aggregator" and bool(properties)),
         "message_imports": sorted(messages),
         "helpers": sorted(helpers),
-        "accepted_means": {"store": "the record reads back", "sink": "it was consumed"}.get(
+        "accepted_means": {"store": "the record reads back", "sink": "it was delivered where it goes"}.get(
             kind, "something was emitted"
         ),
         "store_key": comp.config.key if isinstance(comp, StoreIR) else None,

@@ -287,10 +287,18 @@ class Store(Component):
 
     async def aprocess(self, port: str, message: Message) -> Outputs:
         config = self.StoreConfig.model_validate(self.spec.config)
-        await self.system.database().record_put(self.name, str(message[config.key]), strict_json(message))
+        key = str(message[config.key])
+        if "\x00" in key:  # SQLite would keep it, PostgreSQL refuses it: refused on both alike
+            raise ValueError(
+                f"the store key (field {config.key!r}) contains a NUL character (\\u0000), which "
+                "PostgreSQL cannot store in text; fix: remove NUL characters from the key"
+            )
+        await self.system.database().record_put(self.name, key, strict_json(message))
         return []
 
     async def get(self, key: str) -> Message | None:
+        if "\x00" in key:  # no stored key holds one (aprocess refuses them)
+            return None
         text = await self.system.database().record_get(self.name, key)
         return None if text is None else dict(json.loads(text))
 
@@ -339,9 +347,13 @@ class Sink(Component):
 
             self.client = httpx.AsyncClient(timeout=10.0)
         elif self.config.target == "file":
-            path = confined(data_dir(), self.config.path or f"{self.name}.jsonl")
+            path = self.file_path()
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = await asyncio.to_thread(path.open, "a", encoding="utf-8")
+
+    def file_path(self) -> Path:
+        """The JSON-lines file a `file` sink appends to, confined to DATA_DIR."""
+        return confined(data_dir(), self.config.path or f"{self.name}.jsonl")
 
     async def close(self) -> None:
         if self.client is not None:

@@ -242,7 +242,8 @@ class System:
         self.wake.set()
 
     async def dead_letter(self, component: str, port: str, exc: BaseException, envelope: Envelope) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:4000]
+        # escaped NUL: PostgreSQL cannot keep it in text, and the dead letter must be written
+        error = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")[:4000]
         self.metrics.dead_letters.labels(component=component).inc()
         log(
             logging.WARNING,

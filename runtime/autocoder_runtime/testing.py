@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ import httpx
 from autocoder_runtime.component import Component, data_dir
 from autocoder_runtime.database import open_database
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
+from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
 from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
@@ -185,6 +187,42 @@ def webhook_requests(cls: type[Sink], port: str, payloads: list[Any]) -> list[tu
         server.shutdown()
         server.server_close()
     return received
+
+
+def delivered(cls: type[Sink], port: str, payloads: list[Any]) -> list[Message]:
+    """Send messages through a sink and return what it delivered, read from where it went: the
+    lines it appended to its file under DATA_DIR, the bodies a webhook on 127.0.0.1 received, or
+    the messages of its `sink` log records."""
+    if cls.SinkConfig.model_validate(cls.spec.config).target == "webhook":
+        return [body for body, _ in webhook_requests(cls, port, payloads)]
+    logged: list[Message] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            fields = getattr(record, "fields", {})
+            if record.getMessage() == "sink" and fields.get("component") == cls.__name__.lower():
+                logged.append(fields["message"])
+
+    async def run() -> list[Message]:
+        async with harness(cls) as sink:
+            path = sink.file_path() if sink.config.target == "file" else None
+            start = path.stat().st_size if path is not None and path.exists() else 0
+            await _outputs(sink, port, payloads)
+        if path is None:
+            return logged
+        with path.open("rb") as handle:  # only what this run appended (DATA_DIR is shared)
+            handle.seek(start)
+            return [json.loads(line) for line in handle.read().decode().splitlines()]
+
+    handler, level = Capture(), LOG.level
+    LOG.addHandler(handler)
+    if not LOG.isEnabledFor(logging.INFO):  # a sink logs at INFO
+        LOG.setLevel(logging.INFO)
+    try:
+        return asyncio.run(run())
+    finally:
+        LOG.removeHandler(handler)
+        LOG.setLevel(level)
 
 
 def free_port() -> int:
