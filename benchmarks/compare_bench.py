@@ -83,13 +83,26 @@ EQUAL = (
 )
 
 
-def doit(project: Path, *args: str) -> tuple[float, int]:
+# The stores' commits skip fsync in every build here (SQLITE_SYNCHRONOUS=NORMAL): this
+# benchmark compares the build's own overhead, and on a busy disk an fsync-bound store can miss
+# its p95 budget at random, which would leave a failed task that every "no-op" re-runs.
+THROWAWAY = {"SQLITE_SYNCHRONOUS": "NORMAL"}
+
+
+def doit(project: Path, *args: str, allow_fail: bool = False) -> tuple[float, int]:
     """Wall seconds of `python -m doit ARGS` in `project`, and how many tasks it executed."""
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "doit", *args], cwd=project, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "doit", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **THROWAWAY},
     )
     elapsed = time.perf_counter() - start
+    if run.returncode != 0 and allow_fail:
+        return elapsed, -1
     if run.returncode != 0:
         raise SystemExit(f"doit {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
     return elapsed, sum(1 for line in run.stdout.splitlines() if line.startswith(".  "))
@@ -102,7 +115,13 @@ def measure(n: int, repeats: int) -> dict:
         load_start = os.getloadavg()[0]
         write_synthetic(project, n)
         (project / "dodo.py").write_text(DODO_TEXT)
-        full_s, full_tasks = doit(project, "-n", str(os.cpu_count() or 1))
+        full_s, full_tasks = doit(project, "-n", str(os.cpu_count() or 1), "--continue", allow_fail=True)
+        for _ in range(3):  # a benchmark tier over budget on a busy machine: measured again
+            if full_tasks >= 0:
+                break
+            full_tasks = doit(project, "--continue", allow_fail=True)[1]
+        if full_tasks < 0:
+            doit(project)  # fails with doit's output
         exported = subprocess.run(
             [sys.executable, "-c", EXPORT], cwd=project, capture_output=True, text=True, check=True
         )

@@ -1,7 +1,7 @@
 """A full build from scratch, an older Autocoder against this tree, alternating (issue: fast edits).
 
 For each round, for each tree (this one, and --old, extracted by common.old_tree): a fresh
-synthetic blueprint of --components components, `autocoder build -n 2 --reporter json` with
+synthetic blueprint of --components components, `autocoder build -n 2 --continue --reporter json` with
 the run-cache off (everything really runs), and from doit's JSON report the wall time and the
 mean seconds of each task group (test:<c>, bench:<c>, lint:<c>, gen:<c>, ...). The trees take
 turns, so a busy machine slows both alike: compare them by the ratio, not by the seconds.
@@ -35,7 +35,18 @@ def build(tree: Path | None, components: int, workdir: Path) -> dict:
         env["PYTHONPATH"] = str(tree)
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project), "-n", "2", "--reporter", "json"],
+        [
+            sys.executable,
+            "-m",
+            "autocoder.cli",
+            "build",
+            str(project),
+            "-n",
+            "2",
+            "--continue",
+            "--reporter",
+            "json",
+        ],
         cwd=project,
         env=env,
         capture_output=True,
