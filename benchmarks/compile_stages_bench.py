@@ -4,7 +4,8 @@ Each stage of compile_sources is timed alone on the same synthetic blueprint, in
 CPU seconds, best of --repeats (the estimate of a stage's own cost on a busy machine), plus what
 a `check` task pays before it compiles anything: importing the compiler (pydantic builds the
 blueprint models' validators at import), measured as CPU seconds of a fresh interpreter; and
-what `ir` pays after: encoding ir.v1.json and every slice as canonical JSON. The shares are the
+what `ir` pays after: encoding ir.v1.json and every slice as canonical JSON, and write_ir as
+the task runs it, with and without its index of unchanged slices. The shares are the
 figures to compare; the seconds depend on the machine's load.
 
 Usage: python benchmarks/compile_stages_bench.py [--components 500] [--repeats 9] [--out FILE]
@@ -17,6 +18,7 @@ import gc
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +38,7 @@ from autocoder.blueprint.validate import validate_model
 from autocoder.canonical import canonical_json
 from autocoder.compile import compile_sources
 from autocoder.ir.build import build_ir
+from autocoder.ir.write import WRITTEN_INDEX, write_ir
 from autocoder.synthetic import synthetic_architecture, synthetic_deployment
 
 IMPORT_CPU = """
@@ -115,6 +118,7 @@ def stages(n: int, repeats: int) -> dict[str, float]:
     gc.disable()
     try:
         result = {name: round(best(fn, repeats), 4) for name, fn in timed.items()}
+        result.update(write_ir_figures(ir, slices, repeats))
     finally:
         gc.enable()
     # the passes' timings include their set-up (the passes before them): subtract it
@@ -125,6 +129,24 @@ def stages(n: int, repeats: int) -> dict[str, float]:
     result["pass_deployment"] = round(max(0.0, result["pass_deployment"] - setup_deployment), 4)
     result["pass_graph"] = round(max(0.0, result["pass_graph"] - setup_graph), 4)
     return result
+
+
+def write_ir_figures(ir: dict, slices: dict, repeats: int) -> dict[str, float]:
+    """The `ir` task's write_ir over files already on disk (what an edit of one component
+    leaves), without the index of what the last run wrote (every slice encoded again) and with
+    it (unchanged slices skipped)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = Path(tmp) / "generated"
+        write_ir(generated, ir, slices)
+
+        def cold() -> None:
+            (generated / WRITTEN_INDEX).unlink(missing_ok=True)
+            write_ir(generated, ir, slices)
+
+        cold_s = best(cold, repeats)
+        write_ir(generated, ir, slices)
+        warm_s = best(lambda: write_ir(generated, ir, slices), repeats)
+    return {"write_ir_without_index": round(cold_s, 4), "write_ir_with_index": round(warm_s, 4)}
 
 
 def main() -> None:
