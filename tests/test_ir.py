@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -232,3 +233,42 @@ def test_budgets_default_by_kind_plus_capabilities_and_tighten(arch):
     assert ir is not None
     budgets = {c.name: c.budget.p95_ms for c in ir.components}
     assert budgets["pricer"] == 0.25 and budgets["notifier"] == 0.25
+
+
+def test_unchanged_slices_are_not_encoded_again_unless_their_file_or_the_index_is_not_what_was_written(
+    tmp_path, arch
+):
+    """The `ir` task skips encoding a slice whose fingerprint and file are as the last run left
+    them (generated/.cache/ir-written.json); a file changed by hand, or an index that is
+    corrupt or from another Autocoder, makes it encode and write the slice again."""
+    from autocoder.ir.write import WRITTEN_INDEX
+
+    project = _project(tmp_path, arch)
+    generated = project / "generated"
+    result = compile_directory(project)
+    write_ir(generated, result.ir, result.slices)
+    pricer = generated / "ir" / "pricer.json"
+    index = generated / WRITTEN_INDEX
+    expected = pricer.read_bytes()
+
+    pricer.write_bytes(b"{}\n")  # a hand edit: the recorded sha256 no longer matches
+    assert write_ir(generated, result.ir, result.slices) == [pricer]
+    assert pricer.read_bytes() == expected
+
+    # an index that vouches for the edited file: trusted (this is the skip), so the file stays
+    pricer.write_bytes(b"{}\n")
+    recorded = json.loads(index.read_bytes())
+    recorded["slices"]["pricer"][1] = hashlib.sha256(b"{}\n").hexdigest()
+    index.write_text(json.dumps(recorded))
+    assert write_ir(generated, result.ir, result.slices) == []
+    assert pricer.read_bytes() == b"{}\n"
+
+    # the same index from another Autocoder version, or corrupt: ignored
+    for bad in (json.dumps({**recorded, "version": "0.0.1"}), "{not json", '{"version": 1}'):
+        pricer.write_bytes(b"{}\n")
+        index.write_text(bad)
+        assert write_ir(generated, result.ir, result.slices) == [pricer]
+        assert pricer.read_bytes() == expected
+    assert {p.name: p.read_bytes() for p in (generated / "ir").iterdir()} == {
+        f"{name}.json": canonical_json(data) for name, data in result.slices.items()
+    }
