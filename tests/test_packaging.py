@@ -68,5 +68,5 @@ def test_every_pin_of_the_runtime_is_its_one_version() -> None:
     pins = [r for r in requirements if r.startswith("autocoder-runtime")]
     assert pins == [
         f"autocoder-runtime=={autocoder_runtime.__version__}",
-        f"autocoder-runtime[postgres]=={autocoder_runtime.__version__}",
+        f"autocoder-runtime[postgres,otlp]=={autocoder_runtime.__version__}",
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from autocoder.validate.testing import run_pytest
 
-PROBE = '''
+PROBE = """
 import os
 import sqlite3
 
@@ -22,7 +22,7 @@ def test_throwaway_databases_skip_fsync(tmp_path):
     connection.close()
     assert level == 1  # NORMAL (FULL is 2)
     assert os.environ["DATA_DIR"]
-'''
+"""
 
 
 def test_generated_tests_run_with_throwaway_databases_and_the_environment_is_restored(
