@@ -373,6 +373,76 @@ def test_a_remote_answering_5xx_degrades_to_local_with_one_warning(
     assert cache.lookup("gen:y", key, TARGETS) is not None
 
 
+class _Silent:
+    """A loopback server that accepts S3 requests and never answers them (a remote hung behind
+    a load balancer); every handler waits until the test ends, so the server stops by itself."""
+
+    def __enter__(self) -> str:
+        import http.server
+        import threading
+
+        done = self.done = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _hang(self) -> None:
+                done.wait(30)
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _hang
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_remote_that_times_out_degrades_to_local_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote that never answers costs the configured timeout (retried), then the build goes
+    on with the local cache only, after one warning line."""
+    pytest.importorskip("s3fs")
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    with _Silent() as endpoint:
+        for name, value in {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AUTOCODER_CACHE_TIMEOUT_S": "0.5",
+        }.items():
+            monkeypatch.setenv(name, value)
+        cache = RunCache(
+            local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://hung/cache"), project=a
+        )
+        for task in ("gen:x", "gen:y"):
+            key = task_key(a, task, ["in.txt"], TARGETS)
+            assert cache.lookup(task, key, TARGETS) is None
+            assert cache.save(a, task, key, TARGETS, {})
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
+    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
+    assert cache.lookup("gen:y", key, TARGETS) is not None
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1e9", "nan"])
+def test_a_bad_remote_timeout_setting_warns_and_keeps_the_default(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autocoder.runcache.store import REMOTE_TIMEOUT_S, remote_timeout
+
+    monkeypatch.setenv("AUTOCODER_CACHE_TIMEOUT_S", value)
+    assert remote_timeout() == REMOTE_TIMEOUT_S
+    assert "AUTOCODER_CACHE_TIMEOUT_S" in capsys.readouterr().err
+
+
 def test_the_docs_state_the_trust_boundary_and_how_to_narrow_it() -> None:
     text = (Path(__file__).parent.parent / "docs" / "cache.md").read_text()
     section = text.split("## The trust boundary", 1)[1].split("\n## ", 1)[0]
