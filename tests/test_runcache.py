@@ -173,24 +173,27 @@ def tree(directory: Path, folder: str = "generated") -> dict[str, bytes]:
 
 
 def test_restoring_gen_runtime_deletes_components_no_longer_in_the_blueprint(tmp_path: Path) -> None:
+    import shutil
+
+    from autocoder.compile import compile_directory
+    from autocoder.ir.write import write_ir
     from autocoder.runcache.tasks import after_restore
 
-    ir = {"system": {"name": "shop"}, "components": [{"name": "kept"}]}
-    (tmp_path / "generated").mkdir()
-    (tmp_path / "generated" / "ir.v1.json").write_text(json.dumps(ir))
-    components, tests = tmp_path / "generated/src/shop/components", tmp_path / "generated/src/tests"
+    project = tmp_path / "orders"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "orders", project)
+    result = compile_directory(project)
+    assert result.ir is not None
+    write_ir(project / "generated", result.ir, result.slices)
+    names = sorted(c.name for c in result.ir.components)
+    components, tests = project / "generated/src/orders/components", project / "generated/src/tests"
     components.mkdir(parents=True)
     tests.mkdir(parents=True)
-    for path in (
-        components / "kept.py",
-        components / "gone.py",
-        tests / "test_kept.py",
-        tests / "test_gone.py",
-    ):
-        path.write_text("")
-    after_restore(tmp_path, "gen:runtime")
-    assert sorted(p.name for p in components.iterdir()) == ["kept.py"]
-    assert sorted(p.name for p in tests.iterdir()) == ["test_kept.py"]
+    for name in [*names, "gone"]:
+        (components / f"{name}.py").write_text("")
+        (tests / f"test_{name}.py").write_text("")
+    after_restore(project, "gen:runtime")
+    assert sorted(p.name for p in components.iterdir()) == [f"{name}.py" for name in names]
+    assert sorted(p.name for p in tests.iterdir()) == [f"test_{name}.py" for name in names]
 
 
 def _packed_pair(tmp_path: Path, **reader: object) -> tuple[RunCache, RunCache, list[str]]:

@@ -209,7 +209,7 @@ def test_context(slice_: Slice, module: dict[str, Any]) -> dict[str, Any]:
         "properties": properties,
         "outputs_strategies": outputs_strategies,
         "uses_hypothesis": bool(properties or outputs_strategies),
-        "need_pytest": bool(examples) or (kind == "aggregator" and bool(properties)),
+        "need_pytest": bool(examples) or (kind in ("aggregator", "store") and bool(properties)),
         "message_imports": sorted(messages),
         "helpers": sorted(helpers),
         "accepted_means": {"store": "the record reads back", "sink": "it was delivered where it goes"}.get(
