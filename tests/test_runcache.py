@@ -321,6 +321,17 @@ def test_the_summary_table_marks_the_tiers_restored_from_the_cache() -> None:
     assert "restored" not in summary_table(results)
 
 
+def _use_s3_endpoint(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point s3:// URLs at a loopback endpoint with throwaway credentials."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
 class _Failing:
     """A loopback HTTP server that answers every request with a 503, as an S3 endpoint in
     trouble would; it stops by itself after the test (serve_forever in a daemon thread)."""
@@ -356,13 +367,7 @@ def test_a_remote_answering_5xx_degrades_to_local_with_one_warning(
     a = _project(tmp_path / "a")
     _make_targets(a)
     with _Failing() as endpoint:
-        for name, value in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(name, value)
+        _use_s3_endpoint(monkeypatch, endpoint)
         cache = RunCache(
             local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://down/cache"), project=a
         )
@@ -415,14 +420,8 @@ def test_a_remote_that_times_out_degrades_to_local_with_one_warning(
     a = _project(tmp_path / "a")
     _make_targets(a)
     with _Silent() as endpoint:
-        for name, value in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AUTOCODER_CACHE_TIMEOUT_S": "0.5",
-        }.items():
-            monkeypatch.setenv(name, value)
+        _use_s3_endpoint(monkeypatch, endpoint)
+        monkeypatch.setenv("AUTOCODER_CACHE_TIMEOUT_S", "0.5")
         cache = RunCache(
             local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://hung/cache"), project=a
         )
