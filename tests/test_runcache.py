@@ -180,7 +180,8 @@ def test_restoring_gen_runtime_deletes_components_no_longer_in_the_blueprint(tmp
     from autocoder.runcache.tasks import after_restore
 
     project = tmp_path / "orders"
-    shutil.copytree(Path(__file__).parent.parent / "examples" / "orders", project)
+    source = Path(__file__).parent.parent / "examples" / "orders"
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("generated", "deployments", ".doit.db*"))
     result = compile_directory(project)
     assert result.ir is not None
     write_ir(project / "generated", result.ir, result.slices)
