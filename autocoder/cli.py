@@ -290,6 +290,15 @@ def _add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     keygen.add_argument("--output-prefix", type=Path, default=Path("cosign"), metavar="PREFIX")
     keygen.set_defaults(run=cmd_keygen)
+    tools = sub.add_parser(
+        "tools",
+        help="install the validators that live outside Autocoder's environment (checkov)",
+        description="`autocoder tools install` creates checkov's own environment with uv under "
+        "$XDG_CACHE_HOME/autocoder-tools (or AUTOCODER_TOOLS_DIR), once, with network; deploy:validate "
+        "finds it there and runs it offline. `autocoder tools` alone says what is installed.",
+    )
+    tools.add_argument("action", nargs="?", choices=["install"], help="install what is missing")
+    tools.set_defaults(run=cmd_tools)
 
 
 def _absolute_key_path() -> None:
@@ -308,6 +317,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"autocoder verify: {args.tarball}: FAILED ({len(problems)} problem(s))", file=sys.stderr)
         return 1
     print(f"{args.tarball}: signature, manifest and provenance verified")
+    return 0
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from autocoder.deploy import tools
+
+    if args.action != "install":
+        installed = tools.managed_checkov() is not None
+        print(f"checkov {tools.CHECKOV_VERSION}: {tools.checkov_env() if installed else 'not installed'}")
+        return 0 if installed else 1
+    try:
+        tools.install_checkov()
+    except (tools.ToolInstallError, OSError) as exc:
+        print(f"autocoder tools install: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,10 @@ EXAMPLE = REPO / "examples" / "orders"
 # Builds in tests run without the run-cache (each test sees what its own build did, and the
 # user's ~/.cache is left alone); tests/test_runcache*.py switch it on with a cache of their own.
 os.environ.setdefault("AUTOCODER_CACHE", "off")
+# checkov costs ~10 s of CPU per deploy:validate (its import): builds in tests run without it
+# (AUTOCODER_CHECKOV=off, the documented switch; the report says "checkov skipped"), except
+# tests/test_deploy.py's checkov test, which runs the real one the README's first command installs.
+os.environ.setdefault("AUTOCODER_CHECKOV", "off")
 
 
 def orders_arch() -> dict:

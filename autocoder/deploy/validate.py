@@ -1,5 +1,6 @@
 """Offline, strict validation of deployments/: Kubernetes schemas, Pod Security Standards,
-the Compose specification and hadolint. Every finding fails the build unless deployment.yaml
+the Compose specification, hadolint, checkov (in its own environment, deploy/tools.py) and
+promtool. Every finding fails the build unless deployment.yaml
 suppresses its rule with a reason; reports go to generated/reports/ (SARIF)."""
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Finding:
 class Result:
     findings: list[Finding] = field(default_factory=list)
     checks: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # scanner -> why it checked nothing
 
     @property
     def failing(self) -> list[Finding]:
@@ -288,54 +290,56 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
     return findings, checks
 
 
-CHECKOV_VENV = ".checkov-venv"  # beside Autocoder's checkout: `python -m venv .checkov-venv && ...`
+def checkov_command() -> tuple[list[str] | None, str]:
+    """How checkov runs, and the setting deploy:validate depends on (a file dependency, so a
+    change re-runs the validation; it names the version, not a path, so the run-cache's key is
+    the same on every machine). AUTOCODER_CHECKOV unset or empty: the environment Autocoder
+    manages (autocoder/deploy/tools.py); `off`: no checkov (tests that build deployments for
+    another reason, and builds that say so); anything else: the path of a checkov executable."""
+    from autocoder.deploy import tools
 
-
-def checkov_binary() -> Path | None:
-    """checkov, when asked for: AUTOCODER_CHECKOV names its executable, or says `venv` for
-    .checkov-venv beside Autocoder's checkout. It is never installed with Autocoder (it would
-    downgrade packaging and cyclonedx-python-lib in this environment), and it is opt-in: one
-    scan costs tens of seconds, on every build that runs deploy:validate."""
-    given = os.environ.get("AUTOCODER_CHECKOV", "").strip()
-    if not given:
-        return None
-    if given == "venv":
-        import autocoder
-
-        return Path(autocoder.__file__).resolve().parent.parent / CHECKOV_VENV / "bin" / "checkov"
-    return Path(given)
+    given = os.environ.get(tools.CHECKOV_ENV, "").strip()
+    if given.lower() == "off":
+        return None, "checkov: off"
+    if given:
+        binary = Path(given).expanduser()
+        versions = sorted(
+            p.name for p in binary.resolve().parent.parent.glob("lib/python*/site-packages/checkov-*")
+        )
+        return [str(binary)], f"checkov: {binary} {' '.join(versions)}"
+    command = tools.managed_checkov()
+    if command is None:
+        return None, "checkov: not installed"
+    return command, f"checkov {tools.CHECKOV_VERSION} (managed)"
 
 
 def checkov_setting() -> str:
-    """What decides whether (and which) checkov scans, for deploy:validate's inputs: off, or
-    its executable and the version installed beside it (a dist-info folder's name)."""
-    binary = checkov_binary()
-    if binary is None:
-        return "checkov: off"
-    versions = sorted(
-        p.name for p in binary.resolve().parent.parent.glob("lib/python*/site-packages/checkov-*")
-    )
-    return f"checkov: {binary} {' '.join(versions)}"
+    return checkov_command()[1]
 
 
 def check_checkov(root: Path, reports: Path) -> tuple[list[Finding], int]:
     """checkov's Kubernetes and Dockerfile policies, offline (BC_SKIP_MAPPING, --skip-download),
     on the Dockerfile and on every object deployments/ applies (the base and each overlay as
-    built: checkov cannot build overlays). Its SARIF goes to reports/checkov.sarif."""
+    built: checkov cannot build overlays). Its SARIF goes to reports/checkov.sarif. Not
+    installed: one finding (CKV000) saying how to install it, never a silent pass."""
     import tempfile
 
-    binary = checkov_binary()
-    if binary is None:
-        return [], 0
-    if not binary.is_file():
+    from autocoder.deploy import tools
+
+    command, setting = checkov_command()
+    if command is None:
+        (reports / "checkov.sarif").unlink(missing_ok=True)  # a stale report would say it ran
+        if setting == "checkov: off":
+            return [], 0
+        return [Finding("checkov", "CKV000", "-", tools.missing_checkov_message())], 0
+    if not Path(command[0]).is_file():
         return [
             Finding(
                 "checkov",
                 "CKV000",
-                "AUTOCODER_CHECKOV",
-                f"{binary} does not exist: install checkov in its own environment "
-                f"(python -m venv {CHECKOV_VENV} && {CHECKOV_VENV}/bin/pip install checkov) or unset "
-                "AUTOCODER_CHECKOV",
+                tools.CHECKOV_ENV,
+                f"{command[0]} does not exist: unset {tools.CHECKOV_ENV} to use the checkov "
+                f"`{tools.INSTALL_COMMAND}` installs",
             )
         ], 0
     objects, _ = manifests(root)
@@ -352,8 +356,8 @@ def check_checkov(root: Path, reports: Path) -> tuple[list[Finding], int]:
             (scan / name).write_text(yaml.safe_dump_all(docs, sort_keys=True))
         names["Dockerfile"] = "Dockerfile"
         shutil.copyfile(root / "Dockerfile", scan / "Dockerfile")
-        run = subprocess.run(  # noqa: S603 - the checkov the user named, on files we wrote
-            [str(binary), "-d", str(scan), "--framework", "kubernetes", "dockerfile", "--skip-download"]
+        run = subprocess.run(  # noqa: S603 - the checkov installed or named, on files we wrote
+            [*command, "-d", str(scan), "--framework", "kubernetes", "dockerfile", "--skip-download"]
             + ["-o", "json", "-o", "sarif", "--output-file-path", str(out), "--quiet", "--compact"],
             capture_output=True,
             text=True,
@@ -398,8 +402,20 @@ def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]
         for finding in found:
             reason = suppressions.get(finding.rule)
             result.findings.append(Finding(**{**asdict(finding), "suppressed": reason}))
+    result.skipped = skipped_scanners()
     write_reports(result, reports)
     return result
+
+
+def skipped_scanners() -> dict[str, str]:
+    """The scanners that checked nothing by design, and why: said in the build's summary line
+    and the report, so that "no findings" never hides a scanner that did not run."""
+    skipped = {}
+    if checkov_setting() == "checkov: off":
+        skipped["checkov"] = "AUTOCODER_CHECKOV=off"
+    if shutil.which("promtool") is None:
+        skipped["promtool"] = "promtool is not installed (Debian: apt-get install prometheus)"
+    return skipped
 
 
 def write_reports(result: Result, reports: Path) -> None:
@@ -410,6 +426,7 @@ def write_reports(result: Result, reports: Path) -> None:
         "ok": not result.failing,
         "k8s_version": K8S_VERSION,
         "checks": result.checks,
+        "skipped": result.skipped,
         "findings": [asdict(f) for f in result.findings],
     }
     write_if_changed(reports / "deploy-validation.json", canonical_json(summary))

@@ -134,7 +134,11 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
 # A deploy group's doit target is its stamp (generated/deploy/<group>.files.json: each file it
 # wrote under deployments/ and its sha256); deploy:validate's is its JSON report, beside which it
 # writes SARIF. Those files are stored and restored with the target.
-VALIDATE_EXTRAS = ("generated/reports/deploy-validation.sarif", "generated/reports/hadolint.sarif")
+VALIDATE_EXTRAS = (
+    "generated/reports/deploy-validation.sarif",
+    "generated/reports/hadolint.sarif",
+    "generated/reports/checkov.sarif",
+)
 
 
 def _deploy_group(name: str) -> str | None:

@@ -140,6 +140,10 @@ def run_validate(directory: Path) -> TaskFailed | None:
         if finding.suppressed:
             print(f"suppressed {finding.tool} {finding.rule} {finding.file}: {finding.suppressed}")
     checks = ", ".join(f"{tool} {n}" for tool, n in result.checks.items())
+    checks += "".join(f"; {tool} skipped: {why}" for tool, why in result.skipped.items())
+    missing = [f for f in result.failing if f.rule in ("CKV000", "HL000")]  # a tool, not the blueprint
+    if missing and len(missing) == len(result.failing):
+        return TaskFailed("\n".join(f"deploy:validate: {f.message}" for f in missing))
     if result.failing:
         lines = [f"  {f.file}: {f.tool} {f.rule}: {f.message}" for f in result.failing]
         return TaskFailed(
@@ -203,10 +207,11 @@ def task_deploy() -> Any:
     }
     from autocoder.deploy.validate import checkov_setting
 
-    checkov = fingerprint_file(directory, "checkov", checkov_setting())  # AUTOCODER_CHECKOV on/off
+    checkov = fingerprint_file(directory, "checkov", checkov_setting())  # installed, off, or a path
     yield {
         "name": "validate",
-        "doc": "kubernetes-validate (strict), Pod Security Standards restricted, compose spec, hadolint",
+        "doc": "kubernetes-validate (strict), Pod Security Standards restricted, compose spec, hadolint, "
+        "checkov, promtool",
         "actions": [(run_validate, [directory])],
         "file_dep": [PLAN, fingerprint, checkov, *(_stamp(g) for g in RENDER_GROUPS)],
         "targets": [VALIDATION_REPORT],
