@@ -13,7 +13,9 @@ answers and the dead-letter table keeps): 32 hex characters are used as they are
 - An *origin* span where the message enters the system: the ingress request (`POST /path`),
   a source's tick, a window's result. Its span id is derived from the trace id, so the spans
   of the components that take the message out of the inbox, perhaps in another process or
-  after a restart, are its children without the inbox storing anything more.
+  after a restart, are its children without the inbox storing anything more. A generated
+  message (a tick, a window's result) its output schema refuses is a dead letter whose trace
+  is that origin span alone, ERROR with the reason.
 - A span per message a component handles (`component.port`), the child of the component
   span that emitted it in this process, else of the origin span; a dead letter sets its
   status to ERROR with the reason.

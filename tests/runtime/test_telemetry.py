@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from pydantic import BaseModel
-from rtkit import AUTH, Hook, Item, configured, demo, make, running, wait_until
+from rtkit import AUTH, Api, Hook, Item, configured, demo, make, query, running, wait_until
 
 SERVER, CONSUMER, PRODUCER = 2, 5, 4  # Span.SpanKind values of the OTLP protobuf
 STATUS_ERROR = 2
@@ -204,3 +205,96 @@ def test_no_endpoint_no_export(data, monkeypatch):
     with running(system) as client:
         assert client.post("/items", json={"id": "a1"}, headers=AUTH).status_code == 202
         assert not system.telemetry.enabled
+
+
+def test_a_window_result_starts_its_trace_at_the_aggregators_producer_span(receiver):
+    """An aggregator's window closes into one message per key: each is a trace of its own whose
+    root is the aggregator's producer span `<name> window` (the messages folded in ended their
+    traces at `sums.in`), and the store that takes the result from the inbox is its child."""
+    from test_aggregator import post, total, windowed
+
+    ts = time.time() - 60  # a window long past: it closes at the next check (window_s 1, grace 0)
+    with running(windowed(window_s=1)) as client:
+        for ident, n in (("a", 1), ("a", 2), ("b", 5)):
+            post(client, ident, n, ts)
+        wait_until(lambda: total(client, "a") is not None and total(client, "b") is not None)
+    windows = [s for s in receiver.spans if s["name"] == "sums window"]
+    assert len(windows) == 2  # one per key, each a trace of its own
+    assert len({w["trace_id"] for w in windows}) == 2
+    for window in windows:
+        assert (window["kind"], window["parent"]) == (PRODUCER, "")  # the root of its trace
+        assert window["attributes"]["autocoder.component"] == "sums"
+        assert window["attributes"]["autocoder.system"] == "agg"
+        assert len(window["attributes"]["autocoder.trace_id"]) == 32
+        spans = by_name(receiver.trace(window["trace_id"]))
+        assert set(spans) == {"sums window", "totals.in"}
+        stored = spans["totals.in"]
+        assert (stored["parent"], stored["kind"]) == (window["span_id"], CONSUMER)
+        assert stored["attributes"]["autocoder.outcome"] == "processed"
+    posts = [s for s in receiver.spans if s["name"] == "POST /items"]
+    assert len(posts) == 3
+    for origin in posts:  # a folded message's trace ends at the aggregator
+        assert set(by_name(receiver.trace(origin["trace_id"]))) == {"POST /items", "sums.in"}
+
+
+def test_a_window_result_that_becomes_a_dead_letter_has_a_failed_root_span(receiver, data):
+    """A result its output schema refuses (a fractional `total` for an int) is a dead letter
+    whose trace id names a trace: the window's producer span, ERROR, with the reason."""
+    from test_aggregator import Totals, post, sums
+
+    class Halves(sums(event_time="ts", window_s=1)):  # type: ignore[misc]
+        def value(self, msg: Message) -> Any:
+            return msg["n"] + (0.5 if msg["id"] == "b" else 0)  # b's total is no int
+
+    system = make(
+        "agg",
+        {"api": Api, "sums": Halves, "totals": Totals},
+        [("api", "out", "sums", "in"), ("sums", "out", "totals", "in")],
+        ingress=[{"component": "api", "path": "/items"}],
+        stores=["totals"],
+    )
+    ts = time.time() - 60
+    with running(system) as client:
+        for ident, n in (("a", 1), ("a", 2), ("b", 5)):
+            post(client, ident, n, ts)
+        wait_until(lambda: client.get("/totals/a", headers=AUTH).status_code == 200)
+        wait_until(lambda: query(data, "agg", "SELECT trace_id FROM dead_letters") != [])
+    ((dead_trace,),) = query(data, "agg", "SELECT trace_id FROM dead_letters")
+    spans = by_name(receiver.trace(otel_hex(dead_trace)))
+    assert set(spans) == {"sums window"}  # nothing went on to the store
+    window = spans["sums window"]
+    assert (window["kind"], window["parent"], window["status"]) == (PRODUCER, "", STATUS_ERROR)
+    assert window["attributes"]["autocoder.outcome"] == "dead_letter"
+    assert "total" in window["message"]
+    good = [s for s in receiver.spans if s["name"] == "sums window" and s["status"] != STATUS_ERROR]
+    assert len(good) == 1 and set(by_name(receiver.trace(good[0]["trace_id"]))) == {
+        "sums window",
+        "totals.in",
+    }
+
+
+def otel_hex(trace_id: str) -> str:
+    return trace_id if len(trace_id) == 32 else hashlib.sha256(trace_id.encode()).digest()[:16].hex()
+
+
+class BadTicks(Ticks):
+    def generate(self, seq: int, ts: float) -> Message:
+        return {"id": "NOT VALID", "n": seq, "ts": ts} if seq == 2 else super().generate(seq, ts)
+
+
+def test_a_source_message_that_becomes_a_dead_letter_has_a_failed_root_span(receiver, data):
+    files = configured(Hook, config={"target": "file", "path": "ticks.jsonl"})
+    ticks = configured(BadTicks, config={"interval_s": 0.005, "max_messages": 3})
+    system = make("src", {"ticks": ticks, "files": files}, [("ticks", "out", "files", "in")])
+    with running(system):
+        wait_until(lambda: _lines() == 2)
+        wait_until(lambda: query(data, "src", "SELECT trace_id FROM dead_letters") != [])
+    ((dead_trace,),) = query(data, "src", "SELECT trace_id FROM dead_letters")
+    (emit,) = receiver.trace(otel_hex(dead_trace))
+    assert (emit["name"], emit["kind"], emit["parent"], emit["status"]) == (
+        "ticks emit",
+        PRODUCER,
+        "",
+        STATUS_ERROR,
+    )
+    assert emit["attributes"]["autocoder.outcome"] == "dead_letter" and "id" in emit["message"]
