@@ -38,6 +38,11 @@ schema_version: "1.0.0"
 environment: development
 replicas: {{default: 1}}
 store: {{backend: sqlite}}
+# checkov (deploy:validate) wants the image pinned by digest; a local image has none yet
+suppressions:
+  - rule: CKV_K8S_43
+    reason: "the image is built locally and not pushed yet, so it has no digest to pin; set
+      image.digest for a release and remove this waiver"
 """
 
 

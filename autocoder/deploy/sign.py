@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import json
+import shlex
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -309,8 +310,9 @@ def run_sign(directory: Path) -> TaskFailed | None:
         )
     except (SigningKeyError, OSError, RuntimeError, ValueError) as exc:
         return TaskFailed(f"sign: {exc}")
+    where = shlex.quote(str(directory.resolve() / "dist" / f"{name}.tar.gz"))  # copyable from anywhere
     print(
         f"sign: dist/{name}.tar.gz ({len(packaged)} files) signed with {source}; verify with "
-        f"`autocoder verify dist/{name}.tar.gz`"
+        f"`autocoder verify {where}`"
     )
     return None

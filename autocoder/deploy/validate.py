@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class Result:
     findings: list[Finding] = field(default_factory=list)
     checks: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # scanner -> why it checked nothing
+    seconds: dict[str, float] = field(default_factory=dict)  # per scanner (benchmarks; not in reports)
 
     @property
     def failing(self) -> list[Finding]:
@@ -397,7 +399,9 @@ def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]
         "checkov": lambda: check_checkov(root, reports),
     }
     for name, scan in scanners.items():
+        began = time.perf_counter()
         found, checks = scan()
+        result.seconds[name] = time.perf_counter() - began
         result.checks[name] = checks
         for finding in found:
             reason = suppressions.get(finding.rule)
