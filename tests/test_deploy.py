@@ -333,7 +333,11 @@ def test_sign_and_verify_with_openssl_and_tampering(project: Path, tmp_path: Pat
 def test_image_skips_without_an_engine(project: Path) -> None:
     run = autocoder("build", str(project), "image", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert run.returncode == 0, run.stdout[-2000:]
-    assert "image: skipped, no container engine reachable" in run.stdout
+    said = [line for line in run.stdout.splitlines() if line.startswith("image:")]
+    assert said == [
+        "image: skipped, no container engine reachable at unix:///nonexistent/docker.sock (start one, or "
+        "set DOCKER_HOST); deployments/Dockerfile was still validated by deploy:validate"
+    ], run.stdout
 
 
 class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -3,6 +3,7 @@ reachable (DOCKER_HOST or the default socket); without one, say so in one line a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from doit.exceptions import TaskFailed
@@ -18,8 +19,12 @@ def run_image(directory: Path) -> TaskFailed | None:
     try:
         client = docker.from_env(timeout=10)
         client.ping()
-    except docker.errors.DockerException as exc:
-        print(f"image: skipped, no container engine reachable ({str(exc).splitlines()[0][:160]})")
+    except docker.errors.DockerException:
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        print(
+            f"image: skipped, no container engine reachable at {where} (start one, or set DOCKER_HOST); "
+            f"{DEPLOYMENTS}/Dockerfile was still validated by deploy:validate"
+        )
         return None
     try:
         image, _ = client.images.build(
