@@ -274,7 +274,7 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
     assert outcome.draft is not None
     asked: list[tuple[Ambiguity, str | None]] = [
         *outcome.answered,
-        *((a, None) for a in outcome.draft.ambiguities),
+        *((a, None) for a in outcome.questions),
     ]
     questions = [
         {"id": f"Q{n}", "question": a.question, "options": list(a.options), "answer": answer}
@@ -287,7 +287,7 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
     )
     path = out / QUESTIONS
     atomic_write(path, text.encode())
-    new = len(outcome.draft.ambiguities)
+    new = len(outcome.questions)
     earlier = f" (after {len(outcome.answered)} answered, kept in the file)" if outcome.answered else ""
     print(f"autocoder new: {new} question(s) to answer in {path}{earlier}; then rerun with --answers {path}")
     return EXIT_QUESTIONS
@@ -307,8 +307,9 @@ def _invalid(outcome: Outcome) -> int:
         print(f"autocoder new: {EXAMPLE_HINT}", file=sys.stderr)
     else:
         print(
-            "autocoder new: the topology the description asks for fails the analysis above (an "
-            "impossible topology); fix: relax the requirements it names, or write the blueprints by hand",
+            "autocoder new: the repairs did not make the draft pass the analysis above; fix: state in "
+            "the description what these findings leave open (or relax the requirements they name), "
+            "or write the blueprints by hand",
             file=sys.stderr,
         )
     return EXIT_INVALID
