@@ -241,3 +241,28 @@ def test_an_answer_in_the_users_own_words_goes_to_the_model(tmp_path):
 )
 def test_the_numbers_a_user_states(text, rates, latencies):
     assert stated_rates(text) == rates and stated_latencies(text) == latencies
+
+
+def test_a_latency_target_the_user_stated_is_asked_about_one_the_model_chose_is_repaired(tmp_path):
+    from autocoder.llm.settings import LLMSettings
+
+    tight = copy.deepcopy(ARCH)
+    tight["policy"]["performance"] = {"p95_ms": 5}  # api_endpoint 10 ms + store 10 ms by default
+    stated = "Authenticated clients post events, stored by id; p95 under 5 ms."
+    replies = [
+        completion(draft(architecture=tight)),
+        completion(draft(architecture=tight)),
+        completion(draft()),
+    ]
+    with serving(lambda request: replies.pop(0)) as server:
+        settings = LLMSettings(provider="openai", base_url=server.url, model="scripted")
+        assert run_new(stated, [], tmp_path / "asked", settings, interactive=True, ask=lambda p: "a") == 0
+        assert server.calls == 1  # the user's number: a question, answered (relax), no repair
+        arch = yaml.safe_load((tmp_path / "asked" / "architecture.yaml").read_text())
+        assert arch["policy"]["performance"] == {"p95_ms": 20}  # 10 ms + 10 ms
+        assert run_new(DESCRIPTION_OF_NO_NUMBERS, [], tmp_path / "repaired", settings, interactive=True) == 0
+        assert server.calls == 3  # the model's own number: a repair
+    assert "AC112" in server.requests[2]["messages"][-1]["content"]
+
+
+DESCRIPTION_OF_NO_NUMBERS = "Authenticated clients post events, stored by id."

@@ -205,8 +205,8 @@ CHOICES: tuple[Choice, ...] = (
         code="AC112",
         finding=r"^path (?P<path>.+) sums to (?P<total>[0-9.e+]+) ms of per-message budgets, above "
         r"p95_ms (?P<target>[0-9.e+]+)",
-        question="The path {path} sums to {total} ms of Autocoder's per-message budgets, above the "
-        "p95 of {target} ms asked for. Which should give way?",
+        question="The p95 asked for is {target} ms, but the components on the path {path} need "
+        "{total_up} ms by their per-message budgets. Which should give way?",
         targets=("policy.performance",),
         user_stated=("target",),
         options=(
@@ -340,7 +340,7 @@ def _fields(found: dict[str, str], draft: Draft) -> dict[str, str]:
     if "replicas" in fields:
         fields["replicas_word"] = NUMBER_WORDS.get(int(fields["replicas"]), fields["replicas"])
     if "total" in fields:
-        fields["total_up"] = str(math.ceil(float(fields["total"])))
+        fields["total_up"] = str(math.ceil(_unclamped_p95(draft) or float(fields["total"])))
     if "port" in fields:
         fields["schema"] = str(_ports(draft, fields["component"], "inputs").get(fields["port"], "its"))
     return fields
@@ -365,6 +365,23 @@ def _options(choice: Choice, fields: dict[str, str], draft: Draft) -> list[tuple
     else:
         options = list(choice.options)
     return [(o.label.format(**fields), o) for o in options][:10]
+
+
+def _unclamped_p95(draft: Draft) -> float | None:
+    """The slowest path's p95 by the components' own budgets: policy.performance.p95_ms also
+    caps each component's budget, so a target relaxed only to the capped sum would still fail."""
+    from autocoder.compile import compile_sources
+    from autocoder.nl.render import render_architecture, render_deployment
+
+    loose = copy.deepcopy(draft.architecture or {})
+    performance = (loose.get("policy") or {}).get("performance")
+    if isinstance(performance, dict):
+        performance.pop("p95_ms", None)
+    unbounded = draft.model_copy(update={"architecture": loose})
+    result = compile_sources(render_architecture(unbounded).encode(), render_deployment(unbounded).encode())
+    if result.ir is None or not result.ir.metadata.capacity:
+        return None
+    return max(float(c.p95_ms) for c in result.ir.metadata.capacity)
 
 
 def _ports(draft: Draft, component: str, direction: str) -> dict[str, Any]:
@@ -426,7 +443,12 @@ def _requirements(draft: Draft, targets: tuple[str, ...], fields: dict[str, str]
         ids += [i for i in serves.get(target.format(**fields), []) if i not in ids and i in texts]
     if not ids:
         return ""
-    return " (from " + "; ".join(f'{i}: "{texts[i]}"' for i in ids[:5]) + ")"
+    shown = [f'{i}: "{_short(texts[i])}"' for i in ids[:5]]  # within the 2000 characters of a question
+    return " (from " + "; ".join(shown) + ")"
+
+
+def _short(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def apply(draft: Draft, edits: tuple[Edit, ...]) -> Draft:

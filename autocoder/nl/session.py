@@ -83,6 +83,7 @@ class Conversation:
         self.cache = cache
         self.usage = Usage()
         self.pending: list[tuple[str, dict[str, Any]]] = []  # answers to cache on an outcome
+        self.notes: list[str] = []  # the choices the user's own text settled (choices.py)
 
     def run(self, description: str, context: list[tuple[str, str]], answerer: Answerer) -> Outcome:
         messages = prompt.first_messages(description, context)
@@ -106,7 +107,9 @@ class Conversation:
                     messages = [*messages, _assistant(content), prompt.answers_message(questions, answers)]
                     continue
             elif draft is not None:
-                analysed = analyse(draft, said, answered, answerer, model_answers=rounds < MAX_ROUNDS)
+                analysed = analyse(
+                    draft, said, answered, answerer, model_answers=rounds < MAX_ROUNDS, notes=self.notes
+                )
                 if isinstance(analysed, list):  # choices the model is to make as the user said
                     rounds += 1
                     questions, answers = [q for q, _ in analysed], [a for _, a in analysed]
@@ -116,6 +119,7 @@ class Conversation:
             else:
                 outcome = Outcome("invalid", problems=problems, schema_errors=True)
             outcome.answered = answered
+            outcome.warnings += [f"decided from the description: {n}" for n in self.notes]
             if outcome.kind != "invalid":
                 self._remember()
                 return outcome
@@ -181,23 +185,26 @@ def analyse(
     answerer: Answerer,
     *,
     model_answers: bool = True,
+    notes: list[str] | None = None,
 ) -> Outcome | list[tuple[str, str]]:
     """The draft checked, with the findings that are the user's choice (choices.py) taken out
     of the model's hands: settled by the user's text or answers and applied here, asked (a new
     round of questions, appended to `answered`), or an impossible topology. Returns the outcome
     (invalid: what is left for a repair), or the (question, answer) pairs the model is to apply
-    (answers in the user's own words; only while `model_answers`)."""
+    (answers in the user's own words; only while `model_answers`). The choices the user's text
+    settled are added to `notes`."""
     from autocoder.nl import choices
 
     outcome = check_draft(draft)
-    notes: list[str] = []
+    notes = [] if notes is None else notes
     for _ in range(MAX_PASSES):  # bounded: each pass decides a choice more, or ends
         if outcome.kind != "invalid":
             break
         decided = {a.question: answer for a, answer in answered}
-        heard = "\n".join([said, *decided.values()])
+        # the user's own words: answers that are not one of the options offered
+        heard = "\n".join([said, *(answer for a, answer in answered if answer not in a.options)])
         verdict = choices.judge(draft, outcome.diagnostics, heard, decided)
-        notes += [n for n in verdict.notes if n not in notes]
+        notes.extend(n for n in verdict.notes if n not in notes)
         if verdict.impossible:
             return Outcome("impossible", draft, reason=verdict.impossible)
         if verdict.questions:
@@ -214,7 +221,6 @@ def analyse(
             break
         draft = verdict.draft
         outcome = check_draft(draft)
-    outcome.warnings += [f"decided from the description: {n}" for n in notes]
     return outcome
 
 
