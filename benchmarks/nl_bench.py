@@ -228,7 +228,15 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
         "build": "every tier" if full else "gen",
         "build_ok": build.returncode == 0,
         "build_seconds": round(build_seconds, 3),
+        **({} if build.returncode == 0 else {"build_failure": failure(build)}),
     }
+
+
+def failure(build: subprocess.CompletedProcess[str]) -> list[str]:
+    """The lines of a failed build that say why (its FAIL/error lines, else its last lines)."""
+    lines = (build.stdout + build.stderr).splitlines()
+    said = [line for line in lines if re.search(r"\bFAIL|error|failed", line)]
+    return (said or lines)[-15:]
 
 
 # a real small model on a shared CPU: one long request at a time, each bounded

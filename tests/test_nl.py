@@ -350,9 +350,10 @@ def test_a_draft_the_repairs_cannot_fix_ends_with_its_errors_and_an_example(tmp_
 
 
 def test_no_model_configured_says_how_to_configure_one(tmp_path, capsys):
-    assert new(tmp_path, None) == 2
+    assert new(tmp_path / "events", None) == 2
     err = capsys.readouterr().err
     assert "no LLM is configured" in err and "AUTOCODER_LLM_MODEL" in err and "--llm-base-url" in err
+    assert not (tmp_path / "events").exists()  # a failed command leaves no empty folder behind
 
 
 def test_draft_text_reaches_the_yaml_only_as_values_and_serves_are_checked(tmp_path):

@@ -292,7 +292,10 @@ def _decide(
     said: str,
     decided: dict[str, str],
 ) -> None:
-    question = choice.question.format(**fields) + _requirements(verdict.draft, choice.targets, fields)
+    # at most 2000 characters (an Ambiguity's): the path of a p95 finding can be long
+    question = _short(choice.question.format(**fields), 900) + _requirements(
+        verdict.draft, choice.targets, fields
+    )
     edits = {label: _edits(option, fields) for label, option in options}
     answer = decided.get(question)
     if answer is None:
@@ -392,17 +395,22 @@ def _ports(draft: Draft, component: str, direction: str) -> dict[str, Any]:
     return {}
 
 
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a component or port name the compiler accepts
+
+
 def _upstreams(draft: Draft, component: str, port: str) -> list[str]:
-    """Output ports of other components that carry the input's schema, in blueprint order."""
+    """Output ports of other components that carry the input's schema, in blueprint order
+    (names the compiler would refuse are left out: they become option text and edits)."""
     schema = _ports(draft, component, "inputs").get(port)
     found = []
     for item in (draft.architecture or {}).get("components") or []:
-        if not isinstance(item, dict) or item.get("name") == component:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not NAME.match(name) or name == component:
             continue
         outputs = item.get("outputs")
-        for name, carried in (outputs if isinstance(outputs, dict) else {}).items():
-            if schema is not None and carried == schema:
-                found.append(f"{item.get('name')}.{name}")
+        for out, carried in (outputs if isinstance(outputs, dict) else {}).items():
+            if schema is not None and carried == schema and NAME.match(str(out)):
+                found.append(f"{name}.{out}")
     return found
 
 

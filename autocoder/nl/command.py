@@ -94,6 +94,7 @@ def run_new(
         return EXIT_INVALID
     if stale:
         print(f"autocoder new: {stale}; asking the model")
+    out.mkdir(parents=True, exist_ok=True)
     outcome = _converse(description, context, out, settings, given.answerer(interactive, ask))
     if isinstance(outcome, int):
         return outcome
@@ -324,7 +325,7 @@ def _write_blueprints(outcome: Outcome, out: Path) -> int:
         atomic_write(out / name, text.encode())
     atomic_write(out / REQUIREMENTS, traceability_json(outcome.draft))
     for warning in outcome.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
     trace = traceability(outcome.draft)
     print(
         f"wrote {out / ARCHITECTURE}, {out / DEPLOYMENT} and {out / REQUIREMENTS} "
