@@ -414,7 +414,7 @@ def test_the_blueprints_of_a_description_generate_code_with_doit(tmp_path):
     del open_auth["components"][0]["security"]
     plain = "An HTTP API that accepts events and stores each by its id."
     answers = tmp_path / "answers.yaml"
-    answers.write_text("Q1: 'yes: clients send an API key (security.auth: api_key on ''events_api'')'\n")
+    answers.write_text("Q1: a\n")  # the first option, by its letter as on a terminal: the API key
     with serving(lambda request: completion(draft(architecture=open_auth))) as server:
         assert new(tmp_path, server.url, description=plain) == 3
         assert new(tmp_path, server.url, "--answers", str(answers), description=plain) == 0
@@ -432,6 +432,7 @@ def test_the_blueprints_of_a_description_generate_code_with_doit(tmp_path):
     assert main(["lock", str(tmp_path)]) == 0
     assert (tmp_path / "autocoder.lock").read_bytes() == locked
     assert main(["new", plain, "-o", str(tmp_path), "--frozen", "--force"]) == 0
+    assert main(["new", plain, "-o", str(tmp_path), "--frozen", "--force", "--answers", str(answers)]) == 0
 
 
 @pytest.mark.slow

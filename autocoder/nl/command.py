@@ -100,7 +100,11 @@ def run_new(
         return outcome
     code = _finish(outcome, out)
     if outcome.kind == "blueprints" and outcome.draft is not None:
-        path = locked.record(out, description, context, outcome.answered, settings.model, outcome.draft)
+        # the answers as the files gave them (`a` stays `a`): what a rerun's --answers is compared with
+        answered = [
+            (a, given.answers.get(f"Q{n}", answer)) for n, (a, answer) in enumerate(outcome.answered, start=1)
+        ]
+        path = locked.record(out, description, context, answered, settings.model, outcome.draft)
         print(f"recorded the accepted draft in {path} (commit it: `--frozen` reruns need no model)")
     return code
 
@@ -205,7 +209,7 @@ class Answers:
                 f"{named}: no answer to {', '.join(missing)}; fix: fill in every `answer:` of "
                 f"{QUESTIONS} and pass it again"
             )
-        return [self.answers[q] for q in ids]
+        return [_option(self.answers[q], a) for q, a in zip(ids, ambiguities, strict=True)]
 
     def answerer(self, interactive: bool, ask: Callable[[str], str]) -> Answerer:
         """From the files; a round they do not list from the terminal, or None: ask later."""
@@ -217,6 +221,13 @@ class Answers:
             return answers
 
         return answer
+
+
+def _option(answer: str, ambiguity: Ambiguity) -> str:
+    """An answer `a`, `b`... is that option, as on a terminal; anything else is the answer."""
+    letters = "abcdefghij"[: len(ambiguity.options)]
+    reply = answer.strip().lower().rstrip(")")
+    return ambiguity.options[letters.index(reply)] if len(reply) == 1 and reply in letters else answer
 
 
 def printable(text: str) -> str:
@@ -283,7 +294,8 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
     ]
     text = (
         "# The description leaves these choices open. Fill in each `answer:` (one of the options,\n"
-        "# or your own words), then rerun the same `autocoder new` command with --answers FILE.\n"
+        "# its letter: a for the first, b for the second..., or your own words), then rerun the\n"
+        "# same `autocoder new` command with --answers FILE.\n"
         + yaml.safe_dump({"questions": questions}, sort_keys=False, allow_unicode=True, width=100)
     )
     path = out / QUESTIONS
