@@ -1,6 +1,7 @@
 """Benchmark of `autocoder new`: LLM calls, tokens and repairs for three descriptions of
 different size, each ending in blueprints that `autocoder check` passes and `autocoder build
-DIR gen` turns into code (`--full`: `autocoder build DIR`, every tier green).
+DIR gen` turns into code (`--full`: `autocoder build DIR`, every tier green), built with the
+run-cache off (AUTOCODER_CACHE=off), so that a blueprint built before is built again.
 
 The model is the test suite's scripted OpenAI-protocol server on 127.0.0.1 (tests/llm_server.py),
 so what is measured is the pipeline, not a model's skill: the scripted drafts are the
@@ -210,7 +211,9 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
         if again.returncode or uncached.returncode:
             raise SystemExit(f"{name}: a rerun failed:\n{again.stderr}\n{uncached.stderr}")
     check, _ = run(["check", str(out)])
-    build, build_seconds = run(["build", str(out)] if full else ["build", str(out), "gen"])
+    # without the run-cache: an identical blueprint built before would be restored, not built
+    uncached_env = {**os.environ, "AUTOCODER_CACHE": "off"}
+    build, build_seconds = run(["build", str(out)] if full else ["build", str(out), "gen"], uncached_env)
     arch = yaml.safe_load((out / "architecture.yaml").read_text())
     return {
         "description_chars": len(DESCRIPTIONS[name]),
@@ -225,7 +228,7 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
         "rerun_without_lock_calls": recached["calls"],
         "rerun_without_lock_cache_hits": recached["cache_hits"],
         "check_ok": check.returncode == 0,
-        "build": "every tier" if full else "gen",
+        "build": ("every tier" if full else "gen") + ", run-cache off",
         "build_ok": build.returncode == 0,
         "build_seconds": round(build_seconds, 3),
         **({} if build.returncode == 0 else {"build_failure": failure(build)}),

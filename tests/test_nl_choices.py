@@ -157,8 +157,8 @@ def demanding(rate: int, target: int, store_rate: int | None = None) -> dict:
 
 def test_a_throughput_the_users_own_limit_caps_fails_fast_naming_the_requirements(tmp_path, capsys):
     description = (
-        "An HTTP API that accepts 100,000 events per second from authenticated clients, each client "
-        "limited to 10 requests/s, and stores each event by id."
+        "An HTTP API that accepts 100,000 events per second from authenticated clients and stores "
+        "each event by id; the API as a whole must be rate-limited to 10 requests/s."
     )
     requirements = [
         *REQUIREMENTS,
@@ -241,6 +241,12 @@ def test_an_answer_in_the_users_own_words_goes_to_the_model(tmp_path):
 )
 def test_the_numbers_a_user_states(text, rates, latencies):
     assert stated_rates(text) == rates and stated_latencies(text) == latencies
+
+
+def test_a_limit_per_client_does_not_cap_the_system():
+    text = "100,000 events per second in all; each client is limited to 10 requests/s. At most 50/s."
+    assert stated_rates(text) == [100000.0, 10.0, 50.0]
+    assert stated_rates(text, shared=True) == [100000.0, 50.0]
 
 
 def test_a_latency_target_the_user_stated_is_asked_about_one_the_model_chose_is_repaired(tmp_path):

@@ -236,21 +236,11 @@ THROUGHPUT = re.compile(
 
 
 @dataclass
-class Open:
-    """A choice the user must make: the question as asked, and its options' edits."""
-
-    ambiguity: Ambiguity
-    edits: dict[str, tuple[Edit, ...]]  # option label -> edits (empty: the model applies it)
-    fields: dict[str, str]
-
-
-@dataclass
 class Judgement:
     draft: Draft  # with every decided choice's edits applied
     impossible: str | None = None
-    questions: list[Open] = field(default_factory=list)
+    questions: list[Ambiguity] = field(default_factory=list)  # choices the user must make
     to_model: list[tuple[str, str]] = field(default_factory=list)  # (question, answer) for the model
-    handled: set[int] = field(default_factory=set)  # indexes of the findings judged here
     notes: list[str] = field(default_factory=list)  # choices the user's text settled
     hints: dict[int, str] = field(default_factory=dict)  # diagnostic index -> what the repair must keep
 
@@ -279,7 +269,6 @@ def judge(draft: Draft, diagnostics: list[Any], said: str, decided: dict[str, st
             _decide(verdict, choice, fields, options, said, decided)
             if verdict.impossible:
                 return verdict
-            verdict.handled.add(index)
             break
     return verdict
 
@@ -309,7 +298,7 @@ def _decide(
             answer = left[0][0] if len(left) == 1 else stated[0]
             verdict.notes.append(f"{question} -> {answer} (as the description says)")
     if answer is None:
-        verdict.questions.append(Open(Ambiguity(question=question, options=list(edits)), edits, fields))
+        verdict.questions.append(Ambiguity(question=question, options=list(edits)))
         return
     chosen = next((label for label in edits if label.lower() == answer.strip().lower()), None)
     if chosen is not None and edits[chosen]:
@@ -323,7 +312,7 @@ def _throughput(verdict: Judgement, index: int, fields: dict[str, str], said: st
     rate, target = float(fields["rate"]), float(fields["target"])
     if not _stated(target, said):
         return
-    if _stated(rate, said):
+    if _stated(rate, said, shared=True):
         who = _requirements(verdict.draft, ("policy.performance", fields["bottleneck"]), fields)
         verdict.impossible = (
             f"the description asks for {target:g} messages/s and also limits '{fields['bottleneck']}' to "
@@ -497,17 +486,31 @@ RATE = re.compile(
 LATENCY = re.compile(_NUMBER + r"\s*(?P<unit>ms|milliseconds?|s|sec|seconds?)\b")
 
 
-def stated_rates(text: str) -> list[float]:
+PER_CALLER = re.compile(
+    r"\b(?:each|per|every|a|any|one)\s+(?:client|user|customer|caller|key|ip|tenant|device)s?\b"
+)
+
+
+def stated_rates(text: str, *, shared: bool = False) -> list[float]:
     """Messages per second the text states ("100,000 events/s", "10 requests per second",
-    "600 a minute", "5k rps")."""
+    "600 a minute", "5k rps"). `shared`: only rates of the whole system, not those said of
+    each client ("each client at most 10 requests/s" does not cap the system's throughput)."""
     rates = []
     for m in RATE.finditer(text.lower()):
+        if shared and PER_CALLER.search(_sentence(text.lower(), m.start())):
+            continue  # conservative: a sentence that speaks of each client is no system-wide limit
         if m.group("n") is not None:
             per = _PER[m.group("per")]
             rates.append(_number(m.group("n"), m.group("scale")) / per)
         else:
             rates.append(_number(m.group("r_n"), m.group("r_scale")))
     return rates
+
+
+def _sentence(text: str, at: int) -> str:
+    start = max(text.rfind(mark, 0, at) for mark in (". ", ";", "\n", "!", "?"))
+    ends = [i for i in (text.find(mark, at) for mark in (". ", ";", "\n", "!", "?")) if i >= 0]
+    return text[start + 1 : min(ends, default=len(text))]
 
 
 def stated_latencies(text: str) -> list[float]:
@@ -522,7 +525,7 @@ def _number(digits: str, scale: str | None) -> float:
     return float(digits.replace(",", "")) * _SCALE[scale or ""]
 
 
-def _stated(value: float | str, said: str, *, latency: bool = False) -> bool:
+def _stated(value: float | str, said: str, *, latency: bool = False, shared: bool = False) -> bool:
     number = float(value)
-    found = stated_latencies(said) if latency else stated_rates(said)
+    found = stated_latencies(said) if latency else stated_rates(said, shared=shared)
     return any(math.isclose(number, x, rel_tol=1e-6) for x in found)

@@ -208,7 +208,7 @@ def analyse(
         if verdict.impossible:
             return Outcome("impossible", draft, reason=verdict.impossible)
         if verdict.questions:
-            asked = [q.ambiguity for q in verdict.questions]
+            asked = verdict.questions
             answers = answerer(asked, len(answered) + 1)
             if answers is None:
                 return Outcome("questions", draft, questions=asked)
