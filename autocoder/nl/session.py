@@ -30,7 +30,7 @@ from autocoder.nl.render import render_architecture, render_deployment, target_p
 MIN_TOKENS = 8192  # a whole blueprint pair does not fit the 1024 tokens of a method body
 MAX_ROUNDS = 3  # rounds of questions in one conversation; then the draft is judged as it is
 MAX_PASSES = 10  # choices decided in one draft's analysis (each pass decides one round more)
-BLOCKING_WARNINGS = ("AC112",)  # a demanded throughput no path meets: an impossible topology
+BLOCKING_WARNINGS = ("AC112",)  # a capacity estimate that misses the target: judged, never accepted
 
 # (a round's ambiguities, the number of its first question: Q<n>) -> the user's answers, one
 # per question, or None: ask later (questions.yaml)
