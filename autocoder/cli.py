@@ -215,12 +215,21 @@ def _add_new_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "new",
         help="draft blueprints from a description with the configured LLM (asks when unclear)",
         description="Ask the configured LLM to turn DESCRIPTION into architecture.yaml and "
-        "deployment.yaml in DIR (plus requirements.json), checked by the same analysis as "
-        "`autocoder check` with bounded repairs. Exit codes: 0 written; 2 impossible or still "
-        "invalid; 3 questions written to DIR/questions.yaml (answer, then --answers FILE); 1 the "
+        "deployment.yaml in DIR (plus requirements.json: each requirement and what addresses it), "
+        "checked by the same analysis as `autocoder check`; errors go back to the model for at most "
+        "--llm-repair-attempts repairs (default 2). Choices the description leaves open (the model's "
+        "questions, and analysis findings whose fix is the user's choice, e.g. auth on an ingress or "
+        "SQLite with replicas) are asked on a terminal, or written to DIR/questions.yaml. Requirements "
+        "that contradict each other, or a throughput the stated limits cannot carry, fail at once with "
+        "the reason. Exit codes: 0 written; 2 impossible, still invalid, or bad input; 3 questions "
+        "written to DIR/questions.yaml (fill in each `answer:`, then rerun with --answers FILE); 1 the "
         "model cannot be reached, or --frozen and DIR/autocoder.lock has no draft for this description "
         "and these answers. The accepted draft is recorded in DIR/autocoder.lock; a rerun whose "
         "description, context and answers match takes it from there without a model.",
+        epilog="The model: --llm-base-url and --llm-model, or AUTOCODER_LLM_BASE_URL, AUTOCODER_LLM_MODEL "
+        'and AUTOCODER_LLM_API_KEY (the settings of code generation). Example: autocoder new "An HTTP '
+        'API that accepts events from authenticated clients and stores each by id" -o events '
+        "--llm-base-url http://127.0.0.1:8765/v1 --llm-model smollm2. More: docs/nl.md.",
     )
     new.add_argument("description", metavar="DESCRIPTION", help="the system, in a paragraph")
     new.add_argument(
@@ -238,7 +247,12 @@ def _add_new_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="answered questions.yaml (repeatable: the answers of every file count)",
     )
     new.add_argument("--force", action="store_true", help="overwrite existing blueprints in DIR")
-    _llm_args(new)
+    _llm_args(
+        new,
+        "LLM (the model that drafts; flags > AUTOCODER_LLM_* variables > the llm: block of DIR's "
+        "deployment.yaml)",
+        "never call a model: the draft must be in DIR/autocoder.lock",
+    )
     new.set_defaults(run=cmd_new)
 
 
@@ -256,7 +270,6 @@ def cmd_new(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"autocoder new: {exc}", file=sys.stderr)
         return EXIT_BLUEPRINT
-    out.mkdir(parents=True, exist_ok=True)
     return run_new(
         args.description,
         args.context,
@@ -581,11 +594,14 @@ _DOIT_COMMANDS = frozenset(
 )
 
 
-def _llm_args(build: argparse.ArgumentParser) -> None:
-    """The LLM flags of `autocoder build`: they win over AUTOCODER_LLM_* and deployment.yaml."""
-    group = build.add_argument_group(
-        "LLM (for custom components; flags > AUTOCODER_LLM_* variables > the llm: block of deployment.yaml)"
-    )
+def _llm_args(
+    build: argparse.ArgumentParser,
+    title: str = "LLM (for custom components; flags > AUTOCODER_LLM_* variables > the llm: block of "
+    "deployment.yaml)",
+    frozen: str = "never call a model: every LLM component must be in autocoder.lock",
+) -> None:
+    """The LLM flags of `autocoder build` (and `new`): they win over AUTOCODER_LLM_* and deployment.yaml."""
+    group = build.add_argument_group(title)
     group.add_argument("--llm-provider", choices=("offline", "openai"), help="offline: lock file only")
     group.add_argument(
         "--llm-base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8765/v1"
@@ -595,11 +611,7 @@ def _llm_args(build: argparse.ArgumentParser) -> None:
         "--llm-cache-dir", metavar="DIR", help="completion cache (default generated/.cache/llm)"
     )
     group.add_argument("--llm-repair-attempts", metavar="N", help="repair requests after a failed check")
-    group.add_argument(
-        "--frozen",
-        action="store_true",
-        help="never call a model: every LLM component must be in autocoder.lock",
-    )
+    group.add_argument("--frozen", action="store_true", help=frozen)
 
 
 def _llm_environment(args: argparse.Namespace) -> dict[str, str]:

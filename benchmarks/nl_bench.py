@@ -1,17 +1,20 @@
 """Benchmark of `autocoder new`: LLM calls, tokens and repairs for three descriptions of
 different size, each ending in blueprints that `autocoder check` passes and `autocoder build
-DIR gen` turns into code (`--full`: `autocoder build DIR`, every tier green).
+DIR gen` turns into code (`--full`: `autocoder build DIR`, every tier green), built with the
+run-cache off (AUTOCODER_CACHE=off), so that a blueprint built before is built again.
 
 The model is the test suite's scripted OpenAI-protocol server on 127.0.0.1 (tests/llm_server.py),
 so what is measured is the pipeline, not a model's skill: the scripted drafts are the
 repository's own examples (events = the `autocoder init` starter, examples/orders,
 examples/webhooks), and the scripts decide how many repairs and questions each needs:
 - small: one sentence, a good first draft (expected: 1 call, 0 repairs);
-- medium: a paragraph; the first draft binds a port that does not exist, the repair fixes it
-  (2 calls, 1 repair);
-- large: a paragraph plus a context file; the first draft asks a question (exit 3 and
-  questions.yaml), the answered run gets a draft with a schema error, the repair fixes it
-  (3 calls over two runs, 1 repair).
+- medium: a paragraph; the first draft leaves the ingress without auth (the analysis finds
+  AC109, a choice the description settles: "with an API key", applied without a model call)
+  and binds a port that does not exist, which the repair fixes (2 calls, 1 repair);
+- large: a paragraph plus a context file; the first draft asks a question (the model's: exit 3
+  and questions.yaml), the answered run gets a draft with a schema error, the repair fixes it
+  but runs the SQLite store with 2 replicas: the analysis asks (AC111, exit 3 again), and the
+  answer (one replica) is applied without a model call (3 calls over three runs, 1 repair).
 Then an identical rerun (--force) of each takes the draft recorded in autocoder.lock (0 calls),
 and one without the lock is served by the completion cache (0 calls).
 Tokens are the server's estimate, 4 characters per token of the request (messages and response
@@ -118,12 +121,15 @@ def replies(name: str) -> list[str]:
     if name == "medium":
         broken = copy.deepcopy(arch)
         broken["bindings"][0]["to"] = broken["bindings"][0]["to"] + "_typo"
+        broken["components"][0].pop("security")  # the description says "with an API key"
         return [draft(broken, deploy), good]
     question = {"question": "Should deliveries be retried forever?", "options": ["no, dead-letter", "yes"]}
     asking = draft(arch, deploy, ambiguities=[question], architecture=None, deployment=None)
     wrong = copy.deepcopy(arch)
     wrong["components"][0]["kind"] = "http_api"
-    return [asking, draft(wrong, deploy), good]
+    store = next(c["name"] for c in arch["components"] if c["kind"] == "store")
+    scaled = {**deploy, "replicas": {**deploy.get("replicas", {}), store: 2}}  # AC111: a choice
+    return [asking, draft(wrong, deploy), draft(arch, scaled)]
 
 
 def estimate(request: dict[str, Any], content: str) -> tuple[int, int]:
@@ -152,6 +158,11 @@ def usage(done: subprocess.CompletedProcess[str]) -> dict[str, int]:
     return dict(zip(keys, (int(g or 0) for g in found.groups()), strict=True))
 
 
+def decisions(done: subprocess.CompletedProcess[str]) -> int:
+    """Choices of the analysis that the description settled (applied without a model call)."""
+    return done.stderr.count("decided from the description:")
+
+
 def add(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
     return {k: total.get(k, 0) + v for k, v in more.items()}
 
@@ -175,15 +186,20 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
             command += ["--context", str(context)]
         done, seconds = run(command)
         totals = usage(done)
-        runs = 1
-        if done.returncode == 3:  # questions: answer them as a user would, then resume
+        runs, decided, asked = 1, decisions(done), 0
+        answers = workdir / f"{name}-answers.yaml"
+        while done.returncode == 3 and runs < 4:  # questions: answer them as a user would, then resume
             questions = yaml.safe_load((out / "questions.yaml").read_text())
             for question in questions["questions"]:
-                question["answer"] = question["options"][0]
-            answers = workdir / f"{name}-answers.yaml"
+                if question["answer"] is None:
+                    question["answer"], asked = question["options"][0], asked + 1
             answers.write_text(yaml.safe_dump(questions))
             done, more = run([*command, "--answers", str(answers)])
-            totals, seconds, runs = add(totals, usage(done)), seconds + more, 2
+            # calls and tokens add up; repairs are the conversation's, replayed from the cache
+            totals = {**add(totals, usage(done)), "repairs": usage(done)["repairs"]}
+            seconds, runs = seconds + more, runs + 1
+            decided += decisions(done)
+        if runs > 1:
             command += ["--answers", str(answers)]
         if done.returncode != 0:
             raise SystemExit(f"{name}: autocoder new failed:\n{done.stdout}\n{done.stderr}")
@@ -195,12 +211,16 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
         if again.returncode or uncached.returncode:
             raise SystemExit(f"{name}: a rerun failed:\n{again.stderr}\n{uncached.stderr}")
     check, _ = run(["check", str(out)])
-    build, build_seconds = run(["build", str(out)] if full else ["build", str(out), "gen"])
+    # without the run-cache: an identical blueprint built before would be restored, not built
+    uncached_env = {**os.environ, "AUTOCODER_CACHE": "off"}
+    build, build_seconds = run(["build", str(out)] if full else ["build", str(out), "gen"], uncached_env)
     arch = yaml.safe_load((out / "architecture.yaml").read_text())
     return {
         "description_chars": len(DESCRIPTIONS[name]),
         "components": len(arch["components"]),
         "runs": runs,
+        "questions": asked,
+        "decided_from_description": decided,
         **totals,
         "seconds": round(seconds, 3),
         "rerun_calls": rerun["calls"],
@@ -208,10 +228,18 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
         "rerun_without_lock_calls": recached["calls"],
         "rerun_without_lock_cache_hits": recached["cache_hits"],
         "check_ok": check.returncode == 0,
-        "build": "every tier" if full else "gen",
+        "build": ("every tier" if full else "gen") + ", run-cache off",
         "build_ok": build.returncode == 0,
         "build_seconds": round(build_seconds, 3),
+        **({} if build.returncode == 0 else {"build_failure": failure(build)}),
     }
+
+
+def failure(build: subprocess.CompletedProcess[str]) -> list[str]:
+    """The lines of a failed build that say why (its FAIL/error lines, else its last lines)."""
+    lines = (build.stdout + build.stderr).splitlines()
+    said = [line for line in lines if re.search(r"\bFAIL|error|failed", line)]
+    return (said or lines)[-15:]
 
 
 # a real small model on a shared CPU: one long request at a time, each bounded
@@ -260,9 +288,15 @@ def main() -> None:
         write_results(args.out, results)
         return
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         cases = {name: measure(name, Path(tmp), args.full) for name in DESCRIPTIONS}
-    results = {"machine": machine(), "tokens": "estimated: 4 characters per token", "cases": cases}
+    results = {
+        "machine": machine(),
+        "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        "tokens": "estimated: 4 characters per token",
+        "cases": cases,
+    }
     if "real_model" in previous:  # measured separately (--real-model), kept
         results["real_model"] = previous["real_model"]
     write_results(args.out, results)

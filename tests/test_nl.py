@@ -350,9 +350,10 @@ def test_a_draft_the_repairs_cannot_fix_ends_with_its_errors_and_an_example(tmp_
 
 
 def test_no_model_configured_says_how_to_configure_one(tmp_path, capsys):
-    assert new(tmp_path, None) == 2
+    assert new(tmp_path / "events", None) == 2
     err = capsys.readouterr().err
     assert "no LLM is configured" in err and "AUTOCODER_LLM_MODEL" in err and "--llm-base-url" in err
+    assert not (tmp_path / "events").exists()  # a failed command leaves no empty folder behind
 
 
 def test_draft_text_reaches_the_yaml_only_as_values_and_serves_are_checked(tmp_path):
@@ -397,19 +398,6 @@ def test_conversations_are_bounded(tmp_path):
         cache.close()
 
 
-def test_a_demanded_throughput_no_path_meets_is_an_impossible_topology(tmp_path, capsys):
-    demanding = copy.deepcopy(ARCH)
-    demanding["policy"]["performance"] = {"throughput_rps": 100000}
-    demanding["components"][0]["capabilities"] = {"rate_limit": {"rate": 10, "burst": 10}}
-    with serving(lambda request: completion(draft(architecture=demanding))) as server:
-        assert new(tmp_path, server.url, "--llm-repair-attempts", "1") == 2
-        assert server.calls == 2
-    assert "AC112" in server.requests[1]["messages"][-1]["content"]  # the capacity estimate, sent back
-    err = capsys.readouterr().err
-    assert "limited to 10 msg/s" in err and "impossible topology" in err
-    assert not any(tmp_path.glob("*.yaml"))
-
-
 def build(directory: Path, *tasks: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "autocoder.cli", "build", str(directory), *tasks],
@@ -420,8 +408,17 @@ def build(directory: Path, *tasks: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_blueprints_of_a_description_generate_code_with_doit(tmp_path):
-    with serving(lambda request: completion(draft())) as server:
-        assert new(tmp_path, server.url) == 0
+    """The draft leaves the ingress's auth open (the analysis asks, tests/test_nl_choices.py);
+    the answered blueprints build."""
+    open_auth = copy.deepcopy(ARCH)
+    del open_auth["components"][0]["security"]
+    plain = "An HTTP API that accepts events and stores each by its id."
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("Q1: a\n")  # the first option, by its letter as on a terminal: the API key
+    with serving(lambda request: completion(draft(architecture=open_auth))) as server:
+        assert new(tmp_path, server.url, description=plain) == 3
+        assert new(tmp_path, server.url, "--answers", str(answers), description=plain) == 0
+        assert server.calls == 1
     run = build(tmp_path, "gen")
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "generated" / "src" / "events" / "components" / "event_store.py").is_file()
@@ -434,7 +431,8 @@ def test_the_blueprints_of_a_description_generate_code_with_doit(tmp_path):
     (tmp_path / LAST_BUILD).write_text('{"ok": true}')  # what a green `autocoder build` records
     assert main(["lock", str(tmp_path)]) == 0
     assert (tmp_path / "autocoder.lock").read_bytes() == locked
-    assert main(["new", DESCRIPTION, "-o", str(tmp_path), "--frozen", "--force"]) == 0
+    assert main(["new", plain, "-o", str(tmp_path), "--frozen", "--force"]) == 0
+    assert main(["new", plain, "-o", str(tmp_path), "--frozen", "--force", "--answers", str(answers)]) == 0
 
 
 @pytest.mark.slow

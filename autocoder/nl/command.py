@@ -94,12 +94,17 @@ def run_new(
         return EXIT_INVALID
     if stale:
         print(f"autocoder new: {stale}; asking the model")
+    out.mkdir(parents=True, exist_ok=True)
     outcome = _converse(description, context, out, settings, given.answerer(interactive, ask))
     if isinstance(outcome, int):
         return outcome
     code = _finish(outcome, out)
     if outcome.kind == "blueprints" and outcome.draft is not None:
-        path = locked.record(out, description, context, outcome.answered, settings.model, outcome.draft)
+        # the answers as the files gave them (`a` stays `a`): what a rerun's --answers is compared with
+        answered = [
+            (a, given.answers.get(f"Q{n}", answer)) for n, (a, answer) in enumerate(outcome.answered, start=1)
+        ]
+        path = locked.record(out, description, context, answered, settings.model, outcome.draft)
         print(f"recorded the accepted draft in {path} (commit it: `--frozen` reruns need no model)")
     return code
 
@@ -204,7 +209,7 @@ class Answers:
                 f"{named}: no answer to {', '.join(missing)}; fix: fill in every `answer:` of "
                 f"{QUESTIONS} and pass it again"
             )
-        return [self.answers[q] for q in ids]
+        return [_option(self.answers[q], a) for q, a in zip(ids, ambiguities, strict=True)]
 
     def answerer(self, interactive: bool, ask: Callable[[str], str]) -> Answerer:
         """From the files; a round they do not list from the terminal, or None: ask later."""
@@ -216,6 +221,13 @@ class Answers:
             return answers
 
         return answer
+
+
+def _option(answer: str, ambiguity: Ambiguity) -> str:
+    """An answer `a`, `b`... is that option, as on a terminal; anything else is the answer."""
+    letters = "abcdefghij"[: len(ambiguity.options)]
+    reply = answer.strip().lower().rstrip(")")
+    return ambiguity.options[letters.index(reply)] if len(reply) == 1 and reply in letters else answer
 
 
 def printable(text: str) -> str:
@@ -274,7 +286,7 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
     assert outcome.draft is not None
     asked: list[tuple[Ambiguity, str | None]] = [
         *outcome.answered,
-        *((a, None) for a in outcome.draft.ambiguities),
+        *((a, None) for a in outcome.questions),
     ]
     questions = [
         {"id": f"Q{n}", "question": a.question, "options": list(a.options), "answer": answer}
@@ -282,12 +294,13 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
     ]
     text = (
         "# The description leaves these choices open. Fill in each `answer:` (one of the options,\n"
-        "# or your own words), then rerun the same `autocoder new` command with --answers FILE.\n"
+        "# its letter: a for the first, b for the second..., or your own words), then rerun the\n"
+        "# same `autocoder new` command with --answers FILE.\n"
         + yaml.safe_dump({"questions": questions}, sort_keys=False, allow_unicode=True, width=100)
     )
     path = out / QUESTIONS
     atomic_write(path, text.encode())
-    new = len(outcome.draft.ambiguities)
+    new = len(outcome.questions)
     earlier = f" (after {len(outcome.answered)} answered, kept in the file)" if outcome.answered else ""
     print(f"autocoder new: {new} question(s) to answer in {path}{earlier}; then rerun with --answers {path}")
     return EXIT_QUESTIONS
@@ -307,8 +320,9 @@ def _invalid(outcome: Outcome) -> int:
         print(f"autocoder new: {EXAMPLE_HINT}", file=sys.stderr)
     else:
         print(
-            "autocoder new: the topology the description asks for fails the analysis above (an "
-            "impossible topology); fix: relax the requirements it names, or write the blueprints by hand",
+            "autocoder new: the repairs did not make the draft pass the analysis above; fix: state in "
+            "the description what these findings leave open (or relax the requirements they name), "
+            "or write the blueprints by hand",
             file=sys.stderr,
         )
     return EXIT_INVALID
@@ -323,7 +337,7 @@ def _write_blueprints(outcome: Outcome, out: Path) -> int:
         atomic_write(out / name, text.encode())
     atomic_write(out / REQUIREMENTS, traceability_json(outcome.draft))
     for warning in outcome.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
     trace = traceability(outcome.draft)
     print(
         f"wrote {out / ARCHITECTURE}, {out / DEPLOYMENT} and {out / REQUIREMENTS} "

@@ -2,10 +2,12 @@
 of answers, at most `repair_attempts` repairs; every answer looked up in the completion cache.
 
 Each draft is rendered and compiled with the full Stage 1C analysis (the same diagnostics as
-`autocoder check`); its errors, and a capacity estimate no path meets (AC112), go back to the
-model as a repair request that quotes them. Answers enter the cache only when the conversation
-ends in an outcome (blueprints, questions, or a declared impossibility): a failed one asks
-afresh next time.
+`autocoder check`). Findings whose fix is the user's choice (choices.py) become questions, or
+are settled by the user's own words, or prove the request impossible (fail fast, no repair);
+the other errors, and a capacity estimate no path meets (AC112) when the model chose the
+numbers, go back to the model as a repair request that quotes them. Answers enter the cache
+only when the conversation ends in an outcome (blueprints, questions, or a declared
+impossibility): a failed one asks afresh next time.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from autocoder.nl.render import render_architecture, render_deployment, target_p
 
 MIN_TOKENS = 8192  # a whole blueprint pair does not fit the 1024 tokens of a method body
 MAX_ROUNDS = 3  # rounds of questions in one conversation; then the draft is judged as it is
-BLOCKING_WARNINGS = ("AC112",)  # a demanded throughput no path meets: an impossible topology
+MAX_PASSES = 10  # choices decided in one draft's analysis (each pass decides one round more)
+BLOCKING_WARNINGS = ("AC112",)  # a capacity estimate that misses the target: judged, never accepted
 
 # (a round's ambiguities, the number of its first question: Q<n>) -> the user's answers, one
 # per question, or None: ask later (questions.yaml)
@@ -51,6 +54,8 @@ class Outcome:
     answered: list[tuple[Ambiguity, str]] = field(default_factory=list)
     # (file, line, as rendered, as corrected) where an error's fix names the replacement
     corrections: list[tuple[str, int, str, str]] = field(default_factory=list)
+    questions: list[Ambiguity] = field(default_factory=list)  # the new round to answer
+    diagnostics: list[Any] = field(default_factory=list)  # the blocking findings of `problems`
 
 
 class DraftClient(ChatClient):
@@ -78,9 +83,11 @@ class Conversation:
         self.cache = cache
         self.usage = Usage()
         self.pending: list[tuple[str, dict[str, Any]]] = []  # answers to cache on an outcome
+        self.notes: list[str] = []  # the choices the user's own text settled (choices.py)
 
     def run(self, description: str, context: list[tuple[str, str]], answerer: Answerer) -> Outcome:
         messages = prompt.first_messages(description, context)
+        said = "\n".join([description, *(text for _, text in context)])
         answered: list[tuple[Ambiguity, str]] = []
         rounds = 0
         while True:  # bounded: MAX_ROUNDS rounds of answers, then each turn is a repair or an outcome
@@ -92,7 +99,7 @@ class Conversation:
             elif draft is not None and draft.ambiguities and rounds < MAX_ROUNDS:
                 answers = answerer(list(draft.ambiguities), len(answered) + 1)
                 if answers is None:
-                    outcome = Outcome("questions", draft)
+                    outcome = Outcome("questions", draft, questions=list(draft.ambiguities))
                 else:
                     rounds += 1
                     answered += zip(draft.ambiguities, answers, strict=True)
@@ -100,10 +107,19 @@ class Conversation:
                     messages = [*messages, _assistant(content), prompt.answers_message(questions, answers)]
                     continue
             elif draft is not None:
-                outcome = check_draft(draft)
+                analysed = analyse(
+                    draft, said, answered, answerer, model_answers=rounds < MAX_ROUNDS, notes=self.notes
+                )
+                if isinstance(analysed, list):  # choices the model is to make as the user said
+                    rounds += 1
+                    questions, answers = [q for q, _ in analysed], [a for _, a in analysed]
+                    messages = [*messages, _assistant(content), prompt.answers_message(questions, answers)]
+                    continue
+                outcome = analysed
             else:
                 outcome = Outcome("invalid", problems=problems, schema_errors=True)
             outcome.answered = answered
+            outcome.warnings += [f"decided from the description: {n}" for n in self.notes]
             if outcome.kind != "invalid":
                 self._remember()
                 return outcome
@@ -162,6 +178,59 @@ def parse_draft(content: str) -> tuple[Draft | None, list[str]]:
         ]
 
 
+def analyse(
+    draft: Draft,
+    said: str,
+    answered: list[tuple[Ambiguity, str]],
+    answerer: Answerer,
+    *,
+    model_answers: bool = True,
+    notes: list[str] | None = None,
+) -> Outcome | list[tuple[str, str]]:
+    """The draft checked, with the findings that are the user's choice (choices.py) taken out
+    of the model's hands: settled by the user's text or answers and applied here, asked (a new
+    round of questions, appended to `answered`), or an impossible topology. Returns the outcome
+    (invalid: what is left for a repair), or the (question, answer) pairs the model is to apply
+    (answers in the user's own words; only while `model_answers`). The choices the user's text
+    settled are added to `notes`."""
+    from autocoder.nl import choices
+
+    outcome = check_draft(draft)
+    notes = [] if notes is None else notes
+    for _ in range(MAX_PASSES):  # bounded: each pass decides a choice more, or ends
+        if outcome.kind != "invalid":
+            break
+        decided = {a.question: answer for a, answer in answered}
+        # the user's own words: answers that are not one of the options offered
+        heard = "\n".join([said, *(answer for a, answer in answered if answer not in a.options)])
+        verdict = choices.judge(draft, outcome.diagnostics, heard, decided)
+        notes.extend(n for n in verdict.notes if n not in notes)
+        if verdict.impossible:
+            return Outcome("impossible", draft, reason=verdict.impossible)
+        if verdict.questions:
+            asked = verdict.questions
+            answers = answerer(asked, len(answered) + 1)
+            if answers is None:
+                return Outcome("questions", draft, questions=asked)
+            answered += zip(asked, answers, strict=True)
+            continue
+        if verdict.to_model and model_answers:
+            return verdict.to_model
+        if verdict.draft == draft:
+            outcome.problems = [_hinted(p, outcome.diagnostics, verdict.hints) for p in outcome.problems]
+            break
+        draft = verdict.draft
+        outcome = check_draft(draft)
+    return outcome
+
+
+def _hinted(problem: str, diagnostics: list[Any], hints: dict[int, str]) -> str:
+    for index, hint in hints.items():
+        if problem == _line(diagnostics[index]):
+            return f"{problem} ({hint})"
+    return problem
+
+
 def check_draft(draft: Draft) -> Outcome:
     """Render the draft and compile it as `autocoder check` would; blueprints when clean."""
     from autocoder.compile import compile_sources
@@ -188,6 +257,7 @@ def check_draft(draft: Draft) -> Outcome:
             "invalid", draft, files, problems or ["the blueprints do not compile"], schema, warnings
         )
         outcome.corrections = corrections(blocking, files)
+        outcome.diagnostics = blocking
         return outcome
     return Outcome("blueprints", draft, files, warnings=warnings)
 
