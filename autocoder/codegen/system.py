@@ -21,6 +21,9 @@ def generate_runtime(ir: dict[str, Any], samples: Path | None = None) -> dict[st
     for path, template in RUNTIME_FILES.items():
         target = path.format(system=context["system"])
         files[target] = render(template, **context) if template else '"""Tests of the generated system."""\n'
+    from autocoder.codegen.path_tests import path_test_files  # it builds on this module
+
+    files.update(path_test_files(ir, samples))
     python = format_python({k: v for k, v in files.items() if k.endswith(".py")})
     return {**files, **python}
 
@@ -142,35 +145,50 @@ def expected_records(ir: dict[str, Any]) -> list[list[Any]]:
     """(ingress path, store, key field, seconds to wait) for stores fed from an ingress through
     transformers that leave the store's key alone, aggregators keyed by that field, and
     bindings without conditions: a posted message (or its window's result) must arrive."""
-    components = {c["name"]: c for c in ir["components"]}
-    found: dict[tuple[str, str, str], float] = {}
+    found = []
     for comp in ir["components"]:
         for route in comp["config"]["routes"] if comp["kind"] == "api_endpoint" else []:
-            stack: list[tuple[str, str, frozenset[str], float]] = [
-                (comp["name"], route["emit"], frozenset(), 0.0)
-            ]
-            while stack:
-                name, port, changed, wait = stack.pop()
-                for down in components[name]["downstream"]:
-                    if down["port"] != port or down["condition"] is not None:
+            for name, key, wait in arrivals(ir, comp["name"], route["emit"]):
+                if key is not None:
+                    found.append([route["path"], name, key, wait])
+    return sorted(found)
+
+
+def arrivals(ir: dict[str, Any], start: str, port: str) -> list[tuple[str, str | None, float]]:
+    """(end, store key field or None, seconds to wait) for every store and sink a message put
+    out on `start`'s `port` must reach: through transformers with declarative logic,
+    aggregators keyed by a field (a store's key only if nothing on the way changed it; its
+    window's close is waited for), and bindings without conditions. A filter, router or
+    LLM-written step may drop it, so nothing past one is expected."""
+    components = {c["name"]: c for c in ir["components"]}
+    found: dict[tuple[str, str | None], float] = {}
+    stack: list[tuple[str, str, frozenset[str], float]] = [(start, port, frozenset(), 0.0)]
+    while stack:
+        name, port, changed, wait = stack.pop()
+        for down in components[name]["downstream"]:
+            if down["port"] != port or down["condition"] is not None:
+                continue
+            for target in down["to"]:
+                nxt = components[target["component"]]
+                out_port = next(iter(nxt["outputs"]), "")
+                item: tuple[str, str | None] | None = None
+                if nxt["kind"] == "store":
+                    keyed = nxt["config"]["read_endpoints"] and nxt["config"]["key"] not in changed
+                    item = (nxt["name"], nxt["config"]["key"] if keyed else None)
+                elif nxt["kind"] == "sink":
+                    item = (nxt["name"], None)
+                elif nxt["kind"] == "transformer" and nxt["logic"] is not None:
+                    stack.append((nxt["name"], out_port, changed | set(nxt["logic"]["set"]), wait))
+                elif nxt["kind"] == "aggregator" and nxt["logic"] and nxt["logic"]["key_field"]:
+                    key = nxt["logic"]["key_field"]
+                    if key in changed or nxt["config"].get("event_time"):
                         continue
-                    for target in down["to"]:
-                        nxt = components[target["component"]]
-                        out_port = next(iter(nxt["outputs"]), "")
-                        if nxt["kind"] == "store" and nxt["config"]["read_endpoints"]:
-                            if nxt["config"]["key"] not in changed:
-                                item = (route["path"], nxt["name"], nxt["config"]["key"])
-                                found[item] = max(found.get(item, 0.0), wait)
-                        elif nxt["kind"] == "transformer" and nxt["logic"] is not None:
-                            stack.append((nxt["name"], out_port, changed | set(nxt["logic"]["set"]), wait))
-                        elif nxt["kind"] == "aggregator" and nxt["logic"] and nxt["logic"]["key_field"]:
-                            key = nxt["logic"]["key_field"]
-                            if key in changed or nxt["config"].get("event_time"):
-                                continue
-                            fields = set(ir["schemas"][nxt["outputs"][out_port]]["fields"]) - {key}
-                            window = float(nxt["config"]["window_s"]) + float(nxt["config"].get("grace_s", 0))
-                            stack.append((nxt["name"], out_port, changed | fields, wait + window))
-    return [[*item, wait + 10.0] for item, wait in sorted(found.items())]
+                    fields = set(ir["schemas"][nxt["outputs"][out_port]]["fields"]) - {key}
+                    window = float(nxt["config"]["window_s"]) + float(nxt["config"].get("grace_s", 0))
+                    stack.append((nxt["name"], out_port, changed | fields, wait + window))
+                if item is not None:
+                    found[item] = max(found.get(item, 0.0), wait)
+    return [(name, key, wait + 10.0) for (name, key), wait in sorted(found.items(), key=str)]
 
 
 def read_key_env(ir: dict[str, Any]) -> str | None:

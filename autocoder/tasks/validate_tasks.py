@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,7 @@ def run_policy(directory: Path, runtime_files: list[str]) -> TaskFailed | None:
     return None
 
 
-def run_report(directory: Path, names: list[str]) -> None:
+def run_report(directory: Path, names: list[str], paths: list[str] | None = None) -> None:
     """Merges the per-component results on disk (validate/merge.py: an unchanged file is neither
     re-read nor re-encoded) with the system tiers' into summary.json, the merged SARIF and the
     alert thresholds."""
@@ -217,6 +218,12 @@ def run_report(directory: Path, names: list[str]) -> None:
             if found is not None:
                 verdicts.setdefault(name, {})[tier] = found[0]
                 results.setdefault(name, {})[tier] = Encoded(found[1])
+    path_results: dict[str, Any] = {}
+    for name in paths or []:
+        found = cache.get(f"{reports}/test/{name}.json", tier_result)
+        if found is not None:
+            verdicts.setdefault(name, {})["test"] = found[0]
+            path_results[name] = Encoded(found[1])
     system = {}
     for key, relative in (
         ("policy", "policy.json"),
@@ -226,6 +233,7 @@ def run_report(directory: Path, names: list[str]) -> None:
         path = Path(reports, relative)
         system[key] = json.loads(path.read_text()) if path.exists() else None
     document = summary(results, system["policy"], system["integration"], system["types"], verdicts=verdicts)
+    document["paths"] = {name: path_results[name] for name in sorted(path_results)}
     _write_bytes(Path(reports, "summary.json"), encode_bytes(document))
     logs = []
     for stem in sorted({*names, "policy"}, key=lambda stem: f"{stem}.sarif"):
@@ -308,9 +316,6 @@ def task_test() -> Any:
         return
     directory, system, components = found
     unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
-    runtime = [
-        f"{SRC}/{p}" for p in runtime_paths(system) if p.endswith(".py") and "test_integration" not in p
-    ]
     for name, _ in components:
         yield _task(
             {
@@ -320,19 +325,69 @@ def task_test() -> Any:
                 "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
             }
         )
-    yield _task(
+    yield _smoke_task(directory, system)
+    yield from _path_tasks(directory, system)
+
+
+def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
+    """The whole system once: start, health, one message per ingress, clean stop. It depends on
+    the wiring, the models and the runtime (autocoder_runtime is in the validate fingerprint),
+    not on any component's logic: that is the path tests'."""
+    runtime = [p for p in runtime_paths(system) if p.endswith(".py") and not p.startswith("tests/paths/")]
+    return _task(
         {
             "name": "integration",
-            "doc": "start the generated system on 127.0.0.1 and call it over HTTP",
+            "doc": "smoke test: start the generated system on 127.0.0.1, call it over HTTP, stop it",
             "actions": [(run_test, [directory, "integration", "tests/test_integration.py"])],
-            "file_dep": [
-                *runtime,
-                f"{SRC}/tests/test_integration.py",
-                *(f"{SRC}/{module_path(system, n)}" for n, _ in components),
-            ],
+            "file_dep": [f"{SRC}/{p}" for p in runtime],
             "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
         }
     )
+
+
+def _path_tasks(directory: Path, system: str) -> Any:
+    """test:path.<id>: one per path from a start to an end (autocoder.flowpaths), depending on
+    the modules of the components on it and its own test file only. They share one server per
+    build (validate/shared_server.py), started by the first of them that runs."""
+    from autocoder.flowpaths import path_test_file
+    from autocoder.tasks.compile_tasks import project_paths
+
+    build = uuid.uuid4().hex  # this doit run: its path tasks share its server
+    for path in project_paths(directory):
+        name = f"path.{path.id}"
+        yield _task(
+            {
+                "name": name,
+                "doc": f"integration test of the path {path.start} -> {path.end}",
+                "actions": [(run_path_test, [directory, system, path.id, build])],
+                "teardown": [(stop_shared_server, [directory, build])],
+                "file_dep": [
+                    *(f"{SRC}/{module_path(system, c)}" for c in path.components),
+                    f"{SRC}/{path_test_file(path.id)}",
+                    f"{SRC}/tests/paths/conftest.py",
+                ],
+                "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
+            }
+        )
+
+
+def run_path_test(directory: Path, system: str, path_id: str, build: str) -> TaskFailed | None:
+    from autocoder.flowpaths import path_test_file
+    from autocoder.validate.inprocess import environment
+    from autocoder.validate.shared_server import URL_ENV, ServerFailed, shared_server
+
+    test_file = path_test_file(path_id)
+    try:
+        with shared_server(directory, system, build) as url, environment(**{URL_ENV: url}):
+            return run_test(directory, f"path.{path_id}", test_file)
+    except ServerFailed as exc:
+        return TaskFailed(f"test:path.{path_id} failed: {exc}")
+
+
+def stop_shared_server(directory: Path, build: str) -> None:
+    from autocoder.validate.shared_server import stop_shared_server as stop
+
+    stop(directory, build)
 
 
 def task_bench() -> Any:
@@ -399,12 +454,16 @@ def task_report() -> Any:
     if found is None:  # no usable blueprint: running this task runs `check`, which says why
         return {"actions": None, "task_dep": ["check"]}
     directory, _, components = found
+    from autocoder.tasks.compile_tasks import project_paths
+
     results = [f"{REPORTS}/{tier}/{n}.json" for n, _ in components for tier in ("lint", "test", "bench")]
+    paths = [f"path.{p.id}" for p in project_paths(directory)]
     return _task(
         {
-            "actions": [(run_report, [directory, [n for n, _ in components]])],
+            "actions": [(run_report, [directory, [n for n, _ in components], paths])],
             "file_dep": [
                 *results,
+                *(f"{REPORTS}/test/{p}.json" for p in paths),
                 f"{REPORTS}/policy.json",
                 f"{REPORTS}/typecheck.json",
                 f"{REPORTS}/test/integration.json",

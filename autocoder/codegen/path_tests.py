@@ -1,0 +1,85 @@
+"""One generated integration test per path of the system (autocoder.flowpaths): what it sends,
+and what must arrive where. Each is a target of gen:runtime, rewritten only when its bytes
+change, so a path's test task re-runs only when a component on the path (or the path) does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autocoder.codegen.literals import pyliteral
+from autocoder.codegen.paths import PATH_TEST_TEMPLATE
+from autocoder.codegen.render import render
+from autocoder.codegen.strategies import simplest_message
+from autocoder.codegen.system import arrivals
+from autocoder.flowpaths import FlowPath, flow_paths, ir_edges, path_test_file
+
+
+def system_flow_paths(ir: dict[str, Any]) -> list[FlowPath]:
+    return flow_paths({c["name"]: c["kind"] for c in ir["components"]}, ir_edges(ir))
+
+
+def path_test_files(ir: dict[str, Any], samples: Path | None) -> dict[str, str]:
+    """{relative path under generated/src: unformatted source} of every path's test."""
+    return {
+        path_test_file(path.id): render(PATH_TEST_TEMPLATE, **path_context(ir, path, samples))
+        for path in system_flow_paths(ir)
+    }
+
+
+def path_context(ir: dict[str, Any], path: FlowPath, samples: Path | None) -> dict[str, Any]:
+    start = next(c for c in ir["components"] if c["name"] == path.start)
+    on_path = set(path.components)
+    routes, records, waits = [], [], [10.0]
+    if start["kind"] == "api_endpoint":
+        wired = {
+            b["from"]["port"]
+            for b in ir["bindings"]
+            if b["from"]["component"] == start["name"] and any(t["component"] in on_path for t in b["to"])
+        }
+        for route in start["config"]["routes"]:
+            if route["emit"] not in wired:
+                continue
+            schema = ir["schemas"][start["outputs"][route["emit"]]]
+            routes.append(
+                {
+                    "method": route["method"],
+                    "path": route["path"],
+                    "auth": start["security"]["auth"],
+                    "sample": pyliteral(simplest_message(schema["fields"], samples)),
+                }
+            )
+            for end, key, wait in arrivals(ir, start["name"], route["emit"]):
+                if end == path.end:
+                    waits.append(wait)
+                    if key is not None:
+                        records.append([route["path"], key, wait])
+    else:  # a source: it sends by itself
+        for port in start["outputs"]:
+            waits += [wait for end, _, wait in arrivals(ir, start["name"], port) if end == path.end]
+    wiring = [  # the bindings between the path's components: a new condition re-runs the test
+        [
+            f"{b['from']['component']}.{b['from']['port']}",
+            f"{t['component']}.{t['port']}",
+            b["condition"] and b["condition"]["source"],
+        ]
+        for b in ir["bindings"]
+        if b["from"]["component"] in on_path
+        for t in b["to"]
+        if t["component"] in on_path
+    ]
+    return {
+        "system": ir["system"]["name"],
+        "path": path,
+        "wiring": sorted(wiring, key=str),
+        "start_kind": start["kind"],
+        "end_kind": next(c["kind"] for c in ir["components"] if c["name"] == path.end),
+        "routes": routes,
+        "records": sorted(records),
+        "arrive": len(waits) > 1,
+        "wait_s": max(waits),
+    }
+
+
+def _port(ref: dict[str, str]) -> str:
+    return f"{ref['component']}.{ref['port']}"

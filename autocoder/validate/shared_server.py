@@ -1,0 +1,192 @@
+"""The one running system a build's path tests share (test:path.<id>, validate_tasks).
+
+Started by the first path test that runs (a test restored from the run-cache, or up to date,
+needs none), reused by every other one of the same build, stopped by the path tasks' teardown
+once no path test is using it. doit -n N runs tasks in N worker processes, so the server is
+found through files, not through memory:
+
+- `state.json` names the running server: its build (a token minted when doit loaded the tasks),
+  pid and port; `state.lock` serialises reading, starting and stopping it;
+- every running path test holds `users.lock` shared; a teardown takes it exclusively, so it
+  waits for the path tests still running in other workers before it stops the server (doit
+  runs a worker's teardowns when that worker runs out of tasks, not when all workers have);
+- `starts.log` gets one line per start (build token and pid), which tests and benchmarks count.
+
+The server is this build's child process with PR_SET_PDEATHSIG: a build killed outright takes
+it along. A server left by another build (a killed one whose worker survived) is stopped
+before a new one starts, after checking that the pid is still that server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from autocoder.layout import CACHE, SOURCES
+
+STATE = f"{CACHE}/paths"
+API_KEY = "integration-test-key"  # the path tests' HEADERS (templates/runtime/test_path.py.j2)
+URL_ENV = "AUTOCODER_TEST_SERVER"  # read by the path tests' `system` fixture
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+_OWNED: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started, to reap them
+
+
+class ServerFailed(Exception):
+    """The system did not start; the message quotes its log."""
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_server(directory: Path, system: str, build: str) -> Iterator[str]:
+    """The base URL of this build's server, started if it is not running; path tests using it
+    hold `users.lock` shared until the block ends."""
+    state = directory / STATE
+    with _locked(state / "users.lock", fcntl.LOCK_SH):
+        with _locked(state / "state.lock", fcntl.LOCK_EX):
+            url = _running(state, build) or _start(directory, system, build)
+        yield url
+
+
+def _read(state: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads((state / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and {"build", "pid", "port"} <= found.keys() else None
+
+
+def _is_server(pid: object, system: str | None = None) -> bool:
+    """Whether `pid` is alive and still a generated system's `serve` (not a reused pid)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    owned = _OWNED.get(pid)
+    if owned is not None:
+        return owned.poll() is None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"serve" in argv and b"-m" in argv and (system is None or system.encode() in argv)
+
+
+def _running(state: Path, build: str) -> str | None:
+    found = _read(state)
+    if found is None:
+        return None
+    if found["build"] != build:  # another build's, left behind
+        _stop(state, found)
+        return None
+    if not _is_server(found["pid"]):
+        return None  # died: start again (starts.log shows it)
+    return f"http://127.0.0.1:{found['port']}"
+
+
+def _start(directory: Path, system: str, build: str) -> str:
+    from autocoder_runtime.testing import dies_with_parent, free_port
+
+    state = directory / STATE
+    data = state / "data"
+    shutil.rmtree(data, ignore_errors=True)  # every build's server starts empty
+    data.mkdir(parents=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "API_KEY": API_KEY,
+        "PYTHONPATH": str(directory / SOURCES),
+        "LOG_LEVEL": "INFO",
+    }
+    log = state / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", system, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=out,
+            preexec_fn=dies_with_parent(),  # a killed build leaves no server
+        )
+    _OWNED[process.pid] = process
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url, process, log)
+    from autocoder.fsutil import atomic_write
+
+    atomic_write(
+        state / "state.json", json.dumps({"build": build, "pid": process.pid, "port": port}).encode()
+    )
+    with (state / "starts.log").open("a") as starts:
+        starts.write(f"{build} {process.pid}\n")
+    return url
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with httpx.Client(base_url=url, timeout=1) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get("/readyz").status_code == 200:
+                    return
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                _OWNED.pop(process.pid, None)
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise ServerFailed(f"the system did not become ready on {url}:\n{tail}")
+            time.sleep(0.05)
+
+
+def stop_shared_server(directory: Path, build: str) -> None:
+    """doit teardown of every path task: once no path test runs, stop this build's server (a
+    no-op when it is not running, or already stopped by another task's teardown)."""
+    state = directory / STATE
+    if not (state / "state.json").exists():
+        return
+    with _locked(state / "users.lock", fcntl.LOCK_EX), _locked(state / "state.lock", fcntl.LOCK_EX):
+        found = _read(state)
+        if found is not None and found["build"] == build:
+            _stop(state, found)
+
+
+def _stop(state: Path, found: dict[str, Any]) -> None:
+    """SIGTERM (the graceful stop), SIGKILL after STOP_TIMEOUT_S; then forget it."""
+    pid = found["pid"]
+    if _is_server(pid):
+        os.kill(pid, signal.SIGTERM)
+        owned = _OWNED.pop(pid, None)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        if owned is not None:
+            try:
+                owned.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                owned.kill()
+                owned.wait()
+        else:
+            while _is_server(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _is_server(pid):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (state / "state.json").unlink()
