@@ -28,6 +28,19 @@ def path_test_files(ir: dict[str, Any], samples: Path | None) -> dict[str, str]:
 
 
 def path_context(ir: dict[str, Any], path: FlowPath, samples: Path | None) -> dict[str, Any]:
+    """The template's context: path_expectations plus each route's sample message."""
+    context = path_expectations(ir, path)
+    start = next(c for c in ir["components"] if c["name"] == path.start)
+    for route in context["routes"]:
+        schema = ir["schemas"][start["outputs"][route["emit"]]]
+        route["sample"] = pyliteral(simplest_message(schema["fields"], samples))
+    return context
+
+
+def path_expectations(ir: dict[str, Any], path: FlowPath) -> dict[str, Any]:
+    """What the path's test sends (the start's routes that lead onto the path) and expects: the
+    records the end must hold, whether anything must arrive there at all (`arrive`: nothing
+    on the way may drop it), how long to wait, and the wiring between its components."""
     start = next(c for c in ir["components"] if c["name"] == path.start)
     on_path = set(path.components)
     routes, records, waits = [], [], [10.0]
@@ -40,13 +53,12 @@ def path_context(ir: dict[str, Any], path: FlowPath, samples: Path | None) -> di
         for route in start["config"]["routes"]:
             if route["emit"] not in wired:
                 continue
-            schema = ir["schemas"][start["outputs"][route["emit"]]]
             routes.append(
                 {
                     "method": route["method"],
                     "path": route["path"],
+                    "emit": route["emit"],
                     "auth": start["security"]["auth"],
-                    "sample": pyliteral(simplest_message(schema["fields"], samples)),
                 }
             )
             for end, key, wait in arrivals(ir, start["name"], route["emit"]):
@@ -58,11 +70,7 @@ def path_context(ir: dict[str, Any], path: FlowPath, samples: Path | None) -> di
         for port in start["outputs"]:
             waits += [wait for end, _, wait in arrivals(ir, start["name"], port) if end == path.end]
     wiring = [  # the bindings between the path's components: a new condition re-runs the test
-        [
-            f"{b['from']['component']}.{b['from']['port']}",
-            f"{t['component']}.{t['port']}",
-            b["condition"] and b["condition"]["source"],
-        ]
+        [_port(b["from"]), _port(t), b["condition"] and b["condition"]["source"]]
         for b in ir["bindings"]
         if b["from"]["component"] in on_path
         for t in b["to"]

@@ -219,10 +219,11 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
                 verdicts.setdefault(name, {})[tier] = found[0]
                 results.setdefault(name, {})[tier] = Encoded(found[1])
     path_results: dict[str, Any] = {}
+    path_verdicts: dict[str, bool] = {}
     for name in paths or []:
         found = cache.get(f"{reports}/test/{name}.json", tier_result)
         if found is not None:
-            verdicts.setdefault(name, {})["test"] = found[0]
+            path_verdicts[name] = found[0]
             path_results[name] = Encoded(found[1])
     system = {}
     for key, relative in (
@@ -232,8 +233,15 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
     ):
         path = Path(reports, relative)
         system[key] = json.loads(path.read_text()) if path.exists() else None
-    document = summary(results, system["policy"], system["integration"], system["types"], verdicts=verdicts)
-    document["paths"] = {name: path_results[name] for name in sorted(path_results)}
+    document = summary(
+        results,
+        system["policy"],
+        system["integration"],
+        system["types"],
+        verdicts=verdicts,
+        paths=path_results,
+        path_verdicts=path_verdicts,
+    )
     _write_bytes(Path(reports, "summary.json"), encode_bytes(document))
     logs = []
     for stem in sorted({*names, "policy"}, key=lambda stem: f"{stem}.sarif"):
