@@ -5,7 +5,9 @@ For each size, the same synthetic blueprint (autocoder/synthetic.py) in two proj
 fully built (`doit -n 2`) by its own generator: `--old COMMIT` (common.old_tree) and this
 tree. Then, alternating, --repeats rounds of the same one-component edit (trans_0's expression
 rewritten to an equal one, undone the next round) in the old project, then in the new one,
-each a `doit` run with doit's JSON reporter, measuring:
+each a `doit --continue` run with doit's JSON reporter (bench tasks that a loaded machine
+fails re-run in every build, on both sides alike; a failed test task stops the benchmark),
+measuring:
 - the wall seconds of the build and the tasks it executed;
 - the integration part: the old commit's `test:integration`, or this tree's `test:path.*`
   tasks plus `test:integration` if it ran (the shared server's start is inside the first path
@@ -43,7 +45,7 @@ def doit(project: Path, tree: Path | None, *args: str) -> tuple[float, list[dict
         env["PYTHONPATH"] = str(tree)
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "doit", "--reporter", "json", *args],
+        [sys.executable, "-m", "doit", "--reporter", "json", "--continue", *args],
         cwd=project,
         env=env,
         capture_output=True,
@@ -51,10 +53,17 @@ def doit(project: Path, tree: Path | None, *args: str) -> tuple[float, list[dict
         check=False,
     )
     elapsed = time.perf_counter() - start
-    if run.returncode != 0:
-        raise SystemExit(f"doit {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
-    tasks = json.loads(run.stdout)["tasks"]
-    return elapsed, [t for t in tasks if t["result"] == "success" and t["elapsed"] is not None]
+    try:
+        tasks = json.loads(run.stdout)["tasks"]
+    except ValueError:
+        raise SystemExit(
+            f"doit {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+        ) from None
+    failed = [t["name"] for t in tasks if t["result"] == "fail"]
+    if run.returncode not in (0, 1) or [t for t in failed if t.startswith("test:")]:
+        raise SystemExit(f"doit {args} failed in {project}: {failed}\n{run.stderr[-2000:]}")
+    # a loaded machine fails bench tasks (p95 over budget): they re-run, on both sides alike
+    return elapsed, [t for t in tasks if t["result"] in ("success", "fail") and t["elapsed"] is not None]
 
 
 def integration_s(tasks: list[dict]) -> float:

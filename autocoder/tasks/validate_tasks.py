@@ -2,7 +2,9 @@
 
 Per component, after gen:<component>: lint:<component> (ruff, bandit, AST policy),
 test:<component> (its example and property tests), bench:<component> (per-message p95 against
-its budget). System level: test:integration, policy, report. Each task writes its result
+its budget). Per path from an ingress or source to a store or sink (autocoder.flowpaths):
+test:path.<id>, on one server per build. System level: test:integration (the smoke test),
+typecheck, policy, report. Each task writes its result
 file even when it fails, and fails with the component, the tier and the first findings.
 Tools run in this process (bandit, pytest, the benchmarks) or as a native binary (ruff), so a
 component costs no Python start-up per tool.
@@ -318,7 +320,8 @@ def task_lint() -> Any:
 
 
 def task_test() -> Any:
-    """Each component's example and property tests; the system's integration test."""
+    """Each component's example and property tests; each path's integration test; the
+    system's smoke test."""
     found = _component_tasks()
     if found is None:
         return

@@ -26,7 +26,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,58 +103,29 @@ def _running(state: Path, build: str) -> str | None:
 
 
 def _start(directory: Path, system: str, build: str) -> str:
-    from autocoder_runtime.testing import dies_with_parent, free_port
+    from autocoder_runtime.testing import Server
 
     state = directory / STATE
     data = state / "data"
     shutil.rmtree(data, ignore_errors=True)  # every build's server starts empty
-    data.mkdir(parents=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data),
-        "API_KEY": API_KEY,
-        "PYTHONPATH": str(directory / SOURCES),
-        "LOG_LEVEL": "INFO",
-    }
     log = state / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-m", system, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=out,
-            preexec_fn=dies_with_parent(),  # a killed build leaves no server
-        )
-    _OWNED[process.pid] = process
-    url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, process, log)
+    log.unlink(missing_ok=True)
+    server = Server(system, directory / SOURCES, data, API_KEY, log, {"LOG_LEVEL": "INFO"})
+    try:
+        server.start(READY_TIMEOUT_S)  # PR_SET_PDEATHSIG: a killed build leaves no server
+    except AssertionError as exc:
+        with contextlib.suppress(Exception):
+            server.kill()
+        raise ServerFailed(str(exc)) from None
+    assert server.process is not None
+    _OWNED[server.process.pid] = server.process
     from autocoder.fsutil import atomic_write
 
-    atomic_write(
-        state / "state.json", json.dumps({"build": build, "pid": process.pid, "port": port}).encode()
-    )
+    running = {"build": build, "pid": server.process.pid, "port": server.port}
+    atomic_write(state / "state.json", json.dumps(running).encode())
     with (state / "starts.log").open("a") as starts:
-        starts.write(f"{build} {process.pid}\n")
-    return url
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    with httpx.Client(base_url=url, timeout=1) as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get("/readyz").status_code == 200:
-                    return
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                _OWNED.pop(process.pid, None)
-                tail = log.read_text()[-2000:] if log.exists() else ""
-                raise ServerFailed(f"the system did not become ready on {url}:\n{tail}")
-            time.sleep(0.05)
+        starts.write(f"{build} {server.process.pid}\n")
+    return server.url
 
 
 def stop_shared_server(directory: Path, build: str) -> None:
