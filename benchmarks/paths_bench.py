@@ -60,9 +60,10 @@ def doit(project: Path, tree: Path | None, *args: str) -> tuple[float, list[dict
             f"doit {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
         ) from None
     failed = [t["name"] for t in tasks if t["result"] == "fail"]
-    if run.returncode not in (0, 1) or [t for t in failed if t.startswith("test:")]:
+    if run.returncode not in (0, 1, 2) or [t for t in failed if t.startswith("test:")]:
         raise SystemExit(f"doit {args} failed in {project}: {failed}\n{run.stderr[-2000:]}")
-    # a loaded machine fails bench tasks (p95 over budget): they re-run, on both sides alike
+    # a loaded machine fails bench tasks (p95 over budget; doit says 1, or 2 when `report`, which
+    # needs them, is skipped): they re-run, on both sides alike
     return elapsed, [t for t in tasks if t["result"] in ("success", "fail") and t["elapsed"] is not None]
 
 
