@@ -218,7 +218,9 @@ def _add_new_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "deployment.yaml in DIR (plus requirements.json), checked by the same analysis as "
         "`autocoder check` with bounded repairs. Exit codes: 0 written; 2 impossible or still "
         "invalid; 3 questions written to DIR/questions.yaml (answer, then --answers FILE); 1 the "
-        "model cannot be reached. With --frozen, answers come from the completion cache only.",
+        "model cannot be reached, or --frozen and DIR/autocoder.lock has no draft for this description "
+        "and these answers. The accepted draft is recorded in DIR/autocoder.lock; a rerun whose "
+        "description, context and answers match takes it from there without a model.",
     )
     new.add_argument("description", metavar="DESCRIPTION", help="the system, in a paragraph")
     new.add_argument(
@@ -227,7 +229,14 @@ def _add_new_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     new.add_argument(
         "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
     )
-    new.add_argument("--answers", type=Path, default=None, metavar="FILE", help="answered questions.yaml")
+    new.add_argument(
+        "--answers",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="answered questions.yaml (repeatable: the answers of every file count)",
+    )
     new.add_argument("--force", action="store_true", help="overwrite existing blueprints in DIR")
     _llm_args(new)
     new.set_defaults(run=cmd_new)
@@ -247,14 +256,6 @@ def cmd_new(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"autocoder new: {exc}", file=sys.stderr)
         return EXIT_BLUEPRINT
-    if settings.provider == "offline" or not settings.model:
-        print(
-            "autocoder new: no LLM is configured; fix: name an OpenAI-compatible server and model, "
-            "with `--llm-base-url URL --llm-model NAME`, or the AUTOCODER_LLM_BASE_URL and "
-            "AUTOCODER_LLM_MODEL variables (AUTOCODER_LLM_API_KEY for a key), as for code generation",
-            file=sys.stderr,
-        )
-        return EXIT_BLUEPRINT
     out.mkdir(parents=True, exist_ok=True)
     return run_new(
         args.description,
@@ -262,7 +263,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         out,
         settings,
         force=args.force,
-        answers_file=args.answers,
+        answers_files=args.answers,
         interactive=sys.stdin.isatty(),
     )
 

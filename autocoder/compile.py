@@ -25,14 +25,15 @@ from autocoder.blueprint.source import SourceDoc, parse_yaml
 from autocoder.blueprint.validate import validate_model
 from autocoder.diagnostics import BlueprintError, Diagnostic
 from autocoder.ir.build import build_ir
+from autocoder.ir.models import IR, Slice
 from autocoder.layout import ARCHITECTURE, DEPLOYMENT
 
 
 @dataclass
 class CompileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    ir: dict[str, Any] | None = None
-    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ir: IR | None = None
+    slices: dict[str, Slice] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Diagnostic]:

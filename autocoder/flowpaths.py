@@ -63,13 +63,6 @@ def _closure(start: str, graph: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def ir_edges(ir: dict[str, object]) -> list[tuple[str, str]]:
-    """(upstream, downstream) of every binding of an IR document."""
-    bindings = ir["bindings"]
-    assert isinstance(bindings, list)
-    return [(b["from"]["component"], t["component"]) for b in bindings for t in b["to"]]
-
-
 def path_test_file(path_id: str) -> str:
     """A path's generated test, under generated/src."""
     return f"tests/paths/test_{path_id}.py"

@@ -12,11 +12,16 @@ examples/webhooks), and the scripts decide how many repairs and questions each n
 - large: a paragraph plus a context file; the first draft asks a question (exit 3 and
   questions.yaml), the answered run gets a draft with a schema error, the repair fixes it
   (3 calls over two runs, 1 repair).
-Then an identical rerun (--force) of each must be served by the completion cache: 0 calls.
+Then an identical rerun (--force) of each takes the draft recorded in autocoder.lock (0 calls),
+and one without the lock is served by the completion cache (0 calls).
 Tokens are the server's estimate, 4 characters per token of the request (messages and response
 schema) and of the answer, since the scripted server has no tokenizer.
 
-Usage: python benchmarks/nl_bench.py [--full] [--out FILE]
+With --real-model URL, only the small description goes to that server (a real model, e.g. the
+README's llama.cpp one with SmolLM2-135M), and its figures and ending are kept in the results
+file under `real_model` (a later scripted run keeps them).
+
+Usage: python benchmarks/nl_bench.py [--full] [--out FILE] [--real-model URL]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -41,7 +47,8 @@ from llm_server import completion, serving  # noqa: E402
 from autocoder.starter import ARCHITECTURE_TEMPLATE, DEPLOYMENT_TEMPLATE  # noqa: E402
 
 USAGE = re.compile(
-    r"LLM: (\d+) call\(s\), (\d+) cache hit\(s\), (\d+) tokens in, (\d+) tokens out, (\d+) repair"
+    r"LLM: (\d+) call\(s\), (\d+) cache hit\(s\), (?:(\d+) from the lock, )?(\d+) tokens in, "
+    r"(\d+) tokens out, (\d+) repair"
 )
 DESCRIPTIONS = {
     "small": "An HTTP API that accepts events from authenticated clients and stores each by its id.",
@@ -124,7 +131,7 @@ def estimate(request: dict[str, Any], content: str) -> tuple[int, int]:
     return len(sent) // 4, len(content) // 4
 
 
-def run(args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "autocoder.cli", *args],
@@ -132,6 +139,7 @@ def run(args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
         text=True,
         stdin=subprocess.DEVNULL,
         check=False,
+        env=env,
     )
     return done, time.perf_counter() - start
 
@@ -140,8 +148,8 @@ def usage(done: subprocess.CompletedProcess[str]) -> dict[str, int]:
     found = USAGE.search(done.stdout)
     if found is None:
         raise SystemExit(f"no usage line:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    keys = ("calls", "cache_hits", "tokens_in", "tokens_out", "repairs")
-    return dict(zip(keys, (int(g) for g in found.groups()), strict=True))
+    keys = ("calls", "cache_hits", "locked", "tokens_in", "tokens_out", "repairs")
+    return dict(zip(keys, (int(g or 0) for g in found.groups()), strict=True))
 
 
 def add(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
@@ -179,8 +187,13 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
             command += ["--answers", str(answers)]
         if done.returncode != 0:
             raise SystemExit(f"{name}: autocoder new failed:\n{done.stdout}\n{done.stderr}")
-        again, _ = run([*command, "--force"])
+        again, _ = run([*command, "--force"])  # the draft recorded in autocoder.lock
         rerun = usage(again)
+        (out / "autocoder.lock").unlink()
+        uncached, _ = run([*command, "--force"])  # without the lock: the completion cache
+        recached = usage(uncached)
+        if again.returncode or uncached.returncode:
+            raise SystemExit(f"{name}: a rerun failed:\n{again.stderr}\n{uncached.stderr}")
     check, _ = run(["check", str(out)])
     build, build_seconds = run(["build", str(out)] if full else ["build", str(out), "gen"])
     arch = yaml.safe_load((out / "architecture.yaml").read_text())
@@ -191,11 +204,42 @@ def measure(name: str, workdir: Path, full: bool) -> dict[str, Any]:
         **totals,
         "seconds": round(seconds, 3),
         "rerun_calls": rerun["calls"],
-        "rerun_cache_hits": rerun["cache_hits"],
+        "rerun_locked": rerun["locked"],
+        "rerun_without_lock_calls": recached["calls"],
+        "rerun_without_lock_cache_hits": recached["cache_hits"],
         "check_ok": check.returncode == 0,
         "build": "every tier" if full else "gen",
         "build_ok": build.returncode == 0,
         "build_seconds": round(build_seconds, 3),
+    }
+
+
+# a real small model on a shared CPU: one long request at a time, each bounded
+REAL_MODEL_ENV = {
+    "AUTOCODER_LLM_TIMEOUT": "1200",
+    "AUTOCODER_LLM_RETRIES": "0",
+    "AUTOCODER_LLM_MAX_TOKENS": "1536",
+}
+
+
+def real_model(url: str, workdir: Path) -> dict[str, Any]:
+    """The small description against a real OpenAI-compatible server (the README's llama.cpp
+    one with SmolLM2-135M): its figures and how it ended, whatever the model's skill."""
+    out = workdir / "real"
+    out.mkdir()
+    llm = ["--llm-base-url", url, "--llm-model", "smollm2", "--llm-repair-attempts", "2"]
+    command = ["new", DESCRIPTIONS["small"], "-o", str(out), *llm]
+    done, seconds = run(command, {**os.environ, **REAL_MODEL_ENV})
+    print(done.stdout[-3000:], done.stderr[-3000:])
+    check = run(["check", str(out)])[0].returncode == 0 if done.returncode == 0 else None
+    return {
+        "server": url,
+        "settings": REAL_MODEL_ENV,
+        "exit": done.returncode,
+        **usage(done),
+        "seconds": round(seconds, 1),
+        "first_error_lines": done.stderr.strip().splitlines()[:4],
+        "check_ok": check,
     }
 
 
@@ -205,12 +249,23 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "nl.json")
     parser.add_argument("--full", action="store_true", help="build every tier (minutes), not only `gen`")
+    parser.add_argument(
+        "--real-model", metavar="URL", help="only: the small description against this server (kept in --out)"
+    )
     args = parser.parse_args()
+    if args.real_model:
+        results = json.loads(args.out.read_text()) if args.out.is_file() else {"machine": machine()}
+        with tempfile.TemporaryDirectory() as tmp:
+            results["real_model"] = real_model(args.real_model, Path(tmp))
+        write_results(args.out, results)
+        return
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         cases = {name: measure(name, Path(tmp), args.full) for name in DESCRIPTIONS}
-    write_results(
-        args.out, {"machine": machine(), "tokens": "estimated: 4 characters per token", "cases": cases}
-    )
+    results = {"machine": machine(), "tokens": "estimated: 4 characters per token", "cases": cases}
+    if "real_model" in previous:  # measured separately (--real-model), kept
+        results["real_model"] = previous["real_model"]
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

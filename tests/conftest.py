@@ -127,7 +127,16 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("API_KEY", "runtime-test-key")  # rtkit.KEY
     monkeypatch.setenv("DRAIN_TIMEOUT_S", "2")
-    for name in ("QUEUE_SIZE", "INBOX_LIMIT", "MAX_IN_FLIGHT", "DATABASE_URL", "LOG_LEVEL", "INBOX_LEASE_S"):
+    for name in (
+        "QUEUE_SIZE",
+        "INBOX_LIMIT",
+        "MAX_IN_FLIGHT",
+        "DATABASE_URL",
+        "LOG_LEVEL",
+        "INBOX_LEASE_S",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "data"
 

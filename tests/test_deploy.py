@@ -18,6 +18,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+import autocoder_runtime
 import pytest
 import yaml
 from conftest import REPO
@@ -72,11 +73,15 @@ def test_deployments_rendered_and_validated_clean(project: Path) -> None:
     ):
         assert (root / name).is_file(), name
     wheels = sorted(p.name for p in (root / "wheels").glob("*.whl"))
-    assert wheels == ["autocoder_runtime-0.2.0-py3-none-any.whl", "orders-0.1.0-py3-none-any.whl"]
+    assert wheels == [
+        f"autocoder_runtime-{autocoder_runtime.__version__}-py3-none-any.whl",
+        "orders-0.1.0-py3-none-any.whl",
+    ]
     assert (root / "k8s" / "overlays" / "development" / "kustomization.yaml").is_file()
     report = json.loads((project / "generated" / "reports" / "deploy-validation.json").read_text())
     assert report["ok"] and report["findings"] == []
-    assert report["checks"]["pss-restricted"] == 17 and report["checks"]["kubernetes-validate"] >= 12
+    # the base, then the one overlay built (development): every pod checked twice
+    assert report["checks"]["pss-restricted"] == 2 * 17 and report["checks"]["kubernetes-validate"] >= 24
     assert json.loads((project / "generated" / "reports" / "hadolint.sarif").read_text())["runs"]
     docs = documents(root)
     kinds = {d["kind"] for d in docs}
@@ -104,6 +109,9 @@ def test_deployments_rendered_and_validated_clean(project: Path) -> None:
     assert container["resources"]["limits"] == {"cpu": "250m", "memory": "256Mi"}
     dockerfile = (root / "Dockerfile").read_text()
     assert dockerfile.count("FROM ") == 2 and "USER 10001:10001" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert '"orders==0.1.0"' in dockerfile  # no otlp_endpoint, SQLite: no runtime extra
+    pins = (root / "constraints.txt").read_text()
+    assert "\nopentelemetry-sdk==" in pins and "\npsycopg==" in pins  # every extra's dependencies
 
 
 def _copy(project: Path, tmp_path: Path) -> Path:
@@ -175,6 +183,8 @@ def test_postgres_with_replicas_scales_out(project: Path, tmp_path: Path) -> Non
         for rel, data in render(plan).items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(data)
+    # the image installs the runtime's OTLP exporter (it refuses to start with an endpoint and without it)
+    assert '"orders[otlp,postgres]==0.1.0"' in (root / "Dockerfile").read_text()
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     assert compose["services"]["postgres"]["healthcheck"]["test"][1] == "pg_isready"
     assert "pgdata" in compose["volumes"]
@@ -182,7 +192,7 @@ def test_postgres_with_replicas_scales_out(project: Path, tmp_path: Path) -> Non
     assert docs["ConfigMap"]["data"]["GREETING"] == "a $HOME: {x}\n- [y]"
     result = validate_deployments(root, tmp_path / "reports", {})
     assert result.failing == [], result.failing
-    assert result.checks["deployment"] == 1
+    assert result.checks["deployment"] == 2  # the base and its one overlay, built
     no_dsn = plan.model_copy(update={"dsn_secret": None})
     (root / "k8s/base/workload.yaml").write_bytes(GROUPS["k8s"](no_dsn)["k8s/base/workload.yaml"])
     assert _rules(validate_deployments(root, tmp_path / "reports", {})) == {"DEP001"}
@@ -415,6 +425,154 @@ def test_image_builds_through_the_sdk_against_an_engine(project: Path) -> None:
         ".dockerignore",
         "Dockerfile",
         "constraints.txt",
-        "wheels/autocoder_runtime-0.2.0-py3-none-any.whl",
+        f"wheels/autocoder_runtime-{autocoder_runtime.__version__}-py3-none-any.whl",
         "wheels/orders-0.1.0-py3-none-any.whl",
     ]
+
+
+# --------------------------------------------------------------------------- environments
+
+
+ENVIRONMENTS = {
+    "staging": {"replicas": 2, "host": "staging.orders.example.com", "env": {"FEATURE_X": "on"}},
+    "production": {
+        "replicas": 4,
+        "resources": {"cpu": "1", "memory": "1Gi"},
+        "image_tag": "0.1.0-prod",
+        "host": "orders.example.com",
+    },
+}
+
+
+def _objects(docs: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def test_each_environment_gets_an_overlay_that_builds_and_validates(project: Path, tmp_path: Path) -> None:
+    """PostgreSQL with one replica in the base, three environments: each overlay, built, is
+    the base as that environment runs it (its namespace, replicas with their autoscaler and
+    disruption budget, resources, image, host, env) and passes the strict validators; where
+    kubectl is installed, `kubectl kustomize` builds exactly the same objects."""
+    from autocoder.deploy.overlays import build
+
+    ir = json.loads((project / "generated" / "ir.v1.json").read_text())
+    ir["deployment"]["store"] = {"backend": "postgres", "dsn_secret": {"name": "orders-db", "key": "DSN"}}
+    ir["deployment"]["ingress"] = {
+        "host": "dev.orders.example.com",
+        "tls_secret": "orders-tls",
+        "class": None,
+    }
+    ir["deployment"]["environments"] = ENVIRONMENTS
+    ir["deployment"]["observability"]["otlp_endpoint"] = "http://otel-collector:4318"
+    plan = build_plan(ir, "0.2.0")
+    assert [e.name for e in plan.environments] == ["development", "production", "staging"]
+    root = tmp_path / "deployments"
+    for render in GROUPS.values():
+        for rel, data in render(plan).items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+    result = validate_deployments(root, tmp_path / "reports", {})
+    assert result.failing == [], result.failing
+    assert result.checks["deployment"] == 4  # the base's Deployment and each overlay's
+    base = _objects(build(root / "k8s/base"))
+    built = {env: build(root / "k8s/overlays" / env) for env in ("development", "staging", "production")}
+
+    dev = _objects(built["development"])
+    assert dev.keys() == base.keys()  # the base, relabelled
+    assert dev["Deployment", "orders"]["spec"] == base["Deployment", "orders"]["spec"]
+    assert not (root / "k8s/overlays/development/patch-deployment-orders.yaml").exists()
+
+    prod = _objects(built["production"])
+    deployment = prod["Deployment", "orders"]
+    assert deployment["metadata"]["namespace"] == "orders-production"
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/instance"] == "orders-production"
+    assert {d["metadata"].get("namespace", d["metadata"]["name"]) for d in prod.values()} == {
+        "orders-production"
+    }
+    assert prod["RoleBinding", "orders"]["subjects"][0]["namespace"] == "orders-production"
+    assert deployment["spec"]["replicas"] == 4
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert container["image"] == "registry.example.com/acme/orders:0.1.0-prod"
+    assert {e["name"] for e in container["env"]} >= {"DATABASE_URL", "API_KEY"}  # merged, not replaced
+    assert prod["HorizontalPodAutoscaler", "orders"]["spec"]["minReplicas"] == 4  # only here
+    assert ("PodDisruptionBudget", "orders") in prod and ("PodDisruptionBudget", "orders") not in base
+    assert prod["Ingress", "orders"]["spec"]["rules"][0]["host"] == "orders.example.com"
+    assert prod["Ingress", "orders"]["spec"]["tls"][0]["hosts"] == ["orders.example.com"]
+    config = prod["ConfigMap", "orders-config"]["data"]
+    assert config["OTEL_RESOURCE_ATTRIBUTES"] == "service.version=0.1.0,deployment.environment=production"
+
+    staging = _objects(built["staging"])
+    assert staging["ConfigMap", "orders-config"]["data"]["FEATURE_X"] == "on"
+    assert "FEATURE_X" not in base["ConfigMap", "orders-config"]["data"]
+    assert staging["Deployment", "orders"]["spec"]["replicas"] == 2
+
+    if shutil.which("kubectl") is None:
+        return  # the comparison with kustomize itself needs kubectl
+    for env, objects in built.items():
+        run = subprocess.run(
+            ["kubectl", "kustomize", str(root / "k8s/overlays" / env)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        assert _objects([d for d in yaml.safe_load_all(run.stdout) if d]) == _objects(objects), env
+
+
+def test_environment_mistakes_are_diagnosed() -> None:
+    from conftest import codes, compile_data, only, orders_arch, orders_deploy
+
+    deploy = orders_deploy()
+    deploy["environments"] = {
+        "prod": {
+            "replicas": 3,  # SQLite: AC130
+            "host": "orders.example.com",  # no ingress: AC131
+            "resources": {"cpu": "2", "memory": "256Mi"},  # above policy's 500m: AC122
+            "env": {"DB_PASSWORD": "hunter22"},  # AC110
+        }
+    }
+    result = compile_data(orders_arch(), deploy)
+    assert {"AC130", "AC131", "AC122", "AC110"} <= set(codes(result))
+    (replicas,) = only(result, "AC130")
+    assert "environments.prod.replicas" in replicas.format() or "prod" in replicas.format()
+    deploy["environments"] = {"prod": {"resources": {"cpu": "500m", "memory": "256Mi"}, "image_tag": "1.0"}}
+    assert compile_data(orders_arch(), deploy).ir is not None
+
+
+# --------------------------------------------------------------------------- checkov (opt-in)
+
+
+def _checkov() -> Path | None:
+    """checkov from AUTOCODER_CHECKOV, else the repository's .checkov-venv (see docs)."""
+    given = os.environ.get("AUTOCODER_CHECKOV")
+    path = Path(given) if given and given != "venv" else REPO / ".checkov-venv" / "bin" / "checkov"
+    return path if path.is_file() else None
+
+
+@pytest.mark.slow  # installing checkov takes ~4 min, a scan ~30 s: not in the default suite
+def test_checkov_scans_offline_and_honours_suppressions(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = _checkov()
+    if binary is None:
+        pytest.skip("no checkov: python -m venv .checkov-venv && .checkov-venv/bin/pip install checkov")
+    monkeypatch.setenv("AUTOCODER_CHECKOV", str(binary))
+    root = _copy(project, tmp_path)
+    waived = {
+        s["rule"]: s["reason"]
+        for s in yaml.safe_load((project / "deployment.yaml").read_text())["suppressions"]
+    }
+    result = validate_deployments(root, tmp_path / "reports", waived)
+    assert result.failing == [], result.failing
+    assert result.checks["checkov"] > 100  # its Kubernetes and Dockerfile policies, base and overlay
+    suppressed = {f.rule for f in result.findings if f.tool == "checkov"}
+    assert suppressed == {"CKV_K8S_43", "CKV_K8S_35"}  # the example's waivers, with their reasons
+    sarif = json.loads((tmp_path / "reports" / "checkov.sarif").read_text())
+    assert {r["ruleId"] for run in sarif["runs"] for r in run["results"]} == suppressed
+    workload = root / "k8s" / "base" / "workload.yaml"
+    (sts,) = list(yaml.safe_load_all(workload.read_text()))
+    del sts["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"]
+    workload.write_text(yaml.safe_dump(sts))  # Pod Security allows it; checkov does not
+    broken = validate_deployments(root, tmp_path / "reports", waived)
+    assert {(f.rule, f.file) for f in broken.failing} >= {("CKV_K8S_22", "k8s/base/workload.yaml")}

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from autocoder.cli import main
+from autocoder.ir.models import dump as ir_dump
 from autocoder.runcache import cache as runcache
 from autocoder.runcache import keys, tasks
 from autocoder.runcache.cache import RunCache
@@ -150,7 +151,7 @@ def test_the_remote_url_comes_from_deployment_yaml_unless_the_environment_says(
     arch = (Path(__file__).parent.parent / "examples" / "orders" / ARCHITECTURE).read_text()
     result = compile_text(arch, yaml.safe_dump(deploy))
     assert result.ok(strict=True), result.diagnostics
-    assert "build" not in result.ir["deployment"]  # type: ignore[index]
+    assert result.ir is not None and "build" not in ir_dump(result.ir)["deployment"]
 
 
 def test_a_folder_given_relative_to_the_current_directory(built: Path, monkeypatch) -> None:

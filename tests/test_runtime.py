@@ -339,3 +339,29 @@ def test_cli_lists_and_replays_dead_letters(built, data_dir, tmp_path):
     with served("rtcheck", src, data_dir, KEY["X-API-Key"]) as client:
         wait_until(lambda: Hook.requests == [{"job_id": "again", "divisor": 3}])
         assert client.get("/dead-letters", headers=KEY).json()["total"] == 0
+
+
+def test_a_generated_test_that_runs_away_fails_at_its_time_limit(built, tmp_path):
+    """The generated conftest puts every test under a time limit (a property test of a slow
+    expression once ran for more than 10 minutes): a CPU-bound endless test in a copy of the
+    generated tests, with the limit lowered to 1 s, fails with the limit's message instead of
+    running until the build is killed."""
+    src = tmp_path / "src"
+    shutil.copytree(built[0], src, ignore=shutil.ignore_patterns("__pycache__"))
+    conftest = src / "tests" / "conftest.py"
+    text = conftest.read_text()
+    assert "TEST_TIMEOUT_S = 120.0" in text
+    conftest.write_text(text.replace("TEST_TIMEOUT_S = 120.0", "TEST_TIMEOUT_S = 1.0"))
+    (src / "tests" / "test_runaway.py").write_text(
+        "def test_runaway() -> None:\n    while True:\n        pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_runaway.py"],
+        cwd=src,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,  # without the limit the test would run until here, and this test fail
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TimeLimitExceeded: test ran longer than its limit of 1.0 s" in done.stdout, done.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from autocoder.blueprint.models import SecurityPolicy
 from autocoder.validate.ast_policy import check_source
 
 PRICER_ONLY = {
@@ -233,6 +234,11 @@ def test_reports_are_written(project):
     }
     junit = (reports / "junit" / "pricer.xml").read_text()
     assert "<testsuite" in junit and "test_example" in junit
+    # a sink's accepted example reads back what the sink delivered (autocoder_runtime.testing)
+    sink_test = (project / "generated" / "src" / "tests" / "test_notifier.py").read_text()
+    assert 'delivered(Notifier, example["port"], [example["input"]]) == [valid]' in sink_test
+    junit = (reports / "junit" / "notifier.xml").read_text()
+    assert 'name="test_example[' in junit and "<failure" not in junit
     bench = json.loads((reports / "bench" / "pricer.json").read_text())
     assert bench["iterations"] >= 1000 and 0 < bench["p50_ms"] <= bench["p95_ms"]
     alerts = json.loads((reports / "alert-thresholds.json").read_text())
@@ -363,14 +369,15 @@ def test_parallel_build_works(tmp_path):
     ],
 )
 def test_ast_policy_rules(source, code):
-    policy = {"forbidden_imports": ["subprocess", "os.system"], "forbidden_calls": []}
+    policy = SecurityPolicy(forbidden_imports=["subprocess", "os.system"])
     assert code in {f.rule for f in check_source(source, "x.py", policy, system_code=True)}
 
 
 def test_ast_policy_accepts_safe_code():
     safe = "import yaml\nyaml.load('a', Loader=yaml.SafeLoader)\n"
     safe += "def q(db, t):\n    db.execute('SELECT ?', (t,))\n"
-    assert check_source(safe, "x.py", {"forbidden_imports": ["subprocess"]}, system_code=True) == []
+    policy = SecurityPolicy(forbidden_imports=["subprocess"])
+    assert check_source(safe, "x.py", policy, system_code=True) == []
 
 
 def test_the_summary_shows_only_tiers_this_build_visited(project):

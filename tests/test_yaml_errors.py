@@ -220,3 +220,27 @@ def test_huge_version_and_quantity_numbers_are_diagnostics():
     assert "is not supported" in only(compile_text(text), "AC014")[0].message
     deploy = DEPLOY.replace("memory: 256Mi", "memory: " + "9" * 5000 + "Mi")
     assert only(compile_text(ARCH, deploy), "AC013")
+
+
+@pytest.mark.parametrize(
+    ("number", "fix"),
+    [
+        ("1e6", "YAML reads 1e6 as text (its exponent needs a dot and a sign): 1.0e+6"),
+        ("2.5E3", "YAML reads 2.5E3 as text (its exponent needs a dot and a sign): 2.5e+3"),
+        ("1.0e999", "YAML reads 1.0e999 as text (its exponent needs a dot and a sign): a smaller number"),
+        ('"100"', "write the number without quotes: 100"),
+    ],
+)
+def test_a_number_yaml_reads_as_text_gets_a_fix_that_works(number, fix):
+    """PyYAML (YAML 1.1) reads 1e6 as a string: "write it without quotes" was wrong advice for
+    a value that had none."""
+    text = ARCH.replace("maximum: 1000000}", f"maximum: {number}}}")
+    (diag,) = only(compile_text(text), "AC011")
+    assert diag.fix.startswith(fix)
+
+
+def test_a_diagnostic_never_echoes_a_huge_value_whole():
+    """A 5,000-character expression was printed whole in its AC013 line."""
+    text = ARCH.replace('total: "quantity * unit_price"', 'total: "quantity * ' + "9" * 5000 + '"')
+    (diag,) = only(compile_text(text), "AC013")
+    assert len(diag.message) < 300 and "(5013 characters)" in diag.message

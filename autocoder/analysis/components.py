@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 from autocoder.analysis.context import Context
@@ -44,11 +45,26 @@ def check_components(ctx: Context) -> None:
         seen[comp.name] = i
         if not _check_ports(ctx, path, comp):
             continue
+        ports = [*comp.inputs.values(), *comp.outputs.values()]
+        ctx.unknown_names = frozenset(f for s in ports for f in ctx.unknown_fields.get(s, ()))
         _check_capabilities(ctx, path, comp)
         _check_security(ctx, path, comp)
         _check_config(ctx, path, comp)
         ctx.logic[comp.name] = _compile_logic(ctx, path, comp)
         _check_examples(ctx, path, comp)
+    ctx.unknown_names = frozenset()
+
+
+def reads_unknown(text: str, unknown: frozenset[str]) -> bool:
+    """Whether expression `text` reads a field whose spec failed validation: its errors then
+    depend on the broken part and are not reported (the field's own error is)."""
+    if not unknown:
+        return False
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return False  # a syntax error is the expression's own
+    return any(isinstance(node, ast.Name) and node.id in unknown for node in ast.walk(tree))
 
 
 # --------------------------------------------------------------------------- ports
@@ -178,7 +194,9 @@ def _check_config(ctx: Context, path: tuple, comp: Any) -> None:
         (schema,) = comp.inputs.values()
         fields = ctx.schemas[schema]["fields"]
         key = comp.config.key
-        if key not in fields:
+        if key not in fields and key in ctx.unknown_names:
+            pass  # a field that failed validation: reported there
+        elif key not in fields:
             ctx.report(
                 (*cpath, "key"),
                 "AC120",
@@ -262,7 +280,8 @@ def _expr(ctx: Context, path: tuple, text: str, env: dict[str, Type], want: str 
     try:
         return compile_expression(text, env, want=want)
     except ExprError as exc:
-        report_expression_error(ctx, path, exc)
+        if not reads_unknown(text, ctx.unknown_names):
+            report_expression_error(ctx, path, exc)
         raise _Failed from None
 
 
@@ -306,6 +325,8 @@ def _compile_set(ctx: Context, path: tuple, comp: Any, logic: m.SetLogic, env: d
 
 def _require_output_field(ctx: Context, path: tuple, comp: Any, out_fields: dict, name: str) -> None:
     """AC120 unless `name` is a field of the component's output schema."""
+    if name not in out_fields and name in ctx.unknown_names:
+        raise _Failed  # a field that failed validation: reported there
     if name not in out_fields:
         (schema,) = comp.outputs.values()
         ctx.report(
@@ -343,6 +364,8 @@ def _check_produced(
         if name in produced or not spec.get("required", True) or spec.get("default") is not None:
             continue
         carried = env.get(name)
+        if carried is None and name in ctx.unknown_names:
+            continue  # carried from an input field that failed validation
         if carried is None or not assignable(carried, type_of_field(spec)):
             (schema,) = comp.outputs.values()
             ctx.report(
@@ -412,7 +435,8 @@ def _compile_aggregate(
             agg = compile_aggregate(text, env)
             _require_assignable(ctx, apath, out_fields, name, agg.type, f"{agg.function}()")
         except ExprError as exc:
-            report_expression_error(ctx, apath, exc)
+            if not reads_unknown(text, ctx.unknown_names):
+                report_expression_error(ctx, apath, exc)
             failed = True
             continue
         except _Failed:
@@ -446,6 +470,8 @@ def _check_event_time(ctx: Context, path: tuple, field: str | None, env: dict[st
     if field is None:
         return
     found = env.get(field)
+    if found is None and field in ctx.unknown_names:
+        raise _Failed  # a field that failed validation: reported there
     if found is None:
         ctx.report(
             path,
@@ -490,7 +516,7 @@ def _check_examples(ctx: Context, path: tuple, comp: Any) -> None:
                 fix="add `port: <input port>`",
             )
             continue
-        if not example.rejected:
+        if not example.rejected and not ctx.unknown_names:  # else its fields are not all known
             fields = ctx.schemas[comp.inputs[port]]["fields"]
             for problem in message_problems(fields, example.input):
                 ctx.report(
@@ -526,7 +552,7 @@ def _check_example_output(ctx: Context, epath: tuple, comp: Any, example: m.Exam
         return
     fields = ctx.schemas[comp.outputs[to]]["fields"]
     for key in example.out:
-        if key not in fields:
+        if key not in fields and key not in ctx.unknown_names:
             ctx.report(
                 (*epath, "out", key),
                 "AC118",

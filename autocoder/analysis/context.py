@@ -26,6 +26,11 @@ class Context:
     bindings: list[dict[str, Any]] = field(default_factory=list)  # resolved bindings
     # parts that failed model validation and were left out (checks naming them are skipped)
     broken: Broken = field(default_factory=Broken)
+    # schema -> its fields (inherited ones included) that failed validation: their names exist,
+    # their types are unknown, so nothing that reads them is checked
+    unknown_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    # the unknown fields of the component being analysed (its port schemas')
+    unknown_names: frozenset[str] = frozenset()
 
     def report(self, path: Path_, code: str, message: str, *, key: bool = False, **kw: str) -> None:
         """Report against architecture.yaml at `path`."""

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from autocoder.analysis.context import Context
+from autocoder.blueprint.models import Model
 from autocoder.diagnostics import did_you_mean, one_of
 
 K8S_NAME_MAX = 63
@@ -55,6 +56,7 @@ def check_deployment(ctx: Context) -> dict[str, dict[str, Any]]:
     merged = {c.name: _merge(ctx, c) for c in ctx.arch.components}
     _check_stores(ctx, merged)
     _check_resources(ctx)
+    _check_environments(ctx)
     return merged
 
 
@@ -63,11 +65,11 @@ def _merge(ctx: Context, comp: Any) -> dict[str, Any]:
     override = dep.component_overrides.get(comp.name)
     capabilities = comp.capabilities.model_dump(mode="json")
     budget = comp.budget.model_dump(mode="json")
-    if override is not None:
+    if override is not None:  # the keys it sets replace the component's, each one whole
         if override.capabilities is not None:
-            capabilities.update(override.capabilities.model_dump(mode="json", exclude_unset=True))
+            capabilities.update(_set_keys(override.capabilities))
         if override.budget is not None:
-            budget.update(override.budget.model_dump(mode="json", exclude_unset=True))
+            budget.update(_set_keys(override.budget))
     if capabilities["rate_limit"] is None:
         capabilities["rate_limit"] = dict(budget_defaults()["default_rate_limit"])
     # the kind's default budget plus its opt-in capabilities', tightened by the component and
@@ -85,6 +87,13 @@ def _merge(ctx: Context, comp: Any) -> dict[str, Any]:
         "capabilities": capabilities,
         "budget": budget,
     }
+
+
+def _set_keys(model: Model) -> dict[str, Any]:
+    """The top-level keys set in `model`, each complete with its defaults: an override of
+    `retry: {max_attempts: 2}` is a whole retry policy in the IR, not a fragment of one."""
+    data = model.model_dump(mode="json")
+    return {key: data[key] for key in model.model_fields_set}
 
 
 def _check_stores(ctx: Context, merged: dict[str, dict[str, Any]]) -> None:
@@ -159,6 +168,47 @@ def _check_resources(ctx: Context) -> None:
                 expected=f"at most {limit.memory}",
                 fix=f"lower it to {limit.memory} or raise policy.resources",
             )
+
+
+def _check_environments(ctx: Context) -> None:
+    """Each overlay of `environments`: no second replica on SQLite (AC130), a host only with
+    an ingress to put it on (AC131), resources within policy (AC122), no credentials in its
+    env (AC110)."""
+    dep = ctx.deploy
+    limit = ctx.arch.policy.resources
+    for name, env in sorted(dep.environments.items()):
+        where = ("environments", name)
+        if env.replicas is not None and env.replicas > 1 and dep.store.backend == "sqlite":
+            ctx.report_deploy(
+                (*where, "replicas"),
+                "AC130",
+                f"environment '{name}' would run {env.replicas} replicas of a system whose database is "
+                "an SQLite file: one process owns that file",
+                expected="replicas: 1 on SQLite",
+                fix="remove `replicas` from this environment, or use `store: {backend: postgres, ...}`",
+            )
+        if env.host is not None and dep.ingress is None:
+            ctx.report_deploy(
+                (*where, "host"),
+                "AC131",
+                f"environment '{name}' sets the ingress host {env.host}, but there is no `ingress`",
+                expected="an `ingress: {host: ...}` block for the environments to change",
+                fix=f"add `ingress: {{host: {env.host}}}` to deployment.yaml, or remove this `host`",
+            )
+        if limit is not None and env.resources is not None:
+            for part, size in (("cpu", cpu_millis), ("memory", memory_bytes)):
+                value, most = getattr(env.resources, part), getattr(limit, part)
+                if size(value) > size(most):
+                    ctx.report_deploy(
+                        (*where, "resources", part),
+                        "AC122",
+                        f"{part} {value} for environment '{name}' is above the policy limit {most}",
+                        expected=f"at most {most}",
+                        fix=f"lower it to {most} or raise policy.resources",
+                    )
+        for key, value in env.env.items():
+            if isinstance(value, str):
+                _secret_check(ctx.report_deploy, (*where, "env", key), key, value)
 
 
 def _check_https(ctx: Context) -> None:

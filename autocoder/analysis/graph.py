@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphlib
 from typing import Any
 
-from autocoder.analysis.components import report_expression_error
+from autocoder.analysis.components import reads_unknown, report_expression_error
 from autocoder.analysis.context import Context
 from autocoder.analysis.schemas import extends_or_equals, field_types
 from autocoder.diagnostics import did_you_mean, one_of
@@ -116,7 +116,8 @@ def _condition(ctx: Context, bpath: tuple, text: str | None, schema: str) -> dic
     try:
         compiled = compile_expression(text, field_types(ctx.schemas[schema]), want="boolean")
     except ExprError as exc:
-        report_expression_error(ctx, (*bpath, "condition"), exc)
+        if not reads_unknown(text, ctx.unknown_fields.get(schema, frozenset())):
+            report_expression_error(ctx, (*bpath, "condition"), exc)
         return None
     return compiled.to_json()
 

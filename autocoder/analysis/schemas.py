@@ -37,6 +37,9 @@ def resolve_schemas(ctx: Context) -> None:
                 if ancestor == name:
                     _check_field(ctx, path, fname, spec)
                 fields[fname] = _dump(spec)
+        unknown = frozenset(f for ancestor in chain for f in ctx.broken.fields.get(ancestor, ()))
+        if unknown:
+            ctx.unknown_fields[name] = unknown
         ctx.schemas[name] = {
             "name": name,
             "description": defs[name].description,

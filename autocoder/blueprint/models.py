@@ -280,10 +280,16 @@ class SinkConfig(Model):
 Ports = dict[PortName, SchemaName]
 
 
+RULE_PATTERN = r"^([A-Z]{1,4}[0-9]{1,4}|CKV2?_[A-Z0-9]{1,10}_[0-9]{1,4}|format)$"
+
+
 class Suppression(Model):
     """Waive one validation rule for this component; the reason shows in every report."""
 
-    rule: Annotated[str, StringConstraints(pattern=r"^([A-Z]{1,4}[0-9]{1,4}|format)$")]
+    # ours (AC122, PSS005, DL3008, ...), checkov's (CKV_K8S_43, CKV2_K8S_6), or `format`
+    rule: Annotated[
+        str, StringConstraints(pattern=r"^([A-Z]{1,4}[0-9]{1,4}|CKV2?_[A-Z0-9]{1,10}_[0-9]{1,4}|format)$")
+    ]
     reason: Annotated[str, StringConstraints(min_length=10, max_length=500)]
 
 
@@ -470,10 +476,14 @@ class SecretRef(Model):
     keys: Annotated[list[EnvName], Field(min_length=1)]
 
 
+Hostname = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
+ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+
+
 class Ingress(Model):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
-    host: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
+    host: Hostname
     tls_secret: K8sName | None = None
     ingress_class: K8sName | None = Field(default=None, alias="class")
 
@@ -505,6 +515,16 @@ class DeploymentPolicy(Model):
 
 
 EnvValue = Annotated[str, StringConstraints(max_length=4000)] | int | float | bool
+
+
+class EnvironmentOverlay(Model):
+    """What one environment changes in the base deployment: its Kustomize overlay."""
+
+    replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
+    resources: Resources | None = None
+    host: Hostname | None = None  # the ingress host in this environment
+    image_tag: ImageTag | None = None
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)  # added to (or replacing) `env`
 
 
 class LLMPrice(Model):
@@ -552,6 +572,10 @@ class Deployment(Model):
 
     schema_version: SemVer
     environment: K8sName = "development"
+    # one Kustomize overlay each (besides `environment`'s), with these changes to the base
+    environments: Annotated[dict[K8sName, EnvironmentOverlay], Field(max_length=20)] = Field(
+        default_factory=dict
+    )
     image: Image | None = None
     replicas: dict[Ident, Annotated[int, Field(ge=0, le=1000)]] = Field(default_factory=dict)
     resources: dict[Ident, Resources] = Field(default_factory=dict)

@@ -25,6 +25,8 @@ class Broken:
     """What a recovered model left out; empty when the model validated as a whole."""
 
     schemas: set[str] = field(default_factory=set)  # schema names (and schemas extending them)
+    # schema -> names of its own fields that failed (the schema is kept with the other fields)
+    fields: dict[str, set[str]] = field(default_factory=dict)
     components: set[str] = field(default_factory=set)  # names of components that failed
     unnamed_component: bool = False  # a component failed whose name is unknown
     bound_ports: set[str] = field(default_factory=set)  # "comp.port" named by failed bindings
@@ -37,6 +39,7 @@ class Broken:
     def any_arch(self) -> bool:
         return bool(
             self.schemas
+            or self.fields
             or self.components
             or self.unnamed_component
             or self.bound_ports
@@ -58,6 +61,7 @@ class Broken:
 
 
 _SCHEMAS: TypeAdapter[Any] = TypeAdapter(dict[m.SchemaName, m.SchemaDef])
+_FIELDS: TypeAdapter[Any] = TypeAdapter(dict[m.Ident, m.FieldSpec])
 _COMPONENT: TypeAdapter[Any] = TypeAdapter(m.Component)
 _BINDING: TypeAdapter[Any] = TypeAdapter(m.Binding)
 _DEPLOYMENT: TypeAdapter[Any] = TypeAdapter(m.Deployment)
@@ -86,6 +90,11 @@ def recover_architecture(data: Any, broken: Broken) -> m.Architecture | None:
             for name, spec in value.items():
                 if _valid(_SCHEMAS, {name: spec}):
                     kept[key][name] = spec
+                    continue
+                partial, bad = _partial_schema(spec)
+                if partial is not None and bad and _valid(_SCHEMAS, {name: partial}):
+                    kept[key][name] = partial  # its field names are known: checks of them go on
+                    broken.fields[str(name)] = bad
                 else:
                     broken.schemas.add(str(name))
         elif key == "components" and isinstance(value, list):
@@ -119,6 +128,16 @@ def recover_architecture(data: Any, broken: Broken) -> m.Architecture | None:
         return m.Architecture.model_validate(kept)
     except ValidationError:
         return None
+
+
+def _partial_schema(spec: Any) -> tuple[dict[str, Any] | None, set[str]]:
+    """A schema without its fields that fail on their own, and the names of those fields
+    (a bad type in one field leaves every other field, and that field's name, usable)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict):
+        return None, set()
+    fields = {n: f for n, f in spec["fields"].items() if _valid(_FIELDS, {n: f})}
+    bad = {str(n) for n in spec["fields"] if n not in fields}
+    return {**spec, "fields": fields}, bad
 
 
 def _note_binding(binding: Any, broken: Broken) -> None:

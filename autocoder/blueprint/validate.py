@@ -8,6 +8,7 @@ allowed where an unknown key appears, we walk the model types along the same pat
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any
@@ -167,7 +168,7 @@ def _to_diagnostic(doc: SourceDoc, model: type[BaseModel], error: Any) -> Diagno
         return doc.diag(
             loc,
             "AC013",
-            f"{where} is {value!r}",
+            f"{where} is {_shown(value)}",
             expected=one_of(choices),
             fix=hint or f"use {one_of(choices)}",
         )
@@ -183,7 +184,7 @@ def _to_diagnostic(doc: SourceDoc, model: type[BaseModel], error: Any) -> Diagno
         return doc.diag(
             loc,
             "AC013",
-            f"{where} {value!r} is not allowed",
+            f"{where} {_shown(value)} is not allowed",
             expected=_name_rule(error),
             fix="rename it to match",
         )
@@ -192,7 +193,7 @@ def _to_diagnostic(doc: SourceDoc, model: type[BaseModel], error: Any) -> Diagno
     return doc.diag(
         loc,
         "AC013",
-        f"{where} is {value!r}: {_reason(error)}",
+        f"{where} is {_shown(value)}: {_reason(error)}",
         expected=_reason(error).lower(),
         fix="change the value",
     )
@@ -238,8 +239,33 @@ def _kind_of(value: Any) -> str:
     return type(value).__name__
 
 
+def _yaml_number(text: str) -> str | None:
+    """`text` rewritten so that YAML reads it as a number, when it is one YAML reads as a
+    string: YAML 1.1 (PyYAML) takes an exponent only after a dot and with a sign (1e5, 1.0e5)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if "e" not in text.lower():
+        return None
+    if not math.isfinite(number):
+        return "a smaller number (as a number it would not be finite)"
+    mantissa, _, exponent = text.lower().partition("e")
+    mantissa = mantissa if "." in mantissa else mantissa + ".0"
+    return f"{mantissa}e{exponent if exponent[:1] in '+-' else '+' + exponent}"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters: a diagnostic never echoes a huge value whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _type_fix(kind: str, value: Any) -> str:
     if kind in ("int_type", "float_type") and isinstance(value, str):
+        rewritten = _yaml_number(value.strip())
+        if rewritten is not None:
+            return f"YAML reads {value.strip()} as text (its exponent needs a dot and a sign): {rewritten}"
         return f"write the number without quotes: {value}"
     if kind == "string_type" and isinstance(value, int | float | bool):
         return f'quote it: "{value}"'

@@ -14,6 +14,18 @@ from autocoder.codegen.paths import COMPONENT_TEMPLATE, COMPONENT_TEST_TEMPLATE,
 from autocoder.codegen.provider import Provider, require_served
 from autocoder.codegen.render import format_python, render
 from autocoder.codegen.strategies import message_strategy, simplest_message
+from autocoder.ir.models import (
+    AggregatorIR,
+    ComponentIR,
+    FilterIR,
+    RouterIR,
+    SinkIR,
+    Slice,
+    SourceIR,
+    StoreIR,
+    TransformerIR,
+    dump,
+)
 
 KIND_CLASSES = {
     "source": "Source",
@@ -38,96 +50,94 @@ class Function:
     body: tuple[str, ...]
 
 
-def generate_component(
-    slice_: dict[str, Any], provider: Provider, logic: Function | None = None
-) -> dict[str, str]:
+def generate_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:
     """{relative path under generated/src: formatted source} for one component. `logic`: its
     free-form logic method, already written (and checked) by an LLM provider (autocoder.llm)."""
-    comp = slice_["component"]
+    comp = slice_.component
     if logic is None:
         require_served(provider, comp)
-    system = slice_["system"]
+    system = slice_.system
     context = module_context(slice_, logic)
     module = render(COMPONENT_TEMPLATE, **context)
     tests = render(COMPONENT_TEST_TEMPLATE, **test_context(slice_, context))
-    return format_python({module_path(system, comp["name"]): module, test_path(comp["name"]): tests})
+    return format_python({module_path(system, comp.name): module, test_path(comp.name): tests})
 
 
-def module_context(slice_: dict[str, Any], logic: Function | None = None) -> dict[str, Any]:
-    comp = slice_["component"]
+def module_context(slice_: Slice, logic: Function | None = None) -> dict[str, Any]:
+    comp = slice_.component
     functions = [logic] if logic is not None else logic_functions(slice_)
-    spec = {key: comp[key] for key in ("capabilities", "budget", "config", "security")}
-    ports = sorted({*comp["inputs"].values(), *comp["outputs"].values()})
+    spec = {
+        "capabilities": dump(comp.capabilities),
+        "budget": dump(comp.budget),
+        "config": comp.config if isinstance(comp.config, dict) else dump(comp.config),
+        "security": dump(comp.security),
+    }
+    ports = sorted({*comp.inputs.values(), *comp.outputs.values()})
     attributes = _attributes(comp)
     return {
-        "system": slice_["system"],
+        "system": slice_.system,
         "component": comp,
-        "class_name": pascal(comp["name"]),
-        "base_class": KIND_CLASSES[comp["kind"]],
+        "class_name": pascal(comp.name),
+        "base_class": KIND_CLASSES[comp.kind],
         "typing_imports": ["Any", "ClassVar"] if any("Any" in a[0] for a in attributes) else ["ClassVar"],
         "model_imports": ports,
-        "inputs": sorted(comp["inputs"].items()),
-        "outputs": sorted(comp["outputs"].items()),
+        "inputs": sorted(comp.inputs.items()),
+        "outputs": sorted(comp.outputs.items()),
         "spec": pyliteral(spec),
         "functions": functions,
         "attributes": attributes,
-        "description": wrapped_literal(comp["description"]),
+        "description": wrapped_literal(comp.description),
     }
 
 
-def logic_functions(slice_: dict[str, Any]) -> list[Function]:
-    comp = slice_["component"]
-    logic = comp["logic"]
-    kind = comp["kind"]
-    if logic is None:
-        return []
-    if kind == "transformer":
-        (out_schema,) = comp["outputs"].values()
-        (in_schema,) = comp["inputs"].values()
-        out_fields = slice_["schemas"][out_schema]["fields"]
-        in_fields = slice_["schemas"][in_schema]["fields"]
-        carry = tuple(sorted(f for f in out_fields if f in in_fields and f not in logic["set"]))
+def logic_functions(slice_: Slice) -> list[Function]:
+    comp = slice_.component
+    if isinstance(comp, TransformerIR) and comp.logic is not None:
+        (out_schema,) = comp.outputs.values()
+        (in_schema,) = comp.inputs.values()
+        out_fields = slice_.schemas[out_schema].fields
+        in_fields = slice_.schemas[in_schema].fields
+        assigned = comp.logic.set
+        carry = tuple(sorted(f for f in out_fields if f in in_fields and f not in assigned))
         body = [f"out = {{key: msg[key] for key in {pyliteral(list(carry))} if key in msg}}"]
-        body += [f"out[{pyliteral(name)}] = {expr['python']}" for name, expr in sorted(logic["set"].items())]
+        body += [f"out[{pyliteral(name)}] = {expr.python}" for name, expr in sorted(assigned.items())]
         return [Function("transform", "msg: Message", "Message", (*body, "return out"))]
-    if kind == "source":
+    if isinstance(comp, SourceIR) and comp.logic is not None:
         body = ["msg: Message = {'seq': seq, 'ts': ts}"]
         body += [
             "return {"
-            + ", ".join(f"{pyliteral(n)}: {e['python']}" for n, e in sorted(logic["set"].items()))
+            + ", ".join(f"{pyliteral(n)}: {e.python}" for n, e in sorted(comp.logic.set.items()))
             + "}"
         ]
         return [Function("generate", "seq: int, ts: float", "Message", tuple(body))]
-    if kind == "filter":
-        return [Function("where", "msg: Message", "bool", (f"return bool({logic['where']['python']})",))]
-    if kind == "router":
+    if isinstance(comp, FilterIR) and comp.logic is not None:
+        return [Function("where", "msg: Message", "bool", (f"return bool({comp.logic.where.python})",))]
+    if isinstance(comp, RouterIR) and comp.logic is not None:
         body = []
-        for route in logic["routes"]:
-            body += [f"if {route['when']['python']}:", f"    return {pyliteral(route['to'])}"]
-        body.append(f"return {pyliteral(logic['default'])}")
+        for route in comp.logic.routes:
+            body += [f"if {route.when.python}:", f"    return {pyliteral(route.to)}"]
+        body.append(f"return {pyliteral(comp.logic.default)}")
         return [Function("route", "msg: Message", "str | None", tuple(body))]
-    if kind == "aggregator":
-        functions = [Function("key", "msg: Message", "Any", (f"return {logic['key']['python']}",))]
-        for name, agg in sorted(logic["aggregate"].items()):
-            if agg["argument"] is not None:
+    if isinstance(comp, AggregatorIR) and comp.logic is not None:
+        functions = [Function("key", "msg: Message", "Any", (f"return {comp.logic.key.python}",))]
+        for name, agg in sorted(comp.logic.aggregate.items()):
+            if agg.argument is not None:
                 functions.append(
-                    Function(f"{name}_value", "msg: Message", "Any", (f"return {agg['argument']['python']}",))
+                    Function(f"{name}_value", "msg: Message", "Any", (f"return {agg.argument.python}",))
                 )
         return functions
     return []
 
 
-def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
+def _attributes(comp: ComponentIR) -> list[tuple[str, str]]:
     """Class attributes besides the logic methods ("name: annotation", value literal)."""
-    logic = comp["logic"]
-    if comp["kind"] != "aggregator" or logic is None:
+    if not isinstance(comp, AggregatorIR) or comp.logic is None:
         return []
     aggregates = {
-        n: [a["function"], f"{n}_value" if a["argument"] else None]
-        for n, a in sorted(logic["aggregate"].items())
+        n: [a.function, f"{n}_value" if a.argument else None] for n, a in sorted(comp.logic.aggregate.items())
     }
     return [
-        ("key_field: ClassVar[str | None]", pyliteral(logic["key_field"])),
+        ("key_field: ClassVar[str | None]", pyliteral(comp.logic.key_field)),
         ("aggregates: ClassVar[dict[str, Any]]", pyliteral(aggregates)),
     ]
 
@@ -135,52 +145,54 @@ def _attributes(comp: dict[str, Any]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- tests
 
 
-def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, Any]:
+def test_context(slice_: Slice, module: dict[str, Any]) -> dict[str, Any]:
     """What the component's tests check, and the imports exactly those checks use."""
-    comp = slice_["component"]
-    kind = comp["kind"]
+    comp = slice_.component
+    kind = comp.kind
     examples = []
-    for i, example in enumerate(comp["examples"]):
-        port = example["port"] or next(iter(sorted(comp["inputs"])), None)
-        to = example["to"] or (next(iter(comp["outputs"])) if len(comp["outputs"]) == 1 else None)
+    for i, example in enumerate(comp.examples):
+        port = example.port or next(iter(sorted(comp.inputs)), None)
+        to = example.to or (next(iter(comp.outputs)) if len(comp.outputs) == 1 else None)
         outcome = (
             "rejected"
-            if example["rejected"]
+            if example.rejected
             else "dropped"
-            if example["dropped"]
-            else ("out" if example["out"] is not None else "accepted")
+            if example.dropped
+            else ("out" if example.out is not None else "accepted")
         )
         examples.append(
             {
                 "id": f"example_{i}",
                 "port": port,
-                "input": example["in"],
-                "out": example["out"],
+                "input": example.input,
+                "out": example.out,
                 "to": to,
                 "outcome": outcome,
             }
         )
-    webhook = kind == "sink" and comp["config"].get("target") == "webhook"
+    webhook = isinstance(comp, SinkIR) and comp.config.target == "webhook"
     properties = []
     if not webhook:
-        for port, schema in sorted(comp["inputs"].items()):
+        for port, schema in sorted(comp.inputs.items()):
             properties.append(
-                {"port": port, "strategy": message_strategy(slice_["schemas"][schema]["fields"]).source()}
+                {"port": port, "strategy": message_strategy(slice_.schemas[schema].fields).source()}
             )
     outputs_strategies = []
     if kind == "api_endpoint":
         outputs_strategies = [
-            (port, message_strategy(slice_["schemas"][schema]["fields"]).source())
-            for port, schema in sorted(comp["outputs"].items())
+            (port, message_strategy(slice_.schemas[schema].fields).source())
+            for port, schema in sorted(comp.outputs.items())
         ]
     helpers = {"run_once"} if examples or properties else set()
     if kind == "store" and (properties or any(e["outcome"] == "accepted" for e in examples)):
         helpers.add("stored")
+    if kind == "sink" and any(e["outcome"] == "accepted" for e in examples):
+        helpers.add("delivered")
     if kind == "aggregator" and properties:
-        helpers.add("run_many")
+        helpers |= {"run_many", "run_across_restart"}
     if kind == "source":
         helpers.add("generated")
-    webhook_port = next(iter(sorted(comp["inputs"])), None)
+    webhook_port = next(iter(sorted(comp.inputs)), None)
     if webhook:
         helpers.add("webhook_requests")
     messages = set()
@@ -189,7 +201,7 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
     if any(e["outcome"] == "rejected" for e in examples) or (kind == "aggregator" and properties):
         messages.add("Rejected")
     return {
-        "system": slice_["system"],
+        "system": slice_.system,
         "component": comp,
         "class_name": module["class_name"],
         "examples": pyliteral(examples),
@@ -197,16 +209,18 @@ def test_context(slice_: dict[str, Any], module: dict[str, Any]) -> dict[str, An
         "properties": properties,
         "outputs_strategies": outputs_strategies,
         "uses_hypothesis": bool(properties or outputs_strategies),
-        "need_pytest": bool(examples) or (kind == "aggregator" and bool(properties)),
+        "need_pytest": bool(examples) or (kind in ("aggregator", "store") and bool(properties)),
         "message_imports": sorted(messages),
         "helpers": sorted(helpers),
-        "accepted_means": {"store": "the record reads back", "sink": "it was consumed"}.get(
+        "accepted_means": {"store": "the record reads back", "sink": "it was delivered where it goes"}.get(
             kind, "something was emitted"
         ),
-        "store_key": comp["config"].get("key") if kind == "store" else None,
+        "store_key": comp.config.key if isinstance(comp, StoreIR) else None,
         "webhook": webhook,
         "webhook_port": webhook_port,
         "webhook_sample": pyliteral(
-            simplest_message(slice_["schemas"][comp["inputs"][webhook_port]]["fields"]) if webhook else None
+            simplest_message(slice_.schemas[comp.inputs[webhook_port]].fields)
+            if webhook and webhook_port is not None
+            else None
         ),
     }

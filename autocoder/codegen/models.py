@@ -5,10 +5,10 @@ changes; nested objects become their own models, defined before their owner."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from autocoder.codegen.literals import pascal, pyliteral
 from autocoder.codegen.strategies import integer_bounds
+from autocoder.ir.models import FieldSpecIR, SchemaIR
 
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
@@ -37,7 +37,7 @@ class ModelDef:
         )
 
 
-def models_module(schemas: dict[str, dict[str, Any]]) -> list[ModelDef]:
+def models_module(schemas: dict[str, SchemaIR]) -> list[ModelDef]:
     """Every schema's model in definition order: parents and nested models first."""
     out: list[ModelDef] = []
     done: set[str] = set()
@@ -46,13 +46,13 @@ def models_module(schemas: dict[str, dict[str, Any]]) -> list[ModelDef]:
         if name in done:
             return
         schema = schemas[name]
-        parent = schema.get("extends")
-        inherited: dict[str, Any] = {}
+        parent = schema.extends
+        inherited: dict[str, FieldSpecIR] = {}
         if parent:
             define(parent)
-            inherited = schemas[parent]["fields"]
-        own = {n: s for n, s in schema["fields"].items() if inherited.get(n) != s}
-        model = ModelDef(name, parent or "MessageModel", schema.get("description"))
+            inherited = schemas[parent].fields
+        own = {n: s for n, s in schema.fields.items() if inherited.get(n) != s}
+        model = ModelDef(name, parent or "MessageModel", schema.description)
         for fname in sorted(own):
             model.fields.append(_field(name, fname, own[fname], out))
         out.append(model)
@@ -63,14 +63,16 @@ def models_module(schemas: dict[str, dict[str, Any]]) -> list[ModelDef]:
     return out
 
 
-def _model(name: str, description: str | None, fields: dict[str, Any], out: list[ModelDef]) -> ModelDef:
+def _model(
+    name: str, description: str | None, fields: dict[str, FieldSpecIR], out: list[ModelDef]
+) -> ModelDef:
     model = ModelDef(name, "MessageModel", description)
     for fname in sorted(fields):
         model.fields.append(_field(name, fname, fields[fname], out))
     return model
 
 
-def _field(owner: str, name: str, spec: dict[str, Any], out: list[ModelDef]) -> FieldDef:
+def _field(owner: str, name: str, spec: FieldSpecIR, out: list[ModelDef]) -> FieldDef:
     annotation = _annotation(f"{owner}{pascal(name)}", spec, out)
     kwargs: list[str] = []
     optional = not spec.get("required", True)
@@ -86,7 +88,7 @@ def _field(owner: str, name: str, spec: dict[str, Any], out: list[ModelDef]) -> 
     return FieldDef(name, annotation, f" = Field({', '.join(kwargs)})" if kwargs else "")
 
 
-def _annotation(nested_name: str, spec: dict[str, Any], out: list[ModelDef]) -> str:
+def _annotation(nested_name: str, spec: FieldSpecIR, out: list[ModelDef]) -> str:
     kind = spec["type"]
     if "enum" in spec:
         return "Literal[" + ", ".join(pyliteral(v) for v in spec["enum"]) + "]"
@@ -101,7 +103,7 @@ def _annotation(nested_name: str, spec: dict[str, Any], out: list[ModelDef]) -> 
     return "dict[str, Any]"
 
 
-def _constraints(spec: dict[str, Any]) -> list[str]:
+def _constraints(spec: FieldSpecIR) -> list[str]:
     if "enum" in spec:
         return []
     kwargs = []
@@ -109,12 +111,10 @@ def _constraints(spec: dict[str, Any]) -> list[str]:
         low, high = integer_bounds(spec)
         kwargs += [f"ge={pyliteral(low)}", f"le={pyliteral(high)}"]
     else:
-        kwargs += [
-            f"{arg}={pyliteral(spec[key])}"
-            for key, arg in (("minimum", "ge"), ("maximum", "le"))
-            if key in spec
-        ]
-    for key in ("min_length", "max_length", "pattern"):
-        if key in spec:
-            kwargs.append(f"{key}={pyliteral(spec[key])}")
+        bounds = (("ge", spec.get("minimum")), ("le", spec.get("maximum")))
+        kwargs += [f"{arg}={pyliteral(value)}" for arg, value in bounds if value is not None]
+    lengths = (("min_length", spec.get("min_length")), ("max_length", spec.get("max_length")))
+    for key, value in (*lengths, ("pattern", spec.get("pattern"))):
+        if value is not None:  # the IR holds only keys that are set
+            kwargs.append(f"{key}={pyliteral(value)}")
     return kwargs

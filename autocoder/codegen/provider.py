@@ -8,9 +8,12 @@ component and the ways out.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autocoder.codegen.render import GenerationError
+
+if TYPE_CHECKING:
+    from autocoder.ir.models import ComponentIR
 
 
 class Provider(Protocol):
@@ -19,7 +22,7 @@ class Provider(Protocol):
     def fingerprint(self) -> dict[str, Any]:
         """Everything about the provider that changes generated output (for doit's uptodate)."""
 
-    def can_serve(self, component: dict[str, Any]) -> bool: ...
+    def can_serve(self, component: ComponentIR) -> bool: ...
 
 
 class OfflineProvider:
@@ -30,14 +33,14 @@ class OfflineProvider:
     def fingerprint(self) -> dict[str, Any]:
         return {"provider": self.name}
 
-    def can_serve(self, component: dict[str, Any]) -> bool:
-        return component["logic_source"] in ("declarative", "builtin")
+    def can_serve(self, component: ComponentIR) -> bool:
+        return component.logic_source in ("declarative", "builtin")
 
 
-def require_served(provider: Provider, component: dict[str, Any]) -> None:
+def require_served(provider: Provider, component: ComponentIR) -> None:
     if provider.can_serve(component):
         return
-    name, kind = component["name"], component["kind"]
+    name, kind = component.name, component.kind
     raise GenerationError(
         f"component '{name}' ({kind}) needs free-form logic, which the '{provider.name}' provider "
         f"cannot write. Ways out: give it declarative `logic` in architecture.yaml; or configure an "

@@ -10,11 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoder.codegen.literals import pyliteral
+
+if TYPE_CHECKING:
+    from autocoder.ir.models import FieldSpecIR
 
 MAX_ITEMS = 4
 
@@ -67,7 +71,7 @@ INT64 = (-(2**63), 2**63 - 1)
 _INT64 = Strategy("integers", (), (("min_value", INT64[0]), ("max_value", INT64[1])))
 
 
-def integer_bounds(spec: dict[str, Any]) -> tuple[int, int]:
+def integer_bounds(spec: FieldSpecIR) -> tuple[int, int]:
     """An integer field's range: its own bounds, else those of a signed 64-bit int, which every
     store (SQLite, PostgreSQL BIGINT, JSON) holds exactly."""
     low = math.ceil(spec["minimum"]) if "minimum" in spec else INT64[0]
@@ -75,7 +79,7 @@ def integer_bounds(spec: dict[str, Any]) -> tuple[int, int]:
     return max(low, INT64[0]), min(high, INT64[1])
 
 
-def message_strategy(fields: dict[str, Any]) -> Strategy:
+def message_strategy(fields: Mapping[str, FieldSpecIR]) -> Strategy:
     """Valid messages with these resolved fields (optional ones sometimes left out)."""
     required = {
         n: field_strategy(s)
@@ -87,7 +91,7 @@ def message_strategy(fields: dict[str, Any]) -> Strategy:
     return Strategy("fixed_dictionaries", (required,), kwargs)
 
 
-def field_strategy(spec: dict[str, Any]) -> Strategy:
+def field_strategy(spec: FieldSpecIR) -> Strategy:
     kind = spec["type"]
     if "enum" in spec:
         return Strategy("sampled_from", (list(spec["enum"]),))
@@ -119,7 +123,7 @@ def field_strategy(spec: dict[str, Any]) -> Strategy:
     return Strategy("dictionaries", (Strategy("text", (), (("max_size", 8),)), _INT64), (("max_size", 3),))
 
 
-def _string(spec: dict[str, Any]) -> Strategy:
+def _string(spec: FieldSpecIR) -> Strategy:
     low = spec.get("min_length", 0)
     high = spec.get("max_length")
     if "pattern" in spec:
@@ -130,7 +134,7 @@ def _string(spec: dict[str, Any]) -> Strategy:
     return Strategy("text", (), (("min_size", low), ("max_size", high if high is not None else 20)))
 
 
-def simplest_message(fields: dict[str, Any], cache: Path | None = None) -> dict[str, Any]:
+def simplest_message(fields: Mapping[str, FieldSpecIR], cache: Path | None = None) -> dict[str, Any]:
     """The simplest valid message of a schema (hypothesis shrinks to it, so it is stable),
     cached on disk by the schema's content hash: finding it costs about half a second."""
     from autocoder.canonical import canonical_json, content_hash

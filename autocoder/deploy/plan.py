@@ -49,6 +49,19 @@ class SuppressionPlan(Frozen):
     reason: str
 
 
+class EnvironmentPlan(Frozen):
+    """One environment's overlay: what it changes in the base (None: unchanged)."""
+
+    name: str
+    namespace: str
+    replicas: int | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    host: str | None = None
+    image_tag: str | None = None
+    env: dict[str, str] = {}
+
+
 class Plan(Frozen):
     """Everything a deployment artifact may show; every string here is data from the
     blueprint, already constrained by its model, and reaches files only through YAML/JSON
@@ -84,6 +97,7 @@ class Plan(Frozen):
     alerts: list[AlertPlan]
     runtime_version: str
     suppressions: list[SuppressionPlan]
+    environments: list[EnvironmentPlan] = []  # `environment` first, then `environments` by name
 
 
 def k8s_name(name: str) -> str:
@@ -121,6 +135,32 @@ def _env_text(value: Any) -> str:
     return str(value)
 
 
+def _namespace(system: str, environment: str) -> str:
+    return k8s_name(f"{system}-{environment}")[:63].rstrip("-")
+
+
+def _environments(system: str, dep: dict[str, Any]) -> list[EnvironmentPlan]:
+    declared = dep.get("environments") or {}
+    names = [dep["environment"], *sorted(n for n in declared if n != dep["environment"])]
+    plans = []
+    for name in names:
+        env = declared.get(name) or {}
+        resources = env.get("resources") or {}
+        plans.append(
+            EnvironmentPlan(
+                name=name,
+                namespace=_namespace(system, name),
+                replicas=env.get("replicas"),
+                cpu=resources.get("cpu"),
+                memory=resources.get("memory"),
+                host=env.get("host"),
+                image_tag=env.get("image_tag"),
+                env={k: _env_text(v) for k, v in sorted((env.get("env") or {}).items())},
+            )
+        )
+    return plans
+
+
 def build_plan(ir: dict[str, Any], runtime_version: str) -> Plan:
     dep = ir["deployment"]
     system = ir["system"]["name"]
@@ -148,7 +188,7 @@ def build_plan(ir: dict[str, Any], runtime_version: str) -> Plan:
         name=name,
         version=ir["system"]["version"],
         environment=dep["environment"],
-        namespace=k8s_name(f"{system}-{dep['environment']}")[:63].rstrip("-"),
+        namespace=_namespace(system, dep["environment"]),
         image=f"{repository}:{tag}",
         image_repository=repository,
         image_tag=tag,
@@ -177,4 +217,5 @@ def build_plan(ir: dict[str, Any], runtime_version: str) -> Plan:
         alerts=[AlertPlan(component=c["name"], p95_ms=c["budget"]["p95_ms"]) for c in ir["components"]],
         runtime_version=runtime_version,
         suppressions=[SuppressionPlan(**s) for s in dep.get("suppressions", [])],
+        environments=_environments(system, dep),
     )

@@ -53,43 +53,73 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
+def _base_documents(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (str(path.relative_to(root)), doc)
+        for path in sorted((root / "k8s" / "base").rglob("*.yaml"))
+        for doc in _load_all(path)
+    ]
+
+
+def _overlays(root: Path) -> list[Path]:
+    return sorted(p.parent for p in (root / "k8s" / "overlays").glob("*/kustomization.yaml"))
+
+
+def manifests(root: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[Finding]]:
+    """Every object deployments/ applies, named by where it comes from: the base's files, and
+    each overlay as built (its patches are not objects); an overlay that does not build is a
+    finding (KV005)."""
+    from autocoder.deploy import overlays
+
+    docs = [(rel, doc) for rel, doc in _base_documents(root) if doc.get("apiVersion") != KUSTOMIZE_API]
+    findings = []
+    for folder in _overlays(root):
+        rel = str(folder.relative_to(root))
+        try:
+            built = overlays.build(folder)
+        except (OSError, ValueError, KeyError, TypeError, overlays.OverlayError, yaml.YAMLError) as exc:
+            findings.append(Finding("kustomize", "KV005", rel, f"the overlay does not build: {exc}"))
+            continue
+        docs += [(f"{rel} (built)", doc) for doc in built]
+    return docs, findings
+
+
 def check_kubernetes(root: Path) -> tuple[list[Finding], int]:
-    """kubernetes-validate in strict mode (unknown fields are errors) at K8S_VERSION."""
+    """kubernetes-validate in strict mode (unknown fields are errors) at K8S_VERSION, on the
+    base and on every overlay built; every kustomization's files exist."""
     from kubernetes_validate import utils
 
     findings: list[Finding] = []
     checks = 0
-    for path in sorted((root / "k8s").rglob("*.yaml")):
-        rel = str(path.relative_to(root))
-        for doc in _load_all(path):
+    for folder in [root / "k8s" / "base", *_overlays(root)]:
+        path = folder / "kustomization.yaml"
+        for doc in _load_all(path) if path.exists() else []:
             checks += 1
-            kind, api = doc.get("kind"), doc.get("apiVersion")
-            if api == KUSTOMIZE_API:
-                findings += _check_kustomization(path, rel, doc)
-                continue
-            if (api, kind) in CRD_ALLOW_LIST:
-                if not (doc.get("metadata") or {}).get("name"):
-                    findings.append(
-                        Finding("kubernetes-validate", "KV002", rel, f"{kind} without metadata.name")
-                    )
-                continue
-            try:
-                validator = _k8s_validator(str(kind), str(api))
-            except utils.SchemaNotFoundError:
-                findings.append(
-                    Finding(
-                        "kubernetes-validate",
-                        "KV001",
-                        rel,
-                        f"no schema for {api} {kind} in Kubernetes {K8S_VERSION}",
-                    )
+            findings += _check_kustomization(path, str(path.relative_to(root)), doc)
+    objects, failed = manifests(root)
+    findings += failed
+    for rel, doc in objects:
+        checks += 1
+        kind, api = doc.get("kind"), doc.get("apiVersion")
+        if (api, kind) in CRD_ALLOW_LIST:
+            if not (doc.get("metadata") or {}).get("name"):
+                findings.append(Finding("kubernetes-validate", "KV002", rel, f"{kind} without metadata.name"))
+            continue
+        try:
+            validator = _k8s_validator(str(kind), str(api))
+        except utils.SchemaNotFoundError:
+            findings.append(
+                Finding(
+                    "kubernetes-validate",
+                    "KV001",
+                    rel,
+                    f"no schema for {api} {kind} in Kubernetes {K8S_VERSION}",
                 )
-                continue
-            for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
-                where = "/".join(str(p) for p in error.path)
-                findings.append(
-                    Finding("kubernetes-validate", "KV003", rel, f"{kind}: {where}: {error.message}")
-                )
+            )
+            continue
+        for error in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path]):
+            where = "/".join(str(p) for p in error.path)
+            findings.append(Finding("kubernetes-validate", "KV003", rel, f"{kind}: {where}: {error.message}"))
     return findings, checks
 
 
@@ -125,17 +155,14 @@ def _k8s_definitions(folder: str) -> Any:
 
 
 def _check_kustomization(path: Path, rel: str, doc: dict[str, Any]) -> list[Finding]:
-    """Every resource a kustomization names exists (kustomize itself is not on the machine)."""
-    missing = [r for r in doc.get("resources", []) if not (path.parent / r).exists()]
-    return [Finding("kustomize", "KV004", rel, f"resource {r} does not exist") for r in missing]
+    """Every resource and patch a kustomization names exists."""
+    named = [*doc.get("resources", []), *(p.get("path", "") for p in doc.get("patches", []))]
+    missing = [r for r in named if not (path.parent / r).exists()]
+    return [Finding("kustomize", "KV004", rel, f"{r} does not exist") for r in missing]
 
 
 def check_pss(root: Path) -> tuple[list[Finding], int]:
-    docs = [
-        (str(path.relative_to(root)), doc)
-        for path in sorted((root / "k8s").rglob("*.yaml"))
-        for doc in _load_all(path)
-    ]
+    docs, _ = manifests(root)
     violations, checks = pss.check_documents(docs)
     return [Finding("pss-restricted", v.rule, v.where, v.message) for v in violations], checks
 
@@ -221,12 +248,7 @@ def check_alert_rules(root: Path, reports: Path) -> tuple[list[Finding], int]:
     import tempfile
 
     binary = shutil.which("promtool")
-    rules = [
-        (str(path.relative_to(root)), doc)
-        for path in sorted((root / "k8s").rglob("*.yaml"))
-        for doc in _load_all(path)
-        if doc.get("kind") == "PrometheusRule"
-    ]
+    rules = [(rel, doc) for rel, doc in manifests(root)[0] if doc.get("kind") == "PrometheusRule"]
     if binary is None or not rules:
         return [], 0
     findings = []
@@ -248,10 +270,8 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
     `store.dsn_secret`, or a secret declaring the key DATABASE_URL. Without it every pod
     would start and fail."""
     findings, checks = [], 0
-    for path in sorted((root / "k8s").rglob("*.yaml")):
-        for doc in _load_all(path):
-            if doc.get("kind") != "Deployment":
-                continue
+    for rel, doc in manifests(root)[0]:
+        if doc.get("kind") == "Deployment":
             checks += 1
             for container in doc["spec"]["template"]["spec"].get("containers", []):
                 if not any(e.get("name") == "DATABASE_URL" for e in container.get("env") or []):
@@ -259,13 +279,105 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
                         Finding(
                             "deployment",
                             "DEP001",
-                            str(path.relative_to(root)),
+                            rel,
                             f"container {container.get('name')} has no DATABASE_URL for its PostgreSQL "
                             "store: set `store: {dsn_secret: {name, key}}` in deployment.yaml, or "
                             "declare a secret with the key DATABASE_URL",
                         )
                     )
     return findings, checks
+
+
+CHECKOV_VENV = ".checkov-venv"  # beside Autocoder's checkout: `python -m venv .checkov-venv && ...`
+
+
+def checkov_binary() -> Path | None:
+    """checkov, when asked for: AUTOCODER_CHECKOV names its executable, or says `venv` for
+    .checkov-venv beside Autocoder's checkout. It is never installed with Autocoder (it would
+    downgrade packaging and cyclonedx-python-lib in this environment), and it is opt-in: one
+    scan costs tens of seconds, on every build that runs deploy:validate."""
+    given = os.environ.get("AUTOCODER_CHECKOV", "").strip()
+    if not given:
+        return None
+    if given == "venv":
+        import autocoder
+
+        return Path(autocoder.__file__).resolve().parent.parent / CHECKOV_VENV / "bin" / "checkov"
+    return Path(given)
+
+
+def checkov_setting() -> str:
+    """What decides whether (and which) checkov scans, for deploy:validate's inputs: off, or
+    its executable and the version installed beside it (a dist-info folder's name)."""
+    binary = checkov_binary()
+    if binary is None:
+        return "checkov: off"
+    versions = sorted(
+        p.name for p in binary.resolve().parent.parent.glob("lib/python*/site-packages/checkov-*")
+    )
+    return f"checkov: {binary} {' '.join(versions)}"
+
+
+def check_checkov(root: Path, reports: Path) -> tuple[list[Finding], int]:
+    """checkov's Kubernetes and Dockerfile policies, offline (BC_SKIP_MAPPING, --skip-download),
+    on the Dockerfile and on every object deployments/ applies (the base and each overlay as
+    built: checkov cannot build overlays). Its SARIF goes to reports/checkov.sarif."""
+    import tempfile
+
+    binary = checkov_binary()
+    if binary is None:
+        return [], 0
+    if not binary.is_file():
+        return [
+            Finding(
+                "checkov",
+                "CKV000",
+                "AUTOCODER_CHECKOV",
+                f"{binary} does not exist: install checkov in its own environment "
+                f"(python -m venv {CHECKOV_VENV} && {CHECKOV_VENV}/bin/pip install checkov) or unset "
+                "AUTOCODER_CHECKOV",
+            )
+        ], 0
+    objects, _ = manifests(root)
+    with tempfile.TemporaryDirectory(prefix="autocoder-checkov-") as tmp:
+        scan, out = Path(tmp) / "scan", Path(tmp) / "out"
+        names: dict[str, str] = {}  # scanned file -> where its objects come from
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for rel, doc in objects:
+            grouped.setdefault(rel, []).append(doc)
+        for i, (rel, docs) in enumerate(sorted(grouped.items())):
+            name = f"k8s/{i:03d}.yaml"
+            names[name] = rel
+            (scan / name).parent.mkdir(parents=True, exist_ok=True)
+            (scan / name).write_text(yaml.safe_dump_all(docs, sort_keys=True))
+        names["Dockerfile"] = "Dockerfile"
+        shutil.copyfile(root / "Dockerfile", scan / "Dockerfile")
+        run = subprocess.run(  # noqa: S603 - the checkov the user named, on files we wrote
+            [str(binary), "-d", str(scan), "--framework", "kubernetes", "dockerfile", "--skip-download"]
+            + ["-o", "json", "-o", "sarif", "--output-file-path", str(out), "--quiet", "--compact"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},  # no download of Bridgecrew's mapping
+            cwd=tmp,
+        )
+        try:
+            report = json.loads((out / "results_json.json").read_text())
+            sarif = (out / "results_sarif.sarif").read_bytes()
+        except (OSError, ValueError):
+            text = (run.stderr or run.stdout).strip()[-1500:]
+            return [Finding("checkov", "CKV000", "-", f"checkov failed (exit {run.returncode}): {text}")], 0
+    from autocoder.fsutil import atomic_write
+
+    atomic_write(reports / "checkov.sarif", sarif.replace(str(scan).encode() + b"/", b""))
+    findings, checks = [], 0
+    for part in report if isinstance(report, list) else [report]:
+        checks += part["summary"]["passed"] + part["summary"]["failed"]
+        for failed in part["results"]["failed_checks"]:
+            where = names.get(failed["file_path"].lstrip("/"), failed["file_path"])
+            text = f"{failed['resource']}: {failed['check_name']}"
+            findings.append(Finding("checkov", failed["check_id"], where, text))
+    return sorted(findings, key=lambda f: (f.rule, f.file, f.message)), checks
 
 
 def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]) -> Result:
@@ -278,6 +390,7 @@ def validate_deployments(root: Path, reports: Path, suppressions: dict[str, str]
         "hadolint": lambda: check_dockerfile(root, reports / "hadolint.sarif"),
         "promtool": lambda: check_alert_rules(root, reports),
         "deployment": lambda: check_database_wiring(root),
+        "checkov": lambda: check_checkov(root, reports),
     }
     for name, scan in scanners.items():
         found, checks = scan()

@@ -77,7 +77,7 @@ def build_wheel(source: Path, out: Path) -> Path:
         return target
 
 
-def constraints(extras: tuple[str, ...] = ("postgres",)) -> str:
+def constraints(extras: tuple[str, ...] = ("otlp", "postgres")) -> str:
     """name==version of every installed distribution the runtime needs (transitively)."""
     pins: dict[str, str] = {}
     todo = [("autocoder-runtime", set(extras))]

@@ -1,4 +1,9 @@
-"""Assemble the IR from a successfully analysed blueprint (plain JSON-ready dicts)."""
+"""Assemble the IR from a successfully analysed blueprint.
+
+The analysis passes leave JSON-ready pieces (compiled expressions, merged capabilities); they
+are put together here and validated once into the typed IR models (autocoder.ir.models), which
+every later stage reads. The fingerprint is hashed over the JSON form, the form on disk.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
 from autocoder.canonical import content_hash
+from autocoder.ir.models import IR, IR_VERSION, SchemaIR, Slice
 
 if TYPE_CHECKING:
     from autocoder.analysis.context import Context
-
-IR_VERSION = "1.0.0"
 
 
 def build_ir(
@@ -19,12 +23,14 @@ def build_ir(
     order: list[str],
     capacity: list[dict[str, Any]],
     sources: list[dict[str, str]],
-) -> tuple[dict, dict[str, dict]]:
+) -> tuple[IR, dict[str, Slice]]:
     """Returns (ir, slices by component name)."""
     arch = ctx.arch
     upstream, downstream = _wiring(ctx)
-    components = []
-    slices: dict[str, dict] = {}
+    # each schema and component is validated once: slices and the IR share those models
+    schemas = {name: SchemaIR.model_validate(data) for name, data in ctx.schemas.items()}
+    security_policy = arch.policy.security
+    slices: dict[str, Slice] = {}
     for comp in arch.components:
         component = _component(ctx, comp, merged[comp.name], upstream, downstream)
         used = component["schemas"]
@@ -33,28 +39,31 @@ def build_ir(
             "system": arch.system.name,
             "component": component,
             "schemas": {name: ctx.schemas[name] for name in used},
-            "security_policy": arch.policy.security.model_dump(mode="json"),
+            "security_policy": security_policy.model_dump(mode="json"),
         }
         component["fingerprint"] = ""
-        component["fingerprint"] = content_hash(slice_)
-        slices[comp.name] = slice_
-        components.append(component)
-    ir = {
-        "ir_version": IR_VERSION,
-        "generator": {"name": "autocoder", "version": __version__},
-        "system": arch.system.model_dump(mode="json"),
-        "schemas": ctx.schemas,
-        "components": components,
-        "bindings": ctx.bindings,
-        "topology": order,
-        "policy": arch.policy.model_dump(mode="json"),
-        "deployment": _deployment(ctx),
-        "metadata": {
-            "sources": sources,
-            "warnings": [d.to_json() for d in sorted(ctx.diagnostics)],
-            "capacity": capacity,
-        },
-    }
+        component["fingerprint"] = content_hash(slice_)  # over the JSON form, as on disk
+        slices[comp.name] = Slice.model_validate(
+            {**slice_, "schemas": {name: schemas[name] for name in used}, "security_policy": security_policy}
+        )
+    ir = IR.model_validate(
+        {
+            "ir_version": IR_VERSION,
+            "generator": {"name": "autocoder", "version": __version__},
+            "system": arch.system.model_dump(mode="json"),
+            "schemas": schemas,
+            "components": [slices[comp.name].component for comp in arch.components],
+            "bindings": ctx.bindings,
+            "topology": order,
+            "policy": arch.policy,
+            "deployment": _deployment(ctx),
+            "metadata": {
+                "sources": sources,
+                "warnings": [d.to_json() for d in sorted(ctx.diagnostics)],
+                "capacity": capacity,
+            },
+        }
+    )
     return ir, slices
 
 

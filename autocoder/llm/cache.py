@@ -16,6 +16,7 @@ import diskcache
 from diskcache.core import MODE_PICKLE
 
 from autocoder.canonical import content_hash
+from autocoder.llm.usage import Usage
 
 
 class UnsafeCacheEntry(ValueError):
@@ -72,3 +73,33 @@ class CompletionCache:
 
     def close(self) -> None:
         self.cache.close()
+
+
+def ask(
+    client: Any, cache: CompletionCache, messages: list[dict[str, str]], prompt_version: str, usage: Usage
+) -> tuple[str, dict[str, Any]]:
+    """(cache key, answer) for a conversation so far: from the cache, else from the model
+    ({"malformed": why} for an answer with nothing usable in it). Counts into `usage`; a
+    server that cannot answer raises the client's ModelUnavailable. The caller decides when
+    an answer enters the cache (only once its conversation ends well)."""
+    from autocoder.llm.client import MalformedResponse
+
+    request = {
+        "prompt_version": prompt_version,
+        "provider": client.settings.provider,
+        "messages": messages,
+        "parameters": client.parameters(),
+    }
+    key = cache_key(request)
+    stored = cache.get(key)
+    if stored is not None and isinstance(stored.get("content"), str):
+        usage.cache_hits += 1
+        return key, stored
+    usage.calls += 1
+    try:
+        answer = client.complete(messages)
+    except MalformedResponse as exc:
+        return key, {"malformed": str(exc)}
+    usage.tokens_in += answer.tokens_in
+    usage.tokens_out += answer.tokens_out
+    return key, answer.to_json()

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from autocoder.codegen.component import Function
 from autocoder.codegen.paths import module_path, test_path, unit_test_deps
+from autocoder.ir.models import Slice
 
 FORBIDDEN_NAMES = frozenset(
     {
@@ -89,7 +89,7 @@ def body_problems(function: Function, body: str) -> list[str]:
 
 def module_problems(
     files: dict[str, str],
-    slice_: dict[str, Any],
+    slice_: Slice,
     runtime_files: dict[str, str],
     function: Function,
     mypy_cache: Path,
@@ -99,10 +99,10 @@ def module_problems(
     from autocoder.validate.ast_policy import check_source
     from autocoder.validate.lint import bandit_findings, ruff_findings
 
-    system, name = slice_["system"], slice_["component"]["name"]
+    system, name = slice_.system, slice_.component.name
     module, test = module_path(system, name), test_path(name)
     lines = _method_lines(files[module], function)
-    findings = check_source(files[module], module, slice_["security_policy"], system_code=True)
+    findings = check_source(files[module], module, slice_.security_policy, system_code=True)
     if findings:
         return [f.format() for f in findings]
     with tempfile.TemporaryDirectory(prefix=f"autocoder-llm-{name}-") as tmp:

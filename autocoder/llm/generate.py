@@ -15,40 +15,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from autocoder.codegen.component import Function
 from autocoder.codegen.render import GenerationError
+from autocoder.ir.models import Slice
 from autocoder.layout import GENERATED
 from autocoder.llm import check, prompt
 from autocoder.llm.lock import LockEntry, read_lock, record_accepted
 from autocoder.llm.settings import LLMSettings
+from autocoder.llm.usage import Usage
 
 REPORTS = f"{GENERATED}/reports/llm"
 BUILD_ENV = "AUTOCODER_BUILD_ID"  # set by `autocoder build`: which usage files are this build's
-
-
-@dataclass
-class Usage:
-    """What one component's generation cost: requests sent, answers from the cache, tokens."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    locked: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
 
 
 # a candidate logic method -> what is wrong with its module ([]: accepted); from the gen task
 Checker = Callable[[Function], list[str]]
 
 
-def llm_logic(directory: Path, slice_: dict[str, Any], settings: LLMSettings, checker: Checker) -> Function:
+def llm_logic(directory: Path, slice_: Slice, settings: LLMSettings, checker: Checker) -> Function:
     """The checked logic method of an LLM component, or a GenerationError naming it."""
-    comp = slice_["component"]
-    name = comp["name"]
+    comp = slice_.component
+    name = comp.name
     function = prompt.signature(comp)
     messages = prompt.messages(slice_)
     digest = prompt.prompt_hash(slice_)
@@ -109,8 +99,8 @@ def _converse(
     checker: Checker,
     usage: Usage,
 ) -> str:
-    from autocoder.llm.cache import CompletionCache
-    from autocoder.llm.client import ChatClient
+    from autocoder.llm.cache import CompletionCache, ask
+    from autocoder.llm.client import ChatClient, ModelUnavailable
 
     client = ChatClient(settings)
     cache = CompletionCache(_cache_dir(directory, settings))
@@ -119,7 +109,10 @@ def _converse(
     content = ""
     try:
         for _ in range(1 + settings.repair_attempts):
-            key, stored = _ask(name, client, cache, messages, usage)
+            try:
+                key, stored = ask(client, cache, messages, prompt.PROMPT_VERSION, usage)
+            except ModelUnavailable as exc:
+                raise GenerationError(f"component '{name}': the LLM failed: {exc}") from None
             content = stored.get("content") or ""
             try:
                 body = prompt.extract_body(content, function)
@@ -144,37 +137,6 @@ def _converse(
         f"attempt(s): {'; '.join(problems[:5])}; the last attempt is in {saved}; fix: make the "
         f"description clearer, raise `repair_attempts`, or give it declarative `logic`"
     )
-
-
-def _ask(
-    name: str, client: Any, cache: Any, messages: list[dict[str, str]], usage: Usage
-) -> tuple[str, dict[str, Any]]:
-    """(cache key, answer) for the conversation so far: from the cache, else from the model
-    ({"malformed": why} for an answer with nothing usable in it)."""
-    from autocoder.llm.cache import cache_key
-    from autocoder.llm.client import MalformedResponse, ModelUnavailable
-
-    request = {
-        "prompt_version": prompt.PROMPT_VERSION,
-        "provider": client.settings.provider,
-        "messages": messages,
-        "parameters": client.parameters(),
-    }
-    key = cache_key(request)
-    stored = cache.get(key)
-    if stored is not None and isinstance(stored.get("content"), str):
-        usage.cache_hits += 1
-        return key, stored
-    usage.calls += 1
-    try:
-        answer = client.complete(messages)
-    except ModelUnavailable as exc:
-        raise GenerationError(f"component '{name}': the LLM failed: {exc}") from None
-    except MalformedResponse as exc:
-        return key, {"malformed": str(exc)}
-    usage.tokens_in += answer.tokens_in
-    usage.tokens_out += answer.tokens_out
-    return key, answer.to_json()
 
 
 def _problems(function: Function, body: str, stored: dict[str, Any], checker: Checker) -> list[str]:
@@ -215,7 +177,7 @@ def _write_usage(directory: Path, name: str, usage: Usage, settings: LLMSettings
     data = {
         "build": os.environ.get(BUILD_ENV),
         "component": name,
-        **asdict(usage),
+        **usage.figures(),
         "cost": settings.cost(usage.tokens_in, usage.tokens_out),
     }
     write_if_changed(confined(directory, directory / REPORTS / f"{name}.usage.json"), canonical_json(data))

@@ -17,6 +17,7 @@ from typing import Any
 from autocoder.canonical import content_hash
 from autocoder.codegen.component import Function
 from autocoder.codegen.render import GenerationError
+from autocoder.ir.models import ComponentIR, Slice, dump
 
 # Bump on any change to the text or structure of the prompts: it is part of the codegen
 # fingerprint and of every cache key, so new prompts never reuse old completions.
@@ -76,40 +77,41 @@ RESPONSE_SCHEMA = {
 }
 
 
-def signature(component: dict[str, Any]) -> Function:
+def signature(component: ComponentIR) -> Function:
     """The method the kind's template expects (with an empty body), or why none can be written."""
-    kind = component["kind"]
+    kind = component.kind
     if kind not in SIGNATURES:
         raise GenerationError(
-            f"component '{component['name']}' ({kind}): an LLM cannot write its logic; give it "
+            f"component '{component.name}' ({kind}): an LLM cannot write its logic; give it "
             f"declarative `logic` in architecture.yaml"
         )
     name, params, returns, _ = SIGNATURES[kind]
     return Function(name, params, returns, ())
 
 
-def specification(slice_: dict[str, Any]) -> dict[str, Any]:
+def specification(slice_: Slice) -> dict[str, Any]:
     """The component's IR slice reduced to what the model needs: ports, schemas, config,
-    description, examples (all data)."""
-    comp = slice_["component"]
-    ports = {*comp["inputs"].values(), *comp["outputs"].values()}
+    description, examples (all data, in their JSON form as in the slice file)."""
+    comp = slice_.component
+    ports = {*comp.inputs.values(), *comp.outputs.values()}
+    data = dump(comp)
     return {
-        "component": comp["name"],
-        "kind": comp["kind"],
-        "description": comp["description"],
-        "inputs": comp["inputs"],
-        "outputs": comp["outputs"],
-        "schemas": {name: slice_["schemas"][name]["fields"] for name in sorted(ports)},
-        "config": comp["config"],
-        "examples": comp["examples"],
+        "component": comp.name,
+        "kind": comp.kind,
+        "description": comp.description,
+        "inputs": comp.inputs,
+        "outputs": comp.outputs,
+        "schemas": {name: slice_.schemas[name].fields for name in sorted(ports)},
+        "config": data["config"],
+        "examples": data["examples"],
     }
 
 
-def messages(slice_: dict[str, Any]) -> list[dict[str, str]]:
+def messages(slice_: Slice) -> list[dict[str, str]]:
     """The first request for a component's logic."""
-    comp = slice_["component"]
+    comp = slice_.component
     function = signature(comp)
-    _, _, _, contract = SIGNATURES[comp["kind"]]
+    _, _, _, contract = SIGNATURES[comp.kind]
     spec = json.dumps(specification(slice_), sort_keys=True, indent=1, ensure_ascii=True)
     user = (
         f"Method to complete (a method of the component class; `self` is the component):\n"
@@ -120,7 +122,7 @@ def messages(slice_: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def prompt_hash(slice_: dict[str, Any]) -> str:
+def prompt_hash(slice_: Slice) -> str:
     """What the lock file records: a change of it means the locked completion is stale."""
     return content_hash({"version": PROMPT_VERSION, "messages": messages(slice_)})
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from autocoder.codegen.component import Function, generate_component
 from autocoder.codegen.render import GenerationError
+from autocoder.ir.models import ComponentIR, Slice
 from autocoder.llm.prompt import PROMPT_VERSION, SIGNATURES
 from autocoder.llm.settings import LLMSettings, SettingsError, resolve
 
@@ -27,8 +28,8 @@ class LLMProvider:
     def fingerprint(self) -> dict[str, Any]:
         return {**self.settings.fingerprint(), "prompt_version": PROMPT_VERSION}
 
-    def can_serve(self, component: dict[str, Any]) -> bool:
-        return component["logic_source"] in ("declarative", "builtin") or component["kind"] in SIGNATURES
+    def can_serve(self, component: ComponentIR) -> bool:
+        return component.logic_source in ("declarative", "builtin") or component.kind in SIGNATURES
 
 
 def provider_for(directory: Path) -> LLMProvider:
@@ -47,13 +48,13 @@ def provider_fingerprint(directory: Path) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def generate_files(directory: Path, slice_: dict[str, Any]) -> dict[str, str]:
+def generate_files(directory: Path, slice_: Slice) -> dict[str, str]:
     """One component's files; a GenerationError names the component and the fix."""
     try:
         provider = provider_for(directory)
     except SettingsError as exc:
         raise GenerationError(str(exc)) from None
-    if slice_["component"]["logic_source"] != "llm":
+    if slice_.component.logic_source != "llm":
         return generate_component(slice_, provider)
     from autocoder.llm.generate import llm_logic
 
@@ -65,7 +66,7 @@ class _Checker:
     """Renders a candidate method into the component's files and runs the module checks; the
     system files its tests import are generated from the IR once, on first use."""
 
-    def __init__(self, directory: Path, slice_: dict[str, Any], provider: LLMProvider) -> None:
+    def __init__(self, directory: Path, slice_: Slice, provider: LLMProvider) -> None:
         self.directory = directory
         self.slice = slice_
         self.provider = provider
@@ -88,9 +89,10 @@ class _Checker:
         if self.runtime is None:
             from autocoder.codegen.system import generate_runtime
             from autocoder.fsutil import confined
+            from autocoder.ir.models import load_ir
             from autocoder.layout import GENERATED
             from autocoder.tasks.gen_tasks import SAMPLES
 
-            ir = json.loads((self.directory / GENERATED / "ir.v1.json").read_text())
+            ir = load_ir(self.directory / GENERATED / "ir.v1.json")
             self.runtime = generate_runtime(ir, confined(self.directory, Path(SAMPLES), directory=True))
         return self.runtime

@@ -1,4 +1,4 @@
-"""What a build spent on the LLM: calls, cache hits, locked components, tokens, cost.
+"""What a build or `autocoder new` spent on the LLM: calls, cache hits, locked answers, tokens.
 
 Each gen task of an LLM component writes its figures with the build's id (doit may run tasks
 in worker processes, so nothing is counted in memory); after doit, `autocoder build` adds up
@@ -9,6 +9,7 @@ A task that did not run (up to date) spent nothing: a no-op build reports zero c
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,23 @@ from autocoder.layout import GENERATED
 
 FIGURES = ("calls", "cache_hits", "locked", "tokens_in", "tokens_out")
 LAST_BUILD = f"{GENERATED}/reports/llm/last-build.json"
+
+
+@dataclass
+class Usage:
+    """One conversation's cost (a component's logic, or a description's draft): requests sent,
+    answers from the cache or the lock, tokens, and the repair requests among the calls."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    locked: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    repairs: int = 0
+
+    def figures(self) -> dict[str, int]:
+        """The figures a build adds up across its components (FIGURES)."""
+        return {key: getattr(self, key) for key in FIGURES}
 
 
 def build_usage(directory: Path, build_id: str) -> dict[str, Any] | None:

@@ -4,25 +4,30 @@ Exit codes: 0 blueprints written (requirements nothing addresses are a printed w
 failure); 2 the request is impossible, the draft stays invalid after the repairs, or the
 command line, an input file or the output folder is wrong; 3 questions to answer were written
 to questions.yaml (stdin is not a terminal; answer them and rerun with --answers); 1 the model
-could not be reached.
+could not be reached, or --frozen and autocoder.lock has no draft for this description, context
+and answers.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from autocoder.layout import ARCHITECTURE, DEPLOYMENT
+from autocoder.llm.usage import Usage
 from autocoder.nl.draft import Ambiguity
-from autocoder.nl.session import Answerer, Conversation, NlError, Outcome, Usage
+from autocoder.nl.session import Answerer, Conversation, NlError, Outcome
 
 QUESTIONS = "questions.yaml"
 REQUIREMENTS = "requirements.json"
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_QUESTIONS = 0, 1, 2, 3
+QUESTION_ID = re.compile(r"^Q[1-9][0-9]{0,2}$")
 MAX_DESCRIPTION = 100_000  # characters of description, and of each context file
 EXAMPLE_HINT = (
     "a valid pair to start from: `autocoder init DIR` writes one, and examples/orders in the "
@@ -34,6 +39,13 @@ class InputError(ValueError):
     """A description, context file, answers file or output folder that cannot be used."""
 
 
+NO_LLM = (
+    "no LLM is configured; fix: name an OpenAI-compatible server and model, with `--llm-base-url URL "
+    "--llm-model NAME`, or the AUTOCODER_LLM_BASE_URL and AUTOCODER_LLM_MODEL variables "
+    "(AUTOCODER_LLM_API_KEY for a key), as for code generation"
+)
+
+
 def run_new(
     description: str,
     context_files: list[Path],
@@ -41,11 +53,17 @@ def run_new(
     settings: Any,
     *,
     force: bool = False,
-    answers_file: Path | None = None,
+    answers_files: Sequence[Path] = (),
     interactive: bool = False,
     ask: Callable[[str], str] = input,
 ) -> int:
-    """The command's work once the settings are known; prints what it did, returns the exit code."""
+    """The command's work once the settings are known; prints what it did, returns the exit code.
+
+    The draft comes from autocoder.lock when its `blueprint` entry matches the description,
+    context and answers; otherwise (never with --frozen) from a conversation with the model."""
+    from autocoder.codegen.render import GenerationError
+    from autocoder.nl import locked
+
     try:
         context = _context(context_files)
         if not description.strip() or len(description) > MAX_DESCRIPTION:
@@ -56,17 +74,47 @@ def run_new(
                 f"{out}: {', '.join(existing)} exist(s); blueprints are never overwritten; fix: "
                 f"choose another -o DIR, or pass --force"
             )
-        answerer = _answerer(answers_file, interactive, ask)
-    except InputError as exc:
+        given = Answers.read(answers_files)
+        entry, stale = locked.lookup(out, description, context, given.answers if answers_files else None)
+    except (InputError, GenerationError) as exc:
         print(f"autocoder new: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if entry is not None:
+        return _from_lock(entry, out)
+    if settings.frozen:
+        why = stale or f"{out / locked.LOCK_FILE} has no `blueprint` entry"
+        print(
+            f"autocoder new: --frozen never asks a model, and {why}; fix: run the same command without "
+            f"--frozen (it records the accepted draft in {locked.LOCK_FILE}), then commit that file",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if settings.provider == "offline" or not settings.model:
+        print(f"autocoder new: {NO_LLM}", file=sys.stderr)
+        return EXIT_INVALID
+    if stale:
+        print(f"autocoder new: {stale}; asking the model")
+    outcome = _converse(description, context, out, settings, given.answerer(interactive, ask))
+    if isinstance(outcome, int):
+        return outcome
+    code = _finish(outcome, out)
+    if outcome.kind == "blueprints" and outcome.draft is not None:
+        path = locked.record(out, description, context, outcome.answered, settings.model, outcome.draft)
+        print(f"recorded the accepted draft in {path} (commit it: `--frozen` reruns need no model)")
+    return code
+
+
+def _converse(
+    description: str, context: list[tuple[str, str]], out: Path, settings: Any, answerer: Answerer
+) -> Outcome | int:
+    """The conversation's outcome, or the exit code of a conversation that could not end."""
     from autocoder.llm.cache import CompletionCache
 
     cache_dir = Path(settings.cache_dir)
     cache = CompletionCache(cache_dir if cache_dir.is_absolute() else out / cache_dir)
     conversation = Conversation(settings, cache)
     try:
-        outcome = conversation.run(description, context, answerer)
+        return conversation.run(description, context, answerer)
     except NlError as exc:
         print(f"autocoder new: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -76,13 +124,40 @@ def run_new(
     finally:
         cache.close()
         print(format_usage(conversation.usage))
-    return _finish(outcome, out)
+
+
+def _from_lock(entry: Any, out: Path) -> int:
+    """The blueprints of the locked draft, checked again like any draft (a lock is data anyone
+    can edit, and the analysis may have become stricter since)."""
+    from autocoder.llm.usage import Usage
+    from autocoder.nl import locked
+    from autocoder.nl.session import check_draft
+
+    where = out / locked.LOCK_FILE
+    try:
+        outcome = check_draft(locked.locked_draft(entry))
+    except ValueError as exc:
+        outcome = Outcome("invalid", problems=[str(exc)])
+    print(format_usage(Usage(locked=1)))
+    if outcome.kind != "blueprints":
+        print(f"autocoder new: {where}: its `blueprint` draft fails the checks:", file=sys.stderr)
+        for problem in outcome.problems[:30]:
+            print(f"  {printable(problem)}", file=sys.stderr)
+        print(
+            f"autocoder new: fix: delete the `blueprint` entry of {where} and run `autocoder new` "
+            f"again without --frozen",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    print(f"autocoder new: the draft recorded in {where} matches the description and answers")
+    return _write_blueprints(outcome, out)
 
 
 def format_usage(usage: Usage) -> str:
+    locked = f"{usage.locked} from the lock, " if usage.locked else ""
     return (
-        f"LLM: {usage.calls} call(s), {usage.cache_hits} cache hit(s), {usage.tokens_in} tokens in, "
-        f"{usage.tokens_out} tokens out, {usage.repairs} repair(s)"
+        f"LLM: {usage.calls} call(s), {usage.cache_hits} cache hit(s), {locked}{usage.tokens_in} tokens "
+        f"in, {usage.tokens_out} tokens out, {usage.repairs} repair(s)"
     )
 
 
@@ -99,23 +174,48 @@ def _context(files: list[Path]) -> list[tuple[str, str]]:
     return context
 
 
-def _answerer(answers_file: Path | None, interactive: bool, ask: Callable[[str], str]) -> Answerer:
-    if answers_file is not None:
-        given = read_answers(answers_file)
+@dataclass
+class Answers:
+    """The answers of the --answers files, merged (a later file wins), and which question ids
+    the files list at all (answered or not): a round of questions none of them lists is a new
+    round, to be asked (on a terminal) or written to questions.yaml."""
 
-        def from_file(ambiguities: list[Ambiguity]) -> list[str]:
-            missing = [f"Q{n}" for n in range(1, len(ambiguities) + 1) if not given.get(f"Q{n}")]
-            if missing:
-                raise InputError(
-                    f"{answers_file}: no answer to {', '.join(missing)}; fix: fill in every `answer:` "
-                    f"of {QUESTIONS} and pass it again"
-                )
-            return [given[f"Q{n}"] for n in range(1, len(ambiguities) + 1)]
+    answers: dict[str, str] = field(default_factory=dict)
+    listed: set[str] = field(default_factory=set)
+    files: list[Path] = field(default_factory=list)
 
-        return from_file
-    if interactive:
-        return lambda ambiguities: [_ask_one(n, a, ask) for n, a in enumerate(ambiguities, start=1)]
-    return lambda ambiguities: None
+    @classmethod
+    def read(cls, paths: Sequence[Path]) -> Answers:
+        merged = cls(files=list(paths))
+        for path in paths:
+            answers, listed = read_answers(path)
+            merged.answers.update(answers)
+            merged.listed |= listed
+        return merged
+
+    def from_files(self, ambiguities: list[Ambiguity], first: int) -> list[str] | None:
+        ids = [f"Q{n}" for n in range(first, first + len(ambiguities))]
+        if not self.listed.intersection(ids):
+            return None
+        missing = [q for q in ids if not self.answers.get(q)]
+        if missing:
+            named = ", ".join(str(p) for p in self.files)
+            raise InputError(
+                f"{named}: no answer to {', '.join(missing)}; fix: fill in every `answer:` of "
+                f"{QUESTIONS} and pass it again"
+            )
+        return [self.answers[q] for q in ids]
+
+    def answerer(self, interactive: bool, ask: Callable[[str], str]) -> Answerer:
+        """From the files; a round they do not list from the terminal, or None: ask later."""
+
+        def answer(ambiguities: list[Ambiguity], first: int) -> list[str] | None:
+            answers = self.from_files(ambiguities, first)
+            if answers is None and interactive:
+                return [_ask_one(n, a, ask) for n, a in enumerate(ambiguities, start=first)]
+            return answers
+
+        return answer
 
 
 def printable(text: str) -> str:
@@ -140,9 +240,9 @@ def _ask_one(number: int, ambiguity: Ambiguity, ask: Callable[[str], str]) -> st
     raise InputError(f"Q{number} was not answered")
 
 
-def read_answers(path: Path) -> dict[str, str]:
-    """Q<n> -> answer, from questions.yaml with its `answer:` fields filled in, or from a plain
-    mapping `Q1: answer`."""
+def read_answers(path: Path) -> tuple[dict[str, str], set[str]]:
+    """(Q<n> -> answer, the Q<n> the file lists), from questions.yaml with its `answer:` fields
+    filled in, or from a plain mapping `Q1: answer`."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -151,8 +251,9 @@ def read_answers(path: Path) -> dict[str, str]:
         data = {q.get("id"): q.get("answer") for q in data["questions"] if isinstance(q, dict)}
     if not isinstance(data, dict):
         raise InputError(f"--answers {path}: expected the {QUESTIONS} written by `autocoder new`, answered")
-    answers = {str(k): str(v)[:2000] for k, v in data.items() if isinstance(v, (str, int, float)) and str(v)}
-    return answers
+    listed = {str(k) for k in data if QUESTION_ID.match(str(k))}
+    answers = {str(k): str(v)[:2000] for k, v in data.items() if isinstance(v, str | int | float)}
+    return {k: v for k, v in answers.items() if k in listed and v}, listed
 
 
 def _finish(outcome: Outcome, out: Path) -> int:
@@ -167,12 +268,17 @@ def _finish(outcome: Outcome, out: Path) -> int:
 
 
 def _write_questions(outcome: Outcome, out: Path) -> int:
+    """questions.yaml: the earlier rounds' questions with their answers, then the new ones."""
     from autocoder.fsutil import atomic_write
 
     assert outcome.draft is not None
+    asked: list[tuple[Ambiguity, str | None]] = [
+        *outcome.answered,
+        *((a, None) for a in outcome.draft.ambiguities),
+    ]
     questions = [
-        {"id": f"Q{n}", "question": a.question, "options": list(a.options), "answer": None}
-        for n, a in enumerate(outcome.draft.ambiguities, start=1)
+        {"id": f"Q{n}", "question": a.question, "options": list(a.options), "answer": answer}
+        for n, (a, answer) in enumerate(asked, start=1)
     ]
     text = (
         "# The description leaves these choices open. Fill in each `answer:` (one of the options,\n"
@@ -181,9 +287,9 @@ def _write_questions(outcome: Outcome, out: Path) -> int:
     )
     path = out / QUESTIONS
     atomic_write(path, text.encode())
-    print(
-        f"autocoder new: {len(questions)} question(s) to answer in {path}; then rerun with --answers {path}"
-    )
+    new = len(outcome.draft.ambiguities)
+    earlier = f" (after {len(outcome.answered)} answered, kept in the file)" if outcome.answered else ""
+    print(f"autocoder new: {new} question(s) to answer in {path}{earlier}; then rerun with --answers {path}")
     return EXIT_QUESTIONS
 
 
@@ -191,6 +297,12 @@ def _invalid(outcome: Outcome) -> int:
     print("autocoder new: the draft is still invalid after the repairs:", file=sys.stderr)
     for problem in outcome.problems[:30]:
         print(f"  {printable(problem)}", file=sys.stderr)
+    if outcome.corrections:
+        print("autocoder new: corrected, where the checks name the fix:", file=sys.stderr)
+        for file, line, rendered, fixed in outcome.corrections[:30]:
+            where = f"  {file}:{line}:"
+            print(f"{where} {printable(rendered)}", file=sys.stderr)
+            print(f"{' ' * (len(where) - 2)}-> {printable(fixed)}", file=sys.stderr)
     if outcome.schema_errors:
         print(f"autocoder new: {EXAMPLE_HINT}", file=sys.stderr)
     else:

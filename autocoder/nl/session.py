@@ -1,5 +1,5 @@
-"""One description's conversation with the model, bounded: a draft, at most one round of
-answers, at most `repair_attempts` repairs; every answer looked up in the completion cache.
+"""One description's conversation with the model, bounded: a draft, at most MAX_ROUNDS rounds
+of answers, at most `repair_attempts` repairs; every answer looked up in the completion cache.
 
 Each draft is rendered and compiled with the full Stage 1C analysis (the same diagnostics as
 `autocoder check`); its errors, and a capacity estimate no path meets (AC112), go back to the
@@ -11,6 +11,7 @@ afresh next time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,28 +20,22 @@ from pydantic import ValidationError
 
 from autocoder.llm.client import ChatClient
 from autocoder.llm.settings import LLMSettings
+from autocoder.llm.usage import Usage
 from autocoder.nl import prompt
 from autocoder.nl.draft import Ambiguity, Draft, response_schema
 from autocoder.nl.render import render_architecture, render_deployment, target_problems
 
 MIN_TOKENS = 8192  # a whole blueprint pair does not fit the 1024 tokens of a method body
+MAX_ROUNDS = 3  # rounds of questions in one conversation; then the draft is judged as it is
 BLOCKING_WARNINGS = ("AC112",)  # a demanded throughput no path meets: an impossible topology
 
-# the ambiguities -> the user's answers, one per question, or None: ask later (questions.yaml)
-Answerer = Callable[[list[Ambiguity]], list[str] | None]
+# (a round's ambiguities, the number of its first question: Q<n>) -> the user's answers, one
+# per question, or None: ask later (questions.yaml)
+Answerer = Callable[[list[Ambiguity], int], list[str] | None]
 
 
 class NlError(RuntimeError):
-    """The conversation cannot go on (no model, --frozen without a cached answer)."""
-
-
-@dataclass
-class Usage:
-    calls: int = 0
-    cache_hits: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    repairs: int = 0
+    """The conversation cannot go on (the model cannot be reached)."""
 
 
 @dataclass
@@ -52,6 +47,10 @@ class Outcome:
     schema_errors: bool = False  # the problems include shape errors (AC0xx, the draft's own)
     warnings: list[str] = field(default_factory=list)
     reason: str = ""
+    # every question of the conversation so far, in order (Q1, Q2...), with its answer
+    answered: list[tuple[Ambiguity, str]] = field(default_factory=list)
+    # (file, line, as rendered, as corrected) where an error's fix names the replacement
+    corrections: list[tuple[str, int, str, str]] = field(default_factory=list)
 
 
 class DraftClient(ChatClient):
@@ -65,6 +64,10 @@ class DraftClient(ChatClient):
 
 
 def nl_settings(settings: LLMSettings) -> LLMSettings:
+    """The settings of code generation with room for a blueprint pair: a max_tokens the user
+    set (AUTOCODER_LLM_MAX_TOKENS, the `llm:` block) holds; the default is raised to MIN_TOKENS."""
+    if "max_tokens" in settings.model_fields_set:
+        return settings
     return settings.model_copy(update={"max_tokens": max(settings.max_tokens, MIN_TOKENS)})
 
 
@@ -78,19 +81,21 @@ class Conversation:
 
     def run(self, description: str, context: list[tuple[str, str]], answerer: Answerer) -> Outcome:
         messages = prompt.first_messages(description, context)
-        answered = False
-        while True:  # bounded: one answers round, then each turn is a repair or an outcome
+        answered: list[tuple[Ambiguity, str]] = []
+        rounds = 0
+        while True:  # bounded: MAX_ROUNDS rounds of answers, then each turn is a repair or an outcome
             content = self._ask(messages)
             draft, problems = parse_draft(content)
             outcome: Outcome | None = None
             if draft is not None and draft.impossible:
                 outcome = Outcome("impossible", draft, reason=draft.impossible)
-            elif draft is not None and draft.ambiguities and not answered:
-                answers = answerer(list(draft.ambiguities))
+            elif draft is not None and draft.ambiguities and rounds < MAX_ROUNDS:
+                answers = answerer(list(draft.ambiguities), len(answered) + 1)
                 if answers is None:
                     outcome = Outcome("questions", draft)
                 else:
-                    answered = True
+                    rounds += 1
+                    answered += zip(draft.ambiguities, answers, strict=True)
                     questions = [a.question for a in draft.ambiguities]
                     messages = [*messages, _assistant(content), prompt.answers_message(questions, answers)]
                     continue
@@ -98,6 +103,7 @@ class Conversation:
                 outcome = check_draft(draft)
             else:
                 outcome = Outcome("invalid", problems=problems, schema_errors=True)
+            outcome.answered = answered
             if outcome.kind != "invalid":
                 self._remember()
                 return outcome
@@ -111,36 +117,17 @@ class Conversation:
             ]
 
     def _ask(self, messages: list[dict[str, str]]) -> str:
-        from autocoder.llm.cache import cache_key
-        from autocoder.llm.client import MalformedResponse, ModelUnavailable
+        from autocoder.llm.cache import ask
+        from autocoder.llm.client import ModelUnavailable
 
-        request = {
-            "prompt_version": prompt.PROMPT_VERSION,
-            "provider": self.settings.provider,
-            "messages": messages,
-            "parameters": self.client.parameters(),
-        }
-        key = cache_key(request)
-        stored = self.cache.get(key)
-        if stored is not None and isinstance(stored.get("content"), str):
-            self.usage.cache_hits += 1
-            self.pending.append((key, stored))
-            return str(stored["content"])
-        if self.settings.frozen:
-            raise NlError(
-                "--frozen never asks a model, and the completion cache has no answer for this request"
-            )
-        self.usage.calls += 1
         try:
-            answer = self.client.complete(messages)
+            key, stored = ask(self.client, self.cache, messages, prompt.PROMPT_VERSION, self.usage)
         except ModelUnavailable as exc:
             raise NlError(f"the LLM failed: {exc}") from None
-        except MalformedResponse as exc:
-            return json.dumps({"malformed": str(exc)})  # a failed attempt, never cached
-        self.usage.tokens_in += answer.tokens_in
-        self.usage.tokens_out += answer.tokens_out
-        self.pending.append((key, answer.to_json()))
-        return answer.content
+        if "malformed" in stored:  # a failed attempt, never cached
+            return json.dumps({"malformed": stored["malformed"]})
+        self.pending.append((key, stored))
+        return str(stored["content"])
 
     def _remember(self) -> None:
         for key, value in self.pending:
@@ -197,10 +184,34 @@ def check_draft(draft: Draft) -> Outcome:
         problems += target_problems(draft)
     schema = any(d.code.startswith("AC0") for d in blocking)
     if problems or result.ir is None:
-        return Outcome(
+        outcome = Outcome(
             "invalid", draft, files, problems or ["the blueprints do not compile"], schema, warnings
         )
+        outcome.corrections = corrections(blocking, files)
+        return outcome
     return Outcome("blueprints", draft, files, warnings=warnings)
+
+
+SUGGESTED = re.compile(r"did you mean '([^']{1,200})'\?")
+TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def corrections(diagnostics: list[Any], files: dict[str, str]) -> list[tuple[str, int, str, str]]:
+    """The rendered lines that an error's fix corrects ("did you mean 'store'?" for the word at
+    its column), as rendered and corrected: the example a user can follow for each of them."""
+    found = []
+    for d in diagnostics:
+        suggested = SUGGESTED.search(d.fix)
+        lines = files.get(d.file, "").splitlines()
+        if suggested is None or not 0 < d.line <= len(lines):
+            continue
+        line = lines[d.line - 1]
+        token = TOKEN.match(line, max(d.col - 1, 0))
+        if token is None:
+            continue
+        fixed = line[: token.start()] + suggested.group(1) + line[token.end() :]
+        found.append((d.file, d.line, line, fixed))
+    return found
 
 
 def _line(d: Any) -> str:

@@ -97,6 +97,9 @@ class RunCache:
     hmac_key: bytes | None = None
     remote_down: bool = False
     dropped: list[str] = field(default_factory=list)
+    project: Path | None = None  # where the blueprint is: names the build pack (pack.py)
+    pack_tried: bool = False
+    packed: set[str] = field(default_factory=set)  # keys unpacked from the remote's pack
 
     # ------------------------------------------------------------------ remote guard
 
@@ -120,9 +123,13 @@ class RunCache:
         body = {k: v for k, v in manifest.items() if k != "signature"}
         return {**body, "signature": _signature(self.hmac_key, body)}
 
-    def _check_manifest(self, raw: bytes, key: str, targets: list[str]) -> tuple[dict[str, Any] | None, str]:
-        """The manifest when it is well formed, for this key and these targets, and (with a
-        key set) signed with it; else None and why."""
+    def _check_manifest(
+        self, raw: bytes, key: str, targets: list[str] | None, extra: Callable[[str], bool] | None = None
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The manifest when it is well formed, for this key and these targets (any, when
+        None: a pack's entries are checked against their task's targets at lookup; besides
+        the targets, only paths `extra` accepts), and (with a key set) signed with it; else
+        None and why."""
         try:
             if len(raw) > MAX_MANIFEST_BYTES:
                 return None, "manifest too large"
@@ -134,7 +141,7 @@ class RunCache:
                 and manifest["key"] == key
                 and isinstance(entries, list)
                 and all(_valid_target(t) for t in entries)
-                and sorted(t["path"] for t in entries) == sorted(targets)
+                and (targets is None or _same_outputs([t["path"] for t in entries], targets, extra))
             )
         except (ValueError, KeyError, TypeError):
             ok = False
@@ -151,23 +158,40 @@ class RunCache:
 
     # ------------------------------------------------------------------ lookup
 
-    def lookup(self, task: str, key: str, targets: list[str]) -> Entry | None:
-        """A verified entry from the local store, else from the remote; None on a miss."""
-        entry = self._lookup_in(self.local, "local", task, key, targets)
+    def lookup(
+        self, task: str, key: str, targets: list[str], extra: Callable[[str], bool] | None = None
+    ) -> Entry | None:
+        """A verified entry from the local store, else from the remote; None on a miss.
+        `extra` accepts the outputs a task stores besides its doit targets (tasks.py)."""
+        entry = self._lookup_in(self.local, "local", task, key, targets, extra)
+        if entry is None and self.remote is not None and self.project is not None and not self.pack_tried:
+            self.pack_tried = True  # the first local miss: one request may bring every entry
+            self._remote(self._unpack)
+            entry = self._lookup_in(self.local, "local", task, key, targets, extra)
         if entry is not None and isinstance(self.local, DirectoryStore):
             self.local.touch(manifest_name(key))
+        if entry is not None and key in self.packed:
+            entry.origin = "remote"
         if entry is None and self.remote is not None:
-            entry = self._remote(lambda store: self._lookup_in(store, "remote", task, key, targets))
+            entry = self._remote(lambda store: self._lookup_in(store, "remote", task, key, targets, extra))
             if entry is not None:
                 self._copy_to_local(entry, key)
         return entry
 
-    def _lookup_in(self, store: Store, origin: str, task: str, key: str, targets: list[str]) -> Entry | None:
+    def _lookup_in(
+        self,
+        store: Store,
+        origin: str,
+        task: str,
+        key: str,
+        targets: list[str],
+        extra: Callable[[str], bool] | None,
+    ) -> Entry | None:
         name = manifest_name(key)
         raw = store.get(name)
         if raw is None:
             return None
-        manifest, problem = self._check_manifest(raw, key, targets)
+        manifest, problem = self._check_manifest(raw, key, targets, extra)
         if manifest is None:
             warn(f"{task}: {origin} entry {key[:12]} {problem}; running the task")
             if not problem.startswith("refused"):
@@ -203,6 +227,82 @@ class RunCache:
             if not self.local.exists(blob_name(digest)):
                 self.local.put(blob_name(digest), data)
         self.local.put(manifest_name(key), _encode(entry.manifest))
+
+    # ------------------------------------------------------------------ build packs
+
+    def pack_name(self) -> str | None:
+        from autocoder.runcache.keys import fingerprint_fields
+        from autocoder.runcache.pack import pack_name
+
+        return pack_name(self.project, fingerprint_fields()) if self.project is not None else None
+
+    def _unpack(self, remote: Store) -> int:
+        """Fetch this blueprint's pack (if any) and put its verified entries into the local
+        cache; returns how many. A bad blob costs its entries only, a bad pack all of it,
+        each with one warning: the tasks then look their entries up one by one."""
+        from autocoder.runcache.pack import PackError, blob_digest, decode, manifest_key
+
+        name = self.pack_name()
+        data = remote.get(name) if name else None
+        if data is None:
+            return 0
+        try:
+            objects = decode(data)
+        except PackError as exc:
+            warn(f"pack {name} ignored: {exc}")
+            return 0
+        good: dict[str, bytes] = {}
+        for object_name, blob in objects.items():
+            digest = blob_digest(object_name)
+            if digest is not None and hashlib.sha256(blob).hexdigest() == digest:
+                good[digest] = blob
+            elif digest is not None:
+                warn(f"pack {name}: blob {digest[:12]} is corrupted; its entries are not unpacked")
+        for object_name, raw in sorted(objects.items()):
+            key = manifest_key(object_name)
+            manifest = self._check_manifest(raw, key, None)[0] if key else None
+            if manifest is None or key is None:
+                continue  # malformed or (with an HMAC key) unsigned: never stored locally
+            digests = {t["sha256"] for t in manifest["targets"]}
+            if not all(d in good or self.local.exists(blob_name(d)) for d in digests):
+                continue
+            for digest in sorted(digests):
+                if digest in good and not self.local.exists(blob_name(digest)):
+                    self.local.put(blob_name(digest), good[digest])
+            self.local.put(object_name, raw)
+            self.packed.add(key)
+        return len(self.packed)
+
+    def write_pack(self, keys: set[str]) -> int | None:
+        """Put the pack of these keys' local entries on the remote (a writable one only);
+        the number of entries packed, or None when nothing was written."""
+        name = self.pack_name()
+        if self.remote is None or self.readonly or not name:
+            return None
+        from autocoder.runcache.pack import encode
+
+        objects: dict[str, bytes] = {}
+        for key in sorted(keys):
+            raw = self.local.get(manifest_name(key))
+            manifest = self._check_manifest(raw, key, None)[0] if raw is not None else None
+            if manifest is None or raw is None:
+                continue
+            blobs = {
+                blob_name(t["sha256"]): self.local.get(blob_name(t["sha256"])) for t in manifest["targets"]
+            }
+            if all(data is not None for data in blobs.values()):
+                objects.update({n: data for n, data in blobs.items() if data is not None})
+                objects[manifest_name(key)] = raw
+        entries = sum(1 for n in objects if n.startswith("manifests/"))
+        if not entries:
+            return None
+        data = encode(objects)
+
+        def put(remote: Store) -> bool:
+            remote.put(name, data)
+            return True
+
+        return entries if self._remote(put) else None
 
     # ------------------------------------------------------------------ restore, save
 
@@ -252,6 +352,13 @@ def _put_entry(store: Store, key: str, blobs: dict[str, bytes], manifest: bytes)
         if not store.exists(blob_name(digest)):
             store.put(blob_name(digest), data)
     store.put(manifest_name(key), manifest)
+
+
+def _same_outputs(paths: list[str], targets: list[str], extra: Callable[[str], bool] | None) -> bool:
+    """Every declared target once, and nothing else but what `extra` accepts."""
+    if len(set(paths)) != len(paths) or not set(targets) <= set(paths):
+        return False
+    return all(extra is not None and extra(p) for p in set(paths) - set(targets))
 
 
 def _valid_target(target: Any) -> bool:
@@ -307,6 +414,7 @@ def _configured(project: Path, env: tuple[tuple[str, str], ...]) -> RunCache:
     return RunCache(
         local=DirectoryStore(local_dir()),
         remote=remote,
+        project=project,
         readonly=_flag(ENV_READONLY),
         hmac_key=secret.encode() if secret else None,
     )

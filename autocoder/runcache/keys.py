@@ -20,8 +20,9 @@ from pathlib import Path
 import autocoder
 
 KEY_VERSION = 1
-# The tools whose version changes what a task produces (lint findings, test outcomes, types).
-TOOLS = ("ruff", "bandit", "pytest", "hypothesis", "mypy")
+# The tools whose version changes what a task produces (lint findings, test outcomes, types;
+# the runtime version is in deploy:plan and the wheels).
+TOOLS = ("ruff", "bandit", "pytest", "hypothesis", "mypy", "autocoder-runtime")
 
 
 def _version(distribution: str) -> str:
@@ -65,10 +66,41 @@ def machine_class() -> dict[str, str]:
 
 
 def task_fields(task_name: str) -> dict[str, str]:
-    """The fingerprint fields of one task: bench:* also depends on the machine class."""
+    """The fingerprint fields of one task: bench:* also depends on the machine class, and two
+    deploy tasks on tools outside the file dependencies."""
     fields = dict(fingerprint_fields())
     if task_name.split(":", 1)[0] == "bench":
         fields.update({f"machine.{k}": v for k, v in machine_class().items()})
+    if task_name == "deploy:wheels":
+        fields.update(wheel_fields())
+    if task_name == "deploy:validate":
+        fields.update(validator_fields())
+    return fields
+
+
+@functools.cache
+def wheel_fields() -> dict[str, str]:
+    """What a wheel's bytes depend on besides its sources (which are file dependencies): the
+    build backend and pip (SOURCE_DATE_EPOCH fixes the timestamps, deploy/wheels.py), and
+    constraints.txt, which pins the installed versions of the runtime's dependencies."""
+    from autocoder.deploy.wheels import constraints
+
+    fields = {tool: _version(tool) for tool in ("pip", "setuptools", "wheel")}
+    fields["constraints"] = hashlib.sha256(constraints().encode()).hexdigest()[:16]
+    return fields
+
+
+@functools.cache
+def validator_fields() -> dict[str, str]:
+    """The offline validators of deploy:validate: their packages' versions and, for the two
+    binaries, a digest of the file (absent: the report says 0 checks, so that is a field too)."""
+    import shutil
+
+    from autocoder.deploy.validate import hadolint_binary
+
+    fields = {tool: _version(tool) for tool in ("kubernetes-validate", "jsonschema", "pyyaml")}
+    for tool, binary in (("hadolint", hadolint_binary()), ("promtool", shutil.which("promtool"))):
+        fields[tool] = file_sha256(Path(binary))[:16] if binary else "absent"
     return fields
 
 

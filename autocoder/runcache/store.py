@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +19,29 @@ from pathlib import Path
 from typing import Any, Protocol
 
 LAYOUT = "v1"  # the top folder of every store: a new layout starts beside the old one
-REMOTE_TIMEOUT_S = 10  # connect and read timeout of one remote request
+REMOTE_TIMEOUT_S = 10.0  # connect and read timeout of one remote request, by default
+ENV_TIMEOUT = "AUTOCODER_CACHE_TIMEOUT_S"
+
+
+def remote_timeout() -> float:
+    """The remote's per-request timeout: AUTOCODER_CACHE_TIMEOUT_S when it holds a number of
+    seconds in (0, 300], else REMOTE_TIMEOUT_S (a bad value warns once: the cache must never
+    fail a build)."""
+    text = os.environ.get(ENV_TIMEOUT, "").strip()
+    if not text:
+        return REMOTE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if 0 < value <= 300:
+        return value
+    print(
+        f"run-cache: {ENV_TIMEOUT}={text[:40]!r} is not a number of seconds in (0, 300]; "
+        f"using {REMOTE_TIMEOUT_S:g}",
+        file=sys.stderr,
+    )
+    return REMOTE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,7 @@ class DirectoryStore:
 class FsspecStore:
     """A store at an fsspec URL. For s3:// the endpoint and credentials come from the usual
     environment variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...);
-    requests time out after REMOTE_TIMEOUT_S and are retried once, so an unreachable remote
+    requests time out after remote_timeout() and are retried once, so an unreachable remote
     costs seconds, not minutes."""
 
     def __init__(self, url: str) -> None:
@@ -115,8 +138,8 @@ class FsspecStore:
         if protocol in ("s3", "s3a"):
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             options["config_kwargs"] = {
-                "connect_timeout": REMOTE_TIMEOUT_S,
-                "read_timeout": REMOTE_TIMEOUT_S,
+                "connect_timeout": remote_timeout(),
+                "read_timeout": remote_timeout(),
                 "retries": {"max_attempts": 2},
             }
             if endpoint:

@@ -100,33 +100,114 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
         except OSError:
             key = None  # a dependency vanished: doit reports it; nothing to look up
     if cache is not None and key is not None:
-        entry = cache.lookup(task.name, key, targets)
+        entry = cache.lookup(task.name, key, targets, extra_filter(task.name))
+        if entry is not None and not consistent(task.name, entry, targets):
+            runcache.warn(f"{task.name}: entry {key[:12]} lists other files than its stamp; running the task")
+            entry = None
         if entry is not None:
             try:
+                previous = _group_files(directory, task.name)
                 cache.restore(directory, entry)
-                after_restore(directory, task.name)
+                after_restore(directory, task.name, previous)
             except OSError as exc:  # OutsideProjectError: generated/ leads out of the project
                 return TaskFailed(f"{task.name}: restoring from the run-cache: {exc}")
-            return {"runcache": f"restored:{entry.origin}", **values}
+            via = {"runcache_pack": True} if key in cache.packed else {}
+            return {"runcache": f"restored:{entry.origin}", "runcache_key": key, **via, **values}
     result = run_original(actions)
     if isinstance(result, BaseFail):
         return result
     outcome = "off"
     if cache is not None and key is not None:
         try:
-            stored = cache.save(directory, task.name, key, targets, values["fields"])
+            outputs = [*targets, *extra_outputs(directory, task.name)]
+            stored = cache.save(directory, task.name, key, outputs, values["fields"])
             outcome = "stored" if stored else "not stored"
+            if stored:
+                values["runcache_key"] = key  # the build's pack holds it (RunCacheReport)
         except OSError as exc:  # a full or read-only local cache costs reuse, not the build
             runcache.warn(f"{task.name}: not stored in {cache.local.url}: {exc.strerror or exc}")
             outcome = "not stored"
     return {**result, "runcache": outcome, **values}
 
 
-def after_restore(directory: Path, name: str) -> None:
+# ------------------------------------------------------------------ outputs besides targets
+# A deploy group's doit target is its stamp (generated/deploy/<group>.files.json: each file it
+# wrote under deployments/ and its sha256); deploy:validate's is its JSON report, beside which it
+# writes SARIF. Those files are stored and restored with the target.
+VALIDATE_EXTRAS = ("generated/reports/deploy-validation.sarif", "generated/reports/hadolint.sarif")
+
+
+def _deploy_group(name: str) -> str | None:
+    from autocoder.tasks.deploy_tasks import RENDER_GROUPS
+
+    group = name.removeprefix("deploy:")
+    return group if name.startswith("deploy:") and group in (*RENDER_GROUPS, "wheels") else None
+
+
+def _group_files(directory: Path, name: str) -> dict[str, str]:
+    """A deploy group's files under deployments/ and their sha256, from its stamp ({} when
+    the task is no deploy group, or has no readable stamp)."""
+    from autocoder.tasks.deploy_tasks import _stamp
+
+    group = _deploy_group(name)
+    try:
+        listed = json.loads((directory / _stamp(group)).read_text()) if group else {}
+    except (OSError, ValueError):
+        return {}
+    return listed if isinstance(listed, dict) else {}
+
+
+def extra_outputs(directory: Path, name: str) -> list[str]:
+    """The files a task wrote besides its targets, stored with them."""
+    from autocoder.tasks.deploy_tasks import DEPLOYMENTS
+
+    if name == "deploy:validate":
+        return [path for path in VALIDATE_EXTRAS if (directory / path).is_file()]
+    return [f"{DEPLOYMENTS}/{rel}" for rel in sorted(_group_files(directory, name))]
+
+
+def extra_filter(name: str) -> Callable[[str], bool] | None:
+    """Which paths an entry of this task may hold besides its targets (None: none)."""
+    from autocoder.tasks.deploy_tasks import DEPLOYMENTS
+
+    if name == "deploy:validate":
+        return VALIDATE_EXTRAS.__contains__
+    if _deploy_group(name):
+        return lambda path: path.startswith(f"{DEPLOYMENTS}/")
+    return None
+
+
+def consistent(name: str, entry: runcache.Entry, targets: list[str]) -> bool:
+    """A deploy group's entry holds exactly the files its (verified) stamp lists, with the
+    stamp's digests: the stamp is what the next run deletes stale files by."""
+    from autocoder.tasks.deploy_tasks import DEPLOYMENTS
+
+    if _deploy_group(name) is None:
+        return True
+    paths = {t["path"]: t["sha256"] for t in entry.manifest["targets"]}
+    try:
+        listed = json.loads(entry.blobs[paths[targets[0]]])
+        wanted = {f"{DEPLOYMENTS}/{rel}": digest for rel, digest in listed.items()}
+    except (ValueError, KeyError, IndexError, AttributeError):
+        return False
+    return wanted == {path: digest for path, digest in paths.items() if path not in targets}
+
+
+def after_restore(directory: Path, name: str, previous: dict[str, str] | None = None) -> None:
     """What a task's action does besides writing its targets, done after a restore too:
-    gen:runtime deletes the generated files of components no longer in the blueprint."""
+    gen:runtime deletes the generated files of components no longer in the blueprint, and a
+    deploy group the files it rendered before (`previous`, its old stamp) and no longer does."""
+    if previous:
+        from autocoder.fsutil import confined
+        from autocoder.tasks.deploy_tasks import DEPLOYMENTS
+
+        for rel in sorted(set(previous) - set(_group_files(directory, name))):
+            path = confined(directory, Path(DEPLOYMENTS, rel), "delete")
+            if path.is_file():
+                path.unlink()
     if name == "gen:runtime":
+        from autocoder.ir.models import load_ir
         from autocoder.layout import GENERATED
         from autocoder.tasks.gen_tasks import _remove_stale
 
-        _remove_stale(directory, json.loads((directory / GENERATED / "ir.v1.json").read_text()))
+        _remove_stale(directory, load_ir(directory / GENERATED / "ir.v1.json"))

@@ -107,15 +107,17 @@ def run_render(directory: Path, group: str) -> TaskFailed | None:
 
 
 def run_wheels(directory: Path) -> TaskFailed | None:
+    """The wheels are built in a temporary folder: deployments/wheels/ is their only copy, so
+    a run-cache restore (which writes what the stamp lists) leaves the same tree as a run."""
+    import tempfile
+
     from autocoder.deploy.wheels import WheelError, build_wheel, constraints, runtime_source
-    from autocoder.fsutil import confined
 
     try:
-        out = confined(directory, Path(STATE, "wheels"), directory=True)
-        for old in out.glob("*.whl") if out.exists() else []:
-            old.unlink()
-        wheels = [build_wheel(directory / GENERATED / "src", out), build_wheel(runtime_source(), out)]
-        files = {f"wheels/{w.name}": w.read_bytes() for w in wheels}
+        with tempfile.TemporaryDirectory(prefix="autocoder-wheels-") as tmp:
+            out = Path(tmp)
+            wheels = [build_wheel(directory / GENERATED / "src", out), build_wheel(runtime_source(), out)]
+            files = {f"wheels/{w.name}": w.read_bytes() for w in wheels}
         files["constraints.txt"] = constraints().encode()
         write_group(directory, "wheels", files)
     except (OSError, WheelError) as exc:
@@ -199,11 +201,14 @@ def task_deploy() -> Any:
         "targets": [_stamp("wheels")],
         "clean": [(clean_group, [directory, "wheels"])],
     }
+    from autocoder.deploy.validate import checkov_setting
+
+    checkov = fingerprint_file(directory, "checkov", checkov_setting())  # AUTOCODER_CHECKOV on/off
     yield {
         "name": "validate",
         "doc": "kubernetes-validate (strict), Pod Security Standards restricted, compose spec, hadolint",
         "actions": [(run_validate, [directory])],
-        "file_dep": [PLAN, fingerprint, *(_stamp(g) for g in RENDER_GROUPS)],
+        "file_dep": [PLAN, fingerprint, checkov, *(_stamp(g) for g in RENDER_GROUPS)],
         "targets": [VALIDATION_REPORT],
         "clean": [(clean_targets, [directory, [VALIDATION_REPORT]])],
     }

@@ -23,6 +23,9 @@ from autocoder.tasks.validate_tasks import (
 task_check, task_ir, task_gen = cached(task_check), cached(task_ir), cached(task_gen)
 task_lint, task_test, task_bench = cached(task_lint), cached(task_test), cached(task_bench)
 task_typecheck, task_policy, task_report = cached(task_typecheck), cached(task_policy), cached(task_report)
+# deploy:plan, the render groups, wheels (byte-deterministic: SOURCE_DATE_EPOCH) and validate;
+# `sign` and `image` have no targets and always run through their own up-to-date checks
+task_deploy = cached(task_deploy)
 
 DOIT_CONFIG = {
     # sqlite3: atomic and fast; doit's default dbm may fall back to the slow dbm.dumb.

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.exceptions import TaskFailed
 
@@ -36,6 +35,9 @@ from autocoder.tasks.compile_tasks import (
 )
 from autocoder.templates_dir import templates_root
 from autocoder.tools import tool_versions
+
+if TYPE_CHECKING:
+    from autocoder.ir.models import IR
 
 SRC = f"{GENERATED}/src"
 SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
@@ -75,9 +77,10 @@ def _write_or_fail(directory: Path, files: dict[str, str], task: str) -> TaskFai
 
 def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
     from autocoder.codegen.render import GenerationError
+    from autocoder.ir.models import load_slice
     from autocoder.llm.provider import generate_files
 
-    slice_ = json.loads((directory / GENERATED / "ir" / f"{name}.json").read_text())
+    slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     try:
         files = generate_files(directory, slice_)
     except GenerationError as exc:
@@ -89,8 +92,9 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
     from autocoder.codegen.render import GenerationError
     from autocoder.codegen.system import generate_runtime
     from autocoder.fsutil import confined
+    from autocoder.ir.models import load_ir
 
-    ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
+    ir = load_ir(directory / GENERATED / "ir.v1.json")
     try:
         files = generate_runtime(ir, confined(directory, Path(SAMPLES), directory=True))
     except GenerationError as exc:
@@ -106,13 +110,13 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
     return failed
 
 
-def _remove_stale(directory: Path, ir: dict[str, Any]) -> None:
+def _remove_stale(directory: Path, ir: IR) -> None:
     """Delete generated files of components that are no longer in the blueprint; only ever
     inside the project (OutsideProjectError, before any deletion, for a path that is not)."""
     from autocoder.fsutil import confined
 
-    system = ir["system"]["name"]
-    names = {c["name"] for c in ir["components"]}
+    system = ir.system.name
+    names = {c.name for c in ir.components}
     from autocoder.codegen.path_tests import system_flow_paths
     from autocoder.flowpaths import path_test_file
 

@@ -173,4 +173,4 @@ class AutocoderReporter(RunCacheReport, ConsoleReporter):
         for task, file in (("policy", "policy.json"), ("typecheck", "typecheck.json")):
             path = reports / file
             system[task] = json.loads(path.read_text()) if task in self._visited and path.exists() else None
-        return summary_table(results, system["policy"], system["typecheck"])
+        return summary_table(results, system["policy"], system["typecheck"], restored=self.restored_tasks())

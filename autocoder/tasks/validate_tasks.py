@@ -51,10 +51,6 @@ def _rules(name: str) -> str:
     return str(importlib.resources.files("autocoder.rules").joinpath(name))
 
 
-def _load(directory: Path, relative: str) -> Any:
-    return json.loads((directory / relative).read_text())
-
-
 def _write_json(path: Path, data: Any) -> None:
     from autocoder.canonical import canonical_json
     from autocoder.fsutil import write_if_changed
@@ -73,17 +69,16 @@ def _failure(task: str, what: str, lines: list[str]) -> TaskFailed:
 
 
 def run_lint(directory: Path, name: str) -> TaskFailed | None:
+    from autocoder.ir.models import load_slice
     from autocoder.validate.architecture import import_findings
     from autocoder.validate.findings import active, apply_suppressions
     from autocoder.validate.lint import lint_files
     from autocoder.validate.sarif import sarif_log
 
-    slice_ = _load(directory, f"{GENERATED}/ir/{name}.json")
+    slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     src = directory / SRC
-    findings = lint_files(
-        src, module_path(slice_["system"], name), test_path(name), slice_["security_policy"]
-    )
-    findings = apply_suppressions(findings, slice_["component"]["suppressions"])
+    findings = lint_files(src, module_path(slice_.system, name), test_path(name), slice_.security_policy)
+    findings = apply_suppressions(findings, slice_.component.suppressions)
     findings = sorted(findings + import_findings(findings))  # the architecture policy's, per component
     failing = [f for f in active(findings) if f.severity == "error"]
     reports = directory / REPORTS
@@ -139,9 +134,10 @@ def _test_id(test_file: str, junit_name: str) -> str:
 
 def run_bench(directory: Path, name: str) -> TaskFailed | None:
     from autocoder.codegen.strategies import simplest_message
+    from autocoder.ir.models import load_slice
     from autocoder.validate.bench import bench_component
 
-    slice_ = _load(directory, f"{GENERATED}/ir/{name}.json")
+    slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     simplest = functools.partial(simplest_message, cache=directory / SAMPLES)
     with tempfile.TemporaryDirectory(prefix=f"autocoder-bench-{name}-") as data_dir:
         result = bench_component(directory / SRC, slice_, Path(data_dir), simplest)
@@ -182,11 +178,12 @@ def run_typecheck(directory: Path, system: str) -> TaskFailed | None:
 
 
 def run_policy(directory: Path, runtime_files: list[str]) -> TaskFailed | None:
+    from autocoder.ir.models import load_ir
     from autocoder.validate.architecture import verify
     from autocoder.validate.merge import FileCache
     from autocoder.validate.sarif import sarif_log
 
-    ir = _load(directory, f"{GENERATED}/ir.v1.json")
+    ir = load_ir(directory / GENERATED / "ir.v1.json")
     cache = FileCache(directory / GENERATED / ".cache" / "policy.json")
     findings = verify(ir, directory / SRC, runtime_files, cache)
     _write_json(directory / REPORTS / "sarif" / "policy.sarif", sarif_log(findings))
@@ -268,8 +265,10 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
 
 
 def _budget_p95(raw: bytes) -> float:
-    """A component's p95 budget from its IR slice (the same dict as in ir.v1.json)."""
-    return float(json.loads(raw)["component"]["budget"]["p95_ms"])
+    """A component's p95 budget from its IR slice (the same as in ir.v1.json)."""
+    from autocoder.ir.models import Slice
+
+    return float(Slice.model_validate_json(raw).component.budget.p95_ms)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

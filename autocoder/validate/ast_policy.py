@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from autocoder.blueprint.models import SecurityPolicy
 from autocoder.validate.findings import Finding
 
 
@@ -22,7 +23,7 @@ def policy_rules() -> dict[str, Any]:
 
 
 def check_source(
-    source: str, path: str, security_policy: dict[str, Any], *, system_code: bool
+    source: str, path: str, security_policy: SecurityPolicy, *, system_code: bool
 ) -> list[Finding]:
     """Findings of every AST rule in one file. `system_code` is False for tests, which may use
     what the system itself must not (the blueprint's forbidden imports and calls)."""
@@ -32,7 +33,7 @@ def check_source(
         return [
             Finding(path, exc.lineno or 1, exc.offset or 1, "policy", "AP000", f"does not parse: {exc.msg}")
         ]
-    visitor = _Visitor(path, policy_rules()["ast"], security_policy if system_code else {})
+    visitor = _Visitor(path, policy_rules()["ast"], security_policy if system_code else SecurityPolicy())
     visitor.visit(tree)
     return sorted(visitor.findings)
 
@@ -42,11 +43,11 @@ def _matches(name: str, patterns: list[str]) -> bool:
 
 
 class _Visitor(ast.NodeVisitor):
-    def __init__(self, path: str, rules: dict[str, Any], security: dict[str, Any]):
+    def __init__(self, path: str, rules: dict[str, Any], security: SecurityPolicy):
         self.path = path
         self.rules = rules
-        self.forbidden_imports = list(security.get("forbidden_imports") or [])
-        self.forbidden_calls = list(security.get("forbidden_calls") or [])
+        self.forbidden_imports = list(security.forbidden_imports)
+        self.forbidden_calls = list(security.forbidden_calls)
         self.aliases: dict[str, str] = {}
         self.findings: list[Finding] = []
 

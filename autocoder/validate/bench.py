@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from autocoder.ir.models import ComponentIR, FieldSpecIR, SinkIR, Slice
 from autocoder.validate.inprocess import environment, importable
 
 WARMUP = 200
@@ -39,42 +40,38 @@ def budget_rules() -> dict[str, Any]:
 
 # fields of a schema -> its simplest valid message (codegen.strategies.simplest_message, which
 # the tasks pass in: validation does not import the generator)
-Simplest = Callable[[dict[str, Any]], dict[str, Any]]
+Simplest = Callable[[dict[str, FieldSpecIR]], dict[str, Any]]
 
 
-def sample_messages(
-    slice_: dict[str, Any], port: str, schema: str, simplest: Simplest
-) -> list[dict[str, Any]]:
+def sample_messages(slice_: Slice, port: str, schema: str, simplest: Simplest) -> list[dict[str, Any]]:
     """Inputs to time: the component's accepted examples, else the simplest valid message of
     its schema (found by hypothesis once per schema content, then cached on disk)."""
-    examples = [
-        e["in"] for e in slice_["component"]["examples"] if not e["rejected"] and (e["port"] or port) == port
-    ]
+    examples = [e.input for e in slice_.component.examples if not e.rejected and (e.port or port) == port]
     if examples:
         return examples
-    return [simplest(slice_["schemas"][schema]["fields"])]
+    return [simplest(slice_.schemas[schema].fields)]
 
 
 def bench_component(
-    src: Path, slice_: dict[str, Any], data_dir: Path, simplest: Simplest, iterations: int = ITERATIONS
+    src: Path, slice_: Slice, data_dir: Path, simplest: Simplest, iterations: int = ITERATIONS
 ) -> dict[str, Any]:
     """Per-message latencies of the component; returns p50/p95 (ms), dead letters and the verdict.
     A measured path that dead-letters its messages is a failure whatever its speed."""
-    system_name = slice_["system"]
-    comp = slice_["component"]
+    system_name = slice_.system
+    comp = slice_.component
     importable(src)
-    module = importlib.import_module(f"{system_name}.components.{comp['name']}")
+    module = importlib.import_module(f"{system_name}.components.{comp.name}")
     with environment(DATA_DIR=str(data_dir)):
         latencies, dead = asyncio.run(_measure(module.COMPONENT, slice_, simplest, iterations))
     size = max(1, len(latencies) // ROUNDS)
     rounds = [latencies[i : i + size] for i in range(0, len(latencies), size)]
     best = min(rounds, key=_p95)
     p50, p95 = statistics.median(best), _p95(best)
-    budget = float(comp["budget"]["p95_ms"])
+    budget = float(comp.budget.p95_ms)
     tolerance = float(budget_rules()["tolerance"])
     return {
-        "component": comp["name"],
-        "kind": comp["kind"],
+        "component": comp.name,
+        "kind": comp.kind,
         "iterations": len(latencies),
         "dead_letters": dead,
         "p50_ms": round(p50, 4),
@@ -93,16 +90,14 @@ def _p95(latencies: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
-async def _measure(
-    cls: Any, slice_: dict[str, Any], simplest: Simplest, iterations: int
-) -> tuple[list[float], int]:
+async def _measure(cls: Any, slice_: Slice, simplest: Simplest, iterations: int) -> tuple[list[float], int]:
     from autocoder_runtime.capabilities import TokenBucket
     from autocoder_runtime.testing import harness
 
-    comp = slice_["component"]
+    comp = slice_.component
     async with harness(cls) as component:
         component.bucket = TokenBucket(10**9, 10**9)  # the kernel's cost, never its throttling
-        if comp["kind"] == "sink" and comp["config"].get("target") == "webhook":
+        if isinstance(comp, SinkIR) and comp.config.target == "webhook":
             import httpx
 
             # the component's own path, not the network: the webhook answers 200 in process
@@ -122,13 +117,13 @@ async def _measure(
     return latencies, dead
 
 
-def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], simplest: Simplest) -> Any:
+def _step(component: Any, comp: ComponentIR, slice_: Slice, simplest: Simplest) -> Any:
     """One message through the kernel path of this kind of component."""
     from autocoder_runtime.messages import Envelope, validate
 
     cycle: list[Any] = []
-    if comp["inputs"]:
-        port, schema = sorted(comp["inputs"].items())[0]
+    if comp.inputs:
+        port, schema = sorted(comp.inputs.items())[0]
         messages = sample_messages(slice_, port, schema, simplest)
 
         async def step() -> None:
@@ -138,8 +133,8 @@ def _step(component: Any, comp: dict[str, Any], slice_: dict[str, Any], simplest
             await component.handle(port, Envelope(dict(cycle.pop())))
 
         return step
-    port, schema = sorted(comp["outputs"].items())[0]
-    if comp["kind"] == "source":
+    port, schema = sorted(comp.outputs.items())[0]
+    if comp.kind == "source":
         seq = iter(range(1, 10**9))
 
         async def generate() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autocoder.blueprint.models import Suppression
 
 
 @dataclass(frozen=True, order=True)
@@ -34,9 +37,9 @@ def under(folder: str, findings: list[Finding]) -> list[Finding]:
     return [replace(f, path=f"{folder}/{f.path}") for f in findings]
 
 
-def apply_suppressions(findings: list[Finding], suppressions: list[dict[str, str]]) -> list[Finding]:
+def apply_suppressions(findings: list[Finding], suppressions: list[Suppression]) -> list[Finding]:
     """Mark findings whose rule the component suppresses (each suppression carries a reason)."""
-    reasons = {s["rule"]: s["reason"] for s in suppressions}
+    reasons = {s.rule: s.reason for s in suppressions}
     out = []
     for finding in findings:
         reason = reasons.get(finding.rule)

@@ -10,8 +10,8 @@ import json
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any
 
+from autocoder.blueprint.models import SecurityPolicy
 from autocoder.layout import SOURCES
 from autocoder.tools import ruff_binary
 from autocoder.validate.ast_policy import check_source
@@ -93,13 +93,13 @@ def bandit_findings(src: Path, files: list[str]) -> list[Finding]:
     return findings
 
 
-def policy_findings(src: Path, module: str, test: str, security: dict[str, Any]) -> list[Finding]:
+def policy_findings(src: Path, module: str, test: str, security: SecurityPolicy) -> list[Finding]:
     findings = check_source((src / module).read_text(), module, security, system_code=True)
     findings += check_source((src / test).read_text(), test, security, system_code=False)
     return findings
 
 
-def lint_files(src: Path, module: str, test: str, security: dict[str, Any]) -> list[Finding]:
+def lint_files(src: Path, module: str, test: str, security: SecurityPolicy) -> list[Finding]:
     """Every finding on a component's files, named from the project root (`generated/src/...`)."""
     files = [module, test]
     return sorted(

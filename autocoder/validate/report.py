@@ -40,23 +40,33 @@ def summary_table(
     results: dict[str, dict[str, Any]],
     policy: dict[str, Any] | None = None,
     typecheck: dict[str, Any] | None = None,
+    *,
+    restored: frozenset[str] | set[str] = frozenset(),
 ) -> str:
-    """component x tier -> pass/fail with findings, test counts and p95 vs budget."""
+    """component x tier -> pass/fail with findings, test counts and p95 vs budget; a tier
+    whose task (`lint:<component>`, `policy`...) is in `restored` came from the run-cache."""
     if not results and policy is None and typecheck is None:
         return ""
+
+    def shown(task: str, text: str) -> str:
+        return text[:-1] + ", restored)" if task in restored and text.endswith(")") else text
+
     tiers = [t for t in TIERS if any(t in r for r in results.values())]  # the tiers that have results
     rows = [["component", *tiers]] + [
-        [name, *(cell(t, results[name].get(t)) for t in tiers)] for name in sorted(results)
+        [name, *(shown(f"{t}:{name}", cell(t, results[name].get(t))) for t in tiers)]
+        for name in sorted(results)
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if policy is not None:
-        lines.append(f"policy: {'pass' if policy['ok'] else 'FAIL'} ({len(policy['findings'])} finding(s))")
+        line = f"policy: {'pass' if policy['ok'] else 'FAIL'} ({len(policy['findings'])} finding(s))"
+        lines.append(shown("policy", line))
     if typecheck is not None:
-        lines.append(
+        line = (
             f"types (mypy): {'pass' if typecheck['ok'] else 'FAIL'} ({len(typecheck['findings'])} error(s))"
         )
+        lines.append(shown("typecheck", line))
     suppressed = [
         f"  {name} {f['rule']} suppressed: {f['suppressed_by']}"
         for name in sorted(results)

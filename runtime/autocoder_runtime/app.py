@@ -30,6 +30,7 @@ from starlette.routing import Route
 from autocoder_runtime.kinds import Store
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import field_errors
+from autocoder_runtime.settings import drain_timeout_s
 from autocoder_runtime.spec import IngressRoute
 from autocoder_runtime.system import System
 
@@ -151,11 +152,15 @@ class Http:
             if system.saturated():
                 return _error(503, "system saturated, try again", retry_after=1)
             trace_id = _trace_id(request)
-            try:
-                await system.accept(route.component, route.port, message, trace_id)
-            except Exception as exc:  # noqa: BLE001 - the database failed: not the client's fault
-                log(logging.ERROR, "inbox write failed", component=route.component, error=repr(exc))
-                return _error(503, "cannot store the message now, try again", retry_after=1)
+            with system.telemetry.origin(
+                f"{route.method} {route.path}", "server", route.component, trace_id
+            ) as span:
+                try:
+                    await system.accept(route.component, route.port, message, trace_id)
+                except Exception as exc:  # noqa: BLE001 - the database failed: not the client's fault
+                    log(logging.ERROR, "inbox write failed", component=route.component, error=repr(exc))
+                    span.failed(f"inbox write failed: {type(exc).__name__}")
+                    return _error(503, "cannot store the message now, try again", retry_after=1)
             system.metrics.received.labels(component=route.component).inc()
             system.metrics.emitted.labels(component=route.component).inc()
             return JSONResponse({"accepted": True, "trace_id": trace_id}, status_code=202)
@@ -242,7 +247,7 @@ def create_app(system: System) -> Starlette:
         try:
             yield
         finally:
-            await system.stop(float(os.environ.get("DRAIN_TIMEOUT_S", "10")))
+            await system.stop(drain_timeout_s())
 
     from autocoder_runtime.openapi import openapi
 

@@ -8,7 +8,9 @@ import json
 import sys
 from collections.abc import Callable
 
+from autocoder_runtime import settings
 from autocoder_runtime.logs import LEVELS, configure_logging, resolve_level
+from autocoder_runtime.settings import ConfigError
 from autocoder_runtime.system import System
 
 
@@ -38,15 +40,24 @@ def _parser(system: System) -> argparse.ArgumentParser:
     return parser
 
 
+class CannotOpen(Exception):
+    """The system's database cannot be opened; the message is the line to print."""
+
+
 async def _with_database(system: System, command: Callable[[System], object]) -> object:
     import os
 
     from autocoder_runtime.component import data_dir
     from autocoder_runtime.database import open_database
 
-    system.db = await asyncio.to_thread(
-        open_database, system.spec.backend, system.name, data_dir(), os.environ.get("DATABASE_URL")
-    )
+    try:
+        system.db = await asyncio.to_thread(
+            open_database, system.spec.backend, system.name, data_dir(), os.environ.get("DATABASE_URL")
+        )
+    except ConfigError:
+        raise
+    except Exception as exc:  # whatever the driver raises (sqlite3, psycopg, OSError): one line
+        raise CannotOpen(_database_error(system, exc)) from exc
     try:
         result = command(system)
         if asyncio.iscoroutine(result):
@@ -57,38 +68,71 @@ async def _with_database(system: System, command: Callable[[System], object]) ->
         system.db = None
 
 
+def _database_error(system: System, exc: Exception) -> str:
+    """One line for a database that cannot be opened (never the DSN: it may hold a password)."""
+    from autocoder_runtime.component import data_dir
+
+    if system.spec.backend == "postgres":
+        where, fix = "the PostgreSQL database at DATABASE_URL", "check DATABASE_URL and that the server runs"
+    else:
+        where = f"the SQLite database under DATA_DIR={str(data_dir())!r}"
+        fix = "set DATA_DIR to a directory this user can create and write"
+    return f"error: cannot open {where}: {type(exc).__name__}: {exc}; fix: {fix}"
+
+
 def main(build: Callable[[], System], argv: list[str] | None = None) -> int:
-    system = build()
-    args = _parser(system).parse_args(argv)
-    if args.command == "serve":
-        import uvicorn
-
-        from autocoder_runtime.app import create_app
-
-        try:
-            level = resolve_level(args.log_level, system.spec.log_level)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        configure_logging(level)
-        uvicorn.run(
-            create_app(system),
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=15,
-        )
-        return 0
-    if args.command == "dead-letters":
-        rows = asyncio.run(
-            _with_database(system, lambda s: s.database().dead_letter_list(args.limit, args.offset))
-        )
-        keys = ("id", "ts", "component", "port", "error", "payload", "trace_id")
-        for row in rows:  # type: ignore[attr-defined]
-            item = dict(zip(keys, row, strict=True)) | {"payload": json.loads(row[5])}
-            print(json.dumps(item, sort_keys=True))
-        return 0
-    moved = asyncio.run(_with_database(system, lambda s: s.replay(args.ids or None)))
+    """Run one command; a setting or database the system cannot use is one line on stderr and
+    exit 2, never a traceback."""
+    try:
+        system = build()
+        args = _parser(system).parse_args(argv)
+        settings.check()
+        if args.command == "serve":
+            # opened once before the server starts: a failure inside uvicorn's startup would be
+            # logged as a traceback
+            asyncio.run(_with_database(system, lambda s: None))
+            return _serve(system, args.host, args.port, args.log_level)
+        if args.command == "dead-letters":
+            return _print_dead_letters(system, args.limit, args.offset)
+        moved = asyncio.run(_with_database(system, lambda s: s.replay(args.ids or None)))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CannotOpen as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(f"replayed {moved} dead letter(s) into the inbox", file=sys.stderr)
+    return 0
+
+
+def _serve(system: System, host: str, port: int, log_level: str | None) -> int:
+    import uvicorn
+
+    from autocoder_runtime.app import create_app
+    from autocoder_runtime.telemetry import TelemetryUnavailable, check_installed
+
+    try:
+        level = resolve_level(log_level, system.spec.log_level)
+        check_installed()
+    except (ValueError, TelemetryUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(level)
+    uvicorn.run(
+        create_app(system),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+    return 0
+
+
+def _print_dead_letters(system: System, limit: int, offset: int) -> int:
+    rows = asyncio.run(_with_database(system, lambda s: s.database().dead_letter_list(limit, offset)))
+    keys = ("id", "ts", "component", "port", "error", "payload", "trace_id")
+    for row in rows:  # type: ignore[attr-defined]
+        item = dict(zip(keys, row, strict=True)) | {"payload": json.loads(row[5])}
+        print(json.dumps(item, sort_keys=True))
     return 0

@@ -23,6 +23,7 @@ from autocoder_runtime.capabilities import CircuitBreaker, RetryPolicy, TokenBuc
 from autocoder_runtime.database import DatabaseUnavailable
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import Envelope, Message, OutputInvalid, Rejected, validate
+from autocoder_runtime.settings import queue_size
 from autocoder_runtime.spec import ComponentSpec
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 Outputs = list[tuple[str, Message]]
 LOGIC_ERRORS = (ArithmeticError, ValueError, TypeError, KeyError, IndexError)
 RESTART_DELAY_S = (0.05, 5.0)  # a failed consumer restarts after a backoff between these
-
-
-def queue_size() -> int:
-    return max(1, int(os.environ.get("QUEUE_SIZE", "1000")))
 
 
 def data_dir() -> Path:
@@ -169,22 +166,28 @@ class Component:
         in_flight = metrics.in_flight.labels(component=self.name)
         in_flight.inc()
         start = time.perf_counter()
-        try:
-            if port not in self.inputs:
-                raise Rejected(f"no input port {port!r}")
-            message = validate(self.inputs[port], envelope.payload)
-            results = await self._guarded(port, message)
-            outputs = [(p, validate(self.outputs[p], out, OutputInvalid)) for p, out in results]
-            if not outputs and self.outputs:
-                metrics.dropped.labels(component=self.name).inc()
-            await asyncio.gather(*(self.emit(p, out, envelope) for p, out in outputs))
-        except (asyncio.CancelledError, DatabaseUnavailable):
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded, never dropped
-            await self.system.dead_letter(self.name, port, exc, envelope)
-        finally:
-            in_flight.dec()
-            metrics.latency.labels(component=self.name).observe(time.perf_counter() - start)
+        telemetry = self.system.telemetry
+        with telemetry.handling(self.name, port, envelope.trace_id, envelope.span_id) as span:
+            try:
+                if port not in self.inputs:
+                    raise Rejected(f"no input port {port!r}")
+                message = validate(self.inputs[port], envelope.payload)
+                results = await self._guarded(port, message)
+                outputs = [(p, validate(self.outputs[p], out, OutputInvalid)) for p, out in results]
+                if not outputs and self.outputs:
+                    metrics.dropped.labels(component=self.name).inc()
+                span.outcome("processed" if outputs or not self.outputs else "dropped")
+                parent = Envelope(envelope.payload, envelope.trace_id, envelope.delivery, span.span_id)
+                await asyncio.gather(*(self.emit(p, out, parent) for p, out in outputs))
+            except (asyncio.CancelledError, DatabaseUnavailable):
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded, never dropped
+                span.outcome("dead_letter")
+                span.failed(f"{type(exc).__name__}: {exc}")
+                await self.system.dead_letter(self.name, port, exc, envelope)
+            finally:
+                in_flight.dec()
+                metrics.latency.labels(component=self.name).observe(time.perf_counter() - start)
 
     async def _guarded(self, port: str, message: Message) -> Outputs:
         attempt = 0
@@ -239,7 +242,9 @@ class Component:
             parent.delivery.add(len(targets))
         await asyncio.gather(
             *(
-                target.queues[target_port].put(Envelope(dict(message), parent.trace_id, parent.delivery))
+                target.queues[target_port].put(
+                    Envelope(dict(message), parent.trace_id, parent.delivery, parent.span_id)
+                )
                 for target, target_port in targets
             )
         )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from autocoder_runtime.logs import log
+from autocoder_runtime.settings import ConfigError
 
 T = TypeVar("T")
 MAX_BATCH = 512  # writes in one group commit
@@ -100,7 +101,7 @@ class Dialect:
     def connect(self) -> Connection:
         synchronous = os.environ.get("SQLITE_SYNCHRONOUS", "FULL").strip().upper()
         if synchronous not in SQLITE_SYNCHRONOUS:
-            raise RuntimeError(
+            raise ConfigError(
                 f"SQLITE_SYNCHRONOUS={synchronous!r} is not one of {', '.join(SQLITE_SYNCHRONOUS)}; "
                 "fix: unset it (FULL) or set NORMAL"
             )
@@ -608,7 +609,11 @@ def open_database(backend: str, system: str, data_dir: Path, dsn: str | None) ->
     """The system's database: SQLite under `data_dir`, or PostgreSQL at `dsn`."""
     if backend == "postgres":
         if not dsn:
-            raise RuntimeError("this system uses PostgreSQL: set DATABASE_URL to its DSN")
+            raise ConfigError(
+                "DATABASE_URL is not set; expected the DSN of this system's PostgreSQL database "
+                "(deployment.yaml says store: {backend: postgres}); "
+                "fix: export DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+            )
         database = Database(PostgresDialect(dsn))
     else:
         data_dir.mkdir(parents=True, exist_ok=True)

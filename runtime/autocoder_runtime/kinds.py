@@ -4,6 +4,7 @@ only its models, its compiled logic (as methods) and its spec."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -16,7 +17,7 @@ from typing import IO, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autocoder_runtime.component import Component, Outputs, data_dir, queue_size, run_logic, single
+from autocoder_runtime.component import Component, Outputs, data_dir, run_logic, single
 from autocoder_runtime.database import InboxItem
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import (
@@ -28,6 +29,7 @@ from autocoder_runtime.messages import (
     strict_json,
     validate,
 )
+from autocoder_runtime.settings import queue_size
 
 
 class Config(BaseModel):
@@ -80,7 +82,10 @@ class Source(Component):
                     await asyncio.sleep(config.interval_s)
                 while not self.system.accepting:  # stopping: add nothing the drain cannot finish
                     await asyncio.sleep(min(config.interval_s, 0.1))
-                await self.system.accept(self.name, port, message, envelope.trace_id)
+                with self.system.telemetry.origin(
+                    f"{self.name} emit", "producer", self.name, envelope.trace_id
+                ):
+                    await self.system.accept(self.name, port, message, envelope.trace_id)
                 self.system.metrics.emitted.labels(component=self.name).inc()
             await asyncio.sleep(config.interval_s)
 
@@ -248,7 +253,12 @@ class Aggregator(Component):
             items.append(
                 InboxItem(self.name, port, "out", json.dumps(valid, sort_keys=True), envelope.trace_id)
             )
-        await self.system.database().window_close(self.name, start, keys, items)
+        with contextlib.ExitStack() as spans:  # a window's results enter the system here
+            for item in items:
+                spans.enter_context(
+                    self.system.telemetry.origin(f"{self.name} window", "producer", self.name, item.trace_id)
+                )
+            await self.system.database().window_close(self.name, start, keys, items)
         window = self.windows.get(start, {})
         for key in keys:
             window.pop(key, None)
@@ -277,10 +287,18 @@ class Store(Component):
 
     async def aprocess(self, port: str, message: Message) -> Outputs:
         config = self.StoreConfig.model_validate(self.spec.config)
-        await self.system.database().record_put(self.name, str(message[config.key]), strict_json(message))
+        key = str(message[config.key])
+        if "\x00" in key:  # SQLite would keep it, PostgreSQL refuses it: refused on both alike
+            raise ValueError(
+                f"the store key (field {config.key!r}) contains a NUL character (\\u0000), which "
+                "PostgreSQL cannot store in text; fix: remove NUL characters from the key"
+            )
+        await self.system.database().record_put(self.name, key, strict_json(message))
         return []
 
     async def get(self, key: str) -> Message | None:
+        if "\x00" in key:  # no stored key holds one (aprocess refuses them)
+            return None
         text = await self.system.database().record_get(self.name, key)
         return None if text is None else dict(json.loads(text))
 
@@ -329,9 +347,13 @@ class Sink(Component):
 
             self.client = httpx.AsyncClient(timeout=10.0)
         elif self.config.target == "file":
-            path = confined(data_dir(), self.config.path or f"{self.name}.jsonl")
+            path = self.file_path()
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = await asyncio.to_thread(path.open, "a", encoding="utf-8")
+
+    def file_path(self) -> Path:
+        """The JSON-lines file a `file` sink appends to, confined to DATA_DIR."""
+        return confined(data_dir(), self.config.path or f"{self.name}.jsonl")
 
     async def close(self) -> None:
         if self.client is not None:

@@ -43,11 +43,13 @@ class Transient(Exception):
 
 @dataclass
 class Envelope:
-    """A message in flight with its trace id and the inbox entry it descends from."""
+    """A message in flight with its trace id, the inbox entry it descends from and the span
+    (of the component that emitted it in this process) its handling is a child of."""
 
     payload: Message
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     delivery: Delivery | None = None
+    span_id: int | None = None
 
 
 def validate(model: type[BaseModel], payload: Any, error: type[Rejected] = Rejected) -> Message:

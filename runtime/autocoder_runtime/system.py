@@ -21,16 +21,16 @@ import traceback
 import uuid
 from collections.abc import Callable
 
+from autocoder_runtime import settings
 from autocoder_runtime.component import Component, data_dir, run_logic
 from autocoder_runtime.database import Database, InboxItem, InboxRow, open_database
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import Envelope, Message, safe_json
 from autocoder_runtime.metrics import Metrics
 from autocoder_runtime.spec import SystemSpec
+from autocoder_runtime.telemetry import Telemetry, from_environment
 
 Condition = Callable[[Message], bool]
-LEASE_S = 30.0  # a claimed entry is redelivered if its process holds it this long without renewing
-# (INBOX_LEASE_S overrides it: how soon another replica redoes the work of one that was killed)
 MAX_DELIVERIES = 10  # an entry delivered this often without completing is dead-lettered
 POLL_S = 0.2  # how often the dispatcher looks for entries other processes added
 DB_RETRY_S = (0.1, 5.0)  # after a failed inbox claim, ack or renewal, retry after a backoff between these
@@ -38,10 +38,6 @@ DB_RETRY_S = (0.1, 5.0)  # after a failed inbox claim, ack or renewal, retry aft
 
 def backoff(failures: int) -> float:
     return min(DB_RETRY_S[0] * 2.0 ** min(failures, 16), DB_RETRY_S[1])
-
-
-def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, str(default)))
 
 
 class Delivery:
@@ -96,10 +92,11 @@ class System:
         self.ready = False
         self.accepting = False
         self.tasks: list[asyncio.Task[None]] = []
-        self.inbox_limit = int(env_float("INBOX_LIMIT", 10000))
-        self.max_in_flight = int(env_float("MAX_IN_FLIGHT", 1000))
-        self.lease_s = env_float("INBOX_LEASE_S", LEASE_S)
+        self.inbox_limit = settings.inbox_limit()
+        self.max_in_flight = settings.max_in_flight()
+        self.lease_s = settings.inbox_lease_s()
         self.db_error: str | None = None  # the dispatcher's last database failure, until it succeeds
+        self.telemetry = Telemetry()  # OTLP export, from the environment at start
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()
         self.ack_wanted = asyncio.Event()
@@ -125,6 +122,8 @@ class System:
         self.wake = asyncio.Event()
         self.acked = asyncio.Event()
         self.ack_wanted = asyncio.Event()
+        # first: an OTLP endpoint without the exporter installed stops the start right here
+        self.telemetry = from_environment(self.name, self.spec.version)
         dsn = os.environ.get("DATABASE_URL")
         self.db = await asyncio.to_thread(open_database, self.spec.backend, self.name, data_dir(), dsn)
         try:
@@ -165,6 +164,12 @@ class System:
         db, self.db = self.db, None
         if db is not None:
             await asyncio.to_thread(db.close)
+        await self._stop_telemetry()
+
+    async def _stop_telemetry(self) -> None:
+        """Flush the spans still buffered (bounded by the exporter's timeout), then no export."""
+        telemetry, self.telemetry = self.telemetry, Telemetry()
+        await asyncio.to_thread(telemetry.shutdown)
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """SIGTERM: stop accepting, claim what was accepted until now (one last round) and
@@ -205,6 +210,7 @@ class System:
         left = await db.inbox_count()
         await asyncio.to_thread(db.close)
         self.db = None
+        await self._stop_telemetry()
         log(logging.INFO, "stopped", system=self.name, undrained=left, in_flight_cut=unfinished)
 
     def not_ready(self) -> list[str]:
@@ -236,7 +242,8 @@ class System:
         self.wake.set()
 
     async def dead_letter(self, component: str, port: str, exc: BaseException, envelope: Envelope) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:4000]
+        # escaped NUL: PostgreSQL cannot keep it in text, and the dead letter must be written
+        error = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")[:4000]
         self.metrics.dead_letters.labels(component=component).inc()
         log(
             logging.WARNING,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ import httpx
 from autocoder_runtime.component import Component, data_dir
 from autocoder_runtime.database import open_database
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
+from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
 from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
@@ -34,11 +36,13 @@ Outputs = list[tuple[str, Message]]
 
 
 @contextlib.asynccontextmanager
-async def harness(cls: type[C]) -> AsyncIterator[C]:
-    """The component alone in a system of its own, its database freshly made under DATA_DIR."""
+async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
+    """The component alone in a system of its own, on the SQLite database `database` under
+    DATA_DIR (by default one freshly made)."""
     name = cls.__name__.lower()
     system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
-    system.db = await asyncio.to_thread(open_database, "sqlite", f"test-{uuid.uuid4().hex}", data_dir(), None)
+    database = database or f"test-{uuid.uuid4().hex}"
+    system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
     component = system.components[name]
     assert isinstance(component, cls)
     try:
@@ -49,18 +53,20 @@ async def harness(cls: type[C]) -> AsyncIterator[C]:
         await asyncio.to_thread(system.db.close)
 
 
-async def _outputs(component: Component, port: str, payloads: list[Any]) -> Outputs:
+async def _outputs(
+    component: Component, port: str, payloads: list[Any], pinned: float | None = None, flush: bool = True
+) -> Outputs:
     results: Outputs = []
     if isinstance(component, Aggregator):
         # one processing time for the whole batch: messages that arrive together fall in one
         # window, even when the wall clock crosses a window boundary between two of them
-        pinned = time.time()
-        component.now = lambda: pinned  # type: ignore[method-assign]
+        moment = time.time() if pinned is None else pinned
+        component.now = lambda: moment  # type: ignore[method-assign]
     for payload in payloads:
         message = validate(component.inputs[port], payload)
         for out_port, out in await component._guarded(port, message):
             results.append((out_port, validate(component.outputs[out_port], out, OutputInvalid)))
-    if isinstance(component, Aggregator):
+    if flush and isinstance(component, Aggregator):
         (out_port,) = component.outputs
         for start in sorted(component.windows):
             for out in component.results(start, list(component.windows[start])):
@@ -76,6 +82,21 @@ def run_many(cls: type[Component], port: str, payloads: list[Any]) -> Outputs:
     async def run() -> Outputs:
         async with harness(cls) as component:
             return await _outputs(component, port, payloads)
+
+    return asyncio.run(run())
+
+
+def run_across_restart(cls: type[Component], port: str, before: list[Any], after: list[Any]) -> Outputs:
+    """`before` through the kernel path, then a restart (the component and its database closed,
+    a new component opened on the same database file), then `after`; an aggregator's windows
+    are closed at the end, so a window that continued across the restart gives one result."""
+
+    async def run() -> Outputs:
+        database, pinned = f"test-{uuid.uuid4().hex}", time.time()
+        async with harness(cls, database) as component:
+            results = await _outputs(component, port, before, pinned, flush=False)
+        async with harness(cls, database) as component:
+            return results + await _outputs(component, port, after, pinned)
 
     return asyncio.run(run())
 
@@ -166,6 +187,42 @@ def webhook_requests(cls: type[Sink], port: str, payloads: list[Any]) -> list[tu
         server.shutdown()
         server.server_close()
     return received
+
+
+def delivered(cls: type[Sink], port: str, payloads: list[Any]) -> list[Message]:
+    """Send messages through a sink and return what it delivered, read from where it went: the
+    lines it appended to its file under DATA_DIR, the bodies a webhook on 127.0.0.1 received, or
+    the messages of its `sink` log records."""
+    if cls.SinkConfig.model_validate(cls.spec.config).target == "webhook":
+        return [body for body, _ in webhook_requests(cls, port, payloads)]
+    logged: list[Message] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            fields = getattr(record, "fields", {})
+            if record.getMessage() == "sink" and fields.get("component") == cls.__name__.lower():
+                logged.append(fields["message"])
+
+    async def run() -> list[Message]:
+        async with harness(cls) as sink:
+            path = sink.file_path() if sink.config.target == "file" else None
+            start = path.stat().st_size if path is not None and path.exists() else 0
+            await _outputs(sink, port, payloads)
+        if path is None:
+            return logged
+        with path.open("rb") as handle:  # only what this run appended (DATA_DIR is shared)
+            handle.seek(start)
+            return [json.loads(line) for line in handle.read().decode().splitlines()]
+
+    handler, level = Capture(), LOG.level
+    LOG.addHandler(handler)
+    if not LOG.isEnabledFor(logging.INFO):  # a sink logs at INFO
+        LOG.setLevel(logging.INFO)
+    try:
+        return asyncio.run(run())
+    finally:
+        LOG.removeHandler(handler)
+        LOG.setLevel(level)
 
 
 def free_port() -> int:

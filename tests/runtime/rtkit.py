@@ -209,6 +209,7 @@ def hooked(
 BUILDERS: dict[str, Callable[[], System]] = {
     "demo": lambda: demo("demo"),
     "demo_open_ingress": lambda: demo("demo_open_ingress", api={"api_key_env": "INGRESS_KEY"}),
+    "demo_postgres": lambda: demo("demo_postgres", backend="postgres"),
 }
 
 

@@ -190,3 +190,18 @@ def test_the_test_harness_folds_a_batch_into_one_window_whatever_the_wall_clock(
     monkeypatch.setattr(time, "time", lambda: next(readings))
     outputs = run_many(Counts, "in", [{"id": "a", "n": 1}] * 3)
     assert [(port, message["count"]) for port, message in outputs] == [("out", 3)]
+
+
+def test_the_test_harness_restarts_a_window_on_the_same_database(data, monkeypatch):
+    """run_across_restart (the generated "window across a restart" property test): two messages,
+    the component and its database closed, a new one on the same file, a third message: one
+    result counting all three, in the window the first two opened."""
+    from autocoder_runtime.testing import run_across_restart
+
+    Counts = sums(window_s=1)  # processing time: pinned for the whole run
+    readings = iter(1000.0 + 0.6 * i for i in range(10_000))
+    monkeypatch.setattr(time, "time", lambda: next(readings))
+    outputs = run_across_restart(Counts, "in", [{"id": "a", "n": 2}] * 2, [{"id": "a", "n": 5}])
+    assert [(port, m["count"], m["total"], m["window_start"]) for port, m in outputs] == [
+        ("out", 3, 9, 1000.0)
+    ]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from autocoder_runtime.database import Database, DatabaseUnavailable, InboxItem, open_database
+from autocoder_runtime.settings import ConfigError
 from autocoder_runtime.testing import time_limit
 
 BACKENDS = ["sqlite", "postgres"]
@@ -296,7 +297,7 @@ def test_sqlite_synchronous_setting(setting, level, tmp_path, monkeypatch):
 
 def test_sqlite_synchronous_off_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
-    with pytest.raises(RuntimeError, match="SQLITE_SYNCHRONOUS='OFF'"):
+    with pytest.raises(ConfigError, match="SQLITE_SYNCHRONOUS='OFF'"):
         open_database("sqlite", "durable", tmp_path, None)
 
 

@@ -1,15 +1,20 @@
 """Delivery: every message ends stored, sent, filtered or dead-lettered; a failing consumer is
 restarted and its message delivered again; dead letters can be replayed; a stop leaves what did
-not finish in the inbox for the next start. Real SQLite under a temp DATA_DIR throughout."""
+not finish in the inbox for the next start. Real SQLite under a temp DATA_DIR, and the
+embedded PostgreSQL server where the two backends must behave alike."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import ClassVar
 
 import autocoder_runtime.component
 import pytest
-from rtkit import AUTH, Work, demo, query, records, running, wait_until
+from autocoder_runtime.kinds import ApiEndpoint, Custom, Store
+from autocoder_runtime.messages import Message
+from pydantic import BaseModel
+from rtkit import AUTH, Free, Work, demo, make, query, records, running, spec, wait_until
 
 
 def post(client, body: dict) -> str:
@@ -55,6 +60,58 @@ def test_a_dead_letter_json_cannot_hold_is_still_recorded(data):
         post(client, {"id": "again", "act": "big"})
         wait_until(lambda: stored(client, "after") and len(letters(client)) == 2)
         wait_until(lambda: query(data, "demo", "SELECT COUNT(*) FROM inbox") == [(0,)])
+
+
+class FreeApi(ApiEndpoint):
+    outputs: ClassVar[dict[str, type[BaseModel]]] = {"out": Free}
+
+
+class Notes(Store):
+    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Free}
+    spec = spec(config={"key": "id"})
+
+
+class Echo(Custom):
+    """Logic whose error quotes its input: a NUL in the input reaches the dead letter's error."""
+
+    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Free}
+    outputs: ClassVar[dict[str, type[BaseModel]]] = {}
+
+    def handle_message(self, port: str, msg: Message) -> list[tuple[str, Message]]:
+        if "\x00" in msg["id"]:
+            raise ValueError(f"cannot echo {msg['id']}")
+        return []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_store_key_with_nul_is_refused_alike_on_both_backends(backend, data, request, monkeypatch):
+    """SQLite keeps "\\u0000" in TEXT, PostgreSQL cannot: the store refuses such a key on both
+    (a dead letter naming the NUL), a read of it is a 404 on both, not a 500, and a dead letter
+    whose error quotes a NUL is recorded on both with it escaped."""
+    if backend == "postgres":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("postgres_dsn"))
+    system = make(
+        "nul",
+        {"api": FreeApi, "notes": Notes, "echo": Echo},
+        [("api", "out", "notes", "in"), ("api", "out", "echo", "in")],
+        ingress=[{"component": "api", "path": "/notes"}],
+        stores=["notes"],
+        backend=backend,
+    )
+    with running(system) as client:
+        for ident in ("a\u0000b", "plain"):
+            response = client.post("/notes", json={"id": ident, "n": 1}, headers=AUTH)
+            assert response.status_code == 202, response.text
+        wait_until(lambda: client.get("/notes/plain", headers=AUTH).status_code == 200)
+        wait_until(lambda: len(letters(client)) == 2)
+        echo, notes = sorted(letters(client), key=lambda letter: letter["component"])
+        assert notes["component"] == "notes" and notes["payload"] == {"id": "a\u0000b", "n": 1}
+        assert "NUL" in notes["error"] and "\x00" not in notes["error"], notes["error"]
+        assert (
+            echo["error"].endswith("ValueError: cannot echo a\\x00b") and echo["payload"] == notes["payload"]
+        )
+        assert client.get("/notes/a%00b", headers=AUTH).status_code == 404
+        assert client.get("/notes", headers=AUTH).json()["items"] == [{"id": "plain", "n": 1}]
 
 
 def test_a_failing_consumer_is_restarted_and_its_message_delivered_again(data, monkeypatch, caplog_all):

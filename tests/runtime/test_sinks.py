@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from autocoder_runtime.kinds import expand_secrets
+from autocoder_runtime.testing import delivered
 from rtkit import AUTH, Api, Hook, configured, hooked, make, running, wait_until
 
 
@@ -103,3 +104,29 @@ def test_a_file_sink_path_leaving_data_dir_is_refused_at_open(data, tmp_path, pa
     assert {t for t in threading.enumerate() if t.name == "db-write"} <= writers
     if Path("/proc/self/fd").exists():
         assert open_handles((data / "fs.sqlite3").resolve()) == 0
+
+
+@pytest.mark.parametrize("target", ["file", "log", "webhook"])
+def test_delivered_reads_back_what_a_sink_delivered(data, target):
+    """What a generated sink example asserts: the message arrived where the sink sends it (its
+    file under DATA_DIR, its log record, a webhook), normalised by its schema, and only this
+    run's messages (an earlier line in the same file is not counted)."""
+    config = {"target": target, "path": "out/hook.jsonl", "url": "http://127.0.0.1:9/unused"}
+    sink = configured(Hook, config=config)
+    if target == "file":
+        (data / "out").mkdir(parents=True)
+        (data / "out" / "hook.jsonl").write_text('{"id": "earlier"}\n')
+    got = delivered(sink, "in", [{"id": "a1"}, {"id": "b2", "n": 3}])
+    assert got == [{"id": "a1", "n": 0, "ts": 0.0, "act": "ok"}, {"id": "b2", "n": 3, "ts": 0.0, "act": "ok"}]
+
+
+def test_delivered_sees_nothing_from_a_sink_that_delivers_nothing(data):
+    """A sink that lost its messages would fail a generated example: `delivered` reads the
+    destination, not what the sink was handed."""
+
+    class Silent(Hook):
+        async def aprocess(self, port, message):
+            return []
+
+    silent = configured(Silent, config={"target": "file", "path": "silent.jsonl"})
+    assert delivered(silent, "in", [{"id": "a1"}]) == []
