@@ -283,10 +283,11 @@ def test_policy_task_reads_no_component_code(project, monkeypatch):
     assert not [d for d in deps for n in (*OTHERS, "pricer") if d.endswith(f"components/{n}.py")]
 
 
-def starts(project: Path) -> list[str]:
-    """The builds that started the path tests' shared server, one line per start."""
+def starts(project: Path, column: int = 0) -> list[str]:
+    """The builds that started the path tests' shared server, one line per start (column 2:
+    how many components it served, or `all`)."""
     log = project / "generated" / ".cache" / "paths" / "starts.log"
-    return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+    return [line.split()[column] for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def test_a_change_reruns_only_the_paths_through_it_and_wiring_reruns_the_smoke_test(project):
@@ -302,6 +303,9 @@ def test_a_change_reruns_only_the_paths_through_it_and_wiring_reruns_the_smoke_t
     assert "test:path.orders_api__notifier" in ran and "test:big_orders" in ran, sorted(ran)
     assert not ran & {"test:path.orders_api__order_store", "test:integration", "test:pricer"}, sorted(ran)
     assert len(starts(project)) == len(before) + 1
+    assert starts(project, 2)[-1] == "4"  # the notifier path's components, not the system's 5
+    junit = (project / "generated" / "reports" / "junit" / "path.orders_api__notifier.xml").read_text()
+    assert 'name="test_path"' in junit and "<failure" not in junit
     edit(
         arch,
         "- {from: big_orders.out, to: notifier.in}",
@@ -328,18 +332,26 @@ def test_the_shared_server_outlives_no_path_test_and_no_build(project):
     from autocoder.validate.shared_server import shared_server, stop_shared_server
 
     state = project / "generated" / ".cache" / "paths" / "state.json"
-    with shared_server(project, "orders", "left-behind") as url:
+    store_path = ["order_store", "orders_api", "pricer"]
+    with shared_server(project, "orders", "left-behind", store_path, list) as url:
         first = json.loads(state.read_text())["pid"]
-    with shared_server(project, "orders", "this-build") as url:
+    with shared_server(project, "orders", "this-build", store_path, lambda: ["notifier"]) as url:
         assert not Path(f"/proc/{first}").exists()  # the other build's is gone
         stopper = threading.Thread(target=stop_shared_server, args=(project, "this-build"))
         stopper.start()
         stopper.join(0.5)
         assert stopper.is_alive()  # waiting for this path test to finish
         assert httpx.get(f"{url}/readyz").status_code == 200
+        with shared_server(project, "orders", "this-build", ["orders_api"], list) as again:
+            assert again == url  # served already: the same server
+        # a path test whose components it lacks (big_orders): the whole system, started anew
+        with shared_server(project, "orders", "this-build", ["big_orders"], list) as whole:
+            assert whole != url and httpx.get(f"{url}/readyz").status_code == 200  # both serve
     stopper.join(60)
     assert not stopper.is_alive() and not state.exists()
-    assert starts(project)[-2:] == ["left-behind", "this-build"]
+    assert starts(project)[-3:] == ["left-behind", "this-build", "this-build"]
+    assert starts(project, 2)[-3:] == ["3", "4", "all"]
+    assert not [p for p in starts(project, 1)[-3:] if Path(f"/proc/{p}").exists()]  # all stopped
 
 
 def test_parallel_build_works(tmp_path):

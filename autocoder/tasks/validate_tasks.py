@@ -369,7 +369,7 @@ def _path_tasks(directory: Path, system: str) -> Any:
             {
                 "name": name,
                 "doc": f"integration test of the path {path.start} -> {path.end}",
-                "actions": [(run_path_test, [directory, system, path.id, build])],
+                "actions": [(run_path_test, [directory, system, path.id, build, list(path.components)])],
                 "teardown": [(stop_shared_server, [directory, build])],
                 "file_dep": [
                     *(f"{SRC}/{module_path(system, c)}" for c in path.components),
@@ -381,17 +381,68 @@ def _path_tasks(directory: Path, system: str) -> Any:
         )
 
 
-def run_path_test(directory: Path, system: str, path_id: str, build: str) -> TaskFailed | None:
+def run_path_test(
+    directory: Path, system: str, path_id: str, build: str, components: list[str]
+) -> TaskFailed | None:
+    """The path's generated test, called in this worker (validate/path_check.py) against the
+    build's shared server, which runs the components of the path tests this build re-runs."""
     from autocoder.flowpaths import path_test_file
-    from autocoder.validate.inprocess import environment
-    from autocoder.validate.shared_server import URL_ENV, ServerFailed, shared_server
+    from autocoder.validate.path_check import run_path_check
+    from autocoder.validate.shared_server import ServerFailed, shared_server
 
+    name = f"path.{path_id}"
     test_file = path_test_file(path_id)
+    reports = directory / REPORTS
+    wanted = functools.partial(_rerun_components, directory, system)
     try:
-        with shared_server(directory, system, build) as url, environment(**{URL_ENV: url}):
-            return run_test(directory, f"path.{path_id}", test_file)
+        with shared_server(directory, system, build, components, wanted) as url:
+            result = run_path_check(directory / SRC, test_file, url, reports / "junit" / f"{name}.xml")
     except ServerFailed as exc:
-        return TaskFailed(f"test:path.{path_id} failed: {exc}")
+        return TaskFailed(f"test:{name} failed: {exc}")
+    _write_json(
+        reports / "test" / f"{name}.json",
+        {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
+    )
+    if not result.ok:
+        lines = [f"{_test_id(test_file, f['test'])}: {f['message']}" for f in result.failed]
+        return _failure(f"test:{name}", f"the path test failed ({test_file})", lines)
+    return None
+
+
+def _rerun_components(directory: Path, system: str) -> set[str]:
+    """The components of the path tests this build is likely to run: those whose result is
+    missing, failed, or older than one of the files it depends on. A guess (doit decides by
+    content, not time), so it errs towards more: a path test it misses gets the whole system
+    (validate/shared_server.py)."""
+    from autocoder.flowpaths import path_test_file
+    from autocoder.tasks.compile_tasks import project_paths
+
+    src = directory / SRC
+    shared = [
+        src / "tests" / "paths" / "conftest.py",
+        directory / fingerprint_file(directory, "validate", validate_fingerprint()),
+    ]
+    found: set[str] = set()
+    for path in project_paths(directory):
+        result = directory / REPORTS / "test" / f"path.{path.id}.json"
+        deps = [
+            *(src / module_path(system, c) for c in path.components),
+            src / path_test_file(path.id),
+            *shared,
+        ]
+        if not _fresh(result, deps):
+            found.update(path.components)
+    return found
+
+
+def _fresh(result: Path, deps: list[Path]) -> bool:
+    try:
+        done = result.stat().st_mtime_ns
+        if any(Path(dep).stat().st_mtime_ns > done for dep in deps):
+            return False
+        return bool(json.loads(result.read_bytes())["ok"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def stop_shared_server(directory: Path, build: str) -> None:

@@ -10,7 +10,8 @@ found through files, not through memory:
 - every running path test holds `users.lock` shared; a teardown takes it exclusively, so it
   waits for the path tests still running in other workers before it stops the server (doit
   runs a worker's teardowns when that worker runs out of tasks, not when all workers have);
-- `starts.log` gets one line per start (build token and pid), which tests and benchmarks count.
+- `starts.log` gets one line per start (build token, pid, how many components it serves or
+  `all`), which tests and benchmarks count.
 
 The server is this build's child process with PR_SET_PDEATHSIG: a build killed outright takes
 it along. A server left by another build (a killed one whose worker survived) is stopped
@@ -27,7 +28,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,13 +59,26 @@ def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
 
 
 @contextlib.contextmanager
-def shared_server(directory: Path, system: str, build: str) -> Iterator[str]:
-    """The base URL of this build's server, started if it is not running; path tests using it
-    hold `users.lock` shared until the block ends."""
+def shared_server(
+    directory: Path, system: str, build: str, needed: Collection[str], wanted: Callable[[], Collection[str]]
+) -> Iterator[str]:
+    """The base URL of this build's server, which runs (at least) the components `needed`;
+    path tests using it hold `users.lock` shared until the block ends.
+
+    The first path test of a build starts it with only the components `wanted()` names (those
+    of the path tests about to run; SERVE_ONLY), not the whole system. A later path test whose
+    components it lacks (the guess missed one) replaces it with the whole system; the one
+    replaced keeps serving the path tests already using it until the teardown stops both."""
     state = directory / STATE
     with _locked(state / "users.lock", fcntl.LOCK_SH):
         with _locked(state / "state.lock", fcntl.LOCK_EX):
-            url = _running(state, build) or _start(directory, system, build)
+            found = _running(state, build)
+            if found is None:
+                url = _start(directory, system, build, sorted({*wanted(), *needed}), [])
+            elif found["components"] is not None and not set(needed) <= set(found["components"]):
+                url = _start(directory, system, build, None, [*found["retired"], found["pid"]])
+            else:
+                url = f"http://127.0.0.1:{found['port']}"
         yield url
 
 
@@ -73,7 +87,8 @@ def _read(state: Path) -> dict[str, Any] | None:
         found = json.loads((state / "state.json").read_text())
     except (OSError, ValueError):
         return None
-    return found if isinstance(found, dict) and {"build", "pid", "port"} <= found.keys() else None
+    keys = {"build", "pid", "port", "components", "retired"}
+    return found if isinstance(found, dict) and keys <= found.keys() else None
 
 
 def _is_server(pid: object, system: str | None = None) -> bool:
@@ -90,7 +105,7 @@ def _is_server(pid: object, system: str | None = None) -> bool:
     return b"serve" in argv and b"-m" in argv and (system is None or system.encode() in argv)
 
 
-def _running(state: Path, build: str) -> str | None:
+def _running(state: Path, build: str) -> dict[str, Any] | None:
     found = _read(state)
     if found is None:
         return None
@@ -99,18 +114,24 @@ def _running(state: Path, build: str) -> str | None:
         return None
     if not _is_server(found["pid"]):
         return None  # died: start again (starts.log shows it)
-    return f"http://127.0.0.1:{found['port']}"
+    return found
 
 
-def _start(directory: Path, system: str, build: str) -> str:
+def _start(directory: Path, system: str, build: str, components: list[str] | None, retired: list[int]) -> str:
+    """Start the system (only `components`, or all of them for None) on fresh data; `retired`:
+    earlier servers of this build, stopped with it."""
     from autocoder_runtime.testing import Server
 
     state = directory / STATE
-    data = state / "data"
-    shutil.rmtree(data, ignore_errors=True)  # every build's server starts empty
-    log = state / "server.log"
+    data = state / f"data.{len(retired)}"
+    for old in state.glob("data*") if not retired else []:
+        shutil.rmtree(old, ignore_errors=True)  # every build's server starts empty
+    log = state / f"server.{len(retired)}.log"
     log.unlink(missing_ok=True)
-    server = Server(system, directory / SOURCES, data, API_KEY, log, {"LOG_LEVEL": "INFO"})
+    env: dict[str, str | None] = {"LOG_LEVEL": "INFO", "SERVE_ONLY": None}
+    if components is not None:
+        env["SERVE_ONLY"] = ",".join(components)
+    server = Server(system, directory / SOURCES, data, API_KEY, log, env)
     try:
         server.start(READY_TIMEOUT_S)  # PR_SET_PDEATHSIG: a killed build leaves no server
     except AssertionError as exc:
@@ -121,10 +142,17 @@ def _start(directory: Path, system: str, build: str) -> str:
     _OWNED[server.process.pid] = server.process
     from autocoder.fsutil import atomic_write
 
-    running = {"build": build, "pid": server.process.pid, "port": server.port}
+    running = {
+        "build": build,
+        "pid": server.process.pid,
+        "port": server.port,
+        "components": components,
+        "retired": retired,
+    }
     atomic_write(state / "state.json", json.dumps(running).encode())
+    served = "all" if components is None else len(components)
     with (state / "starts.log").open("a") as starts:
-        starts.write(f"{build} {server.process.pid}\n")
+        starts.write(f"{build} {server.process.pid} {served}\n")
     return server.url
 
 
@@ -141,9 +169,17 @@ def stop_shared_server(directory: Path, build: str) -> None:
 
 
 def _stop(state: Path, found: dict[str, Any]) -> None:
-    """SIGTERM (the graceful stop), SIGKILL after STOP_TIMEOUT_S; then forget it."""
-    pid = found["pid"]
+    """SIGTERM (the graceful stop), SIGKILL after STOP_TIMEOUT_S, of the server and the ones it
+    replaced; then forget them."""
+    for pid in [*found.get("retired", []), found["pid"]]:
+        _stop_pid(pid)
+    with contextlib.suppress(FileNotFoundError):
+        (state / "state.json").unlink()
+
+
+def _stop_pid(pid: object) -> None:
     if _is_server(pid):
+        assert isinstance(pid, int)
         os.kill(pid, signal.SIGTERM)
         owned = _OWNED.pop(pid, None)
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -158,5 +194,3 @@ def _stop(state: Path, found: dict[str, Any]) -> None:
                 time.sleep(0.05)
             if _is_server(pid):
                 os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(FileNotFoundError):
-        (state / "state.json").unlink()
