@@ -12,6 +12,7 @@ loads the task list, and code generation reads them from the IR; both get the sa
 
 from __future__ import annotations
 
+import collections
 import hashlib
 from dataclasses import dataclass
 
@@ -44,9 +45,10 @@ def flow_paths(kinds: dict[str, str], edges: list[tuple[str, str]]) -> list[Flow
             if kinds[end] in END_KINDS or not down[end]:
                 found.append((start, end, tuple(sorted(reached & _closure(end, up)))))
     names = [f"{start}__{end}" for start, end, _ in found]
+    shared = {name for name, count in collections.Counter(names).items() if count > 1}
     paths = []
     for (start, end, on_path), name in zip(found, names, strict=True):
-        if names.count(name) > 1:  # `a__b` + `c` and `a` + `b__c`: told apart by a hash
+        if name in shared:  # `a__b` + `c` and `a` + `b__c`: told apart by a hash
             name += "_" + hashlib.sha256(f"{start}>{end}".encode()).hexdigest()[:6]
         paths.append(FlowPath(name, start, end, on_path))
     return sorted(paths, key=lambda p: p.id)

@@ -13,7 +13,7 @@ from autocoder.codegen.render import render
 from autocoder.codegen.strategies import simplest_message
 from autocoder.codegen.system import arrivals
 from autocoder.flowpaths import FlowPath, flow_paths, path_test_file
-from autocoder.ir.models import IR, ApiEndpointIR, ComponentIR, PortRef
+from autocoder.ir.models import IR, ApiEndpointIR, BindingIR, ComponentIR, PortRef
 
 
 def system_flow_paths(ir: IR) -> list[FlowPath]:
@@ -23,27 +23,55 @@ def system_flow_paths(ir: IR) -> list[FlowPath]:
 
 def path_test_files(ir: IR, samples: Path | None) -> dict[str, str]:
     """{relative path under generated/src: unformatted source} of every path's test."""
+    looked_up = _Lookups(ir, samples)
     return {
-        path_test_file(path.id): render(PATH_TEST_TEMPLATE, **path_context(ir, path, samples))
+        path_test_file(path.id): render(PATH_TEST_TEMPLATE, **path_context(ir, path, looked_up))
         for path in system_flow_paths(ir)
     }
 
 
-def path_context(ir: IR, path: FlowPath, samples: Path | None) -> dict[str, Any]:
+class _Lookups:
+    """What many paths ask for alike, computed once per IR: the paths from one ingress all
+    follow the same fan-out (arrivals walks all of it: per path it would cost paths x
+    components), and send the same sample message."""
+
+    def __init__(self, ir: IR, samples: Path | None) -> None:
+        self.ir = ir
+        self.samples = samples
+        self.components: dict[str, ComponentIR] = {c.name: c for c in ir.components}
+        self.bindings_from: dict[str, list[BindingIR]] = {}
+        for binding in ir.bindings:
+            self.bindings_from.setdefault(binding.source.component, []).append(binding)
+        self._arrivals: dict[tuple[str, str], list[tuple[str, str | None, float]]] = {}
+        self._samples: dict[str, str] = {}
+
+    def arrivals(self, start: str, port: str) -> list[tuple[str, str | None, float]]:
+        key = (start, port)
+        if key not in self._arrivals:
+            self._arrivals[key] = arrivals(self.ir, start, port)
+        return self._arrivals[key]
+
+    def sample(self, schema: str) -> str:
+        if schema not in self._samples:
+            self._samples[schema] = pyliteral(simplest_message(self.ir.schemas[schema].fields, self.samples))
+        return self._samples[schema]
+
+
+def path_context(ir: IR, path: FlowPath, looked_up: _Lookups) -> dict[str, Any]:
     """The template's context: path_expectations plus each route's sample message."""
-    context = path_expectations(ir, path)
-    start = _component(ir, path.start)
+    context = path_expectations(ir, path, looked_up)
+    start = looked_up.components[path.start]
     for route in context["routes"]:
-        schema = ir.schemas[start.outputs[route["emit"]]]
-        route["sample"] = pyliteral(simplest_message(schema.fields, samples))
+        route["sample"] = looked_up.sample(start.outputs[route["emit"]])
     return context
 
 
-def path_expectations(ir: IR, path: FlowPath) -> dict[str, Any]:
+def path_expectations(ir: IR, path: FlowPath, looked_up: _Lookups | None = None) -> dict[str, Any]:
     """What the path's test sends (the start's routes that lead onto the path) and expects: the
     records the end must hold, whether anything must arrive there at all (`arrive`: nothing
     on the way may drop it), how long to wait, and the wiring between its components."""
-    start = _component(ir, path.start)
+    looked_up = looked_up or _Lookups(ir, None)
+    start = looked_up.components[path.start]
     on_path = set(path.components)
     routes: list[dict[str, Any]] = []
     records: list[list[Any]] = []
@@ -51,8 +79,8 @@ def path_expectations(ir: IR, path: FlowPath) -> dict[str, Any]:
     if isinstance(start, ApiEndpointIR):
         wired = {
             b.source.port
-            for b in ir.bindings
-            if b.source.component == start.name and any(t.component in on_path for t in b.to)
+            for b in looked_up.bindings_from.get(start.name, [])
+            if any(t.component in on_path for t in b.to)
         }
         for route in start.config.routes:
             if route.emit not in wired:
@@ -60,18 +88,18 @@ def path_expectations(ir: IR, path: FlowPath) -> dict[str, Any]:
             routes.append(
                 {"method": route.method, "path": route.path, "emit": route.emit, "auth": start.security.auth}
             )
-            for end, key, wait in arrivals(ir, start.name, route.emit):
+            for end, key, wait in looked_up.arrivals(start.name, route.emit):
                 if end == path.end:
                     waits.append(wait)
                     if key is not None:
                         records.append([route.path, key, wait])
     else:  # a source: it sends by itself
         for port in start.outputs:
-            waits += [wait for end, _, wait in arrivals(ir, start.name, port) if end == path.end]
+            waits += [wait for end, _, wait in looked_up.arrivals(start.name, port) if end == path.end]
     wiring = [  # the bindings between the path's components: a new condition re-runs the test
         [_port(b.source), _port(t), b.condition and b.condition.source]
-        for b in ir.bindings
-        if b.source.component in on_path
+        for name in path.components
+        for b in looked_up.bindings_from.get(name, [])
         for t in b.to
         if t.component in on_path
     ]
@@ -80,16 +108,12 @@ def path_expectations(ir: IR, path: FlowPath) -> dict[str, Any]:
         "path": path,
         "wiring": sorted(wiring, key=str),
         "start_kind": start.kind,
-        "end_kind": _component(ir, path.end).kind,
+        "end_kind": looked_up.components[path.end].kind,
         "routes": routes,
         "records": sorted(records),
         "arrive": len(waits) > 1,
         "wait_s": max(waits),
     }
-
-
-def _component(ir: IR, name: str) -> ComponentIR:
-    return next(c for c in ir.components if c.name == name)
 
 
 def _port(ref: PortRef) -> str:

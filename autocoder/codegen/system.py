@@ -14,9 +14,10 @@ from autocoder.codegen.strategies import simplest_message
 from autocoder.ir.models import IR, AggregatorIR, ApiEndpointIR, ComponentIR, SinkIR, StoreIR, TransformerIR
 
 
-def generate_runtime(ir: IR, samples: Path | None = None) -> dict[str, str]:
+def generate_runtime(ir: IR, samples: Path | None = None, format_cache: Path | None = None) -> dict[str, str]:
     """{relative path under generated/src: content} for the system-level files.
-    `samples`: the cache of simplest valid messages (see strategies.simplest_message)."""
+    `samples`: the cache of simplest valid messages (see strategies.simplest_message);
+    `format_cache`: format_python's cache of the last run's formatted files."""
     context = system_context(ir, samples)
     files = {}
     for path, template in RUNTIME_FILES.items():
@@ -25,7 +26,7 @@ def generate_runtime(ir: IR, samples: Path | None = None) -> dict[str, str]:
     from autocoder.codegen.path_tests import path_test_files  # it builds on this module
 
     files.update(path_test_files(ir, samples))
-    python = format_python({k: v for k, v in files.items() if k.endswith(".py")})
+    python = format_python({k: v for k, v in files.items() if k.endswith(".py")}, format_cache)
     return {**files, **python}
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 SRC = f"{GENERATED}/src"
 SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
+FORMAT_CACHE = f"{GENERATED}/.cache/format-runtime.json"  # gen:runtime's formatted files by source hash
 
 
 @functools.cache
@@ -96,7 +97,11 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
 
     ir = load_ir(directory / GENERATED / "ir.v1.json")
     try:
-        files = generate_runtime(ir, confined(directory, Path(SAMPLES), directory=True))
+        files = generate_runtime(
+            ir,
+            confined(directory, Path(SAMPLES), directory=True),
+            confined(directory, Path(FORMAT_CACHE)),
+        )
     except GenerationError as exc:
         return TaskFailed(f"gen:runtime: {exc}")
     except OSError as exc:  # OutsideProjectError: the samples cache is symlinked out
