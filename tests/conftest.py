@@ -140,6 +140,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "INBOX_LEASE_S",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "SERVE_ONLY",
     ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "data"

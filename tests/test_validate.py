@@ -27,7 +27,8 @@ PRICER_ONLY = {
     "lint:pricer",
     "test:pricer",
     "bench:pricer",
-    "test:integration",
+    "test:path.orders_api__notifier",  # the two paths through pricer; not the smoke test
+    "test:path.orders_api__order_store",
     "typecheck",
     "policy",
     "report",
@@ -73,7 +74,7 @@ def recovers(project: Path) -> set[str]:
     assert result.returncode == 0, result.stdout[-3000:]
     ran = executed(result)
     assert ran <= PRICER_ONLY, f"tasks of other components ran: {sorted(ran - PRICER_ONLY)}"
-    assert not any(other in task for task in ran for other in OTHERS)
+    assert not any(other in task for task in ran for other in OTHERS if not task.startswith("test:path."))
     return ran
 
 
@@ -256,13 +257,15 @@ def test_report_is_a_full_reread_of_the_results(project):
     ir = json.loads((project / "generated" / "ir.v1.json").read_text())
     names = {c["name"] for c in ir["components"]}
     results = {k: v for k, v in read_results(reports).items() if k in names}
+    paths = {k: v["test"] for k, v in read_results(reports).items() if k.startswith("path.")}
+    assert sorted(paths) == ["path.orders_api__notifier", "path.orders_api__order_store"]
     system = [
         json.loads((reports / f).read_text())
         for f in ("policy.json", "test/integration.json", "typecheck.json")
     ]
     written = json.loads((reports / "summary.json").read_text())
     written.pop("llm", None)  # added after the report by a build that called an LLM
-    assert canonical_json(written) == canonical_json(summary(results, *system))
+    assert canonical_json(written) == canonical_json(summary(results, *system, paths=paths))
     logs = [json.loads((reports / "sarif" / f"{n}.sarif").read_text()) for n in sorted([*names, "policy"])]
     assert (reports / "autocoder.sarif").read_bytes() == canonical_json(merge(logs))
     tolerance = float(budget_rules()["tolerance"])
@@ -280,6 +283,77 @@ def test_policy_task_reads_no_component_code(project, monkeypatch):
     assert not [d for d in deps for n in (*OTHERS, "pricer") if d.endswith(f"components/{n}.py")]
 
 
+def starts(project: Path, column: int = 0) -> list[str]:
+    """The builds that started the path tests' shared server, one line per start (column 2:
+    how many components it served, or `all`)."""
+    log = project / "generated" / ".cache" / "paths" / "starts.log"
+    return [line.split()[column] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_a_change_reruns_only_the_paths_through_it_and_wiring_reruns_the_smoke_test(project):
+    """big_orders is on the notifier's path only: its edit re-runs that path test, not the
+    order_store's, not the smoke test; under -n 2 the path tests share one server. A condition
+    on a binding (wiring) re-runs the smoke test and the path it is on."""
+    arch = project / "architecture.yaml"
+    before = starts(project)
+    original = edit(arch, 'where: "total >= 100"', 'where: "total >= 99"')
+    component = build(project, "-n", "2")
+    assert component.returncode == 0, component.stdout[-3000:] + component.stderr[-2000:]
+    ran = executed(component)
+    assert "test:path.orders_api__notifier" in ran and "test:big_orders" in ran, sorted(ran)
+    assert not ran & {"test:path.orders_api__order_store", "test:integration", "test:pricer"}, sorted(ran)
+    assert len(starts(project)) == len(before) + 1
+    assert starts(project, 2)[-1] == "4"  # the notifier path's components, not the system's 5
+    junit = (project / "generated" / "reports" / "junit" / "path.orders_api__notifier.xml").read_text()
+    assert 'name="test_path"' in junit and "<failure" not in junit
+    edit(
+        arch,
+        "- {from: big_orders.out, to: notifier.in}",
+        '- {from: big_orders.out, to: notifier.in, condition: "total > 0"}',
+    )
+    wiring = build(project, "-n", "2")
+    assert wiring.returncode == 0, wiring.stdout[-3000:] + wiring.stderr[-2000:]
+    ran = executed(wiring)
+    assert {"test:integration", "test:path.orders_api__notifier"} <= ran, sorted(ran)
+    assert not ran & {"test:path.orders_api__order_store", "test:pricer", "test:order_store"}, sorted(ran)
+    assert not (project / "generated" / ".cache" / "paths" / "state.json").exists()  # stopped
+    arch.write_text(original)
+    assert build(project).returncode == 0
+
+
+def test_the_shared_server_outlives_no_path_test_and_no_build(project):
+    """A teardown (doit runs a worker's when that worker runs out of tasks) waits for the path
+    tests other workers are still running; a server a killed build left behind is stopped
+    before the next build starts its own."""
+    import threading
+
+    import httpx
+
+    from autocoder.validate.shared_server import shared_server, stop_shared_server
+
+    state = project / "generated" / ".cache" / "paths" / "state.json"
+    store_path = ["order_store", "orders_api", "pricer"]
+    with shared_server(project, "orders", "left-behind", store_path, list) as url:
+        first = json.loads(state.read_text())["pid"]
+    with shared_server(project, "orders", "this-build", store_path, lambda: ["notifier"]) as url:
+        assert not Path(f"/proc/{first}").exists()  # the other build's is gone
+        stopper = threading.Thread(target=stop_shared_server, args=(project, "this-build"))
+        stopper.start()
+        stopper.join(0.5)
+        assert stopper.is_alive()  # waiting for this path test to finish
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        with shared_server(project, "orders", "this-build", ["orders_api"], list) as again:
+            assert again == url  # served already: the same server
+        # a path test whose components it lacks (big_orders): the whole system, started anew
+        with shared_server(project, "orders", "this-build", ["big_orders"], list) as whole:
+            assert whole != url and httpx.get(f"{url}/readyz").status_code == 200  # both serve
+    stopper.join(60)
+    assert not stopper.is_alive() and not state.exists()
+    assert starts(project)[-3:] == ["left-behind", "this-build", "this-build"]
+    assert starts(project, 2)[-3:] == ["3", "4", "all"]
+    assert not [p for p in starts(project, 1)[-3:] if Path(f"/proc/{p}").exists()]  # all stopped
+
+
 def test_parallel_build_works(tmp_path):
     root = tmp_path / "orders"
     shutil.copytree(
@@ -287,7 +361,9 @@ def test_parallel_build_works(tmp_path):
     )
     result = build(root, "-n", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert json.loads((root / "generated" / "reports" / "summary.json").read_text())["ok"]
+    summary = json.loads((root / "generated" / "reports" / "summary.json").read_text())
+    assert summary["ok"] and len(summary["paths"]) == 2
+    assert len(starts(root)) == 1  # both path tests, whichever worker ran them, on one server
 
 
 @pytest.mark.parametrize(

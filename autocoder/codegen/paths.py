@@ -12,6 +12,8 @@ RUNTIME_FILES = {
     "tests/__init__.py": None,
     "tests/conftest.py": "runtime/conftest.py.j2",
     "tests/test_integration.py": "runtime/test_integration.py.j2",
+    "tests/paths/__init__.py": None,
+    "tests/paths/conftest.py": "runtime/paths_conftest.py.j2",
     "pyproject.toml": "runtime/pyproject.toml.j2",
 }
 
@@ -38,8 +40,11 @@ def runtime_paths(system: str) -> list[str]:
     return [path.format(system=system) for path in RUNTIME_FILES]
 
 
+PATH_TEST_TEMPLATE = "runtime/test_path.py.j2"  # one test per path (autocoder.flowpaths)
+
+
 def runtime_templates() -> list[str]:
-    return sorted(t for t in RUNTIME_FILES.values() if t)
+    return sorted([*(t for t in RUNTIME_FILES.values() if t), PATH_TEST_TEMPLATE])
 
 
 def unit_test_deps(system: str) -> list[str]:

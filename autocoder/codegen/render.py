@@ -6,7 +6,10 @@ environment is strict (an undefined name is an error, not an empty string).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -49,9 +52,39 @@ def render(template: str, **context: Any) -> str:
 LINE_LENGTH = 110  # also written into the generated pyproject.toml's [tool.ruff]
 
 
-def format_python(files: dict[str, str]) -> dict[str, str]:
+def format_python(files: dict[str, str], cache: Path | None = None) -> dict[str, str]:
     """ruff format of generated Python files in one run, ignoring any user configuration, so
-    the bytes depend only on the sources. (Templates emit imports already in isort order.)"""
+    the bytes depend only on the sources. (Templates emit imports already in isort order.)
+
+    `cache`: a JSON file of the last call's {sha256 of a source: its formatted text}; only the
+    sources not in it are formatted (one edit leaves most of a large system's files as they
+    were), and it is rewritten to hold exactly this call's files. Derived data: unreadable is
+    empty."""
+    if cache is None:
+        return _format_python(files)
+    from autocoder.canonical import canonical_json
+    from autocoder.fsutil import write_if_changed
+
+    digests = {name: hashlib.sha256(source.encode()).hexdigest() for name, source in files.items()}
+    try:
+        known = json.loads(cache.read_bytes())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    missing = {
+        name: files[name] for name, digest in digests.items() if not isinstance(known.get(digest), str)
+    }
+    formatted = _format_python(missing) if missing else {}
+    result = {name: formatted[name] if name in formatted else known[digests[name]] for name in files}
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_if_changed(
+            cache, canonical_json({digests[name]: text for name, text in result.items()}), durable=False
+        )
+    return result
+
+
+def _format_python(files: dict[str, str]) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="autocoder-fmt-") as tmp:
         root = Path(tmp)
         for index, (_name, source) in enumerate(sorted(files.items())):

@@ -11,18 +11,22 @@ from autocoder.codegen.models import models_module
 from autocoder.codegen.paths import RUNTIME_FILES
 from autocoder.codegen.render import LINE_LENGTH, format_python, render
 from autocoder.codegen.strategies import simplest_message
-from autocoder.ir.models import IR, AggregatorIR, ApiEndpointIR, ComponentIR, StoreIR, TransformerIR
+from autocoder.ir.models import IR, AggregatorIR, ApiEndpointIR, ComponentIR, SinkIR, StoreIR, TransformerIR
 
 
-def generate_runtime(ir: IR, samples: Path | None = None) -> dict[str, str]:
+def generate_runtime(ir: IR, samples: Path | None = None, format_cache: Path | None = None) -> dict[str, str]:
     """{relative path under generated/src: content} for the system-level files.
-    `samples`: the cache of simplest valid messages (see strategies.simplest_message)."""
+    `samples`: the cache of simplest valid messages (see strategies.simplest_message);
+    `format_cache`: format_python's cache of the last run's formatted files."""
     context = system_context(ir, samples)
     files = {}
     for path, template in RUNTIME_FILES.items():
         target = path.format(system=context["system"])
         files[target] = render(template, **context) if template else '"""Tests of the generated system."""\n'
-    python = format_python({k: v for k, v in files.items() if k.endswith(".py")})
+    from autocoder.codegen.path_tests import path_test_files  # it builds on this module
+
+    files.update(path_test_files(ir, samples))
+    python = format_python({k: v for k, v in files.items() if k.endswith(".py")}, format_cache)
     return {**files, **python}
 
 
@@ -143,33 +147,50 @@ def expected_records(ir: IR) -> list[list[Any]]:
     """(ingress path, store, key field, seconds to wait) for stores fed from an ingress through
     transformers that leave the store's key alone, aggregators keyed by that field, and
     bindings without conditions: a posted message (or its window's result) must arrive."""
-    components: dict[str, ComponentIR] = {c.name: c for c in ir.components}
-    found: dict[tuple[str, str, str], float] = {}
+    found = []
     for comp in _ingresses(ir):
         for route in comp.config.routes:
-            stack: list[tuple[str, str, frozenset[str], float]] = [(comp.name, route.emit, frozenset(), 0.0)]
-            while stack:
-                name, port, changed, wait = stack.pop()
-                for down in components[name].downstream:
-                    if down.port != port or down.condition is not None:
+            for name, key, wait in arrivals(ir, comp.name, route.emit):
+                if key is not None:
+                    found.append([route.path, name, key, wait])
+    return sorted(found)
+
+
+def arrivals(ir: IR, start: str, port: str) -> list[tuple[str, str | None, float]]:
+    """(end, store key field or None, seconds to wait) for every store and sink a message put
+    out on `start`'s `port` must reach: through transformers with declarative logic,
+    aggregators keyed by a field (a store's key only if nothing on the way changed it; its
+    window's close is waited for), and bindings without conditions. A filter, router or
+    LLM-written step may drop it, so nothing past one is expected."""
+    components: dict[str, ComponentIR] = {c.name: c for c in ir.components}
+    found: dict[tuple[str, str | None], float] = {}
+    stack: list[tuple[str, str, frozenset[str], float]] = [(start, port, frozenset(), 0.0)]
+    while stack:
+        name, port, changed, wait = stack.pop()
+        for down in components[name].downstream:
+            if down.port != port or down.condition is not None:
+                continue
+            for target in down.to:
+                nxt = components[target.component]
+                out_port = next(iter(nxt.outputs), "")
+                item: tuple[str, str | None] | None = None
+                if isinstance(nxt, StoreIR):
+                    keyed = nxt.config.read_endpoints and nxt.config.key not in changed
+                    item = (nxt.name, nxt.config.key if keyed else None)
+                elif isinstance(nxt, SinkIR):
+                    item = (nxt.name, None)
+                elif isinstance(nxt, TransformerIR) and nxt.logic is not None:
+                    stack.append((nxt.name, out_port, changed | set(nxt.logic.set), wait))
+                elif isinstance(nxt, AggregatorIR) and nxt.logic and nxt.logic.key_field:
+                    key = nxt.logic.key_field
+                    if key in changed or nxt.config.event_time:
                         continue
-                    for target in down.to:
-                        nxt = components[target.component]
-                        out_port = next(iter(nxt.outputs), "")
-                        if isinstance(nxt, StoreIR) and nxt.config.read_endpoints:
-                            if nxt.config.key not in changed:
-                                item = (route.path, nxt.name, nxt.config.key)
-                                found[item] = max(found.get(item, 0.0), wait)
-                        elif isinstance(nxt, TransformerIR) and nxt.logic is not None:
-                            stack.append((nxt.name, out_port, changed | set(nxt.logic.set), wait))
-                        elif isinstance(nxt, AggregatorIR) and nxt.logic and nxt.logic.key_field:
-                            key = nxt.logic.key_field
-                            if key in changed or nxt.config.event_time:
-                                continue
-                            fields = set(ir.schemas[nxt.outputs[out_port]].fields) - {key}
-                            window = float(nxt.config.window_s) + float(nxt.config.grace_s)
-                            stack.append((nxt.name, out_port, changed | fields, wait + window))
-    return [[*item, wait + 10.0] for item, wait in sorted(found.items())]
+                    fields = set(ir.schemas[nxt.outputs[out_port]].fields) - {key}
+                    window = float(nxt.config.window_s) + float(nxt.config.grace_s)
+                    stack.append((nxt.name, out_port, changed | fields, wait + window))
+                if item is not None:
+                    found[item] = max(found.get(item, 0.0), wait)
+    return [(name, key, wait + 10.0) for (name, key), wait in sorted(found.items(), key=str)]
 
 
 def read_key_env(ir: IR) -> str | None:

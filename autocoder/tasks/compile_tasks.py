@@ -27,6 +27,7 @@ from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED
 
 if TYPE_CHECKING:
     from autocoder.compile import CompileResult
+    from autocoder.flowpaths import FlowPath
 
 # Loading the task list must stay cheap (it happens on every `doit`, even a no-op): the
 # compiler, pydantic models and report writers are imported only when an action runs.
@@ -164,6 +165,9 @@ def clean_build_output(directory: Path, dryrun: bool = False) -> TaskFailed | No
 OUTLINE_CACHE = f"{GENERATED}/.outline.json"
 
 Outline = tuple[str, list[tuple[str, str]]]
+# the outline plus the wiring, (upstream, downstream) per bound port pair: the integration
+# test paths (autocoder.flowpaths) are task names, so they too are known before `ir` runs
+Graph = tuple[str, list[tuple[str, str]], list[tuple[str, str]]]
 
 # What a name in the outline may be: it becomes part of target paths (generated/ir/<name>.json,
 # <system>/components/<name>.py), so a cached or parsed name that is anything else is refused.
@@ -174,9 +178,31 @@ _KINDS = frozenset(
 
 
 def blueprint_outline(directory: Path) -> Outline | None:
-    """(system name, [(component, kind)]) for declaring targets; None when the blueprint cannot
-    be read yet, or when the output directory is unsafe (see output_problem): the `check` task
-    then reports exactly what is wrong.
+    graph = blueprint_graph(directory)
+    return None if graph is None else (graph[0], graph[1])
+
+
+def project_paths(directory: Path) -> list[FlowPath]:
+    """The integration test paths of the blueprint (autocoder.flowpaths); none while it cannot
+    be read."""
+    graph = blueprint_graph(directory)
+    return [] if graph is None else _flow_paths(tuple(graph[1]), tuple(graph[2]))
+
+
+@functools.lru_cache(maxsize=4)
+def _flow_paths(
+    components: tuple[tuple[str, str], ...], edges: tuple[tuple[str, str], ...]
+) -> list[FlowPath]:
+    """Once per task loading (gen, test and report ask)."""
+    from autocoder.flowpaths import flow_paths
+
+    return flow_paths(dict(components), list(edges))
+
+
+def blueprint_graph(directory: Path) -> Graph | None:
+    """(system name, [(component, kind)], [(upstream, downstream)]) for declaring targets;
+    None when the blueprint cannot be read yet, or when the output directory is unsafe (see
+    output_problem): the `check` task then reports exactly what is wrong.
 
     Runs on every doit invocation, so it is cached by the blueprint's hash: a no-op build hashes
     the file instead of parsing it. It applies `check`'s limits (size, nesting, node count) with
@@ -199,7 +225,7 @@ def blueprint_outline(directory: Path) -> Outline | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _outline(directory: Path, digest: str, raw: bytes) -> Outline | None:
+def _outline(directory: Path, digest: str, raw: bytes) -> Graph | None:
     cache = directory / OUTLINE_CACHE
     try:
         cached = json.loads(cache.read_text())
@@ -207,7 +233,11 @@ def _outline(directory: Path, digest: str, raw: bytes) -> Outline | None:
             if cached["system"] is None:
                 return None  # this content does not parse: known, not parsed again
             # a cache is data on disk: trusted only when it holds what a parse could produce
-            outline = _valid_outline(cached["system"], [tuple(c) for c in cached["components"]])
+            outline = _valid_outline(
+                cached["system"],
+                [tuple(c) for c in cached["components"]],
+                [tuple(e) for e in cached["edges"]],
+            )
             if outline is not None:
                 return outline
     except (OSError, ValueError, KeyError, TypeError):
@@ -216,14 +246,14 @@ def _outline(directory: Path, digest: str, raw: bytes) -> Outline | None:
     from autocoder.canonical import canonical_json
     from autocoder.fsutil import confined, write_if_changed
 
-    system, components = outline if outline is not None else (None, [])
-    data = {"sha256": digest, "system": system, "components": components}
+    system, components, edges = outline if outline is not None else (None, [], [])
+    data = {"sha256": digest, "system": system, "components": components, "edges": edges}
     with contextlib.suppress(OSError):  # a cache: failing to write it costs only time
         write_if_changed(confined(directory, Path(OUTLINE_CACHE)), canonical_json(data))
     return outline
 
 
-def _parse_outline(raw: bytes) -> Outline | None:
+def _parse_outline(raw: bytes) -> Graph | None:
     from autocoder.blueprint.source import parse_yaml
     from autocoder.diagnostics import BlueprintError
 
@@ -235,11 +265,27 @@ def _parse_outline(raw: bytes) -> Outline | None:
         return None
     except Exception:  # noqa: BLE001 - any problem here is reported by `check` with a position
         return None
-    return _valid_outline(system, components)
+    return _valid_outline(system, components, _parse_edges(data))
 
 
-def _valid_outline(system: object, components: list[tuple[Any, ...]]) -> Outline | None:
-    """The outline when every name is a plain lower_snake name and every kind is known."""
+def _parse_edges(data: Any) -> list[tuple[Any, ...]]:
+    """(upstream, downstream) of every binding; none when the bindings are malformed (`check`
+    says how), which costs the build its path tests, not its component tasks."""
+    try:
+        return [
+            (binding["from"].split(".")[0], target.split(".")[0])
+            for binding in data.get("bindings") or []
+            for target in (binding["to"] if isinstance(binding["to"], list) else [binding["to"]])
+        ]
+    except Exception:  # noqa: BLE001 - any problem here is reported by `check` with a position
+        return []
+
+
+def _valid_outline(
+    system: object, components: list[tuple[Any, ...]], edges: list[tuple[Any, ...]]
+) -> Graph | None:
+    """The outline when every name is a plain lower_snake name and every kind is known; the
+    edges between known components (others are the compiler's to report)."""
     valid: list[tuple[str, str]] = []
     for component in components:
         name, kind = component if len(component) == 2 else (None, None)
@@ -249,7 +295,9 @@ def _valid_outline(system: object, components: list[tuple[Any, ...]]) -> Outline
         return None
     if len(valid) != len(components) or len({n for n, _ in valid}) != len(valid):
         return None
-    return system, sorted(valid)
+    names = {n for n, _ in valid}
+    wired = {(str(e[0]), str(e[1])) for e in edges if len(e) == 2 and e[0] in names and e[1] in names}
+    return system, sorted(valid), sorted(wired)
 
 
 def _is_name(value: object) -> bool:

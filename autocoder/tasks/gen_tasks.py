@@ -30,6 +30,7 @@ from autocoder.tasks.compile_tasks import (
     clean_targets,
     fingerprint_file,
     project_dir,
+    project_paths,
     refuse_unsafe_output,
 )
 from autocoder.templates_dir import templates_root
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 SRC = f"{GENERATED}/src"
 SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
+FORMAT_CACHE = f"{GENERATED}/.cache/format-runtime.json"  # gen:runtime's formatted files by source hash
 
 
 @functools.cache
@@ -95,7 +97,11 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
 
     ir = load_ir(directory / GENERATED / "ir.v1.json")
     try:
-        files = generate_runtime(ir, confined(directory, Path(SAMPLES), directory=True))
+        files = generate_runtime(
+            ir,
+            confined(directory, Path(SAMPLES), directory=True),
+            confined(directory, Path(FORMAT_CACHE)),
+        )
     except GenerationError as exc:
         return TaskFailed(f"gen:runtime: {exc}")
     except OSError as exc:  # OutsideProjectError: the samples cache is symlinked out
@@ -116,12 +122,22 @@ def _remove_stale(directory: Path, ir: IR) -> None:
 
     system = ir.system.name
     names = {c.name for c in ir.components}
+    from autocoder.codegen.path_tests import system_flow_paths
+    from autocoder.flowpaths import path_test_file
+
     keep = {directory / SRC / module_path(system, n) for n in names} | {
         directory / SRC / test_path(n) for n in names
     }
-    folders = [(Path(SRC, system, "components"), "*.py"), (Path(SRC, "tests"), "test_*.py")]
+    keep |= {directory / SRC / path_test_file(p.id) for p in system_flow_paths(ir)}
+    folders = [
+        (Path(SRC, system, "components"), "*.py"),
+        (Path(SRC, "tests"), "test_*.py"),
+        (Path(SRC, "tests", "paths"), "test_*.py"),
+    ]
     stale = []
     for folder, pattern in folders:
+        if not (directory / folder).is_dir():
+            continue
         real = confined(directory, folder, "delete in", directory=True)
         for path in sorted(real.glob(pattern)):
             named = directory / folder / path.name
@@ -140,6 +156,7 @@ def task_gen() -> Any:
         yield {"name": None, "task_dep": ["check"], "doc": task_gen.__doc__}
         return
     system, components = outline
+    from autocoder.flowpaths import path_test_file
     from autocoder.llm.lock import LOCK_FILE
     from autocoder.llm.provider import provider_fingerprint
 
@@ -162,9 +179,10 @@ def task_gen() -> Any:
             "clean": [(clean_targets, [directory, targets])],
         }
     targets = [f"{SRC}/{p}" for p in runtime_paths(system)]
+    targets += [f"{SRC}/{path_test_file(p.id)}" for p in project_paths(directory)]
     yield {
         "name": "runtime",
-        "doc": "generate the system package: models, wiring, __main__, packaging, integration test",
+        "doc": "generate the system package: models, wiring, __main__, packaging, smoke and path tests",
         "actions": [(run_gen_runtime, [directory])],
         "file_dep": [f"{GENERATED}/ir.v1.json", fingerprint, *(str(root / t) for t in runtime_templates())],
         "targets": targets,

@@ -2,7 +2,9 @@
 
 Per component, after gen:<component>: lint:<component> (ruff, bandit, AST policy),
 test:<component> (its example and property tests), bench:<component> (per-message p95 against
-its budget). System level: test:integration, policy, report. Each task writes its result
+its budget). Per path from an ingress or source to a store or sink (autocoder.flowpaths):
+test:path.<id>, on one server per build. System level: test:integration (the smoke test),
+typecheck, policy, report. Each task writes its result
 file even when it fails, and fails with the component, the tier and the first findings.
 Tools run in this process (bandit, pytest, the benchmarks) or as a native binary (ruff), so a
 component costs no Python start-up per tool.
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import json
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +198,7 @@ def run_policy(directory: Path, runtime_files: list[str]) -> TaskFailed | None:
     return None
 
 
-def run_report(directory: Path, names: list[str]) -> None:
+def run_report(directory: Path, names: list[str], paths: list[str] | None = None) -> None:
     """Merges the per-component results on disk (validate/merge.py: an unchanged file is neither
     re-read nor re-encoded) with the system tiers' into summary.json, the merged SARIF and the
     alert thresholds."""
@@ -214,6 +217,13 @@ def run_report(directory: Path, names: list[str]) -> None:
             if found is not None:
                 verdicts.setdefault(name, {})[tier] = found[0]
                 results.setdefault(name, {})[tier] = Encoded(found[1])
+    path_results: dict[str, Any] = {}
+    path_verdicts: dict[str, bool] = {}
+    for name in paths or []:
+        found = cache.get(f"{reports}/test/{name}.json", tier_result)
+        if found is not None:
+            path_verdicts[name] = found[0]
+            path_results[name] = Encoded(found[1])
     system = {}
     for key, relative in (
         ("policy", "policy.json"),
@@ -222,7 +232,15 @@ def run_report(directory: Path, names: list[str]) -> None:
     ):
         path = Path(reports, relative)
         system[key] = json.loads(path.read_text()) if path.exists() else None
-    document = summary(results, system["policy"], system["integration"], system["types"], verdicts=verdicts)
+    document = summary(
+        results,
+        system["policy"],
+        system["integration"],
+        system["types"],
+        verdicts=verdicts,
+        paths=path_results,
+        path_verdicts=path_verdicts,
+    )
     _write_bytes(Path(reports, "summary.json"), encode_bytes(document))
     logs = []
     for stem in sorted({*names, "policy"}, key=lambda stem: f"{stem}.sarif"):
@@ -301,15 +319,13 @@ def task_lint() -> Any:
 
 
 def task_test() -> Any:
-    """Each component's example and property tests; the system's integration test."""
+    """Each component's example and property tests; each path's integration test; the
+    system's smoke test."""
     found = _component_tasks()
     if found is None:
         return
     directory, system, components = found
     unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
-    runtime = [
-        f"{SRC}/{p}" for p in runtime_paths(system) if p.endswith(".py") and "test_integration" not in p
-    ]
     for name, _ in components:
         yield _task(
             {
@@ -319,19 +335,120 @@ def task_test() -> Any:
                 "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
             }
         )
-    yield _task(
+    yield _smoke_task(directory, system)
+    yield from _path_tasks(directory, system)
+
+
+def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
+    """The whole system once: start, health, one message per ingress, clean stop. It depends on
+    the wiring, the models and the runtime (autocoder_runtime is in the validate fingerprint),
+    not on any component's logic: that is the path tests'."""
+    runtime = [p for p in runtime_paths(system) if p.endswith(".py") and not p.startswith("tests/paths/")]
+    return _task(
         {
             "name": "integration",
-            "doc": "start the generated system on 127.0.0.1 and call it over HTTP",
+            "doc": "smoke test: start the generated system on 127.0.0.1, call it over HTTP, stop it",
             "actions": [(run_test, [directory, "integration", "tests/test_integration.py"])],
-            "file_dep": [
-                *runtime,
-                f"{SRC}/tests/test_integration.py",
-                *(f"{SRC}/{module_path(system, n)}" for n, _ in components),
-            ],
+            "file_dep": [f"{SRC}/{p}" for p in runtime],
             "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
         }
     )
+
+
+def _path_tasks(directory: Path, system: str) -> Any:
+    """test:path.<id>: one per path from a start to an end (autocoder.flowpaths), depending on
+    the modules of the components on it and its own test file only. They share one server per
+    build (validate/shared_server.py), started by the first of them that runs."""
+    from autocoder.flowpaths import path_test_file
+    from autocoder.tasks.compile_tasks import project_paths
+
+    build = uuid.uuid4().hex  # this doit run: its path tasks share its server
+    for path in project_paths(directory):
+        name = f"path.{path.id}"
+        yield _task(
+            {
+                "name": name,
+                "doc": f"integration test of the path {path.start} -> {path.end}",
+                "actions": [(run_path_test, [directory, system, path.id, build, list(path.components)])],
+                "teardown": [(stop_shared_server, [directory, build])],
+                "file_dep": [
+                    *(f"{SRC}/{module_path(system, c)}" for c in path.components),
+                    f"{SRC}/{path_test_file(path.id)}",
+                    f"{SRC}/tests/paths/conftest.py",
+                ],
+                "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
+            }
+        )
+
+
+def run_path_test(
+    directory: Path, system: str, path_id: str, build: str, components: list[str]
+) -> TaskFailed | None:
+    """The path's generated test, called in this worker (validate/path_check.py) against the
+    build's shared server, which runs the components of the path tests this build re-runs."""
+    from autocoder.flowpaths import path_test_file
+    from autocoder.validate.path_check import run_path_check
+    from autocoder.validate.shared_server import ServerFailed, shared_server
+
+    name = f"path.{path_id}"
+    test_file = path_test_file(path_id)
+    reports = directory / REPORTS
+    wanted = functools.partial(_rerun_components, directory, system)
+    try:
+        with shared_server(directory, system, build, components, wanted) as url:
+            result = run_path_check(directory / SRC, test_file, url, reports / "junit" / f"{name}.xml")
+    except ServerFailed as exc:
+        return TaskFailed(f"test:{name} failed: {exc}")
+    _write_json(
+        reports / "test" / f"{name}.json",
+        {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
+    )
+    if not result.ok:
+        lines = [f"{_test_id(test_file, f['test'])}: {f['message']}" for f in result.failed]
+        return _failure(f"test:{name}", f"the path test failed ({test_file})", lines)
+    return None
+
+
+def _rerun_components(directory: Path, system: str) -> set[str]:
+    """The components of the path tests this build is likely to run: those whose result is
+    missing, failed, or older than one of the files it depends on. A guess (doit decides by
+    content, not time), so it errs towards more: a path test it misses gets the whole system
+    (validate/shared_server.py)."""
+    from autocoder.flowpaths import path_test_file
+    from autocoder.tasks.compile_tasks import project_paths
+
+    src = directory / SRC
+    shared = [
+        src / "tests" / "paths" / "conftest.py",
+        directory / fingerprint_file(directory, "validate", validate_fingerprint()),
+    ]
+    found: set[str] = set()
+    for path in project_paths(directory):
+        result = directory / REPORTS / "test" / f"path.{path.id}.json"
+        deps = [
+            *(src / module_path(system, c) for c in path.components),
+            src / path_test_file(path.id),
+            *shared,
+        ]
+        if not _fresh(result, deps):
+            found.update(path.components)
+    return found
+
+
+def _fresh(result: Path, deps: list[Path]) -> bool:
+    try:
+        done = result.stat().st_mtime_ns
+        if any(Path(dep).stat().st_mtime_ns > done for dep in deps):
+            return False
+        return bool(json.loads(result.read_bytes())["ok"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def stop_shared_server(directory: Path, build: str) -> None:
+    from autocoder.validate.shared_server import stop_shared_server as stop
+
+    stop(directory, build)
 
 
 def task_bench() -> Any:
@@ -398,12 +515,16 @@ def task_report() -> Any:
     if found is None:  # no usable blueprint: running this task runs `check`, which says why
         return {"actions": None, "task_dep": ["check"]}
     directory, _, components = found
+    from autocoder.tasks.compile_tasks import project_paths
+
     results = [f"{REPORTS}/{tier}/{n}.json" for n, _ in components for tier in ("lint", "test", "bench")]
+    paths = [f"path.{p.id}" for p in project_paths(directory)]
     return _task(
         {
-            "actions": [(run_report, [directory, [n for n, _ in components]])],
+            "actions": [(run_report, [directory, [n for n, _ in components], paths])],
             "file_dep": [
                 *results,
+                *(f"{REPORTS}/test/{p}.json" for p in paths),
                 f"{REPORTS}/policy.json",
                 f"{REPORTS}/typecheck.json",
                 f"{REPORTS}/test/integration.json",

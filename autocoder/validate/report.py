@@ -86,13 +86,20 @@ def summary(
     typecheck: dict[str, Any] | None = None,
     *,
     verdicts: dict[str, dict[str, bool]] | None = None,
+    paths: dict[str, Any] | None = None,
+    path_verdicts: dict[str, bool] | None = None,
 ) -> dict[str, Any]:
-    """The system's verdict and every result. `verdicts` (component -> tier -> ok) is given when
-    `results` holds already-encoded results (validate/merge.py) rather than parsed ones."""
+    """The system's verdict and every result. `verdicts` (component -> tier -> ok) and
+    `path_verdicts` (path.<id> -> ok) are given when `results` and `paths` (the path tests'
+    results) hold already-encoded results (validate/merge.py) rather than parsed ones."""
     if verdicts is None:
         verdicts = {name: {tier: r["ok"] for tier, r in tiers.items()} for name, tiers in results.items()}
+    paths = paths or {}
+    if path_verdicts is None:
+        path_verdicts = {name: r["ok"] for name, r in paths.items()}
     failing = sorted(
-        f"{tier}:{name}" for name, tiers in verdicts.items() for tier, ok in tiers.items() if not ok
+        [f"{tier}:{name}" for name, tiers in verdicts.items() for tier, ok in tiers.items() if not ok]
+        + [f"test:{name}" for name, ok in path_verdicts.items() if not ok]
     )
     if policy is not None and not policy["ok"]:
         failing.append("policy")
@@ -106,6 +113,7 @@ def summary(
         "components": {name: results[name] for name in sorted(results)},
         "policy": policy,
         "integration": integration,
+        "paths": {name: paths[name] for name in sorted(paths)},
         "typecheck": typecheck,
     }
 

@@ -1,4 +1,4 @@
-"""Numeric settings from the environment (QUEUE_SIZE, INBOX_LIMIT, ...), checked when read.
+"""Settings from the environment (QUEUE_SIZE, INBOX_LIMIT, ..., SERVE_ONLY), checked when read.
 
 An operator's typo must not start a system that behaves differently from what was asked (a
 negative drain deadline, a NaN lease) nor end it with a traceback: a value the runtime cannot
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class ConfigError(ValueError):
@@ -83,7 +86,23 @@ def drain_timeout_s() -> float:
     return env_seconds("DRAIN_TIMEOUT_S", 10.0, 0.0, 3600.0)
 
 
+def serve_only() -> frozenset[str] | None:
+    """SERVE_ONLY: comma-separated component names; the system then runs only those and the
+    bindings between them (for tests of some paths of a large system). Unset: every component."""
+    raw = _raw("SERVE_ONLY")
+    if raw is None:
+        return None
+    names = frozenset(n.strip() for n in raw.split(","))
+    if not all(_NAME.fullmatch(n) for n in names):
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise ConfigError(
+            f"SERVE_ONLY={shown!r} cannot be used; expected component names separated by commas; "
+            "fix: list the components to run (a-z, 0-9, _), or unset it to run every component"
+        )
+    return names
+
+
 def check() -> None:
     """Read every setting once: the first one that cannot be used raises ConfigError."""
-    for read in (queue_size, inbox_limit, max_in_flight, inbox_lease_s, drain_timeout_s):
+    for read in (queue_size, inbox_limit, max_in_flight, inbox_lease_s, drain_timeout_s, serve_only):
         read()

@@ -6,6 +6,7 @@ runtime cannot honour fails when the system loads, not on the first message.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,3 +108,18 @@ class SystemSpec(Spec):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     secrets: tuple[str, ...] = ()  # secret keys declared in deployment.yaml (webhook headers)
+
+    def only(self, names: Collection[str]) -> SystemSpec:
+        """This system cut down to the components `names`: the bindings between two of them,
+        their ingress routes and store reads, and `order` filtered. A message bound to a
+        component outside goes nowhere (SERVE_ONLY: a test that exercises some paths of a large
+        system starts only their components)."""
+        keep = frozenset(names)
+        return self.model_copy(
+            update={
+                "bindings": tuple(b for b in self.bindings if b.source in keep and b.target in keep),
+                "ingress": tuple(r for r in self.ingress if r.component in keep),
+                "stores": tuple(r for r in self.stores if r.component in keep),
+                "order": tuple(n for n in self.order if n in keep),
+            }
+        )

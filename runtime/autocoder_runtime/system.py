@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from autocoder_runtime import settings
 from autocoder_runtime.component import Component, data_dir, run_logic
@@ -62,20 +63,58 @@ class Delivery:
         self.finish()
 
 
+class ComponentModules(Mapping[str, type[Component]]):
+    """A generated system's component classes by name, each module imported when its class is
+    first asked for: a system serving some of its components (SERVE_ONLY) imports only theirs,
+    not the hundreds of a large system's."""
+
+    def __init__(self, package: str, names: Iterable[str]) -> None:
+        self._package = package
+        self._names = tuple(names)
+        self._loaded: dict[str, type[Component]] = {}
+
+    def __getitem__(self, name: str) -> type[Component]:
+        if name not in self._names:
+            raise KeyError(name)
+        found = self._loaded.get(name)
+        if found is None:
+            module = importlib.import_module(f"{self._package}.{name}")
+            found = getattr(module, "COMPONENT", None)
+            if not (isinstance(found, type) and issubclass(found, Component)):
+                raise TypeError(f"{self._package}.{name}.COMPONENT is not a Component class")
+            self._loaded[name] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class System:
     """All components of one system, wired; see the module docstring for what it promises."""
 
     def __init__(
         self,
         spec: SystemSpec,
-        components: dict[str, type[Component]],
+        components: Mapping[str, type[Component]],
         conditions: dict[str, Condition] | None = None,
     ) -> None:
+        only = settings.serve_only()
+        if only is not None:
+            unknown = sorted(only - set(components))
+            if unknown:
+                raise settings.ConfigError(
+                    f"SERVE_ONLY names {', '.join(map(repr, unknown))}, not a component of {spec.name}; "
+                    f"fix: name only its components ({', '.join(sorted(components)[:5])}, ...)"
+                )
+            spec = spec.only(only)
         self.spec = spec
         self.name = spec.name
         self.metrics = Metrics(spec.name)
         self.components: dict[str, Component] = {}
-        for name in spec.order or sorted(components):
+        for name in spec.order or sorted(only if only is not None else components):
             self.components[name] = components[name](name, self)
             self.metrics.touch(name)
         conditions = conditions or {}

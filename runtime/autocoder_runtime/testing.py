@@ -322,6 +322,69 @@ def wait_for(client: httpx.Client, url: str, headers: dict[str, str], timeout_s:
         time.sleep(0.05)
 
 
+def metric(client: httpx.Client, sample: str, headers: dict[str, str]) -> float:
+    """The value of one Prometheus sample, `name{labels}` as /metrics shows it; 0 when absent."""
+    metrics = client.get("/metrics", headers=headers)
+    assert metrics.status_code == 200, metrics.text
+    for line in metrics.text.splitlines():
+        if line.startswith(f"{sample} "):
+            return float(line[len(sample) + 1 :])
+    return 0.0
+
+
+def received(client: httpx.Client, system: str, component: str, headers: dict[str, str]) -> float:
+    """How many messages `component` has taken in so far (its `_messages_received_total`)."""
+    return metric(client, f'{system}_messages_received_total{{component="{component}"}}', headers)
+
+
+def wait_received(
+    client: httpx.Client, system: str, component: str, headers: dict[str, str], above: float, timeout_s: float
+) -> float:
+    """Poll `received` until it exceeds `above`, or the time is up; the last count."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        count = received(client, system, component, headers)
+        if count > above or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+def wait_settled(
+    client: httpx.Client,
+    system: str,
+    headers: dict[str, str],
+    trace: str,
+    end: str,
+    above: float,
+    timeout_s: float,
+) -> None:
+    """Wait (at most `timeout_s`) until the message sent under `trace` is done with as far as a
+    test can tell from outside: `end` took in more than `above` messages, or it was
+    dead-lettered, or nothing accepted is left unprocessed (a filter dropped it, a router sent
+    it elsewhere)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if received(client, system, end, headers) > above:
+            return
+        if any(letter["trace_id"] == trace for letter in dead_letters(client, headers)):
+            return
+        if metric(client, f"{system}_inbox_backlog", headers) == 0:
+            return
+        time.sleep(0.05)
+
+
+def dead_letters(client: httpx.Client, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every dead letter so far (page by page)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.get("/dead-letters", headers=headers, params={"limit": 1000, "offset": len(items)})
+        assert page.status_code == 200, page.text
+        found = page.json()["items"]
+        items.extend(found)
+        if len(found) < 1000:
+            return items
+
+
 class Server:
     """`python -m <system> serve` as a child process on 127.0.0.1, its output in `log_path`;
     for tests that kill it (SIGKILL, SIGTERM) and start it again on the same data.

@@ -1,0 +1,196 @@
+"""The one running system a build's path tests share (test:path.<id>, validate_tasks).
+
+Started by the first path test that runs (a test restored from the run-cache, or up to date,
+needs none), reused by every other one of the same build, stopped by the path tasks' teardown
+once no path test is using it. doit -n N runs tasks in N worker processes, so the server is
+found through files, not through memory:
+
+- `state.json` names the running server: its build (a token minted when doit loaded the tasks),
+  pid and port; `state.lock` serialises reading, starting and stopping it;
+- every running path test holds `users.lock` shared; a teardown takes it exclusively, so it
+  waits for the path tests still running in other workers before it stops the server (doit
+  runs a worker's teardowns when that worker runs out of tasks, not when all workers have);
+- `starts.log` gets one line per start (build token, pid, how many components it serves or
+  `all`), which tests and benchmarks count.
+
+The server is this build's child process with PR_SET_PDEATHSIG: a build killed outright takes
+it along. A server left by another build (a killed one whose worker survived) is stopped
+before a new one starts, after checking that the pid is still that server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from autocoder.layout import CACHE, SOURCES
+
+STATE = f"{CACHE}/paths"
+API_KEY = "integration-test-key"  # the path tests' HEADERS (templates/runtime/test_path.py.j2)
+URL_ENV = "AUTOCODER_TEST_SERVER"  # read by the path tests' `system` fixture
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+_OWNED: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started, to reap them
+
+
+class ServerFailed(Exception):
+    """The system did not start; the message quotes its log."""
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_server(
+    directory: Path, system: str, build: str, needed: Collection[str], wanted: Callable[[], Collection[str]]
+) -> Iterator[str]:
+    """The base URL of this build's server, which runs (at least) the components `needed`;
+    path tests using it hold `users.lock` shared until the block ends.
+
+    The first path test of a build starts it with only the components `wanted()` names (those
+    of the path tests about to run; SERVE_ONLY), not the whole system. A later path test whose
+    components it lacks (the guess missed one) replaces it with the whole system; the one
+    replaced keeps serving the path tests already using it until the teardown stops both."""
+    state = directory / STATE
+    with _locked(state / "users.lock", fcntl.LOCK_SH):
+        with _locked(state / "state.lock", fcntl.LOCK_EX):
+            found = _running(state, build)
+            if found is None:
+                url = _start(directory, system, build, sorted({*wanted(), *needed}), [])
+            elif found["components"] is not None and not set(needed) <= set(found["components"]):
+                url = _start(directory, system, build, None, [*found["retired"], found["pid"]])
+            else:
+                url = f"http://127.0.0.1:{found['port']}"
+        yield url
+
+
+def _read(state: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads((state / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    keys = {"build", "pid", "port", "components", "retired"}
+    return found if isinstance(found, dict) and keys <= found.keys() else None
+
+
+def _is_server(pid: object, system: str | None = None) -> bool:
+    """Whether `pid` is alive and still a generated system's `serve` (not a reused pid)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    owned = _OWNED.get(pid)
+    if owned is not None:
+        return owned.poll() is None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"serve" in argv and b"-m" in argv and (system is None or system.encode() in argv)
+
+
+def _running(state: Path, build: str) -> dict[str, Any] | None:
+    found = _read(state)
+    if found is None:
+        return None
+    if found["build"] != build:  # another build's, left behind
+        _stop(state, found)
+        return None
+    if not _is_server(found["pid"]):
+        return None  # died: start again (starts.log shows it)
+    return found
+
+
+def _start(directory: Path, system: str, build: str, components: list[str] | None, retired: list[int]) -> str:
+    """Start the system (only `components`, or all of them for None) on fresh data; `retired`:
+    earlier servers of this build, stopped with it."""
+    from autocoder_runtime.testing import Server
+
+    state = directory / STATE
+    data = state / f"data.{len(retired)}"
+    for old in state.glob("data*") if not retired else []:
+        shutil.rmtree(old, ignore_errors=True)  # every build's server starts empty
+    log = state / f"server.{len(retired)}.log"
+    log.unlink(missing_ok=True)
+    env: dict[str, str | None] = {"LOG_LEVEL": "INFO", "SERVE_ONLY": None}
+    if components is not None:
+        env["SERVE_ONLY"] = ",".join(components)
+    server = Server(system, directory / SOURCES, data, API_KEY, log, env)
+    try:
+        server.start(READY_TIMEOUT_S)  # PR_SET_PDEATHSIG: a killed build leaves no server
+    except AssertionError as exc:
+        with contextlib.suppress(Exception):
+            server.kill()
+        raise ServerFailed(str(exc)) from None
+    assert server.process is not None
+    _OWNED[server.process.pid] = server.process
+    from autocoder.fsutil import atomic_write
+
+    running = {
+        "build": build,
+        "pid": server.process.pid,
+        "port": server.port,
+        "components": components,
+        "retired": retired,
+    }
+    atomic_write(state / "state.json", json.dumps(running).encode())
+    served = "all" if components is None else len(components)
+    with (state / "starts.log").open("a") as starts:
+        starts.write(f"{build} {server.process.pid} {served}\n")
+    return server.url
+
+
+def stop_shared_server(directory: Path, build: str) -> None:
+    """doit teardown of every path task: once no path test runs, stop this build's server (a
+    no-op when it is not running, or already stopped by another task's teardown)."""
+    state = directory / STATE
+    if not (state / "state.json").exists():
+        return
+    with _locked(state / "users.lock", fcntl.LOCK_EX), _locked(state / "state.lock", fcntl.LOCK_EX):
+        found = _read(state)
+        if found is not None and found["build"] == build:
+            _stop(state, found)
+
+
+def _stop(state: Path, found: dict[str, Any]) -> None:
+    """SIGTERM (the graceful stop), SIGKILL after STOP_TIMEOUT_S, of the server and the ones it
+    replaced; then forget them."""
+    for pid in [*found.get("retired", []), found["pid"]]:
+        _stop_pid(pid)
+    with contextlib.suppress(FileNotFoundError):
+        (state / "state.json").unlink()
+
+
+def _stop_pid(pid: object) -> None:
+    if _is_server(pid):
+        assert isinstance(pid, int)
+        os.kill(pid, signal.SIGTERM)
+        owned = _OWNED.pop(pid, None)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        if owned is not None:
+            try:
+                owned.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                owned.kill()
+                owned.wait()
+        else:
+            while _is_server(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _is_server(pid):
+                os.kill(pid, signal.SIGKILL)

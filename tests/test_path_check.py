@@ -1,0 +1,83 @@
+"""A path test called in the build's worker (autocoder.validate.path_check): its verdict and
+JUnit file, against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from autocoder.validate.path_check import run_path_check
+from autocoder.validate.testing import parse_junit
+
+
+class Answer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+        body = b'{"value": 1}'
+        self.send_response(200 if self.path == "/ok" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def check(tmp_path: Path, url: str, body: str):
+    test = tmp_path / "tests" / "paths" / "test_a__b.py"
+    test.parent.mkdir(parents=True, exist_ok=True)
+    test.write_text(body)
+    junit = tmp_path / "junit" / "path.a__b.xml"
+    return run_path_check(tmp_path, "tests/paths/test_a__b.py", url, junit), junit
+
+
+def test_a_passing_path_test_is_one_passed_case(tmp_path, url):
+    result, junit = check(
+        tmp_path, url, 'def test_path(system):\n    assert system.get("/ok").json() == {"value": 1}\n'
+    )
+    assert result.ok and result.tests == 1 and not result.failed
+    assert (
+        parse_junit(junit).tests == 1
+        and 'classname="tests.paths.test_a__b" name="test_path"' in junit.read_text()
+    )
+
+
+def test_a_failed_assertion_is_a_failure_with_its_message(tmp_path, url):
+    body = (
+        "def test_path(system):\n"
+        '    r = system.get("/missing")\n'
+        '    assert r.status_code == 200, f"got {r.status_code}"\n'
+    )
+    result, junit = check(tmp_path, url, body)
+    assert not result.ok and result.failures == 1
+    assert result.failed == [
+        {"test": "tests.paths.test_a__b::test_path", "kind": "failure", "message": "got 404"}
+    ]
+    assert "<failure" in junit.read_text()
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('def test_path(system):\n    system.get("http://127.0.0.1:1/")\n', "ConnectError"),
+        ("x = 1\n", "has no function test_path"),
+        ("def test_path(system:\n", "SyntaxError"),
+    ],
+)
+def test_anything_else_is_an_error(tmp_path, url, body, says):
+    result, _ = check(tmp_path, url, body)
+    assert not result.ok and result.errors == 1 and says in result.failed[0]["message"], result.failed
