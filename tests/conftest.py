@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import shutil
@@ -20,6 +21,11 @@ EXAMPLE = REPO / "examples" / "orders"
 # Builds in tests run without the run-cache (each test sees what its own build did, and the
 # user's ~/.cache is left alone); tests/test_runcache*.py switch it on with a cache of their own.
 os.environ.setdefault("AUTOCODER_CACHE", "off")
+# mypy's machine-wide cache (validate/types.py) goes to a directory of this test session, shared
+# by its builds: the first one's typecheck publishes it, the others start from it
+if "AUTOCODER_MYPY_CACHE" not in os.environ:
+    os.environ["AUTOCODER_MYPY_CACHE"] = tempfile.mkdtemp(prefix="autocoder-test-mypy-")
+    atexit.register(shutil.rmtree, os.environ["AUTOCODER_MYPY_CACHE"], True)
 
 
 def orders_arch() -> dict:
