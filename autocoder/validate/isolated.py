@@ -51,18 +51,23 @@ def heartbeat(limit_s: float) -> None:
 def run_forked(function: Callable[..., T], args: tuple[Any, ...], limit_s: float) -> T:
     """`function(*args)` in a forked child; its return value (picklable), or ChildFailed.
     `limit_s`: how long the child may run before its first heartbeat (then each heartbeat says)."""
+    if not hasattr(os, "fork"):  # no fork on this platform: in this process, unprotected
+        return function(*args)
     read_end, write_end = os.pipe()
     # the parent's objects go to the permanent generation for the fork: the child's collector
     # then never walks them, which would write to (and so copy) every page they are on
     gc.freeze()
     try:
         pid = os.fork()
-    finally:
-        if pid != 0:
-            gc.unfreeze()
+    except BaseException:
+        gc.unfreeze()
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # pragma: no cover - the child; its effects are asserted by the parent's tests
         os.close(read_end)
         _child(write_end, function, args)
+    gc.unfreeze()
     os.close(write_end)
     with contextlib.suppress(OSError):  # the child does the same: whichever runs first
         os.setpgid(pid, pid)
