@@ -73,6 +73,9 @@ def run_forked(function: Callable[..., T], args: tuple[Any, ...], limit_s: float
         os.setpgid(pid, pid)
     try:
         frames = _collect(read_end, pid, limit_s)
+    except BaseException:  # Ctrl-C or a failure here: the child (in its own group) must not outlive it
+        _kill(pid)
+        raise
     finally:
         os.close(read_end)
     kind, payload = frames
