@@ -4,6 +4,7 @@ but progressing run alive; a hung run is killed with whatever it started."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ def _raise() -> None:
 
 
 def _crash() -> None:
+    faulthandler.disable()  # pytest's, inherited: it would print this process's stack to the log
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
