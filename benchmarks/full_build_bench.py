@@ -1,12 +1,21 @@
 """A full build from scratch, an older Autocoder against this tree, alternating (issue: fast edits).
 
-For each round, for each tree (this one, and --old, extracted by common.old_tree): a fresh
-synthetic blueprint of --components components, `autocoder build -n 2 --continue --reporter json` with
-the run-cache off (everything really runs), and from doit's JSON report the wall time and the
-mean seconds of each task group (test:<c>, bench:<c>, lint:<c>, gen:<c>, ...). The trees take
-turns, so a busy machine slows both alike: compare them by the ratio, not by the seconds.
+For each round, for each mode, for each tree (this one, and --old, extracted by common.old_tree
+with its own runtime first on the path): a fresh synthetic blueprint of --components
+components, `autocoder build -n 2 --continue --reporter json` with the run-cache off (everything
+really runs), and from doit's JSON report the wall time and the mean seconds of each task group
+(test:<c>, bench:<c>, lint:<c>, gen:<c>, ...), plus the CPU seconds of the whole build (every
+process it started). The trees take turns, so a busy machine slows both alike: compare them by
+the ratio, not by the seconds; the CPU seconds divided by 2 are what the build would take on 2
+idle cores.
+
+Modes: `scope`, the tasks issue 13's target counts (check ir gen lint test bench policy
+report: the default build before typecheck and deploy existed); `full`, the default build.
+The machine-wide mypy cache (validate/types.py) is warm for this tree after its first
+typecheck: a machine's second project, not its first (AUTOCODER_MYPY_CACHE=off to measure cold).
 
 Usage: python benchmarks/full_build_bench.py [--old COMMIT] [--components 100] [--rounds 2]
+       [--modes scope full]
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,14 +35,23 @@ from common import REPO, machine, old_tree, write_results
 
 from autocoder.synthetic import write_synthetic
 
+SCOPE = ["check", "ir", "gen", "lint", "test", "bench", "policy", "report"]
+MODES = {"scope": SCOPE, "full": []}
 
-def build(tree: Path | None, components: int, workdir: Path) -> dict:
+
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def build(tree: Path | None, components: int, workdir: Path, tasks: list[str]) -> dict:
     """One build from scratch with `tree`'s autocoder (None: this one): wall and per-group means."""
     project = Path(tempfile.mkdtemp(dir=workdir))
     write_synthetic(project, components)
     env = {**os.environ, "AUTOCODER_CACHE": "off"}
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree)
+    if tree is not None:  # its autocoder and its runtime, before this tree's installed ones
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "runtime")])
+    cpu = _cpu_of_children()
     start = time.perf_counter()
     run = subprocess.run(
         [
@@ -46,6 +65,7 @@ def build(tree: Path | None, components: int, workdir: Path) -> dict:
             "--continue",
             "--reporter",
             "json",
+            *tasks,
         ],
         cwd=project,
         env=env,
@@ -54,6 +74,7 @@ def build(tree: Path | None, components: int, workdir: Path) -> dict:
         check=False,
     )
     wall = time.perf_counter() - start
+    cpu = _cpu_of_children() - cpu
     if "{" not in run.stdout:
         raise SystemExit(f"build in {project} printed no report:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
@@ -66,6 +87,7 @@ def build(tree: Path | None, components: int, workdir: Path) -> dict:
     failed = sorted(t["name"] for t in report["tasks"] if t["result"] == "fail")
     return {
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 1),
         "failed_tasks": failed,  # a bench over budget on a busy machine fails; its cost still counts
         "mean_task_s": {g: round(statistics.mean(v), 4) for g, v in sorted(groups.items())},
         "sum_task_s": {g: round(sum(v), 2) for g, v in sorted(groups.items())},
@@ -76,21 +98,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--old", default="7e16725", help="the commit to compare with")
+    parser.add_argument("--old", default="1f011e2", help="the commit to compare with")
     parser.add_argument("--components", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["scope", "full"])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_build.json")
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    runs: dict[str, list[dict]] = {"old": [], "new": []}
-    load_start = os.getloadavg()[0]
+    runs: dict[str, dict[str, list[dict]]] = {mode: {"old": [], "new": []} for mode in args.modes}
+    loads = [round(os.getloadavg()[0], 1)]
     with tempfile.TemporaryDirectory() as tmp:
         tree = old_tree(Path(tmp), args.old)
         for _ in range(args.rounds):
-            runs["old"].append(build(tree, args.components, Path(tmp)))
-            runs["new"].append(build(None, args.components, Path(tmp)))
-    old_wall = statistics.median(r["wall_s"] for r in runs["old"])
-    new_wall = statistics.median(r["wall_s"] for r in runs["new"])
+            for mode in args.modes:
+                for name, which in (("old", tree), ("new", None)):
+                    runs[mode][name].append(build(which, args.components, Path(tmp), MODES[mode]))
+                    loads.append(round(os.getloadavg()[0], 1))
+    summary = {}
+    for mode, pair in runs.items():
+        median = {k: statistics.median(r["wall_s"] for r in v) for k, v in pair.items()}
+        cpu = {k: statistics.median(r["cpu_s"] for r in v) for k, v in pair.items()}
+        summary[mode] = {
+            "tasks": MODES[mode] or "default",
+            "median_wall_s": median,
+            "median_cpu_s": cpu,
+            "idle_2_core_estimate_s": {k: round(v / 2, 1) for k, v in cpu.items()},
+            "new_vs_old_wall": round(median["new"] / median["old"], 2),
+            "new_vs_old_cpu": round(cpu["new"] / cpu["old"], 2),
+        }
     write_results(
         args.out,
         {
@@ -99,10 +134,9 @@ def main() -> None:
             "jobs": 2,
             "old": args.old,
             "new": f"{head.stdout.strip()} (working tree)",
-            "load_average_1m": [round(load_start, 1), round(os.getloadavg()[0], 1)],
+            "load_average_1m": loads,
+            "summary": summary,
             "runs": runs,
-            "median_wall_s": {"old": old_wall, "new": new_wall},
-            "new_vs_old": round(new_wall / old_wall, 2),
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import shutil
@@ -24,6 +25,11 @@ os.environ.setdefault("AUTOCODER_CACHE", "off")
 # (AUTOCODER_CHECKOV=off, the documented switch; the report says "checkov skipped"), except
 # tests/test_deploy.py's checkov test, which runs the real one the README's first command installs.
 os.environ.setdefault("AUTOCODER_CHECKOV", "off")
+# mypy's machine-wide cache (validate/types.py) goes to a directory of this test session, shared
+# by its builds: the first one's typecheck publishes it, the others start from it
+if "AUTOCODER_MYPY_CACHE" not in os.environ:
+    os.environ["AUTOCODER_MYPY_CACHE"] = tempfile.mkdtemp(prefix="autocoder-test-mypy-")
+    atexit.register(shutil.rmtree, os.environ["AUTOCODER_MYPY_CACHE"], True)
 
 
 def orders_arch() -> dict:

@@ -32,9 +32,9 @@ def test_generated_tests_run_with_throwaway_databases_and_the_environment_is_res
     src = tmp_path / "src"
     (src / "tests").mkdir(parents=True)
     (src / "tests" / "test_probe.py").write_text(PROBE)
-    data = tmp_path / "data"
-    data.mkdir()
-    result = run_pytest(src, "tests/test_probe.py", tmp_path / "junit.xml", data)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    result = run_pytest(src, "tests/test_probe.py", tmp_path / "junit.xml", scratch)
     assert result.ok, result.output
     assert result.tests == 1
     assert "SQLITE_SYNCHRONOUS" not in os.environ

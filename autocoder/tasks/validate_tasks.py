@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -99,12 +98,15 @@ def run_lint(directory: Path, name: str) -> TaskFailed | None:
     return None
 
 
-def run_test(directory: Path, name: str, test_file: str) -> TaskFailed | None:
-    from autocoder.validate.testing import run_pytest
+def run_test(directory: Path, name: str, test_file: str, isolated: bool = True) -> TaskFailed | None:
+    """The tests of `test_file`, in a forked child (`isolated`) or in this process."""
+    from autocoder.validate.inprocess import scratch_directory
+    from autocoder.validate.testing import run_pytest, run_tests
 
     reports = directory / REPORTS
-    with tempfile.TemporaryDirectory(prefix=f"autocoder-test-{name}-") as data_dir:
-        result = run_pytest(directory / SRC, test_file, reports / "junit" / f"{name}.xml", Path(data_dir))
+    run = run_tests if isolated else run_pytest
+    with scratch_directory(f"autocoder-test-{name}-") as scratch:
+        result = run(directory / SRC, test_file, reports / "junit" / f"{name}.xml", scratch)
     _write_json(
         reports / "test" / f"{name}.json",
         {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
@@ -135,12 +137,17 @@ def _test_id(test_file: str, junit_name: str) -> str:
 def run_bench(directory: Path, name: str) -> TaskFailed | None:
     from autocoder.codegen.strategies import simplest_message
     from autocoder.ir.models import load_slice
-    from autocoder.validate.bench import bench_component
+    from autocoder.validate.bench import bench_isolated
+    from autocoder.validate.inprocess import scratch_directory
+    from autocoder.validate.isolated import ChildFailed
 
     slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     simplest = functools.partial(simplest_message, cache=directory / SAMPLES)
-    with tempfile.TemporaryDirectory(prefix=f"autocoder-bench-{name}-") as data_dir:
-        result = bench_component(directory / SRC, slice_, Path(data_dir), simplest)
+    with scratch_directory(f"autocoder-bench-{name}-") as scratch:
+        try:
+            result = bench_isolated(directory / SRC, slice_, scratch, simplest)
+        except ChildFailed as exc:
+            return _failure(f"bench:{name}", "its benchmark did not finish", [f"the benchmark run {exc}"])
     _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
     if result["dead_letters"]:
         return _failure(
@@ -347,8 +354,9 @@ def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
     return _task(
         {
             "name": "integration",
+            # in this process: the test starts the system as a subprocess of its own
             "doc": "smoke test: start the generated system on 127.0.0.1, call it over HTTP, stop it",
-            "actions": [(run_test, [directory, "integration", "tests/test_integration.py"])],
+            "actions": [(run_test, [directory, "integration", "tests/test_integration.py", False])],
             "file_dep": [f"{SRC}/{p}" for p in runtime],
             "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
         }

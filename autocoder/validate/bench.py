@@ -27,10 +27,12 @@ import yaml
 
 from autocoder.ir.models import ComponentIR, FieldSpecIR, SinkIR, Slice
 from autocoder.validate.inprocess import environment, importable
+from autocoder.validate.isolated import run_forked
 
 WARMUP = 200
 ITERATIONS = 2000
 ROUNDS = 5
+LIMIT_S = 600.0  # a benchmark still running after this is hung: its child is killed
 
 
 @functools.cache
@@ -52,6 +54,16 @@ def sample_messages(slice_: Slice, port: str, schema: str, simplest: Simplest) -
     return [simplest(slice_.schemas[schema].fields)]
 
 
+def bench_isolated(src: Path, slice_: Slice, scratch: Path, simplest: Simplest) -> dict[str, Any]:
+    """`bench_component` in a child forked from this process (validate/isolated.py: a crash or
+    hang is the task's alone); its database under `scratch`. ChildFailed says what went wrong."""
+    from autocoder_runtime import capabilities, testing  # noqa: F401 - imported once, for the children
+
+    importable(src)
+    importlib.import_module(f"{slice_.system}.models")
+    return run_forked(bench_component, (src, slice_, scratch / "data", simplest), LIMIT_S)
+
+
 def bench_component(
     src: Path, slice_: Slice, data_dir: Path, simplest: Simplest, iterations: int = ITERATIONS
 ) -> dict[str, Any]:
@@ -61,8 +73,13 @@ def bench_component(
     comp = slice_.component
     importable(src)
     module = importlib.import_module(f"{system_name}.components.{comp.name}")
+    from autocoder_runtime.testing import release_databases
+
     with environment(DATA_DIR=str(data_dir)):
-        latencies, dead = asyncio.run(_measure(module.COMPONENT, slice_, simplest, iterations))
+        try:
+            latencies, dead = asyncio.run(_measure(module.COMPONENT, slice_, simplest, iterations))
+        finally:
+            release_databases()
     size = max(1, len(latencies) // ROUNDS)
     rounds = [latencies[i : i + size] for i in range(0, len(latencies), size)]
     best = min(rounds, key=_p95)

@@ -1,19 +1,26 @@
-"""The test tier: run generated tests with pytest in this process and read the JUnit XML.
+"""The test tier: run generated tests with pytest and read the JUnit XML.
 
-In-process because a Python start-up plus imports costs more than most components' tests;
-the generated package does not change while one build runs, so import caching is harmless.
+Each run happens in a child forked from the build process (validate/isolated.py), which has
+imported pytest, hypothesis, the runtime and the generated package's shared modules once
+(`preload`): a Python start-up plus those imports costs more than most components' tests,
+while a fork costs milliseconds, and a test that crashes, hangs or leaks takes only its own
+task down. The generated package does not change while one build runs, so the imports the
+children inherit are current.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import logging
 import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autocoder.validate.inprocess import environment, importable
+from autocoder.validate.isolated import ChildFailed, heartbeat, run_forked
 
 
 @dataclass
@@ -48,8 +55,75 @@ class TestResult:
 THROWAWAY_DATABASES = {"SQLITE_SYNCHRONOUS": "NORMAL"}
 
 
-def run_pytest(src: Path, test_file: str, junit: Path, data_dir: Path) -> TestResult:
-    """pytest on one generated test file, JUnit XML to `junit`, stores under `data_dir`."""
+STARTUP_LIMIT_S = 120.0  # a child's start and collection, before its first test begins
+DEFAULT_TEST_LIMIT_S = 120.0  # per test, when no conftest says (TEST_TIMEOUT_S)
+
+
+def run_tests(src: Path, test_file: str, junit: Path, scratch: Path) -> TestResult:
+    """`run_pytest` in a forked child; a child that crashes or hangs is a failed run, its
+    reason in the output (the JUnit file, if any, is what the child finished writing)."""
+    preload(src)
+    try:
+        return run_forked(run_pytest, (src, test_file, junit, scratch), STARTUP_LIMIT_S)
+    except ChildFailed as exc:
+        result = parse_junit(junit) if junit.exists() else TestResult()
+        result.exit_code = 3
+        result.output = f"the test run of {test_file} {exc}"
+        return result
+
+
+def preload(src: Path) -> None:
+    """Import in this long-lived process what every test run needs, so that each forked child
+    finds it in memory: pytest with its plugins, hypothesis, the runtime's test helpers and
+    the generated package's shared modules (its components are each test's own); then warm
+    up once (`_warm_up`)."""
+    import importlib
+
+    importable(src)
+    for package in sorted(p.parent.name for p in src.glob("*/models.py")):
+        importlib.import_module(f"{package}.models")
+    _warm_up()
+
+
+WARM_UP = """
+import pytest
+from autocoder_runtime.testing import run_once  # noqa: F401
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+
+@pytest.mark.parametrize("value", [1.0])
+def test_parametrized(value):
+    assert value == pytest.approx(1.0)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(st.fixed_dictionaries({"a": st.from_regex("^[a-z0-9-]{1,8}$", fullmatch=True),
+       "b": st.floats(allow_nan=False), "c": st.integers(), "d": st.text(max_size=3),
+       "e": st.booleans(), "f": st.lists(st.integers(), max_size=2)}))
+def test_property(message):
+    assert set(message) == set("abcdef")
+"""
+
+
+@functools.cache
+def _warm_up() -> None:
+    """One small pytest session with a hypothesis test in this process, once: pytest's lazy
+    imports (pdb, tomllib...), compiled regular expressions and hypothesis's strategy caches
+    are then inherited by every child instead of being redone in each (~70 ms a run)."""
+    from autocoder.validate.inprocess import scratch_directory
+
+    with scratch_directory("autocoder-warm-up-") as scratch:
+        (scratch / "src" / "tests").mkdir(parents=True)
+        (scratch / "src" / "tests" / "test_warm_up.py").write_text(WARM_UP)
+        (scratch / "src" / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+        result = run_pytest(scratch / "src", "tests/test_warm_up.py", scratch / "junit.xml", scratch)
+    if not result.ok:  # only a cost: the children redo what it would have done
+        logging.getLogger(__name__).warning("test tier warm-up failed:\n%s", result.output[-2000:])
+
+
+def run_pytest(src: Path, test_file: str, junit: Path, scratch: Path) -> TestResult:
+    """pytest on one generated test file in this process, JUnit XML to `junit`; the tests'
+    databases and temporary files under `scratch`."""
     import pytest
 
     junit.parent.mkdir(parents=True, exist_ok=True)
@@ -64,19 +138,40 @@ def run_pytest(src: Path, test_file: str, junit: Path, data_dir: Path) -> TestRe
         "-o",
         "junit_family=xunit2",
         "--no-header",
+        f"--basetemp={scratch / 'tmp'}",  # not pytest's default, which keeps the last 3 runs
     ]
     buffer = io.StringIO()
     importable(src)
     with (
-        environment(DATA_DIR=str(data_dir), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **THROWAWAY_DATABASES),
+        environment(
+            DATA_DIR=str(scratch / "data"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **THROWAWAY_DATABASES
+        ),
         contextlib.redirect_stdout(buffer),
         contextlib.redirect_stderr(buffer),
     ):
-        code = int(pytest.main(args, plugins=[_NoGcPerSession()]))
+        code = int(pytest.main(args, plugins=[_NoGcPerSession(), _Heartbeat()]))
     result = parse_junit(junit) if junit.exists() else TestResult()
     result.exit_code = code
     result.output = buffer.getvalue()
     return result
+
+
+class _Heartbeat:
+    """Tells the parent, as each test starts, how long it may take: the time limit that the
+    generated conftest puts on every test (TEST_TIMEOUT_S), which the parent enforces too."""
+
+    limit_s = DEFAULT_TEST_LIMIT_S
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        limits = [
+            float(value)
+            for plugin in session.config.pluginmanager.get_plugins()
+            if isinstance(value := getattr(plugin, "TEST_TIMEOUT_S", None), (int, float))
+        ]
+        self.limit_s = max(limits, default=DEFAULT_TEST_LIMIT_S)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        heartbeat(self.limit_s)
 
 
 class _NoGcPerSession:

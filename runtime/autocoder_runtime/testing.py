@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 
 from autocoder_runtime.component import Component, data_dir
-from autocoder_runtime.database import open_database
+from autocoder_runtime.database import Connection, Database, open_database
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
 from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
@@ -38,11 +38,13 @@ Outputs = list[tuple[str, Message]]
 @contextlib.asynccontextmanager
 async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
     """The component alone in a system of its own, on the SQLite database `database` under
-    DATA_DIR (by default one freshly made)."""
+    DATA_DIR; by default on an empty one (`empty_database`)."""
     name = cls.__name__.lower()
     system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
-    database = database or f"test-{uuid.uuid4().hex}"
-    system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
+    if database is None:
+        system.db = await empty_database()
+    else:
+        system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
     component = system.components[name]
     assert isinstance(component, cls)
     try:
@@ -50,7 +52,44 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
         yield component
     finally:
         await component.close()
-        await asyncio.to_thread(system.db.close)
+        if database is not None:
+            await asyncio.to_thread(system.db.close)
+
+
+# One open database per DATA_DIR, emptied for each use. A property test runs its component
+# dozens of times; making a new SQLite file (WAL, schema, writer and reader threads) for each
+# run cost more than everything else in it. Emptying every table (sqlite_sequence included,
+# so AUTOINCREMENT counts from 1 again) gives the component the same database a new file
+# would. The generated conftest gives each test its own DATA_DIR, so tests share nothing.
+_reused: dict[Path, Database] = {}
+
+
+async def empty_database() -> Database:
+    """An open SQLite database under DATA_DIR with the schema and no rows (see `_reused`)."""
+    directory = data_dir().resolve()
+    database = _reused.get(directory)
+    if database is None:
+        release_databases()  # another DATA_DIR: the previous test's database is done with
+        database = await asyncio.to_thread(
+            open_database, "sqlite", f"test-{uuid.uuid4().hex}", directory, None
+        )
+        _reused[directory] = database
+    else:
+        await database.write(_delete_all_rows)
+    return database
+
+
+def _delete_all_rows(connection: Connection) -> None:
+    tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    for (table,) in tables:
+        connection.execute(f'DELETE FROM "{table}"')  # noqa: S608 - names from sqlite_master
+
+
+def release_databases() -> None:
+    """Close the databases `empty_database` keeps open (the generated conftest, after each test)."""
+    while _reused:
+        _, database = _reused.popitem()
+        database.close()
 
 
 async def _outputs(
