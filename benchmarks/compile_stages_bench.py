@@ -24,8 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from common import machine, write_results
+from common import machine, synthetic_bytes, write_results
 
 from autocoder.analysis.components import check_components
 from autocoder.analysis.context import Context
@@ -39,7 +38,6 @@ from autocoder.canonical import canonical_json
 from autocoder.compile import compile_sources
 from autocoder.ir.build import build_ir
 from autocoder.ir.write import WRITTEN_INDEX, write_ir
-from autocoder.synthetic import synthetic_architecture, synthetic_deployment
 
 IMPORT_CPU = """
 import resource
@@ -73,8 +71,7 @@ def import_cpu(repeats: int) -> dict[str, float]:
 
 
 def stages(n: int, repeats: int) -> dict[str, float]:
-    arch = yaml.safe_dump(synthetic_architecture(n), sort_keys=False).encode()
-    deploy = yaml.safe_dump(synthetic_deployment(), sort_keys=False).encode()
+    arch, deploy = synthetic_bytes(n)
     doc_a, doc_d = parse_yaml(arch, "architecture.yaml"), parse_yaml(deploy, "deployment.yaml")
     model_a, _ = validate_model(doc_a, Architecture)
     model_d, _ = validate_model(doc_d, Deployment)
