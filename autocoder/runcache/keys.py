@@ -40,10 +40,10 @@ def fingerprint_fields() -> dict[str, str]:
 
 @functools.cache
 def _fingerprint_fields(project: str) -> dict[str, str]:
-    from autocoder.llm.provider import provider_fingerprint
+    from autocoder.llm.fingerprint import provider_fingerprint_memo
 
     # the provider's own fingerprint: its name, model, parameters and prompt version
-    fields = {"autocoder": autocoder.__version__, "provider": provider_fingerprint(Path(project))}
+    fields = {"autocoder": autocoder.__version__, "provider": provider_fingerprint_memo(Path(project))}
     fields["python"] = ".".join(platform.python_version_tuple()[:2])
     for tool in TOOLS:
         fields[tool] = _version(tool)

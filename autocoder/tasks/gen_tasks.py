@@ -23,7 +23,7 @@ from autocoder.codegen.paths import (
     runtime_templates,
     test_path,
 )
-from autocoder.layout import GENERATED
+from autocoder.layout import GENERATED, LOCK_FILE
 from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.tasks.compile_tasks import (
     blueprint_outline,
@@ -140,10 +140,10 @@ def task_gen() -> Any:
         yield {"name": None, "task_dep": ["check"], "doc": task_gen.__doc__}
         return
     system, components = outline
-    from autocoder.llm.lock import LOCK_FILE
-    from autocoder.llm.provider import provider_fingerprint
+    from autocoder.llm.fingerprint import provider_fingerprint_memo
 
-    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint(provider_fingerprint(directory)))
+    provider = provider_fingerprint_memo(directory)  # without importing the provider (its models)
+    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint(provider))
     root = templates_root()
     lock = [LOCK_FILE] if (directory / LOCK_FILE).is_file() else []  # locked completions
     for name, kind in components:
