@@ -69,12 +69,22 @@ def wrap_task(task: dict[str, Any], basename: str) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=8)
+_TOOLS_FILES: dict[Path, tuple[dict[str, str], str]] = {}
+
+
 def _tools_file(directory: Path) -> str:
-    """The tools' fingerprint file, once per task loading (every wrapped task depends on it)."""
+    """The tools' fingerprint file, encoded once per task loading (every wrapped task depends
+    on it): again only when fingerprint_fields() gives another dict (it is cached per project,
+    so that happens when the fields really change, e.g. a test that replaces them)."""
     from autocoder.tasks.compile_tasks import fingerprint_file
 
-    return fingerprint_file(directory, TOOLS_STAGE, json.dumps(fingerprint_fields(), sort_keys=True))
+    fields = fingerprint_fields()
+    known = _TOOLS_FILES.get(directory)
+    if known is not None and known[0] is fields:
+        return known[1]
+    file = fingerprint_file(directory, TOOLS_STAGE, json.dumps(fields, sort_keys=True))
+    _TOOLS_FILES[directory] = (fields, file)
+    return file
 
 
 def run_original(actions: list[tuple[Any, ...]]) -> BaseFail | dict[str, Any]:
