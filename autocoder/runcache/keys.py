@@ -35,7 +35,7 @@ def _version(distribution: str) -> str:
 def fingerprint_fields() -> dict[str, str]:
     """What, besides the file dependencies, determines every task's output (the tasks run in
     the project's folder, whose settings choose the provider)."""
-    return _fingerprint_fields(str(Path.cwd()))
+    return _fingerprint_fields(os.getcwd())  # a str: called once per task when loading
 
 
 @functools.cache

@@ -146,6 +146,7 @@ def task_gen() -> Any:
     fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint(provider))
     root = templates_root()
     lock = [LOCK_FILE] if (directory / LOCK_FILE).is_file() else []  # locked completions
+    templates = [str(root / t) for t in component_templates()]  # the same for every component
     for name, kind in components:
         targets = [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"]
         yield {
@@ -156,7 +157,7 @@ def task_gen() -> Any:
                 f"{GENERATED}/ir/{name}.json",
                 fingerprint,
                 *lock,
-                *(str(root / t) for t in component_templates()),
+                *templates,
             ],
             "targets": targets,
             "clean": [(clean_targets, [directory, targets])],
