@@ -78,6 +78,28 @@ print(len(graph))
 """
 
 
+# CPU seconds of loading a dodo's task list (importing it and doit's load_tasks), in a fresh
+# interpreter as every doit run: the part of a no-op that Autocoder's task generators decide.
+LOAD_CPU = """
+import sys, time
+sys.path.insert(0, ".")
+start = time.process_time()
+from doit.loader import load_tasks
+module = __import__(sys.argv[1])
+load_tasks(vars(module), allow_delayed=False)
+print(time.process_time() - start)
+"""
+
+
+def load_cpu_s(project: Path, module: str) -> float:
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_CPU, module], cwd=project, capture_output=True, text=True, env=BUILD_ENV
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"loading {module} failed in {project}:\n{run.stderr[-2000:]}")
+    return float(run.stdout.split()[-1])
+
+
 ORIGINAL = "value * 1 + 0.5"  # trans_0's expression in the synthetic blueprint
 # Equal to it for every input (so its examples still pass), each compiled to different code.
 EQUAL = (
@@ -165,10 +187,17 @@ def measure(n: int, repeats: int, workdir: Path) -> dict:
             doit(project, "-f", "bare_dodo.py")  # the bare DAG takes the edited files in, unmeasured
             loads.append(load())
         arch.write_text(original)
+        doit(project)  # back to the original blueprint, so that the task list is the measured one
+        loading = {"noop": [], "bare": []}
+        for _ in range(repeats):
+            loading["noop"].append(load_cpu_s(project, "dodo"))
+            loading["bare"].append(load_cpu_s(project, "bare_dodo"))
+        task_list = {k: statistics.median(v) for k, v in loading.items()}
         wall = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
         cpu = {k: statistics.median(x[1] for x in v) for k, v in runs.items()}
         return {
             "tasks": int(exported.stdout.strip()),
+            "repeats": repeats,
             "load_average_1m": {"min": min(loads), "max": max(loads), "per_round": loads},
             "project_kept_from_an_earlier_run": kept,
             "full_build_s": round(full_s, 3),
@@ -184,6 +213,7 @@ def measure(n: int, repeats: int, workdir: Path) -> dict:
                 "noop_vs_bare": round(cpu["noop"] / cpu["bare"], 2),
                 "edit_vs_noop": round(cpu["edit"] / cpu["noop"], 2),
             },
+            "task_list_load_cpu_s_median": {k: round(v, 3) for k, v in task_list.items()},
         }
 
 
@@ -196,6 +226,8 @@ EXPLAINED = {
     "ratios_wall / ratios_cpu": "noop_vs_bare (target <= 1.5), edit_vs_noop (target <= 4)",
     "tasks_executed": "tasks each kind of build ran (a no-op runs only the tasks that always run, "
     "sign and image, in both DAGs)",
+    "task_list_load_cpu_s_median": "CPU seconds of importing the dodo and doit's load_tasks in a "
+    "fresh interpreter (noop = Autocoder's dodo.py, bare = the bare DAG's), median of the repeats",
     "load_average_1m": "1-minute load average before the full build and after each round "
     "(2 cores: above 2, other processes competed for them)",
 }
