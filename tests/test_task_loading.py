@@ -141,3 +141,10 @@ def test_the_summary_table_rereads_a_result_file_only_when_it_changed(tmp_path, 
     assert table() == first
     atomic_write(reports / "test" / "a.json", json.dumps({**test, "ok": False, "failures": 1}).encode())
     assert "FAIL (2/3 tests)" in table()
+
+
+def test_the_provider_memo_is_written_only_in_a_project(tmp_path):
+    """Asked from a folder without a blueprint (a command run elsewhere), it answers and writes
+    nothing there."""
+    assert provider_fingerprint_memo(tmp_path) == provider_fingerprint(tmp_path)
+    assert list(tmp_path.iterdir()) == []

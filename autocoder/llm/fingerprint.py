@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 import autocoder
-from autocoder.layout import DEPLOYMENT, GENERATED
+from autocoder.layout import ARCHITECTURE, DEPLOYMENT, GENERATED
 
 MEMO = f"{GENERATED}/.autocoder/provider.json"
 ENV_PREFIXES = ("AUTOCODER_LLM_", "OPENAI_")  # settings.ENV_PREFIX and settings.FALLBACK_ENV's
@@ -62,6 +62,8 @@ def provider_fingerprint_memo(directory: Path) -> str:
     from autocoder.llm.provider import provider_fingerprint
 
     fingerprint = provider_fingerprint(directory)
+    if not (directory / ARCHITECTURE).is_file():
+        return fingerprint  # not a project (a command run elsewhere): nothing written there
     with contextlib.suppress(OSError):  # a memo: failing to write it (or an unsafe tree) costs time only
         data = canonical_json({"key": key, "fingerprint": fingerprint})
         write_if_changed(confined(directory, Path(MEMO)), data, durable=False)
