@@ -20,7 +20,12 @@ Builds run with bytecode caching on (PYTHONDONTWRITEBYTECODE unset for them), as
 Autocoder runs: without it every build compiles Autocoder's modules from source, which the bare
 DAG (doit only, installed with its bytecode) never pays.
 
-Usage: python benchmarks/compare_bench.py [--sizes 100 500] [--repeats 5] [--workdir DIR] [--out FILE]
+With --task-list-only, nothing is built: only the CPU of loading each DAG's task list (importing
+the dodo and doit's load_tasks, in fresh interpreters, alternating) into compare_task_list.json:
+the part of a no-op that Autocoder's task generators decide, measured in seconds.
+
+Usage: python benchmarks/compare_bench.py [--sizes 100 500] [--repeats 5] [--workdir DIR]
+       [--task-list-only] [--out FILE]
 """
 
 from __future__ import annotations
@@ -161,6 +166,33 @@ def load() -> float:
     return round(os.getloadavg()[0], 1)
 
 
+def measure_task_list(n: int, repeats: int, workdir: Path) -> dict:
+    """--task-list-only: the CPU of loading each DAG's task list, alternating, without building
+    anything (doit loads the tasks from the blueprint alone): seconds of work, not an hour."""
+    project = workdir / f"task-list-{n}"
+    project.mkdir(parents=True, exist_ok=True)
+    write_synthetic(project, n)
+    (project / "dodo.py").write_text(DODO_TEXT)
+    exported = subprocess.run(
+        [sys.executable, "-c", EXPORT], cwd=project, capture_output=True, text=True, check=True, env=BUILD_ENV
+    )
+    (project / "bare_dodo.py").write_text(BARE_DODO)
+    loads = [load()]
+    loading: dict[str, list[float]] = {"noop": [], "bare": []}
+    for _ in range(repeats):
+        loading["noop"].append(load_cpu_s(project, "dodo"))
+        loading["bare"].append(load_cpu_s(project, "bare_dodo"))
+    loads.append(load())
+    task_list = {k: statistics.median(v) for k, v in loading.items()}
+    return {
+        "tasks": int(exported.stdout.strip()),
+        "repeats": repeats,
+        "load_average_1m": {"min": min(loads), "max": max(loads)},
+        "task_list_load_cpu_s_median": {k: round(v, 3) for k, v in task_list.items()},
+        "task_list_noop_vs_bare": round(task_list["noop"] / task_list["bare"], 2),
+    }
+
+
 def measure(n: int, repeats: int, workdir: Path) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["AUTOCODER_CACHE_DIR"] = cache  # nothing restored from earlier runs
@@ -228,6 +260,7 @@ EXPLAINED = {
     "sign and image, in both DAGs)",
     "task_list_load_cpu_s_median": "CPU seconds of importing the dodo and doit's load_tasks in a "
     "fresh interpreter (noop = Autocoder's dodo.py, bare = the bare DAG's), median of the repeats",
+    "task_list_noop_vs_bare": "--task-list-only: Autocoder's task-list load CPU / the bare DAG's",
     "load_average_1m": "1-minute load average before the full build and after each round "
     "(2 cores: above 2, other processes competed for them)",
 }
@@ -243,10 +276,18 @@ def main() -> None:
         "--workdir", type=Path, help="keep the built projects here (a later run reuses them: no full build)"
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "compare.json")
+    parser.add_argument(
+        "--task-list-only",
+        action="store_true",
+        help="only the task lists' load CPU (no build; default output compare_task_list.json)",
+    )
     args = parser.parse_args()
+    if args.task_list_only and args.out.name == "compare.json":
+        args.out = args.out.with_name("compare_task_list.json")
+    measure_size = measure_task_list if args.task_list_only else measure
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir.resolve() if args.workdir else Path(tmp)
-        sizes = {str(n): measure(n, args.repeats, workdir) for n in args.sizes}
+        sizes = {str(n): measure_size(n, args.repeats, workdir) for n in args.sizes}
     write_results(
         args.out,
         {
