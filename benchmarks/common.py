@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -30,6 +31,28 @@ def timed_build(project: Path, *args: str) -> tuple[float, list[str]]:
     if run.returncode != 0:
         raise SystemExit(f"build {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
     return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
+
+
+def synthetic_bytes(components: int) -> tuple[bytes, bytes]:
+    """The bytes of a synthetic architecture.yaml of `components` components and its
+    deployment.yaml, as compile_sources takes them (the benchmarks compile in process)."""
+    import yaml
+
+    from autocoder.synthetic import synthetic_architecture, synthetic_deployment
+
+    arch = yaml.safe_dump(synthetic_architecture(components), sort_keys=False).encode()
+    deploy = yaml.safe_dump(synthetic_deployment(), sort_keys=False).encode()
+    return arch, deploy
+
+
+def median_s(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of `repeats` calls of `fn`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def machine() -> dict[str, object]:

@@ -19,32 +19,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-from common import machine, write_results
+from common import machine, median_s, synthetic_bytes, write_results
 
 from autocoder.cli import DODO_TEXT
 from autocoder.compile import compile_sources
-from autocoder.synthetic import synthetic_architecture, synthetic_deployment, write_synthetic
+from autocoder.synthetic import write_synthetic
 
 SIZES = (10, 100, 500)
 REPEATS = 5
 
 
-def median_seconds(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def compile_time(n: int) -> float:
-    arch = yaml.safe_dump(synthetic_architecture(n), sort_keys=False).encode()
-    deploy = yaml.safe_dump(synthetic_deployment(), sort_keys=False).encode()
+    arch, deploy = synthetic_bytes(n)
     result = compile_sources(arch, deploy)
     assert result.ir is not None and not result.errors, result.diagnostics[:3]
-    return median_seconds(lambda: compile_sources(arch, deploy))
+    return median_s(lambda: compile_sources(arch, deploy), REPEATS)
 
 
 def doit_run(project: Path) -> tuple[float, list[str]]:

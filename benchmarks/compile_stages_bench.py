@@ -24,8 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from common import machine, write_results
+from common import machine, synthetic_bytes, write_results
 
 from autocoder.analysis.components import check_components
 from autocoder.analysis.context import Context
@@ -38,8 +37,8 @@ from autocoder.blueprint.validate import validate_model
 from autocoder.canonical import canonical_json
 from autocoder.compile import compile_sources
 from autocoder.ir.build import build_ir
-from autocoder.ir.write import WRITTEN_INDEX, write_ir
-from autocoder.synthetic import synthetic_architecture, synthetic_deployment
+from autocoder.ir.models import dump
+from autocoder.ir.write import WRITTEN_INDEX, encode_ir, write_ir
 
 IMPORT_CPU = """
 import resource
@@ -73,8 +72,7 @@ def import_cpu(repeats: int) -> dict[str, float]:
 
 
 def stages(n: int, repeats: int) -> dict[str, float]:
-    arch = yaml.safe_dump(synthetic_architecture(n), sort_keys=False).encode()
-    deploy = yaml.safe_dump(synthetic_deployment(), sort_keys=False).encode()
+    arch, deploy = synthetic_bytes(n)
     doc_a, doc_d = parse_yaml(arch, "architecture.yaml"), parse_yaml(deploy, "deployment.yaml")
     model_a, _ = validate_model(doc_a, Architecture)
     model_d, _ = validate_model(doc_d, Deployment)
@@ -104,6 +102,7 @@ def stages(n: int, repeats: int) -> dict[str, float]:
     ctx, merged = analysed(2)
     order = check_graph(ctx, check_bindings(ctx))
     ir, slices = build_ir(ctx, merged, order, [], [])
+    slice_bytes = [canonical_json(dump(slices[c.name])) for c in ir.components]
     timed = {
         "parse_yaml": lambda: parse_yaml(arch, "architecture.yaml"),
         "validate_models": lambda: validate_model(doc_a, Architecture),
@@ -112,7 +111,13 @@ def stages(n: int, repeats: int) -> dict[str, float]:
         "pass_deployment": lambda: check_deployment(analysed(1)[0]),
         "pass_graph": graph,
         "build_ir": lambda: build_ir(ctx, merged, order, [], []),
-        "encode_ir_files": lambda: [canonical_json(ir), *(canonical_json(s) for s in slices.values())],
+        "encode_ir_files": lambda: [
+            canonical_json(dump(ir)),
+            *(canonical_json(dump(s)) for s in slices.values()),
+        ],
+        # ir.v1.json alone, encoded whole and spliced from the slices' bytes (what write_ir does)
+        "encode_ir_v1_whole": lambda: canonical_json(dump(ir)),
+        "encode_ir_v1_spliced": lambda: encode_ir(ir, slice_bytes),
         "compile_sources_total": lambda: compile_sources(arch, deploy),
     }
     gc.disable()

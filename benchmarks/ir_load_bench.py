@@ -27,31 +27,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-from common import REPO, build_gen, machine, old_tree, write_results
+from common import REPO, build_gen, machine, median_s, old_tree, synthetic_bytes, write_results
 
 from autocoder.canonical import canonical_json
 from autocoder.compile import compile_sources
 from autocoder.ir.models import dump, load_ir, load_slice
 from autocoder.ir.write import write_ir
-from autocoder.synthetic import synthetic_architecture, synthetic_deployment, write_synthetic
+from autocoder.synthetic import write_synthetic
 
 COMPONENTS = 500
 
 
-def median_s(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
+# run by the tree under test (an older one has no benchmarks/common.py on its path)
 COMPILE_CPU = """
 import statistics, time, yaml
 from autocoder.compile import compile_sources
@@ -129,8 +118,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ir_load.json")
     parser.add_argument("--old", help="a commit before the typed IR boundary, to compare with")
     args = parser.parse_args()
-    arch = yaml.safe_dump(synthetic_architecture(COMPONENTS), sort_keys=False).encode()
-    deploy = yaml.safe_dump(synthetic_deployment(), sort_keys=False).encode()
+    arch, deploy = synthetic_bytes(COMPONENTS)
     result = compile_sources(arch, deploy)
     assert result.ir is not None, result.diagnostics[:3]
     compile_s = median_s(lambda: compile_sources(arch, deploy), 5)

@@ -272,3 +272,35 @@ def test_unchanged_slices_are_not_encoded_again_unless_their_file_or_the_index_i
     assert {p.name: p.read_bytes() for p in (generated / "ir").iterdir()} == {
         f"{name}.json": canonical_json(ir_dump(data)) for name, data in result.slices.items()
     }
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "examples").iterdir() if p.is_dir()))
+def test_ir_file_spliced_from_slices_is_the_plain_encoding(example):
+    """ir.v1.json takes each component's text from its slice's bytes (write.encode_ir): the
+    result is byte for byte canonical_json of the whole IR, and a slice that does not hold its
+    component (empty, another component's, not UTF-8) has the component encoded afresh."""
+    from autocoder.ir.write import encode_ir
+
+    result = compile_directory(REPO / "examples" / example)
+    assert result.ir is not None, result.diagnostics
+    plain = canonical_json(ir_dump(result.ir))
+    slices = [canonical_json(ir_dump(result.slices[c.name])) for c in result.ir.components]
+    assert encode_ir(result.ir, slices) == plain
+    wrong = [b"{}\n", b"\xff", *slices[1:], slices[0]][: len(slices)]
+    assert encode_ir(result.ir, wrong) == plain
+
+
+def test_ir_file_after_a_one_component_edit_is_the_plain_encoding(tmp_path, arch):
+    """An edit re-encodes one slice; ir.v1.json, spliced from the other slices' files, still
+    equals the plain encoding of the new IR (strings holding newlines, quotes and braces too)."""
+    project = _project(tmp_path, arch)
+    generated = project / "generated"
+    result = compile_directory(project)
+    write_ir(generated, result.ir, result.slices)
+    component(arch, "pricer")["description"] = 'a "quoted"\n  }\n  "components": [] é\t{'
+    (project / "architecture.yaml").write_bytes(dump(arch))
+    edited = compile_directory(project)
+    assert edited.ir is not None, edited.diagnostics
+    written = write_ir(generated, edited.ir, edited.slices)
+    assert written == [generated / "ir" / "pricer.json", generated / "ir.v1.json"]
+    assert (generated / "ir.v1.json").read_bytes() == canonical_json(ir_dump(edited.ir))

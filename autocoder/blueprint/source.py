@@ -17,8 +17,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from autocoder.diagnostics import BlueprintError, Diagnostic
+from autocoder.layout import MAX_BLUEPRINT_BYTES as MAX_BYTES
 
-MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 # Every number in a blueprint is finite, and every integer fits a signed 64-bit int: what JSON,

@@ -124,3 +124,32 @@ def missing_checkov_message() -> str:
         f"checkov {CHECKOV_VERSION} is not installed: run `{INSTALL_COMMAND}` (once, with network; "
         f"into {checkov_env()}), or set {CHECKOV_ENV}=off to build without it"
     )
+
+
+CHECKOV_OFF = "checkov: off"
+
+
+def checkov_command() -> tuple[list[str] | None, str]:
+    """How checkov runs, and the setting deploy:validate depends on (a file dependency, so a
+    change re-runs the validation; it names the version, not a path, so the run-cache's key is
+    the same on every machine). AUTOCODER_CHECKOV unset or empty: the environment Autocoder
+    manages (this module); `off`: no checkov (tests that build deployments for
+    another reason, and builds that say so); anything else: the path of a checkov executable."""
+    given = os.environ.get(CHECKOV_ENV, "").strip()
+    if given.lower() == "off":
+        return None, CHECKOV_OFF
+    if given:
+        binary = Path(given).expanduser()
+        versions = sorted(
+            p.name for p in binary.resolve().parent.parent.glob("lib/python*/site-packages/checkov-*")
+        )
+        return [str(binary)], f"checkov: {binary} {' '.join(versions)}"
+    command = managed_checkov()
+    if command is None:
+        return None, "checkov: not installed"
+    return command, f"checkov {CHECKOV_VERSION} (managed)"
+
+
+def checkov_setting() -> str:
+    """The setting alone: deploy:validate's file dependency (tasks/deploy_tasks.py)."""
+    return checkov_command()[1]

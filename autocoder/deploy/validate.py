@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from autocoder.deploy import pss
+from autocoder.deploy import pss, tools
 
 K8S_VERSION = "1.33.0"  # the Kubernetes API the manifests are validated against (pinned)
 # Custom resources whose schemas are not part of Kubernetes: allowed without a schema, but
@@ -292,33 +292,6 @@ def check_database_wiring(root: Path) -> tuple[list[Finding], int]:
     return findings, checks
 
 
-def checkov_command() -> tuple[list[str] | None, str]:
-    """How checkov runs, and the setting deploy:validate depends on (a file dependency, so a
-    change re-runs the validation; it names the version, not a path, so the run-cache's key is
-    the same on every machine). AUTOCODER_CHECKOV unset or empty: the environment Autocoder
-    manages (autocoder/deploy/tools.py); `off`: no checkov (tests that build deployments for
-    another reason, and builds that say so); anything else: the path of a checkov executable."""
-    from autocoder.deploy import tools
-
-    given = os.environ.get(tools.CHECKOV_ENV, "").strip()
-    if given.lower() == "off":
-        return None, "checkov: off"
-    if given:
-        binary = Path(given).expanduser()
-        versions = sorted(
-            p.name for p in binary.resolve().parent.parent.glob("lib/python*/site-packages/checkov-*")
-        )
-        return [str(binary)], f"checkov: {binary} {' '.join(versions)}"
-    command = tools.managed_checkov()
-    if command is None:
-        return None, "checkov: not installed"
-    return command, f"checkov {tools.CHECKOV_VERSION} (managed)"
-
-
-def checkov_setting() -> str:
-    return checkov_command()[1]
-
-
 def check_checkov(root: Path, reports: Path) -> tuple[list[Finding], int]:
     """checkov's Kubernetes and Dockerfile policies, offline (BC_SKIP_MAPPING, --skip-download),
     on the Dockerfile and on every object deployments/ applies (the base and each overlay as
@@ -326,12 +299,10 @@ def check_checkov(root: Path, reports: Path) -> tuple[list[Finding], int]:
     installed: one finding (CKV000) saying how to install it, never a silent pass."""
     import tempfile
 
-    from autocoder.deploy import tools
-
-    command, setting = checkov_command()
+    command, setting = tools.checkov_command()
     if command is None:
         (reports / "checkov.sarif").unlink(missing_ok=True)  # a stale report would say it ran
-        if setting == "checkov: off":
+        if setting == tools.CHECKOV_OFF:
             return [], 0
         return [Finding("checkov", "CKV000", "-", tools.missing_checkov_message())], 0
     if not Path(command[0]).is_file():
@@ -415,7 +386,7 @@ def skipped_scanners() -> dict[str, str]:
     """The scanners that checked nothing by design, and why: said in the build's summary line
     and the report, so that "no findings" never hides a scanner that did not run."""
     skipped = {}
-    if checkov_setting() == "checkov: off":
+    if tools.checkov_setting() == tools.CHECKOV_OFF:
         skipped["checkov"] = "AUTOCODER_CHECKOV=off"
     if shutil.which("promtool") is None:
         skipped["promtool"] = "promtool is not installed (Debian: apt-get install prometheus)"

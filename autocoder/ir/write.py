@@ -38,35 +38,99 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
     Every path is confined to `root` (the project directory, by default the parent of
     `generated`): OutsideProjectError, before anything is written, when one is not.
     A slice whose fingerprint and file are as the last run left them (WRITTEN_INDEX) is not
-    encoded again. Returns the paths that were written.
+    encoded again, and ir.v1.json takes each component's text from its slice's bytes
+    (splice_components): a one-component edit encodes one component. Returns the paths that
+    were written.
     """
     from autocoder.ir.models import dump
 
     root = generated.parent if root is None else root
     slice_dir = confined(root, generated / SLICE_DIR, directory=True)
-    targets = {name: confined(root, slice_path(generated, name)) for name in sorted(slices)}
+    targets = {name: _slice_target(root, generated, slice_dir, name) for name in sorted(slices)}
     ir_file = confined(root, ir_path(generated))
     index_path = confined(root, generated / WRITTEN_INDEX)
     previous = _read_index(index_path)
     index: dict[str, list[str]] = {}
+    encoded: dict[str, bytes] = {}
     written = []
     for name, path in targets.items():
         fingerprint = slices[name].component.fingerprint
-        if _unchanged(path, previous.get(name), fingerprint):
+        data = _unchanged(path, previous.get(name), fingerprint)
+        if data is not None:
             index[name] = previous[name]
+            encoded[name] = data
             continue
         data = canonical_json(dump(slices[name]))
         if write_if_changed(path, data):
             written.append(slice_path(generated, name))
         index[name] = [fingerprint, hashlib.sha256(data).hexdigest()]
+        encoded[name] = data
     for stale in sorted(slice_dir.glob("*.json")):
         if stale.stem not in slices:
             confined(root, stale, "delete").unlink()
-    if write_if_changed(ir_file, canonical_json(dump(ir))):
+    if write_if_changed(ir_file, encode_ir(ir, [encoded[c.name] for c in ir.components])):
         written.append(ir_path(generated))
     with contextlib.suppress(OSError):  # an index: failing to write it costs only time next run
         write_if_changed(index_path, json.dumps({"version": _index_version(), "slices": index}).encode())
     return written
+
+
+def _slice_target(root: Path, generated: Path, slice_dir: Path, name: str) -> Path:
+    """confined(root, slice_path(generated, name)) without resolving the folder once per slice:
+    a plain file name in the already confined folder is what confined would return."""
+    if name and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name:
+        return slice_dir / f"{name}.json"
+    return confined(root, slice_path(generated, name))
+
+
+# ir.v1.json is indented JSON with sorted keys, whose top-level keys sit on lines indented by
+# two spaces; "components" is one of them, and no string can hold a raw newline.
+_COMPONENTS_AT = '\n  "components": []'
+_SLICE_HEAD = '{\n  "component": {'  # a slice's first key ("component" sorts first)
+_LEVEL1_END = "\n  }"
+
+
+def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
+    """canonical_json(dump(ir)), with each component's text taken from its slice's bytes
+    (`slice_bytes`, in ir.components' order) instead of encoded again.
+
+    The IR's components are the slices' components (build_ir shares the models), and the
+    encoder's output for a value nested deeper differs only by more spaces after every newline
+    (no string holds a raw newline). A slice whose bytes do not hold its component (a file the
+    index vouches for but someone rewrote) has its component encoded afresh.
+    tests/test_ir.py proves the bytes equal the plain encoding."""
+    from autocoder.ir.models import dump
+
+    if not ir.components:
+        return canonical_json(dump(ir))
+    rest = ir.model_dump(mode="json", by_alias=True, exclude={"components"})
+    rest["components"] = []
+    text = canonical_json(rest).decode()
+    at = text.index(_COMPONENTS_AT) + len(_COMPONENTS_AT) - 2
+    parts = []
+    for component, raw in zip(ir.components, slice_bytes, strict=True):
+        level1 = _component_text(raw, component.fingerprint)
+        if level1 is not None:
+            parts.append(level1.replace("\n", "\n  "))
+        else:
+            parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
+    listed = "[\n    " + ",\n    ".join(parts) + "\n  ]"
+    return (text[:at] + listed + text[at + 2 :]).encode()
+
+
+def _component_text(raw: bytes, fingerprint: str) -> str | None:
+    """The slice's "component" value as the encoder wrote it at nesting level 1, or None when
+    `raw` does not start with it or it is not the component of this fingerprint."""
+    try:
+        text = raw.decode()
+        if not text.startswith(_SLICE_HEAD):
+            return None
+        end = text.index(_LEVEL1_END, len(_SLICE_HEAD)) + len(_LEVEL1_END)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    level1 = text[len(_SLICE_HEAD) - 1 : end]
+    # the fingerprint is one of the component's own keys (at level 2 of the slice)
+    return level1 if f'\n    "fingerprint": "{fingerprint}",' in level1 else None
 
 
 @functools.cache
@@ -94,14 +158,15 @@ def _read_index(path: Path) -> dict[str, list[str]]:
         return {}
 
 
-def _unchanged(path: Path, entry: list[str] | None, fingerprint: str) -> bool:
-    """Whether `path` still holds the bytes write_ir wrote for this slice fingerprint: then
-    encoding the slice again (the costly part of the `ir` task: indented JSON is encoded in
-    pure Python) would give the same bytes. The fingerprint is the hash of the slice's
-    content; the file's sha256 proves nobody changed or removed it since."""
+def _unchanged(path: Path, entry: list[str] | None, fingerprint: str) -> bytes | None:
+    """The bytes of `path` when it still holds what write_ir wrote for this slice fingerprint
+    (else None): then encoding the slice again (the costly part of the `ir` task: indented JSON
+    is encoded in pure Python) would give the same bytes. The fingerprint is the hash of the
+    slice's content; the file's sha256 proves nobody changed or removed it since."""
     if entry is None or entry[0] != fingerprint:
-        return False
+        return None
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() == entry[1]
+        data = path.read_bytes()
     except OSError:
-        return False
+        return None
+    return data if hashlib.sha256(data).hexdigest() == entry[1] else None

@@ -20,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autocoder.blueprint.source import MAX_BYTES
 from autocoder.codegen.render import GenerationError
-from autocoder.layout import GENERATED
+from autocoder.layout import GENERATED, LOCK_FILE
 
-LOCK_FILE = "autocoder.lock"
 ACCEPTED = f"{GENERATED}/llm"  # per component: the body the last build accepted, to lock
 LOCK_VERSION = 1
 HEADER = (

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import os
-import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -35,16 +35,16 @@ def _version(distribution: str) -> str:
 def fingerprint_fields() -> dict[str, str]:
     """What, besides the file dependencies, determines every task's output (the tasks run in
     the project's folder, whose settings choose the provider)."""
-    return _fingerprint_fields(str(Path.cwd()))
+    return _fingerprint_fields(os.getcwd())  # a str: called once per task when loading
 
 
 @functools.cache
 def _fingerprint_fields(project: str) -> dict[str, str]:
-    from autocoder.llm.provider import provider_fingerprint
+    from autocoder.llm.fingerprint import provider_fingerprint_memo
 
     # the provider's own fingerprint: its name, model, parameters and prompt version
-    fields = {"autocoder": autocoder.__version__, "provider": provider_fingerprint(Path(project))}
-    fields["python"] = ".".join(platform.python_version_tuple()[:2])
+    fields = {"autocoder": autocoder.__version__, "provider": provider_fingerprint_memo(Path(project))}
+    fields["python"] = f"{sys.version_info[0]}.{sys.version_info[1]}"  # platform costs ~10 ms to import
     for tool in TOOLS:
         fields[tool] = _version(tool)
     return fields
@@ -53,6 +53,8 @@ def _fingerprint_fields(project: str) -> dict[str, str]:
 @functools.cache
 def machine_class() -> dict[str, str]:
     """CPU model and count: benchmark results are only reused on the same kind of machine."""
+    import platform
+
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:

@@ -23,7 +23,7 @@ from doit.exceptions import TaskFailed
 
 import autocoder
 from autocoder.ir.write import ir_path, slice_path
-from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED
+from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED, MAX_BLUEPRINT_BYTES
 
 if TYPE_CHECKING:
     from autocoder.compile import CompileResult
@@ -37,7 +37,13 @@ STRICT_ENV = "AUTOCODER_STRICT"
 
 def project_dir() -> Path:
     """The blueprint directory: doit runs tasks from the dodo file's directory."""
-    return Path(os.getcwd())
+    return _project_path(os.getcwd())
+
+
+@functools.lru_cache(maxsize=8)
+def _project_path(cwd: str) -> Path:
+    """One Path per directory: the task creators ask thousands of times per task loading."""
+    return Path(cwd)
 
 
 def strict_mode() -> bool:
@@ -209,14 +215,12 @@ def blueprint_graph(directory: Path) -> Graph | None:
     `check`'s own reader, so a hostile file costs the task list no more than `check` spends
     refusing it: a file above the size limit is not even read whole.
     """
-    from autocoder.blueprint.source import MAX_BYTES
-
     try:
         with (directory / ARCHITECTURE).open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+            raw = handle.read(MAX_BLUEPRINT_BYTES + 1)
     except OSError:
         return None
-    if len(raw) > MAX_BYTES:
+    if len(raw) > MAX_BLUEPRINT_BYTES:
         return None  # `check` reports AC005 with the size and the limit
     if _output_problem_at_load(directory) is not None:
         return None  # no per-component task, nothing to clean; `check` says why

@@ -205,9 +205,9 @@ def task_deploy() -> Any:
         "targets": [_stamp("wheels")],
         "clean": [(clean_group, [directory, "wheels"])],
     }
-    from autocoder.deploy.validate import checkov_setting
+    from autocoder.deploy.tools import checkov_setting  # light: no yaml, no Pod Security tables
 
-    checkov = fingerprint_file(directory, "checkov", checkov_setting())  # installed, off, or a path
+    checkov = fingerprint_file(directory, "checkov", checkov_setting())  # managed, off, or a path
     yield {
         "name": "validate",
         "doc": "kubernetes-validate (strict), Pod Security Standards restricted, compose spec, hadolint, "

@@ -23,7 +23,7 @@ from autocoder.codegen.paths import (
     runtime_templates,
     test_path,
 )
-from autocoder.layout import GENERATED
+from autocoder.layout import GENERATED, LOCK_FILE
 from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.tasks.compile_tasks import (
     blueprint_outline,
@@ -157,12 +157,13 @@ def task_gen() -> Any:
         return
     system, components = outline
     from autocoder.flowpaths import path_test_file
-    from autocoder.llm.lock import LOCK_FILE
-    from autocoder.llm.provider import provider_fingerprint
+    from autocoder.llm.fingerprint import provider_fingerprint_memo
 
-    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint(provider_fingerprint(directory)))
+    provider = provider_fingerprint_memo(directory)  # without importing the provider (its models)
+    fingerprint = fingerprint_file(directory, "codegen", codegen_fingerprint(provider))
     root = templates_root()
     lock = [LOCK_FILE] if (directory / LOCK_FILE).is_file() else []  # locked completions
+    templates = [str(root / t) for t in component_templates()]  # the same for every component
     for name, kind in components:
         targets = [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"]
         yield {
@@ -173,7 +174,7 @@ def task_gen() -> Any:
                 f"{GENERATED}/ir/{name}.json",
                 fingerprint,
                 *lock,
-                *(str(root / t) for t in component_templates()),
+                *templates,
             ],
             "targets": targets,
             "clean": [(clean_targets, [directory, targets])],

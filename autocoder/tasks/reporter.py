@@ -7,6 +7,7 @@ the verdict of a tier this run did not visit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -156,21 +157,63 @@ class AutocoderReporter(RunCacheReport, ConsoleReporter):
     def _table(self) -> str:
         """The validation results of the tasks this run visited (ran, or found up to date):
         result files of tiers it did not visit may describe code generated since, so a
-        `doit gen` after an edit shows no table rather than an old verdict as current."""
+        `doit gen` after an edit shows no table rather than an old verdict as current.
+
+        Every build shows it, a no-op too: what the table needs of each result file is kept
+        in a FileCache (generated/.cache/summary-table.json) and a file is read again only when
+        its stat changed, so a no-op costs a stat per file, not a JSON parse."""
         import json
 
-        from autocoder.validate.report import read_results, summary_table
+        from autocoder.validate.merge import FileCache
+        from autocoder.validate.report import TIERS, summary_table
 
         reports = Path.cwd() / GENERATED / "reports"
         if not reports.is_dir():
             return ""
-        results = {}
-        for name, tiers in read_results(reports).items():
-            current = {tier: r for tier, r in tiers.items() if f"{tier}:{name}" in self._visited}
-            if current and name != "integration":
-                results[name] = current
+        cache = FileCache(Path.cwd() / TABLE_CACHE)
+        results: dict[str, dict[str, object]] = {}
+        for tier in TIERS:
+            folder = f"{reports}/{tier}"
+            for name in sorted(n[:-5] for n in _listing(folder) if n.endswith(".json")):
+                if name == "integration" or f"{tier}:{name}" not in self._visited:
+                    continue
+                found = cache.get(f"{folder}/{name}.json", table_fields)
+                if found is not None:
+                    results.setdefault(name, {})[tier] = found
+        with contextlib.suppress(OSError):  # a cache: failing to write it costs only time
+            cache.save()
         system = {}
         for task, file in (("policy", "policy.json"), ("typecheck", "typecheck.json")):
             path = reports / file
             system[task] = json.loads(path.read_text()) if task in self._visited and path.exists() else None
         return summary_table(results, system["policy"], system["typecheck"], restored=self.restored_tasks())
+
+
+TABLE_CACHE = f"{CACHE}/summary-table.json"
+# what validate.report.summary_table reads of a tier's result (its cell, lint's suppressions)
+TABLE_KEYS = ("ok", "failing", "suppressed", "tests", "failures", "errors", "p95_ms", "budget_p95_ms")
+
+
+def table_fields(raw: bytes) -> dict[str, object]:
+    """The part of a result file the summary table shows (ValueError: not a result file)."""
+    import json
+
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a result file")
+    fields = {key: data[key] for key in TABLE_KEYS if key in data}
+    findings = data.get("findings")
+    if isinstance(findings, list):
+        fields["findings"] = [
+            {"rule": f.get("rule"), "suppressed_by": f["suppressed_by"]}
+            for f in findings
+            if isinstance(f, dict) and f.get("suppressed_by")
+        ]
+    return fields
+
+
+def _listing(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
