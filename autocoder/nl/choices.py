@@ -105,38 +105,40 @@ def _sqlite_options(one: Option) -> tuple[Option, ...]:
 REPLICAS_STATED = r"\b(?:{replicas}|{replicas_word})\s+(?:replicas|instances|copies|nodes|pods)"
 ONE_STATED = r"\b(?:one|a single|single|1)\s+(?:replica|instance|process|node|pod)\b"
 
+
+def _component_replicas_choice(code: str, finding: str, question: str) -> Choice:
+    """A component whose state is in SQLite would run several replicas (AC111 stores, AC129
+    aggregators): one replica, or its state in PostgreSQL."""
+    return Choice(
+        code=code,
+        finding=finding,
+        question=question,
+        targets=("{component}", "deployment.replicas", "deployment.store"),
+        options=_sqlite_options(
+            Option(
+                label="run one replica of '{component}' and keep SQLite",
+                stated=ONE_STATED,
+                ruled_out=REPLICAS_STATED,
+                edits=(Edit(op="set", file="deployment", path=("replicas", "{component}"), value=1),),
+            )
+        ),
+    )
+
+
 CHOICES: tuple[Choice, ...] = (
-    Choice(
-        code="AC129",
+    _component_replicas_choice(
+        "AC129",
         finding=r"^aggregator '(?P<component>[a-z0-9_]+)' keeps its windows in SQLite but would run "
         r"(?P<replicas>\d+) replicas",
         question="The aggregator '{component}' would run {replicas} replicas, but its windows are kept in "
         "SQLite, which one process owns. Which should give way?",
-        targets=("{component}", "deployment.replicas", "deployment.store"),
-        options=_sqlite_options(
-            Option(
-                label="run one replica of '{component}' and keep SQLite",
-                stated=ONE_STATED,
-                ruled_out=REPLICAS_STATED,
-                edits=(Edit(op="set", file="deployment", path=("replicas", "{component}"), value=1),),
-            )
-        ),
     ),
-    Choice(
-        code="AC111",
+    _component_replicas_choice(
+        "AC111",
         finding=r"^store '(?P<component>[a-z0-9_]+)' uses embedded SQLite but would run "
         r"(?P<replicas>\d+) replicas",
         question="The store '{component}' would run {replicas} replicas, but it keeps its data in SQLite, "
         "which one process owns. Which should give way?",
-        targets=("{component}", "deployment.replicas", "deployment.store"),
-        options=_sqlite_options(
-            Option(
-                label="run one replica of '{component}' and keep SQLite",
-                stated=ONE_STATED,
-                ruled_out=REPLICAS_STATED,
-                edits=(Edit(op="set", file="deployment", path=("replicas", "{component}"), value=1),),
-            )
-        ),
     ),
     Choice(
         code="AC130",

@@ -76,12 +76,7 @@ class Source(Component):
                     self.outputs[port], run_logic(self.generate, seq, time.time()), OutputInvalid
                 )
             except Rejected as exc:
-                with self.system.telemetry.origin(
-                    f"{self.name} emit", "producer", self.name, envelope.trace_id
-                ) as span:  # the dead letter's trace id names a trace, which says why
-                    span.outcome("dead_letter")
-                    span.failed(str(exc))
-                    await self.system.dead_letter(self.name, port, exc, envelope)
+                await self.system.dead_letter_at_origin(self.name, f"{self.name} emit", port, exc, envelope)
             else:
                 while self.system.saturated():  # back-pressure: wait for the inbox to drain
                     await asyncio.sleep(config.interval_s)
@@ -253,12 +248,7 @@ class Aggregator(Component):
             try:
                 valid = validate(self.outputs[port], message, OutputInvalid)
             except Rejected as exc:
-                with self.system.telemetry.origin(
-                    f"{self.name} window", "producer", self.name, envelope.trace_id
-                ) as span:  # the dead letter's trace id names a trace, which says why
-                    span.outcome("dead_letter")
-                    span.failed(str(exc))
-                    await self.system.dead_letter(self.name, port, exc, envelope)
+                await self.system.dead_letter_at_origin(self.name, f"{self.name} window", port, exc, envelope)
                 continue
             items.append(
                 InboxItem(self.name, port, "out", json.dumps(valid, sort_keys=True), envelope.trace_id)

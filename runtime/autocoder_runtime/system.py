@@ -297,6 +297,17 @@ class System:
             component, port, error, safe_json(envelope.payload), envelope.trace_id
         )
 
+    async def dead_letter_at_origin(
+        self, component: str, span_name: str, port: str, exc: BaseException, envelope: Envelope
+    ) -> None:
+        """A message a component produced itself (a source's emission, an aggregator's window
+        result) refused before it was delivered: its dead letter gets a failed root span, so the
+        dead letter's trace id names a trace that says why."""
+        with self.telemetry.origin(span_name, "producer", component, envelope.trace_id) as span:
+            span.outcome("dead_letter")
+            span.failed(str(exc))
+            await self.dead_letter(component, port, exc, envelope)
+
     # ----------------------------------------------------------------- delivering
 
     async def _dispatch(self) -> None:
