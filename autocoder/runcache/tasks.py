@@ -138,10 +138,10 @@ VALIDATE_EXTRAS = ("generated/reports/deploy-validation.sarif", "generated/repor
 
 
 def _deploy_group(name: str) -> str | None:
-    from autocoder.tasks.deploy_tasks import RENDER_GROUPS
+    from autocoder.tasks.deploy_tasks import RENDER_GROUPS, WHEEL_GROUPS
 
     group = name.removeprefix("deploy:")
-    return group if name.startswith("deploy:") and group in (*RENDER_GROUPS, "wheels") else None
+    return group if name.startswith("deploy:") and group in (*RENDER_GROUPS, *WHEEL_GROUPS) else None
 
 
 def _group_files(directory: Path, name: str) -> dict[str, str]:
