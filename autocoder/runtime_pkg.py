@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from importlib import metadata
 from pathlib import Path
 
 
@@ -16,4 +17,7 @@ def runtime_fingerprint() -> str:
     digest = hashlib.sha256(autocoder_runtime.__version__.encode())
     for path in sorted(Path(autocoder_runtime.__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
+    # its declared dependencies too (the runtime wheel and constraints.txt carry them)
+    requires = metadata.requires("autocoder-runtime") or []
+    digest.update("\n".join(sorted(requires)).encode())
     return digest.hexdigest()

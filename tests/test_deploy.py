@@ -223,6 +223,63 @@ def test_logic_change_does_not_rerender_manifests(project: Path, tmp_path: Path)
     ran = executed(run)
     assert "gen:big_orders" in ran and "deploy:plan" in ran and "deploy:wheels" in ran
     assert not {"deploy:docker", "deploy:compose", "deploy:k8s", "deploy:validate"} & set(ran), ran
+    # the system's wheel is rebuilt; the runtime's wheel and constraints.txt depend on the
+    # runtime alone: not rebuilt, the same bytes
+    assert "deploy:runtime-wheel" not in ran, ran
+    runtime = f"wheels/autocoder_runtime-{autocoder_runtime.__version__}-py3-none-any.whl"
+    for rel in (runtime, "constraints.txt"):
+        assert (copy / "deployments" / rel).read_bytes() == (project / "deployments" / rel).read_bytes()
+    system = f"wheels/{SYSTEM}-0.1.0-py3-none-any.whl"
+    assert (copy / "deployments" / system).read_bytes() != (project / "deployments" / system).read_bytes()
+
+
+def test_system_wheel_is_reproducible_installs_and_imports(project: Path, tmp_path: Path) -> None:
+    """The in-process (flit_core) wheel: the same bytes from the same sources whatever their
+    mtimes, and pip installs it with the runtime's wheel, offline, into a fresh venv."""
+    from autocoder.deploy.wheels import build_system_wheel
+
+    wheels = project / "deployments" / "wheels"
+    source = tmp_path / "src"
+    shutil.copytree(project / "generated" / "src", source)
+    for path in source.rglob("*.py"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    again = build_system_wheel(source, tmp_path / "again")
+    assert again.read_bytes() == (wheels / again.name).read_bytes()
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index"]
+        + ["--no-deps", "--find-links", str(wheels), SYSTEM, "autocoder-runtime"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    # the runtime's own dependencies (starlette, pydantic, ...) come from this venv, appended
+    # after the fresh venv's site-packages: the system and the runtime load from the wheels
+    import sysconfig
+
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    probe = (
+        "import importlib.metadata as m, json, autocoder_runtime, orders.app, orders.components.pricer; "
+        "print(json.dumps([orders.app.__file__, autocoder_runtime.__file__, m.requires('orders')]))"
+    )
+    run = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    app, runtime, requires = json.loads(run.stdout)
+    assert app.startswith(site) and runtime.startswith(site), (app, runtime)
+    assert f"autocoder-runtime=={autocoder_runtime.__version__}" in requires
+    assert f'autocoder-runtime[postgres]=={autocoder_runtime.__version__}; extra == "postgres"' in [
+        r.replace(" ;", ";") for r in requires
+    ]
 
 
 def test_cosign_key_format_round_trip(tmp_path: Path) -> None:

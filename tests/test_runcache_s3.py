@@ -89,6 +89,7 @@ def test_a_second_clone_only_restores_and_is_byte_identical(
         "deploy:compose",
         "deploy:k8s",
         "deploy:wheels",
+        "deploy:runtime-wheel",
         "deploy:validate",
     }
     assert deploy <= set(outcomes), outcomes

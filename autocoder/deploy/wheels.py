@@ -3,6 +3,7 @@ the exact versions of the runtime's dependencies this build was validated with."
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -37,8 +38,33 @@ def runtime_source() -> Path:
     return source
 
 
+def build_system_wheel(source: Path, out: Path) -> Path:
+    """The generated system's wheel, built in process by its build backend, flit_core: no pip
+    and no copy of the tree (a pip subprocess cost seconds on every component edit). The zip
+    entries carry SOURCE_DATE_EPOCH's time, so the same sources give the same bytes."""
+    import io
+
+    from flit_core.wheel import WheelBuilder
+
+    from autocoder.fsutil import write_if_changed
+
+    buffer = io.BytesIO()
+    try:
+        builder = WheelBuilder.from_ini_path(source / "pyproject.toml", buffer)
+        when = datetime.datetime.fromtimestamp(int(SOURCE_DATE_EPOCH), tz=datetime.UTC)
+        builder.source_time_stamp = when.timetuple()[:6]
+        builder.build()
+    except ValueError as exc:  # flit_core's ConfigError and ProblemInModule are ValueErrors
+        raise WheelError(f"cannot build a wheel of {source}: {exc}") from exc
+    target = out / builder.wheel_filename
+    out.mkdir(parents=True, exist_ok=True)
+    write_if_changed(target, buffer.getvalue())
+    return target
+
+
 def build_wheel(source: Path, out: Path) -> Path:
-    """pip wheel --no-deps --no-build-isolation --no-index on a clean copy of `source`."""
+    """pip wheel --no-deps --no-build-isolation --no-index on a clean copy of `source` (the
+    runtime's, built with setuptools: only when its sources change, deploy:runtime-wheel)."""
     with tempfile.TemporaryDirectory(prefix="autocoder-wheel-") as tmp:
         build = Path(tmp) / "src"
         shutil.copytree(

@@ -74,6 +74,8 @@ def task_fields(task_name: str) -> dict[str, str]:
     if task_name.split(":", 1)[0] == "bench":
         fields.update({f"machine.{k}": v for k, v in machine_class().items()})
     if task_name == "deploy:wheels":
+        fields["flit-core"] = _version("flit-core")  # the system's build backend, in process
+    if task_name == "deploy:runtime-wheel":
         fields.update(wheel_fields())
     if task_name == "deploy:validate":
         fields.update(validator_fields())
@@ -82,9 +84,9 @@ def task_fields(task_name: str) -> dict[str, str]:
 
 @functools.cache
 def wheel_fields() -> dict[str, str]:
-    """What a wheel's bytes depend on besides its sources (which are file dependencies): the
-    build backend and pip (SOURCE_DATE_EPOCH fixes the timestamps, deploy/wheels.py), and
-    constraints.txt, which pins the installed versions of the runtime's dependencies."""
+    """What the runtime's wheel and constraints.txt depend on besides the runtime's sources
+    (a file dependency): the build backend and pip (SOURCE_DATE_EPOCH fixes the timestamps,
+    deploy/wheels.py), and constraints.txt, which pins the runtime's dependencies' versions."""
     from autocoder.deploy.wheels import constraints
 
     fields = {tool: _version(tool) for tool in ("pip", "setuptools", "wheel")}

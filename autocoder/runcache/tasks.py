@@ -163,10 +163,10 @@ VALIDATE_EXTRAS = (
 
 
 def _deploy_group(name: str) -> str | None:
-    from autocoder.tasks.deploy_tasks import RENDER_GROUPS
+    from autocoder.tasks.deploy_tasks import RENDER_GROUPS, WHEEL_GROUPS
 
     group = name.removeprefix("deploy:")
-    return group if name.startswith("deploy:") and group in (*RENDER_GROUPS, "wheels") else None
+    return group if name.startswith("deploy:") and group in (*RENDER_GROUPS, *WHEEL_GROUPS) else None
 
 
 def _group_files(directory: Path, name: str) -> dict[str, str]:

@@ -4,7 +4,8 @@ deploy:plan extracts from the IR what the artifacts render (routes, ports, resou
 deployment.yaml) into generated/deploy/plan.json, rewritten only when its bytes change: a
 change to one component's logic stops there (md5 early cutoff) and no manifest is rendered
 again. deploy:docker, deploy:compose and deploy:k8s render from the plan; deploy:wheels builds
-the system's and the runtime's wheels from the generated source; deploy:validate runs the
+the system's wheel from the generated source (in process), deploy:runtime-wheel the runtime's
+(only when the runtime changes); deploy:validate runs the
 offline validators. `sign` (the release step) and `image` are not default tasks.
 """
 
@@ -32,6 +33,8 @@ DEPLOYMENTS = "deployments"
 STATE = f"{GENERATED}/deploy"
 PLAN = f"{STATE}/plan.json"
 RENDER_GROUPS = ("docker", "compose", "k8s")
+RUNTIME_WHEEL = "runtime-wheel"
+WHEEL_GROUPS = ("wheels", RUNTIME_WHEEL)  # the system's wheel; the runtime's and constraints.txt
 VALIDATION_REPORT = f"{GENERATED}/reports/deploy-validation.json"
 
 
@@ -107,21 +110,38 @@ def run_render(directory: Path, group: str) -> TaskFailed | None:
 
 
 def run_wheels(directory: Path) -> TaskFailed | None:
-    """The wheels are built in a temporary folder: deployments/wheels/ is their only copy, so
-    a run-cache restore (which writes what the stamp lists) leaves the same tree as a run."""
+    """The system's wheel, built in process from the generated source (each component edit).
+    It is built in a temporary folder: deployments/wheels/ is its only copy, so a run-cache
+    restore (which writes what the stamp lists) leaves the same tree as a run."""
+    import tempfile
+
+    from autocoder.deploy.wheels import WheelError, build_system_wheel
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="autocoder-wheels-") as tmp:
+            wheel = build_system_wheel(directory / GENERATED / "src", Path(tmp))
+            files = {f"wheels/{wheel.name}": wheel.read_bytes()}
+        write_group(directory, "wheels", files)
+    except (OSError, WheelError) as exc:
+        return _fail("deploy:wheels", exc)
+    return None
+
+
+def run_runtime_wheel(directory: Path) -> TaskFailed | None:
+    """The runtime's wheel (pip and setuptools: seconds) and constraints.txt: they depend on
+    the runtime's sources only, so a component edit does not rebuild them."""
     import tempfile
 
     from autocoder.deploy.wheels import WheelError, build_wheel, constraints, runtime_source
 
     try:
         with tempfile.TemporaryDirectory(prefix="autocoder-wheels-") as tmp:
-            out = Path(tmp)
-            wheels = [build_wheel(directory / GENERATED / "src", out), build_wheel(runtime_source(), out)]
-            files = {f"wheels/{w.name}": w.read_bytes() for w in wheels}
+            wheel = build_wheel(runtime_source(), Path(tmp))
+            files = {f"wheels/{wheel.name}": wheel.read_bytes()}
         files["constraints.txt"] = constraints().encode()
-        write_group(directory, "wheels", files)
+        write_group(directory, RUNTIME_WHEEL, files)
     except (OSError, WheelError) as exc:
-        return _fail("deploy:wheels", exc)
+        return _fail(f"deploy:{RUNTIME_WHEEL}", exc)
     return None
 
 
@@ -196,14 +216,22 @@ def task_deploy() -> Any:
         }
     yield {
         "name": "wheels",
-        "doc": f"build the system's and the runtime's wheels into {DEPLOYMENTS}/wheels/ (offline)",
+        "doc": f"build the system's wheel into {DEPLOYMENTS}/wheels/ (in process, offline)",
         "actions": [(run_wheels, [directory])],
-        "file_dep": [
-            *_source_deps(system, components),
-            fingerprint_file(directory, "runtime", _runtime_fp()),
-        ],
+        "file_dep": _source_deps(system, components),
         "targets": [_stamp("wheels")],
         "clean": [(clean_group, [directory, "wheels"])],
+    }
+    yield {
+        "name": RUNTIME_WHEEL,
+        "doc": f"build the runtime's wheel and constraints.txt into {DEPLOYMENTS}/ (offline)",
+        "actions": [(run_runtime_wheel, [directory])],
+        "file_dep": [fingerprint_file(directory, "runtime", _runtime_fp())],
+        # after deploy:wheels: a stamp written before the split lists the runtime's files under
+        # "wheels", and deploy:wheels deletes what its old stamp lists and it no longer writes
+        "task_dep": ["deploy:wheels"],
+        "targets": [_stamp(RUNTIME_WHEEL)],
+        "clean": [(clean_group, [directory, RUNTIME_WHEEL])],
     }
     from autocoder.deploy.tools import checkov_setting  # light: no yaml, no Pod Security tables
 
