@@ -402,6 +402,7 @@ def run_path_test(
     test_file = path_test_file(path_id)
     reports = directory / REPORTS
     wanted = functools.partial(_rerun_components, directory, system)
+    inputs = _path_inputs(directory, system, path_id, components)  # as this run sees them
     try:
         with shared_server(directory, system, build, components, wanted) as url:
             result = run_path_check(directory / SRC, test_file, url, reports / "junit" / f"{name}.xml")
@@ -411,6 +412,7 @@ def run_path_test(
         reports / "test" / f"{name}.json",
         {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
     )
+    _write_json(_inputs_record(directory, name), inputs if result.ok else {})
     if not result.ok:
         lines = [f"{_test_id(test_file, f['test'])}: {f['message']}" for f in result.failed]
         return _failure(f"test:{name}", f"the path test failed ({test_file})", lines)
@@ -418,39 +420,45 @@ def run_path_test(
 
 
 def _rerun_components(directory: Path, system: str) -> set[str]:
-    """The components of the path tests this build is likely to run: those whose result is
-    missing, failed, or older than one of the files it depends on. A guess (doit decides by
-    content, not time), so it errs towards more: a path test it misses gets the whole system
-    (validate/shared_server.py)."""
-    from autocoder.flowpaths import path_test_file
+    """The components of the path tests this build is likely to run: those that have not passed
+    on the current content of the files they depend on (each passing run records their
+    sha256). A guess (doit decides, by its own records), so it errs towards more: a path test
+    it misses gets the whole system (validate/shared_server.py)."""
     from autocoder.tasks.compile_tasks import project_paths
 
-    src = directory / SRC
-    shared = [
-        src / "tests" / "paths" / "conftest.py",
-        directory / fingerprint_file(directory, "validate", validate_fingerprint()),
-    ]
     found: set[str] = set()
     for path in project_paths(directory):
-        result = directory / REPORTS / "test" / f"path.{path.id}.json"
-        deps = [
-            *(src / module_path(system, c) for c in path.components),
-            src / path_test_file(path.id),
-            *shared,
-        ]
-        if not _fresh(result, deps):
+        try:
+            passed = json.loads(_inputs_record(directory, f"path.{path.id}").read_bytes())
+        except (OSError, ValueError):
+            passed = None
+        if passed != _path_inputs(directory, system, path.id, list(path.components)):
             found.update(path.components)
     return found
 
 
-def _fresh(result: Path, deps: list[Path]) -> bool:
-    try:
-        done = result.stat().st_mtime_ns
-        if any(Path(dep).stat().st_mtime_ns > done for dep in deps):
-            return False
-        return bool(json.loads(result.read_bytes())["ok"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+def _inputs_record(directory: Path, name: str) -> Path:
+    return directory / GENERATED / ".cache" / "paths" / f"{name}.inputs.json"
+
+
+def _path_inputs(directory: Path, system: str, path_id: str, components: list[str]) -> dict[str, str]:
+    """sha256 of what a path test depends on (its task's file_dep, plus the validate
+    fingerprint); a missing file hashes as "" so it never matches a passing run."""
+    from autocoder.flowpaths import path_test_file
+
+    files = [
+        *(f"{SRC}/{module_path(system, c)}" for c in components),
+        f"{SRC}/{path_test_file(path_id)}",
+        f"{SRC}/tests/paths/conftest.py",
+        fingerprint_file(directory, "validate", validate_fingerprint()),
+    ]
+    digests = {}
+    for name in files:
+        try:
+            digests[name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        except OSError:
+            digests[name] = ""
+    return digests
 
 
 def stop_shared_server(directory: Path, build: str) -> None:
