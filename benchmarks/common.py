@@ -18,14 +18,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def timed_build(project: Path, *args: str) -> tuple[float, list[str]]:
-    """`autocoder build PROJECT ARGS` as a subprocess: wall seconds and the tasks it executed."""
+def timed_build(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
+    """`autocoder build PROJECT ARGS` as a subprocess (in `env`, default this process's):
+    wall seconds and the tasks it executed."""
     start = time.perf_counter()
     run = subprocess.run(
         [sys.executable, "-m", "autocoder.cli", "build", str(project), *args],
         capture_output=True,
         text=True,
         cwd=project,
+        env=env,
     )
     elapsed = time.perf_counter() - start
     if run.returncode != 0:

@@ -23,8 +23,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,19 +78,7 @@ def edit(project: Path, threshold: int) -> None:
 def timed_edit_build(project: Path, generator: Path | None) -> tuple[float, list[str]]:
     if generator is None:
         return timed_build(project, "deploy")
-    env = {**os.environ, "PYTHONPATH": str(generator)}
-    start = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project), "deploy"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=project,
-    )
-    elapsed = time.perf_counter() - start
-    if run.returncode != 0:
-        raise SystemExit(f"old build failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-    return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
+    return timed_build(project, "deploy", env={**os.environ, "PYTHONPATH": str(generator)})
 
 
 def summary(values: list[float]) -> dict[str, object]:
