@@ -333,70 +333,32 @@ def _use_s3_endpoint(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
         monkeypatch.setenv(name, value)
 
 
-class _Failing:
-    """A loopback HTTP server that answers every request with a 503, as an S3 endpoint in
-    trouble would; it stops by itself after the test (serve_forever in a daemon thread)."""
+class _BrokenS3:
+    """A loopback HTTP server standing in for an S3 endpoint in trouble. `silent`: every request
+    waits, unanswered, until the test ends (a remote hung behind a load balancer); otherwise
+    every request gets a 503. It stops by itself after the test (serve_forever in a daemon
+    thread, handlers released on exit)."""
 
-    def __enter__(self) -> str:
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _fail(self) -> None:
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _fail
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_a_remote_answering_5xx_degrades_to_local_with_one_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("s3fs")
-    a = _project(tmp_path / "a")
-    _make_targets(a)
-    with _Failing() as endpoint:
-        _use_s3_endpoint(monkeypatch, endpoint)
-        cache = RunCache(
-            local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://down/cache"), project=a
-        )
-        for task in ("gen:x", "gen:y"):
-            key = task_key(a, task, ["in.txt"], TARGETS)
-            assert cache.lookup(task, key, TARGETS) is None
-            assert cache.save(a, task, key, TARGETS, {})
-        assert cache.write_pack({key}) is None
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
-    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
-    assert cache.lookup("gen:y", key, TARGETS) is not None
-
-
-class _Silent:
-    """A loopback server that accepts S3 requests and never answers them (a remote hung behind
-    a load balancer); every handler waits until the test ends, so the server stops by itself."""
+    def __init__(self, silent: bool = False) -> None:
+        self.silent = silent
 
     def __enter__(self) -> str:
         import http.server
         import threading
 
         done = self.done = threading.Event()
+        silent = self.silent
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def _hang(self) -> None:
-                done.wait(30)
+            def _answer(self) -> None:
+                if silent:
+                    done.wait(30)
+                    return
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _hang
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -412,6 +374,37 @@ class _Silent:
         self.server.server_close()
 
 
+def _save_twice_through(cache: RunCache, project: Path) -> str:
+    """Two tasks' lookups (misses) and saves through `cache`; the last key."""
+    for task in ("gen:x", "gen:y"):
+        key = task_key(project, task, ["in.txt"], TARGETS)
+        assert cache.lookup(task, key, TARGETS) is None
+        assert cache.save(project, task, key, TARGETS, {})
+    return key
+
+
+def _assert_one_warning_and_local_hits(cache: RunCache, key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
+    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
+    assert cache.lookup("gen:y", key, TARGETS) is not None
+
+
+def test_a_remote_answering_5xx_degrades_to_local_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("s3fs")
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    with _BrokenS3() as endpoint:
+        _use_s3_endpoint(monkeypatch, endpoint)
+        cache = RunCache(
+            local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://down/cache"), project=a
+        )
+        key = _save_twice_through(cache, a)
+        assert cache.write_pack({key}) is None
+    _assert_one_warning_and_local_hits(cache, key, capsys)
+
+
 def test_a_remote_that_times_out_degrades_to_local_with_one_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -420,19 +413,14 @@ def test_a_remote_that_times_out_degrades_to_local_with_one_warning(
     pytest.importorskip("s3fs")
     a = _project(tmp_path / "a")
     _make_targets(a)
-    with _Silent() as endpoint:
+    with _BrokenS3(silent=True) as endpoint:
         _use_s3_endpoint(monkeypatch, endpoint)
         monkeypatch.setenv("AUTOCODER_CACHE_TIMEOUT_S", "0.5")
         cache = RunCache(
             local=DirectoryStore(tmp_path / "local"), remote=open_store("s3://hung/cache"), project=a
         )
-        for task in ("gen:x", "gen:y"):
-            key = task_key(a, task, ["in.txt"], TARGETS)
-            assert cache.lookup(task, key, TARGETS) is None
-            assert cache.save(a, task, key, TARGETS, {})
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "unavailable" in line]
-    assert len(warnings) == 1 and "building with the local cache only" in warnings[0], warnings
-    assert cache.lookup("gen:y", key, TARGETS) is not None
+        key = _save_twice_through(cache, a)
+    _assert_one_warning_and_local_hits(cache, key, capsys)
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "1e9", "nan"])
