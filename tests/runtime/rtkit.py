@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -227,6 +228,19 @@ def package(root: Path, name: str) -> Path:
         f"sys.exit(main(rtkit.BUILDERS[{name!r}]))\n"
     )
     return root
+
+
+def run_demo(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m demo *args` in a child with only `env` (plus its path and DATA_DIR) set, as
+    an operator starts a generated system; its exit code and output, for refusals."""
+    src = package(tmp_path / "src", "demo")
+    return subprocess.run(
+        [sys.executable, "-m", "demo", *args],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src), "DATA_DIR": str(tmp_path / "d"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # --------------------------------------------------------------------------- running

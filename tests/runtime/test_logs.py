@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from autocoder_runtime.testing import free_port, served
-from rtkit import AUTH, KEY, demo, json_lines, package, records, running, wait_until
+from rtkit import AUTH, KEY, demo, json_lines, package, records, run_demo, running, wait_until
 
 
 def test_a_served_system_logs_json_lines_and_a_dead_letter_carries_its_trace_id(tmp_path):
@@ -105,31 +105,12 @@ def test_serve_log_level_overrides_the_environment(tmp_path):
 
 @pytest.mark.parametrize("how", [("--log-level", "verbose"), ("--log-level", "debug", "--port", "x")])
 def test_serve_refuses_a_bad_argument(tmp_path, how):
-    src = package(tmp_path / "src", "demo")
-    done = subprocess.run(
-        [sys.executable, "-m", "demo", "serve", *how],
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src), "DATA_DIR": str(tmp_path / "d")},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_demo(tmp_path, "serve", *how)
     assert done.returncode == 2 and "invalid" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_bad_log_level_in_the_environment_is_a_clear_error(tmp_path):
-    src = package(tmp_path / "src", "demo")
-    done = subprocess.run(
-        [sys.executable, "-m", "demo", "serve"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(src),
-            "DATA_DIR": str(tmp_path / "d"),
-            "LOG_LEVEL": "loud",
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_demo(tmp_path, "serve", LOG_LEVEL="loud")
     assert (
         done.returncode == 2 and "unknown log level 'LOUD'" in done.stderr and "Traceback" not in done.stderr
     )

@@ -6,14 +6,11 @@ traceback."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from autocoder_runtime import settings
 from autocoder_runtime.cli import main
 from autocoder_runtime.settings import ConfigError, env_int, env_seconds
-from rtkit import BUILDERS, package
+from rtkit import BUILDERS, run_demo
 
 
 @pytest.mark.parametrize("raw", ["abc", "0", "-3", "1e3", "1.5", "9" * 30, "11"])
@@ -81,19 +78,7 @@ def test_the_dead_letter_commands_refuse_the_same_way(data, monkeypatch, capsys)
 
 
 def test_a_real_process_prints_no_traceback(tmp_path):
-    src = package(tmp_path / "src", "demo")
-    done = subprocess.run(
-        [sys.executable, "-m", "demo", "serve"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(src),
-            "DATA_DIR": str(tmp_path / "d"),
-            "QUEUE_SIZE": "x",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_demo(tmp_path, "serve", QUEUE_SIZE="x")
     assert done.returncode == 2 and done.stderr.startswith("error: QUEUE_SIZE='x' cannot be used")
     assert "Traceback" not in done.stderr + done.stdout
 
