@@ -84,6 +84,10 @@ def bench_isolated(src: Path, slice_: Slice, scratch: Path, simplest: Simplest) 
 
     importable(src)
     importlib.import_module(f"{slice_.system}.models")
+    # what every child would otherwise compute anew: the budgets (YAML) and the bounds' ranks
+    budget_rules()
+    for n in looks(ITERATIONS):
+        bound_ranks(n, bound_alpha(ITERATIONS))
     return run_forked(bench_component, (src, slice_, scratch / "data", simplest), LIMIT_S)
 
 
