@@ -13,17 +13,19 @@ smallest latency is an upper confidence bound of the true p95 when P(Binomial(n,
 at least the look's confidence, and the j-th a lower bound when P(Binomial(n, 0.95) >= j) is.
 The rule stops with a pass once the upper bound is within the limit, with a failure once the
 lower bound is over it. Each of the 2 x len(LOOKS) bounds gets an equal share of the error
-(Bonferroni), so over all looks the verdict is wrong with probability at most 1 - CONFIDENCE.
-A component whose p95 sits so close to the limit that ITERATIONS messages do not settle it is
-judged by its sample p95, as before. A fast component is settled at the first look (200
-messages, where 2,000 were timed before), a clearly slow one there too.
+(Bonferroni), so over all looks a verdict a bound reached is wrong with probability at most
+1 - CONFIDENCE. A component whose p95 sits so close to the limit that ITERATIONS messages do
+not settle it is judged by its sample p95, as before. A fast component is settled at the
+first look (200 messages, where 2,000 were timed before), a clearly slow one there too.
 
 Less sensitive to load: on Linux each message's latency is its wall time less the time the
 process's threads spent runnable but waiting for a CPU (the scheduler's run-queue wait,
 /proc/self/task/*/schedstat): what other processes on a busy machine add, and nothing the
-component does itself. Time the component computes, sleeps or waits on I/O still counts, so
-slow code fails however loaded the machine. Both the wall p95 and the corrected one are
-reported; without schedstat the wall time is used.
+component does itself. (The threads seldom wait at the same time, which would count a wait
+twice: while the database's thread commits, the event loop's thread is blocked on it.) Time
+the component computes, sleeps or waits on I/O still counts, so slow code fails however
+loaded the machine. Both the wall p95 and the corrected one are reported; without schedstat
+the wall time is used.
 """
 
 from __future__ import annotations
