@@ -18,16 +18,18 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import compile_data, component
+from conftest import compile_data, component, orders_arch
 
 from autocoder.codegen.component import generate_component
 from autocoder.codegen.provider import get_provider
 from autocoder.codegen.strategies import simplest_message
 from autocoder.codegen.system import generate_runtime
+from autocoder.ir.models import Slice
 from autocoder.validate.bench import (
     LOOKS,
     QUANTILE,
@@ -40,13 +42,11 @@ from autocoder.validate.bench import (
 from autocoder.validate.inprocess import importable
 
 SYSTEM = "bench_dead"  # a name no other test imports: the bench imports the package in process
-SLOW_S = 0.004  # over the pricer's limit: a transformer's 2 ms budget + 25 % tolerance
+SLOW_S = 0.003  # over the pricer's limit: a transformer's 2 ms budget + 25 % tolerance
 
 
-def bench(arch: dict, tmp_path: Path, monkeypatch, iterations: int = LOOKS[-1], slow=None) -> dict:
-    """The pricer's bench result; `slow(original)` replaces its logic (`transform`)."""
-    # every dead letter is a commit: no fsync each keeps the dead-letter test quick
-    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")
+def generate(arch: dict, directory: Path) -> tuple[Path, Slice]:
+    """The pricer of `arch` generated (with its system's runtime files) under `directory`."""
     arch["system"]["name"] = SYSTEM
     # hypothesis finds the simplest message of a patterned string slowly (generate_runtime and
     # the bench both ask for one): without the pattern it is "" at once
@@ -55,33 +55,53 @@ def bench(arch: dict, tmp_path: Path, monkeypatch, iterations: int = LOOKS[-1], 
     assert result.ir is not None, [d.format() for d in result.diagnostics]
     files = generate_runtime(result.ir)
     files.update(generate_component(result.slices["pricer"], get_provider("offline")))
-    src = tmp_path / "src"
+    src = directory / "src"
     for path, text in files.items():
         (src / path).parent.mkdir(parents=True, exist_ok=True)
         (src / path).write_text(text)
+    return src, result.slices["pricer"]
+
+
+@contextlib.contextmanager
+def generated(arch: dict, directory: Path) -> Iterator[tuple[Path, Slice]]:
+    """`generate`, its package forgotten afterwards (the bench imports it in this process)."""
+    src, slice_ = generate(arch, directory)
     try:
-        if slow is not None:
-            importable(src)
-            cls = importlib.import_module(f"{SYSTEM}.components.pricer").COMPONENT
-            monkeypatch.setattr(cls, "transform", slow(cls.transform))
-        slice_ = result.slices["pricer"]
-        return bench_component(src, slice_, tmp_path / "data", simplest_message, iterations=iterations)
+        yield src, slice_
     finally:
-        sys.path.remove(str(src))
+        if str(src) in sys.path:
+            sys.path.remove(str(src))
         for name in [m for m in sys.modules if m == SYSTEM or m.startswith(SYSTEM + ".")]:
             del sys.modules[name]
 
 
+@pytest.fixture(scope="module")
+def pricer(tmp_path_factory) -> Iterator[tuple[Path, Slice]]:
+    """examples/orders' pricer, generated once for the tests that time it as it is or slowed."""
+    with generated(orders_arch(), tmp_path_factory.mktemp("pricer")) as found:
+        yield found
+
+
+def bench(pricer: tuple[Path, Slice], data: Path, iterations: int = LOOKS[-1]) -> dict:
+    src, slice_ = pricer
+    return bench_component(src, slice_, data, simplest_message, iterations=iterations)
+
+
 def test_a_path_that_dead_letters_fails_the_bench(arch, tmp_path, monkeypatch):
+    # every dead letter is a commit: no fsync each keeps this test quick
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")
     pricer = component(arch, "pricer")
     pricer["logic"] = {"set": {"total": "unit_price / (quantity - quantity)"}}
-    pricer["examples"] = [{"in": {"order_id": "A-000001", "quantity": 2, "unit_price": 5}, "rejected": True}]
-    result = bench(arch, tmp_path, monkeypatch, iterations=20)
+    # an example the logic gets wrong is the bench's sample message (no search for one)
+    order = {"order_id": "A-000001", "quantity": 2, "unit_price": 5}
+    pricer["examples"] = [{"in": order, "out": {"total": 10}}]
+    with generated(arch, tmp_path) as dividing:
+        result = bench(dividing, tmp_path / "data", iterations=20)
     assert result["dead_letters"] > 0 and result["ok"] is False and result["decision"] == "dead letters"
 
 
-def test_a_path_well_under_its_budget_passes_before_the_cap(arch, tmp_path, monkeypatch):
-    result = bench(arch, tmp_path, monkeypatch)
+def test_a_path_well_under_its_budget_passes_before_the_cap(pricer, tmp_path):
+    result = bench(pricer, tmp_path)
     assert result["dead_letters"] == 0 and result["ok"] is True
     # at the first look on a quiet machine; a look or two later on a busy one
     assert result["iterations"] < LOOKS[-1] and result["decision"] == "upper bound within the limit"
@@ -111,8 +131,11 @@ def computing(original):
 
 
 @pytest.mark.parametrize("slow", [sleeping, computing])
-def test_logic_over_its_budget_fails_at_the_first_look(arch, tmp_path, monkeypatch, slow):
-    result = bench(arch, tmp_path, monkeypatch, slow=slow)
+def test_logic_over_its_budget_fails_at_the_first_look(pricer, tmp_path, monkeypatch, slow):
+    importable(pricer[0])
+    cls = importlib.import_module(f"{SYSTEM}.components.pricer").COMPONENT
+    monkeypatch.setattr(cls, "transform", slow(cls.transform))
+    result = bench(pricer, tmp_path)
     assert result["ok"] is False and result["dead_letters"] == 0
     assert result["iterations"] == LOOKS[0] and result["decision"] == "lower bound over the limit"
     assert result["p95_lower_bound_ms"] > result["limit_ms"] and result["p50_ms"] >= SLOW_S * 1000
