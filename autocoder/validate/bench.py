@@ -53,10 +53,11 @@ QUANTILE = 0.95
 CONFIDENCE = 0.99  # of the verdict, over all looks and both directions
 LOOKS = (200, 400, 800, 1600, 2000)  # messages timed when the rule looks; the last is the cap
 ITERATIONS = LOOKS[-1]
-# one-time costs (first imports, statement caches, the database's threads) are paid in the
-# warm-up: every sample message this many times, and at least WARMUP_MIN messages in all
+# one-time costs (first imports, statement caches, the database's threads, the interpreter
+# specialising the hot path's bytecode after its first few calls) are paid in the warm-up:
+# every sample message this many times, and at least WARMUP_MIN messages in all
 WARMUP_PASSES = 3
-WARMUP_MIN = 30
+WARMUP_MIN = 50
 LIMIT_S = 600.0  # a benchmark still running after this is hung: its child is killed
 
 
