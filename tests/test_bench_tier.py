@@ -1,29 +1,52 @@
-"""The bench tier fails a component whose measured path dead-letters its messages, however
-fast it is (before, a logic that failed every message was timed as a fast component and
-passed): generated in memory from examples/orders with a pricer that divides by zero, then
-benchmarked by validate.bench as the bench:<component> task does."""
+"""The bench tier (validate/bench.py): generated in memory from examples/orders and benchmarked
+as the bench:<component> task does.
+
+- A measured path that dead-letters its messages fails, however fast it is (before, a logic
+  that failed every message was timed as a fast component and passed).
+- The sequential rule settles a clear case early: a component well under its budget passes
+  before the cap, one whose logic sleeps or computes past its budget fails at the first look.
+- The order-statistic bounds hold the confidence they claim (exact binomial sums), and the
+  load correction takes out what a competing process adds but not what the component spends.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import math
+import os
+import signal
 import sys
+import time
+from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
-from conftest import compile_data, component
+import pytest
+from conftest import compile_data, component, orders_arch
 
-import autocoder.validate.bench
 from autocoder.codegen.component import generate_component
 from autocoder.codegen.provider import get_provider
 from autocoder.codegen.strategies import simplest_message
 from autocoder.codegen.system import generate_runtime
-from autocoder.validate.bench import bench_component
+from autocoder.ir.models import Slice
+from autocoder.validate.bench import (
+    LOOKS,
+    QUANTILE,
+    RunQueueWait,
+    bench_component,
+    bound_alpha,
+    bound_ranks,
+    decide,
+)
+from autocoder.validate.inprocess import importable
 
 SYSTEM = "bench_dead"  # a name no other test imports: the bench imports the package in process
+SLOW_S = 0.003  # over the pricer's limit: a transformer's 2 ms budget + 25 % tolerance
 
 
-def bench(arch: dict, tmp_path: Path, monkeypatch) -> dict:
-    # every dead letter is a commit: no fsync each, and a short warm-up, keep this test quick
-    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")
-    monkeypatch.setattr(autocoder.validate.bench, "WARMUP", 20)
+def generate(arch: dict, directory: Path) -> tuple[Path, Slice]:
+    """The pricer of `arch` generated (with its system's runtime files) under `directory`."""
     arch["system"]["name"] = SYSTEM
     # hypothesis finds the simplest message of a patterned string slowly (generate_runtime and
     # the bench both ask for one): without the pattern it is "" at once
@@ -32,27 +55,153 @@ def bench(arch: dict, tmp_path: Path, monkeypatch) -> dict:
     assert result.ir is not None, [d.format() for d in result.diagnostics]
     files = generate_runtime(result.ir)
     files.update(generate_component(result.slices["pricer"], get_provider("offline")))
-    src = tmp_path / "src"
+    src = directory / "src"
     for path, text in files.items():
         (src / path).parent.mkdir(parents=True, exist_ok=True)
         (src / path).write_text(text)
+    return src, result.slices["pricer"]
+
+
+@contextlib.contextmanager
+def generated(arch: dict, directory: Path) -> Iterator[tuple[Path, Slice]]:
+    """`generate`, its package forgotten afterwards (the bench imports it in this process)."""
+    src, slice_ = generate(arch, directory)
     try:
-        slice_ = result.slices["pricer"]
-        return bench_component(src, slice_, tmp_path / "data", simplest_message, iterations=50)
+        yield src, slice_
     finally:
-        sys.path.remove(str(src))
+        if str(src) in sys.path:
+            sys.path.remove(str(src))
         for name in [m for m in sys.modules if m == SYSTEM or m.startswith(SYSTEM + ".")]:
             del sys.modules[name]
 
 
+@pytest.fixture(scope="module")
+def pricer(tmp_path_factory) -> Iterator[tuple[Path, Slice]]:
+    """examples/orders' pricer, generated once for the tests that time it as it is or slowed."""
+    with generated(orders_arch(), tmp_path_factory.mktemp("pricer")) as found:
+        yield found
+
+
+def bench(pricer: tuple[Path, Slice], data: Path, iterations: int = LOOKS[-1]) -> dict:
+    src, slice_ = pricer
+    return bench_component(src, slice_, data, simplest_message, iterations=iterations)
+
+
 def test_a_path_that_dead_letters_fails_the_bench(arch, tmp_path, monkeypatch):
+    # every dead letter is a commit: no fsync each keeps this test quick
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")
     pricer = component(arch, "pricer")
     pricer["logic"] = {"set": {"total": "unit_price / (quantity - quantity)"}}
-    pricer["examples"] = [{"in": {"order_id": "A-000001", "quantity": 2, "unit_price": 5}, "rejected": True}]
-    result = bench(arch, tmp_path, monkeypatch)
-    assert result["dead_letters"] > 0 and result["ok"] is False
+    # an example the logic gets wrong is the bench's sample message (no search for one)
+    order = {"order_id": "A-000001", "quantity": 2, "unit_price": 5}
+    pricer["examples"] = [{"in": order, "out": {"total": 10}}]
+    with generated(arch, tmp_path) as dividing:
+        result = bench(dividing, tmp_path / "data", iterations=20)
+    assert result["dead_letters"] > 0 and result["ok"] is False and result["decision"] == "dead letters"
 
 
-def test_a_path_that_works_passes(arch, tmp_path, monkeypatch):
-    result = bench(arch, tmp_path, monkeypatch)
-    assert result["dead_letters"] == 0 and result["iterations"] == 50
+def test_a_path_well_under_its_budget_passes_before_the_cap(pricer, tmp_path):
+    result = bench(pricer, tmp_path)
+    assert result["dead_letters"] == 0 and result["ok"] is True
+    # at the first look on a quiet machine; a look or two later on a busy one
+    assert result["iterations"] < LOOKS[-1] and result["decision"] == "upper bound within the limit"
+    assert result["p95_upper_bound_ms"] <= result["limit_ms"]
+    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p95_upper_bound_ms"]
+    assert result["rule"]["load_correction"] == "run-queue wait subtracted"
+
+
+def sleeping(original):
+    def transform(self, msg):
+        time.sleep(SLOW_S)
+        return original(self, msg)
+
+    return transform
+
+
+def computing(original):
+    """Work on the CPU (the thread's own CPU time), which no correction for load takes out."""
+
+    def transform(self, msg):
+        end = time.thread_time() + SLOW_S
+        while time.thread_time() < end:
+            pass
+        return original(self, msg)
+
+    return transform
+
+
+@pytest.mark.parametrize("slow", [sleeping, computing])
+def test_logic_over_its_budget_fails_at_the_first_look(pricer, tmp_path, monkeypatch, slow):
+    importable(pricer[0])
+    cls = importlib.import_module(f"{SYSTEM}.components.pricer").COMPONENT
+    monkeypatch.setattr(cls, "transform", slow(cls.transform))
+    result = bench(pricer, tmp_path)
+    assert result["ok"] is False and result["dead_letters"] == 0
+    assert result["iterations"] == LOOKS[0] and result["decision"] == "lower bound over the limit"
+    assert result["p95_lower_bound_ms"] > result["limit_ms"] and result["p50_ms"] >= SLOW_S * 1000
+
+
+def binomial_cdf(n: int, k: int) -> Fraction:
+    """P(Binomial(n, QUANTILE) <= k), exactly."""
+    q = Fraction(QUANTILE).limit_denominator(1000)
+    return sum((math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in range(k + 1)), Fraction(0))
+
+
+@pytest.mark.parametrize("n", [LOOKS[0], LOOKS[1]])
+def test_the_bounds_are_the_tightest_with_their_confidence(n):
+    alpha = Fraction(bound_alpha(LOOKS[-1])).limit_denominator(10**6)
+    lower, upper = bound_ranks(n, bound_alpha(LOOKS[-1]))
+    assert upper is not None
+    # X(upper) >= the p95 with probability P(B <= upper-1); one rank lower falls short
+    assert binomial_cdf(n, upper - 1) >= 1 - alpha > binomial_cdf(n, upper - 2)
+    # X(lower) <= the p95 with probability P(B >= lower); one rank higher falls short
+    assert 1 - binomial_cdf(n, lower - 1) >= 1 - alpha > 1 - binomial_cdf(n, lower)
+
+
+def test_too_few_messages_give_no_upper_bound():
+    # the largest of 100 latencies is over the p95 with probability 1 - 0.95**100 = 99.4 % only
+    assert bound_ranks(100, bound_alpha(LOOKS[-1]))[1] is None
+    assert decide([0.1] * 100, 1.0, LOOKS[-1])[0] is None
+
+
+def test_one_outlier_does_not_decide_but_a_tail_over_the_limit_does():
+    limit = 1.0
+    assert decide([0.1] * 199 + [50.0], limit, LOOKS[-1])[0] == "pass"
+    # 15 % of messages over the limit: the p95 is over it, surely (10 % is not sure at 200)
+    assert decide([0.1] * 170 + [5.0] * 30, limit, LOOKS[-1])[0] == "fail"
+    assert decide([0.1] * 180 + [5.0] * 20, limit, LOOKS[-1])[0] is None
+    # 5 % over: undecided at 200 messages
+    assert decide([0.1] * 190 + [5.0] * 10, limit, LOOKS[-1])[0] is None
+
+
+@pytest.mark.skipif(not RunQueueWait().available, reason="needs Linux's per-thread schedstat")
+def test_the_run_queue_wait_is_what_a_competitor_adds_not_what_the_code_spends():
+    """A process spinning on the same CPU as this one: the wall time of 60 ms of CPU work grows
+    by the time this process waits for the CPU, and wall minus that wait is never under the
+    CPU time the work really took."""
+    affinity = os.sched_getaffinity(0)
+    cpu = min(affinity)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the competitor: spins on this CPU, ends by itself
+        os.sched_setaffinity(0, {cpu})
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            pass
+        os._exit(0)
+    waits = RunQueueWait()
+    try:
+        os.sched_setaffinity(0, {cpu})
+        time.sleep(0.05)  # the competitor is running
+        before, cpu_start, start = waits.total(), time.thread_time_ns(), time.perf_counter_ns()
+        while time.thread_time_ns() - cpu_start < 60_000_000:
+            pass
+        wall, spent = time.perf_counter_ns() - start, time.thread_time_ns() - cpu_start
+        waited = waits.total() - before
+    finally:
+        os.sched_setaffinity(0, affinity)
+        waits.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert waited > 0.2 * wall  # two runnable processes on one CPU: this one waited
+    assert wall - waited >= 0.95 * spent  # the correction never takes out the work itself

@@ -240,7 +240,9 @@ def test_reports_are_written(project):
     junit = (reports / "junit" / "notifier.xml").read_text()
     assert 'name="test_example[' in junit and "<failure" not in junit
     bench = json.loads((reports / "bench" / "pricer.json").read_text())
-    assert bench["iterations"] >= 1000 and 0 < bench["p50_ms"] <= bench["p95_ms"]
+    assert bench["ok"] and bench["decision"] == "upper bound within the limit"
+    assert bench["iterations"] in bench["rule"]["looks"] and 0 < bench["p50_ms"] <= bench["p95_ms"]
+    assert bench["p95_upper_bound_ms"] <= bench["limit_ms"]
     alerts = json.loads((reports / "alert-thresholds.json").read_text())
     assert alerts["components"]["pricer"]["budget_p95_seconds"] == 0.002
 

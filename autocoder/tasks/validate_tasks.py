@@ -165,7 +165,9 @@ def run_bench(directory: Path, name: str) -> TaskFailed | None:
             [
                 f"p95 {result['p95_ms']} ms > budget {result['budget_p95_ms']} ms "
                 f"+ {result['tolerance']:.0%} tolerance ({result['limit_ms']} ms); "
-                f"p50 {result['p50_ms']} ms over {result['iterations']} messages"
+                f"p50 {result['p50_ms']} ms over {result['iterations']} messages "
+                f"({result['decision']}; p95 confidence bounds {result['p95_lower_bound_ms']} to "
+                f"{result['p95_upper_bound_ms']} ms, {result['rule']['bound_confidence']:.1%} each)"
             ],
         )
     return None
