@@ -71,6 +71,7 @@ class _Reused:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.given = ("", "")  # DATA_DIR and the working directory it was resolved in
         self.runner = asyncio.Runner()
         self.database: Database | None = None
         self.emptied_at = -1  # the database's `written` count when it was last emptied
@@ -93,11 +94,14 @@ _unclosed: list[asyncio.Runner] = []  # released while a loop ran, which cannot 
 
 
 def _current() -> _Reused:
-    directory = data_dir().resolve()
-    if _reused and _reused[0].directory == directory:
+    given = (str(data_dir()), os.getcwd())  # as set: resolving it costs more than a run
+    if _reused and _reused[0].given == given:
         return _reused[0]
-    release_databases()  # another DATA_DIR: the previous test's are done with
-    _reused.append(_Reused(directory))
+    directory = data_dir().resolve()
+    if not (_reused and _reused[0].directory == directory):
+        release_databases()  # another DATA_DIR: the previous test's are done with
+        _reused.append(_Reused(directory))
+    _reused[0].given = given
     return _reused[0]
 
 
