@@ -6,9 +6,11 @@ files, its strategies), then, round after round and tree after tree, every compo
 file run as the build runs it (`validate.testing.run_tests`: one forked pytest session each,
 after `preload`), in a child process of that tree. Per tree: wall and CPU seconds (the child
 and its forks) of the whole tier, and per component kind the mean wall and CPU seconds of one
-file. CPU seconds are what a busy machine disturbs least; compare the trees by ratio.
+file. CPU seconds are what a busy machine disturbs least; compare the trees by ratio. With
+--batch N, this tree's files are then run again N to a forked pytest session: what one fork
+and session per file cost, which batching components' tests (issue 13, item 4) would save.
 
-Usage: python benchmarks/test_tier_bench.py [--old COMMIT] [--components 21] [--rounds 3]
+Usage: python benchmarks/test_tier_bench.py [--old COMMIT] [--components 21] [--rounds 3] [--batch 8]
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(src: Path) -> dict:
-    """In this process (the tree under test is first on sys.path): the tier, file by file."""
+def measure(src: Path, batch: int = 0) -> dict:
+    """In this process (the tree under test is first on sys.path): the tier, file by file;
+    with `batch`, then again with `batch` files to a forked pytest session (`_batched`)."""
     from autocoder.validate.testing import preload, run_tests
 
     files = sorted(p.name for p in (src / "tests").glob("test_*.py") if p.name != "test_integration.py")
@@ -51,12 +54,33 @@ def measure(src: Path) -> dict:
             per_file[name] = {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu() - cpu}
             if not result.ok:
                 raise SystemExit(f"{name} failed:\n{result.output[-3000:]}")
-    return {
+    figures = {
         "files": len(files),
         "wall_s": round(time.perf_counter() - wall_start, 2),
         "cpu_s": round(_cpu() - cpu_start, 2),
         "per_file": per_file,
     }
+    if batch:
+        figures["batched"] = _batched(src, [f"tests/{name}" for name in files], batch)
+    return figures
+
+
+def _batched(src: Path, files: list[str], batch: int) -> dict:
+    """The same files, `batch` of them to one forked pytest session: what the fork and the
+    session set-up cost per file, which batching components' tests would save."""
+    from autocoder.validate.isolated import run_forked
+    from autocoder.validate.testing import STARTUP_LIMIT_S, run_pytest
+
+    cpu, wall = _cpu(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for start in range(0, len(files), batch):
+            scratch = Path(tmp) / str(start)
+            scratch.mkdir()
+            group = files[start : start + batch]
+            result = run_forked(run_pytest, (src, group, scratch / "junit.xml", scratch), STARTUP_LIMIT_S)
+            if not result.ok:
+                raise SystemExit(f"{group} failed:\n{result.output[-3000:]}")
+    return {"batch": batch, "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(_cpu() - cpu, 2)}
 
 
 def _generate(tree: Path | None, project: Path, components: int) -> None:
@@ -68,10 +92,10 @@ def _generate(tree: Path | None, project: Path, components: int) -> None:
         raise SystemExit(f"generating {project} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
 
 
-def _tier(tree: Path | None, project: Path) -> dict:
+def _tier(tree: Path | None, project: Path, batch: int) -> dict:
     code = f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
     code += "from test_tier_bench import measure; from pathlib import Path; "
-    code += f"print(json.dumps(measure(Path({str(project / 'generated' / 'src')!r}))))"
+    code += f"print(json.dumps(measure(Path({str(project / 'generated' / 'src')!r}), {batch})))"
     env = tree_env(tree)
     run = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True)
     if run.returncode != 0:
@@ -106,6 +130,7 @@ def main() -> None:
     parser.add_argument("--old", default="e7342bf", help="the commit to compare with")
     parser.add_argument("--components", type=int, default=21)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="files per session, batched run (0: none)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "test_tier.json")
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {"old": [], "new": []}
@@ -117,12 +142,19 @@ def main() -> None:
             _generate(tree, projects[name], args.components)
         for _ in range(args.rounds):
             for name, tree in trees.items():
-                runs[name].append(_tier(tree, projects[name]))
+                runs[name].append(_tier(tree, projects[name], args.batch if tree is None else 0))
                 loads.append(round(os.getloadavg()[0], 1))
     summary = {name: _summary(r) for name, r in runs.items()}
     for key in ("median_wall_s", "median_cpu_s"):
         ratio = summary["new"][key] / summary["old"][key]
         summary[f"new_vs_old_{key.removeprefix('median_')}"] = round(ratio, 2)
+    batched = [r["batched"] for r in runs["new"] if "batched" in r]
+    if batched:  # this tree, the same files: one session per file against `batch` per session
+        separate = statistics.median(r["cpu_s"] for r in runs["new"])
+        together = statistics.median(b["cpu_s"] for b in batched)
+        summary["batched_cpu_s"] = together
+        summary["batched_vs_separate_cpu"] = round(together / separate, 2)
+        summary["batching_saves_cpu_s_per_file"] = round((separate - together) / runs["new"][0]["files"], 4)
     for run in (*runs["old"], *runs["new"]):
         run.pop("per_file")
     write_comparison(args.out, args.old, loads, summary, runs, components=args.components)
