@@ -67,6 +67,34 @@ def write_results(path: Path, results: dict) -> None:
     print(json.dumps(results, indent=2, sort_keys=True))
 
 
+def tree_env(tree: Path | None) -> dict[str, str]:
+    """This environment with the run-cache off (everything really runs); with `tree` (an
+    `old_tree`), its autocoder and its runtime before this tree's installed ones."""
+    env = {**os.environ, "AUTOCODER_CACHE": "off"}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "runtime")])
+    return env
+
+
+def write_comparison(
+    path: Path, old: str, loads: list[float], summary: dict, runs: dict, **fields: object
+) -> None:
+    """The results of an old-tree-against-this-one benchmark, with the machine and its loads."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    write_results(
+        path,
+        {
+            "machine": machine(),
+            **fields,
+            "old": old,
+            "new": f"{head.stdout.strip()} (working tree)",
+            "load_average_1m": loads,
+            "summary": summary,
+            "runs": runs,
+        },
+    )
+
+
 def main(doc: str, measure: Callable[[int, int], dict], sizes: list[int], repeats: int, out: str) -> None:
     """The command line every size-sweeping benchmark shares: --sizes, --repeats, --out."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, machine, old_tree, write_results
+from common import old_tree, tree_env, write_comparison
 
 from autocoder.synthetic import write_synthetic
 
@@ -48,9 +48,7 @@ def build(tree: Path | None, components: int, workdir: Path, tasks: list[str]) -
     """One build from scratch with `tree`'s autocoder (None: this one): wall and per-group means."""
     project = Path(tempfile.mkdtemp(dir=workdir))
     write_synthetic(project, components)
-    env = {**os.environ, "AUTOCODER_CACHE": "off"}
-    if tree is not None:  # its autocoder and its runtime, before this tree's installed ones
-        env["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "runtime")])
+    env = tree_env(tree)
     cpu = _cpu_of_children()
     start = time.perf_counter()
     run = subprocess.run(
@@ -104,7 +102,6 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["scope", "full"])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_build.json")
     args = parser.parse_args()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     runs: dict[str, dict[str, list[dict]]] = {mode: {"old": [], "new": []} for mode in args.modes}
     loads = [round(os.getloadavg()[0], 1)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,19 +123,7 @@ def main() -> None:
             "new_vs_old_wall": round(median["new"] / median["old"], 2),
             "new_vs_old_cpu": round(cpu["new"] / cpu["old"], 2),
         }
-    write_results(
-        args.out,
-        {
-            "machine": machine(),
-            "components": args.components,
-            "jobs": 2,
-            "old": args.old,
-            "new": f"{head.stdout.strip()} (working tree)",
-            "load_average_1m": loads,
-            "summary": summary,
-            "runs": runs,
-        },
-    )
+    write_comparison(args.out, args.old, loads, summary, runs, components=args.components, jobs=2)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,13 @@ if TYPE_CHECKING:
     from autocoder.ir.models import FieldSpecIR
 
 MAX_ITEMS = 4
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import sre_constants as _sre
+
+_STARTS = (_sre.AT_BEGINNING, _sre.AT_BEGINNING_STRING)  # ^ \A: no-ops in a fullmatch
+_ENDS = (_sre.AT_END, _sre.AT_END_STRING)  # $ \Z: as much, the match must reach the end
 
 
 @dataclass(frozen=True)
@@ -127,11 +136,84 @@ def _string(spec: FieldSpecIR) -> Strategy:
     low = spec.get("min_length", 0)
     high = spec.get("max_length")
     if "pattern" in spec:
+        simple = repeated_characters(spec["pattern"])
+        if simple is not None:
+            alphabet, least, most = simple
+            least = max(least, low)  # the pattern's lengths and the field's, both hold
+            most = high if most is None else most if high is None else min(most, high)
+            if most is None or least <= most:
+                return Strategy("text", (), (("alphabet", alphabet), ("min_size", least), ("max_size", most)))
         bounded = "min_length" in spec or "max_length" in spec
         return Strategy(
             "from_regex", (spec["pattern"],), (("fullmatch", True),), (low, high) if bounded else None
         )
     return Strategy("text", (), (("min_size", low), ("max_size", high if high is not None else 20)))
+
+
+MAX_ALPHABET = 1024  # characters spelled out in a generated test; a wider class stays a regex
+
+
+def repeated_characters(pattern: str) -> tuple[str, int, int | None] | None:
+    """(alphabet, least, most) when the strings that fullmatch `pattern` are exactly those of
+    least..most (None: no limit) characters from `alphabet`: an optionally anchored single
+    character class or literal, optionally repeated (`^[a-z0-9-]{1,32}$`). Hypothesis draws
+    such strings as `text(alphabet=...)` at a fraction of `from_regex`'s cost. Python's own
+    regex parser reads the pattern, so escapes and ranges mean what they mean to `re`; any
+    other shape (flags, negation, categories such as \\d, several items, surrogates, a class
+    wider than MAX_ALPHABET) gives None and the pattern stays a `from_regex`."""
+    parsed = _parse(pattern)
+    if parsed is None or parsed.state.flags != re.UNICODE:
+        return None
+    items = list(parsed)
+    if items and items[0][0] == _sre.AT and items[0][1] in _STARTS:
+        items = items[1:]
+    if items and items[-1][0] == _sre.AT and items[-1][1] in _ENDS:
+        items = items[:-1]
+    if len(items) != 1:
+        return None
+    op, argument = items[0]
+    least: int = 1
+    most: int | None = 1
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):  # greedy or lazy: the same strings
+        least, high, body = argument
+        most = None if high == _sre.MAXREPEAT else high
+        if len(body) != 1:
+            return None
+        op, argument = body[0]
+    alphabet = _characters(op, argument)
+    if alphabet is None:
+        return None
+    return alphabet, least, most
+
+
+def _parse(pattern: str) -> Any:
+    """Python's parse of `pattern`, or None where it warns: a FutureWarning marks what a
+    future `re` (and the runtime's Rust engine: `[[`, `--`, `&&`) may read as a set operation."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # sre_parse: alias of re._parser
+        warnings.simplefilter("error", FutureWarning)
+        import sre_parse
+
+        try:
+            return sre_parse.parse(pattern)
+        except (re.error, FutureWarning, RecursionError, OverflowError):
+            return None
+
+
+def _characters(op: Any, argument: Any) -> str | None:
+    """The characters one LITERAL or IN item (of LITERAL and RANGE only) matches, sorted."""
+    if op == _sre.LITERAL:
+        pairs = [(argument, argument)]
+    elif op == _sre.IN and all(o in (_sre.LITERAL, _sre.RANGE) for o, _ in argument):
+        pairs = [(a, a) if o == _sre.LITERAL else a for o, a in argument]
+    else:
+        return None
+    if sum(high - low + 1 for low, high in pairs) > MAX_ALPHABET:
+        return None
+    codes = sorted({code for low, high in pairs for code in range(low, high + 1)})
+    if any(0xD800 <= code <= 0xDFFF for code in codes):  # not text hypothesis would draw
+        return None
+    return "".join(map(chr, codes))
 
 
 def simplest_message(fields: Mapping[str, FieldSpecIR], cache: Path | None = None) -> dict[str, Any]:

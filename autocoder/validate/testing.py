@@ -121,14 +121,16 @@ def _warm_up() -> None:
         logging.getLogger(__name__).warning("test tier warm-up failed:\n%s", result.output[-2000:])
 
 
-def run_pytest(src: Path, test_file: str, junit: Path, scratch: Path) -> TestResult:
-    """pytest on one generated test file in this process, JUnit XML to `junit`; the tests'
-    databases and temporary files under `scratch`."""
+def run_pytest(src: Path, test_file: str | list[str], junit: Path, scratch: Path) -> TestResult:
+    """pytest on one generated test file (or several in one session: the benchmark of
+    batching, benchmarks/test_tier_bench.py) in this process, JUnit XML to `junit`; the
+    tests' databases and temporary files under `scratch`."""
     import pytest
 
     junit.parent.mkdir(parents=True, exist_ok=True)
+    files = [test_file] if isinstance(test_file, str) else test_file
     args = [
-        str(src / test_file),
+        *(str(src / name) for name in files),
         "-q",
         "-p",
         "no:cacheprovider",

@@ -254,6 +254,7 @@ class Database:
         self.connections: list[Connection] = []
         self.lock = threading.Lock()
         self.commits = 0  # transactions committed (group commit: fewer than writes)
+        self.written = 0  # writes asked for, failed ones included (testing.empty_database)
 
     # -- lifecycle
 
@@ -294,6 +295,7 @@ class Database:
         future: asyncio.Future[T] = loop.create_future()
         if self.writer is None:
             raise RuntimeError("the database is not open")
+        self.written += 1
         self.writes.put(_Write(operation, future, loop))
         return await future
 

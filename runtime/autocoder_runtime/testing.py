@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -32,18 +32,21 @@ from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
 
 C = TypeVar("C", bound=Component)
+T = TypeVar("T")
 Outputs = list[tuple[str, Message]]
 
 
 @contextlib.asynccontextmanager
 async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
     """The component alone in a system of its own, on the SQLite database `database` under
-    DATA_DIR; by default on an empty one (`empty_database`)."""
+    DATA_DIR; by default on an empty one (`empty_database`), in a system reused by this
+    test's runs with its counters back at zero (`_system`). The component is always new."""
     name = cls.__name__.lower()
-    system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
     if database is None:
+        system = _system(cls)
         system.db = await empty_database()
     else:
+        system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
         system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
     component = system.components[name]
     assert isinstance(component, cls)
@@ -56,26 +59,85 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
             await asyncio.to_thread(system.db.close)
 
 
-# One open database per DATA_DIR, emptied for each use. A property test runs its component
-# dozens of times; making a new SQLite file (WAL, schema, writer and reader threads) for each
-# run cost more than everything else in it. Emptying every table (sqlite_sequence included,
-# so AUTOINCREMENT counts from 1 again) gives the component the same database a new file
-# would. The generated conftest gives each test its own DATA_DIR, so tests share nothing.
-_reused: dict[Path, Database] = {}
+class _Reused:
+    """What the runs of one test share (a property test runs its component dozens of times,
+    and making these anew for each run cost more than the run): the event loop of the
+    synchronous helpers, one System per component class, and the SQLite database. Each run
+    still starts from scratch where it matters: a new component instance, its system's
+    counters at zero, and a database emptied of every row (sqlite_sequence included, so
+    AUTOINCREMENT counts from 1 again), which is the database a new file would be. The
+    generated conftest gives each test its own DATA_DIR and calls `release_databases` after it;
+    a run under another DATA_DIR releases the previous one's."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.given = ("", "")  # DATA_DIR and the working directory it was resolved in
+        self.runner = asyncio.Runner()
+        self.database: Database | None = None
+        self.emptied_at = -1  # the database's `written` count when it was last emptied
+        self.systems: dict[type[Component], System] = {}
+
+    def release(self) -> None:
+        _unclosed.append(self.runner)
+        try:
+            asyncio.get_running_loop()  # released from inside a loop: close them after it
+        except RuntimeError:
+            while _unclosed:
+                _unclosed.pop().close()
+        if self.database is not None:
+            self.database.close()
+            self.database = None
+
+
+_reused: list[_Reused] = []  # this DATA_DIR's, or none
+_unclosed: list[asyncio.Runner] = []  # released while a loop ran, which cannot close one
+
+
+def _current() -> _Reused:
+    given = (str(data_dir()), os.getcwd())  # as set: resolving it costs more than a run
+    if _reused and _reused[0].given == given:
+        return _reused[0]
+    directory = data_dir().resolve()
+    if not (_reused and _reused[0].directory == directory):
+        release_databases()  # another DATA_DIR: the previous test's are done with
+        _reused.append(_Reused(directory))
+    _reused[0].given = given
+    return _reused[0]
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on this test's event loop (`_Reused`), which its runs share."""
+    return _current().runner.run(coroutine)
+
+
+def _system(cls: type[Component]) -> System:
+    """This test's system of `cls` alone, with a new component and every metric back at zero."""
+    reused, name = _current(), cls.__name__.lower()
+    system = reused.systems.get(cls)
+    if system is None:
+        system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
+        reused.systems[cls] = system
+        return system
+    system.metrics.reset()
+    system.metrics.touch(name)
+    system.backlog = 0
+    system.components[name] = cls(name, system)
+    return system
 
 
 async def empty_database() -> Database:
-    """An open SQLite database under DATA_DIR with the schema and no rows (see `_reused`)."""
-    directory = data_dir().resolve()
-    database = _reused.get(directory)
+    """An open SQLite database under DATA_DIR with the schema and no rows (see `_Reused`):
+    emptied only when something was written to it since it last was."""
+    reused = _current()
+    database = reused.database
     if database is None:
-        release_databases()  # another DATA_DIR: the previous test's database is done with
         database = await asyncio.to_thread(
-            open_database, "sqlite", f"test-{uuid.uuid4().hex}", directory, None
+            open_database, "sqlite", f"test-{uuid.uuid4().hex}", reused.directory, None
         )
-        _reused[directory] = database
-    else:
+        reused.database = database
+    elif database.written != reused.emptied_at:
         await database.write(_delete_all_rows)
+    reused.emptied_at = database.written
     return database
 
 
@@ -86,10 +148,10 @@ def _delete_all_rows(connection: Connection) -> None:
 
 
 def release_databases() -> None:
-    """Close the databases `empty_database` keeps open (the generated conftest, after each test)."""
+    """Close the event loop, systems and database this test's runs shared (the generated
+    conftest, after each test)."""
     while _reused:
-        _, database = _reused.popitem()
-        database.close()
+        _reused.pop().release()
 
 
 async def _outputs(
@@ -122,7 +184,7 @@ def run_many(cls: type[Component], port: str, payloads: list[Any]) -> Outputs:
         async with harness(cls) as component:
             return await _outputs(component, port, payloads)
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 def run_across_restart(cls: type[Component], port: str, before: list[Any], after: list[Any]) -> Outputs:
@@ -137,7 +199,7 @@ def run_across_restart(cls: type[Component], port: str, before: list[Any], after
         async with harness(cls, database) as component:
             return results + await _outputs(component, port, after, pinned)
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 def run_once(cls: type[Component], port: str, payload: Any) -> Outputs:
@@ -154,7 +216,7 @@ def stored(cls: type[Store], port: str, payloads: list[Any]) -> dict[str, Messag
             records = await store.list(1_000_000, 0)
             return {str(record[key]): record for record in records}
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 class TimeLimitExceeded(Exception):
@@ -192,7 +254,7 @@ def generated(cls: type[Source], count: int) -> list[Message]:
                 for seq in range(1, count + 1)
             ]
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 def webhook_requests(cls: type[Sink], port: str, payloads: list[Any]) -> list[tuple[Message, dict[str, str]]]:
@@ -258,7 +320,7 @@ def delivered(cls: type[Sink], port: str, payloads: list[Any]) -> list[Message]:
     if not LOG.isEnabledFor(logging.INFO):  # a sink logs at INFO
         LOG.setLevel(logging.INFO)
     try:
-        return asyncio.run(run())
+        return _run(run())
     finally:
         LOG.removeHandler(handler)
         LOG.setLevel(level)
