@@ -198,7 +198,8 @@ def test_one_component_change_reruns_only_its_tasks_on_50_components(tmp_path):
     arch.write_text(text.replace("value * 4 + 0.5", "value * 4 + 0.75"))
     changed = build(project)
     assert changed.returncode == 0
-    assert sorted(executed(changed)) == ["check", "gen:runtime", "gen:trans_3", "ir"]
+    # no gen:runtime: the IR's projection it reads (codegen/runtime_ir.py) stays the same
+    assert sorted(executed(changed)) == ["check", "gen:trans_3", "ir"]
     assert executed(build(project)) == []
 
 

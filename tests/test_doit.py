@@ -73,9 +73,32 @@ def test_a_component_change_reruns_and_rewrites_only_its_slice(tmp_path):
     arch.write_text(arch.read_text().replace('"quantity * unit_price"', '"quantity * unit_price * 1.2"'))
     run = doit(project)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert sorted(executed(run)) == ["check", "gen:pricer", "gen:runtime", "ir"]
+    # gen:runtime reads the IR's projection (codegen/runtime_ir.py), which a logic edit leaves
+    assert sorted(executed(run)) == ["check", "gen:pricer", "ir"]
     after = {p.name: p.stat().st_mtime_ns for p in slices.iterdir()}
     assert [name for name in before if before[name] != after[name]] == ["pricer.json"]
+
+
+def test_gen_runtime_reruns_for_what_it_renders_only(tmp_path):
+    """gen:runtime depends on generated/ir.runtime.json: an edit of a component's examples and
+    budget does not run it; a changed route does (tests/test_runtime_ir.py: what else does)."""
+    project = make_project(tmp_path)
+    assert doit(project).returncode == 0
+    arch = project / "architecture.yaml"
+    projection = project / "generated" / "ir.runtime.json"
+    before = projection.read_bytes()
+    text = arch.read_text().replace("A-000004, quantity: 20", "A-000009, quantity: 20")  # an example
+    store = "config: {key: order_id}\n"
+    arch.write_text(text.replace(store, store + "    budget: {p95_ms: 5}\n"))
+    run = doit(project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(executed(run)) == ["check", "gen:notifier", "gen:order_store", "ir"]
+    assert projection.read_bytes() == before
+    arch.write_text(arch.read_text().replace("path: /orders,", "path: /orders/new,"))
+    run = doit(project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(executed(run)) == ["check", "gen:orders_api", "gen:runtime", "ir"]
+    assert '"/orders/new"' in (project / "generated" / "src" / "orders" / "app.py").read_text()
 
 
 def test_doit_commands_work_on_the_tasks(tmp_path):

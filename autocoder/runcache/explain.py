@@ -157,6 +157,9 @@ class _Explainer:
         }
         if self.changes and all("components[" in k for k, _ in self.changes):
             self.predicted["ir"] = {"generated/ir.v1.json"} | {f"generated/ir/{c}.json" for c in components}
+        # what `ir` may or may not rewrite for such a diff: gen:runtime's projection changes
+        # only if the edit touches what it renders (codegen/runtime_ir.py), which no diff says
+        self.unpredicted = {"generated/ir.runtime.json"}
 
     def run(self, selected: list[str]) -> Explanation:
         from autocoder.tasks.dodo import DOIT_CONFIG
@@ -202,10 +205,10 @@ class _Explainer:
             if producer is None or producer == name or not self._visit(producer):
                 continue
             predicted = self.predicted.get(producer)
-            if predicted is not None and dep not in predicted:
+            if predicted is not None and dep not in predicted and dep not in self.unpredicted:
                 continue  # the blueprint diff says this file keeps its content
             rewritten.setdefault(producer, []).append(dep)
-            if predicted is not None:
+            if predicted is not None and dep in predicted:
                 certain.append(f"{dep} will change ({producer} rewrites it)")
         if len(rewritten) > 3:
             names = ", ".join(list(rewritten)[:3])

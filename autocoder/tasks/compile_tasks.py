@@ -359,6 +359,7 @@ def run_check(directory: Path, strict: bool) -> TaskFailed | None:
 
 
 def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
+    from autocoder.codegen.runtime_ir import RUNTIME_IR, write_projection
     from autocoder.ir.write import write_ir
 
     result = compile_cached(directory, strict)
@@ -367,6 +368,8 @@ def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
         return failed or TaskFailed("no IR was produced")
     try:
         written = write_ir(directory / GENERATED, result.ir, result.slices, root=directory)
+        if write_projection(directory / GENERATED, directory):
+            written.append(Path(GENERATED, RUNTIME_IR))
     except OSError as exc:
         return TaskFailed(f"ir: {exc.strerror or exc}")
     print(f"ir: {len(result.slices)} component(s), {len(written)} file(s) rewritten")
@@ -395,8 +398,12 @@ def task_check() -> dict[str, Any]:
     }
 
 
+RUNTIME_IR_FILE = f"{GENERATED}/ir.runtime.json"  # autocoder.codegen.runtime_ir.RUNTIME_IR
+
+
 def task_ir() -> dict[str, Any]:
-    """Compile the blueprints into generated/ir.v1.json and one slice per component."""
+    """Compile the blueprints into generated/ir.v1.json, one slice per component and the
+    projection gen:runtime reads (generated/ir.runtime.json)."""
     directory = project_dir()
     strict = strict_mode()
     refuse_unsafe_output(directory)
@@ -404,6 +411,7 @@ def task_ir() -> dict[str, Any]:
     outline = blueprint_outline(directory)
     names = [name for name, _ in outline[1]] if outline else []
     targets = [str(t) for t in [ir_path(generated)] + [slice_path(generated, name) for name in names]]
+    targets.append(RUNTIME_IR_FILE)  # what gen:runtime reads (codegen/runtime_ir.py)
     return {
         "actions": [(run_ir, [directory, strict])],
         "file_dep": [*_existing(directory, [ARCHITECTURE, DEPLOYMENT]), f"{GENERATED}/{CHECK_REPORT}"],

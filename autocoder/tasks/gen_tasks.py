@@ -2,8 +2,10 @@
 
 gen:<component> depends only on that component's IR slice, the templates it renders and the
 generator fingerprint, so changing one component regenerates one component. gen:runtime
-depends on the whole IR (it wires every component together); when its output bytes do not
-change, doit's md5 check stops there.
+wires every component together: it depends on, and reads, generated/ir.runtime.json, the
+projection of the IR holding only what it renders (codegen/runtime_ir.py), so an edit of a
+component's logic, examples or budget does not run it; when a run's output bytes do not change,
+doit's md5 check stops there.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from autocoder.codegen.paths import (
 from autocoder.layout import GENERATED, LOCK_FILE
 from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.tasks.compile_tasks import (
+    RUNTIME_IR_FILE,
     blueprint_outline,
     clean_targets,
     fingerprint_file,
@@ -95,7 +98,7 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
     from autocoder.fsutil import confined
     from autocoder.ir.models import load_ir
 
-    ir = load_ir(directory / GENERATED / "ir.v1.json")
+    ir = load_ir(directory / RUNTIME_IR_FILE)  # the projection: gen:runtime reads nothing else
     try:
         files = generate_runtime(
             ir,
@@ -185,7 +188,7 @@ def task_gen() -> Any:
         "name": "runtime",
         "doc": "generate the system package: models, wiring, __main__, packaging, smoke and path tests",
         "actions": [(run_gen_runtime, [directory])],
-        "file_dep": [f"{GENERATED}/ir.v1.json", fingerprint, *(str(root / t) for t in runtime_templates())],
+        "file_dep": [RUNTIME_IR_FILE, fingerprint, *(str(root / t) for t in runtime_templates())],
         "targets": targets,
         "clean": [(clean_targets, [directory, targets])],
     }

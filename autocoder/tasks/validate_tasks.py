@@ -211,7 +211,6 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
     """Merges the per-component results on disk (validate/merge.py: an unchanged file is neither
     re-read nor re-encoded) with the system tiers' into summary.json, the merged SARIF and the
     alert thresholds."""
-    from autocoder.validate.bench import budget_rules
     from autocoder.validate.merge import Encoded, FileCache, encode_bytes, sarif_log, sarif_runs, tier_result
     from autocoder.validate.report import TIERS, alert_thresholds, summary
     from autocoder.validate.sarif import merge
@@ -265,7 +264,7 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
                 f"report failed: {GENERATED}/ir/{name}.json is missing or unreadable; run the ir task"
             )
         budgets.append({"name": name, "budget": {"p95_ms": p95}})
-    tolerance = float(budget_rules()["tolerance"])
+    tolerance = _budget_tolerance()
     _write_bytes(
         Path(reports, "alert-thresholds.json"),
         encode_bytes(alert_thresholds({"components": budgets}, tolerance)),
@@ -274,10 +273,26 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
 
 
 def _budget_p95(raw: bytes) -> float:
-    """A component's p95 budget from its IR slice (the same as in ir.v1.json)."""
-    from autocoder.ir.models import Slice
+    """A component's p95 budget from its IR slice (the same as in ir.v1.json). Read as JSON,
+    not through the Slice model: `ir` wrote the slice from that model, and importing the IR's
+    pydantic models (0.3-0.5 s, more than all the rest of `report` at 500 components) for the
+    one number of the one slice an edit changed would dominate the task. ValueError (the
+    result cache's "unreadable") when the slice has no such number."""
+    try:
+        p95 = json.loads(raw)["component"]["budget"]["p95_ms"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"no component.budget.p95_ms: {exc}") from None
+    if isinstance(p95, bool) or not isinstance(p95, int | float):
+        raise ValueError(f"component.budget.p95_ms is not a number: {p95!r}")
+    return float(p95)
 
-    return float(Slice.model_validate_json(raw).component.budget.p95_ms)
+
+def _budget_tolerance() -> float:
+    """rules/budgets.yaml's tolerance (validate.bench.budget_rules without importing the bench
+    tier, whose import loads the IR's models: `report` needs one number)."""
+    import yaml
+
+    return float(yaml.safe_load(Path(_rules("budgets.yaml")).read_text())["tolerance"])
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
