@@ -26,6 +26,11 @@ from pathlib import Path
 
 from autocoder.layout import SOURCES
 from autocoder.validate.findings import Finding
+from autocoder.validate.mypy_daemon import daemon_for
+
+CACHE_FORMAT = "fine-grained"  # the cache holds fine-grained dependencies (--cache-fine-grained)
+FORMAT_FILE = "autocoder-format"  # in the cache folder: CACHE_FORMAT, once a run wrote it so
+KEEP = 3  # machine-wide caches kept per mypy/Python/environment (the newest runtimes')
 
 _LINE = re.compile(
     r"^(?P<path>[^:]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<severity>error|note): "
@@ -34,18 +39,47 @@ _LINE = re.compile(
 
 
 def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
-    """mypy findings (errors only) in the generated system, paths relative to `src`'s project."""
+    """mypy findings (errors only) in the generated system, paths relative to `src`'s project:
+    from the project's ready daemon when there is one, else in process (then, on a rebuild,
+    a daemon is started for the next one)."""
+    paths = [str(src / system), str(src / "tests")]
+    flags = _flags(src, cache)
+    daemon = daemon_for(src, cache, flags, paths)
+    if daemon is not None:
+        answer = daemon.check()
+        findings = None if answer is None else _findings(src, answer[0], "", answer[1])
+        if findings is not None:
+            return findings
+        if answer is not None:  # status 1 without an error line: not an answer to trust
+            daemon.stop()
+    rebuild = _usable(cache)
     shared = shared_cache()
-    if shared is not None and not cache.exists() and shared.is_dir():
-        shutil.copytree(shared, cache)
-    findings = typecheck_files(src, [system, "tests"], cache)
+    if shared is not None and not rebuild:
+        _seed(cache, shared)
+    findings = _run(flags, paths, src)
+    if cache.is_dir():
+        (cache / FORMAT_FILE).write_text(CACHE_FORMAT + "\n", encoding="utf-8")
     if shared is not None and not shared.exists() and cache.is_dir():
         _publish(cache, shared)
+    if daemon is not None and rebuild:
+        daemon.start()
     return findings
 
 
-def shared_cache() -> Path | None:
-    """The machine-wide mypy cache for this mypy, Python, environment and runtime (None: off)."""
+def _usable(cache: Path) -> bool:
+    """Whether the project's cache exists and every run that wrote it kept the fine-grained
+    dependencies (a daemon loading a cache with some of them missing could miss a change);
+    a cache of an older format is removed."""
+    marker = cache / FORMAT_FILE
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == CACHE_FORMAT:
+        return True
+    shutil.rmtree(cache, ignore_errors=True)
+    return False
+
+
+def shared_cache(fingerprint: str | None = None) -> Path | None:
+    """The machine-wide mypy cache for this mypy, Python, environment and runtime (None: off):
+    <root>/<mypy, Python, environment>/<runtime fingerprint>."""
     from autocoder.runcache.cache import local_dir
     from autocoder.runtime_pkg import runtime_fingerprint
 
@@ -53,17 +87,36 @@ def shared_cache() -> Path | None:
     if setting.lower() in ("off", "0", "false", "no"):
         return None
     root = Path(setting).expanduser() if setting else local_dir() / "mypy"
-    key = hashlib.sha256(
-        "\n".join(
-            [importlib.metadata.version("mypy"), sys.version, sys.prefix, runtime_fingerprint()]
-        ).encode()
+    environment = hashlib.sha256(
+        "\n".join([importlib.metadata.version("mypy"), sys.version, sys.prefix, CACHE_FORMAT]).encode()
     ).hexdigest()[:16]
-    return root / key
+    return root / environment / (fingerprint or runtime_fingerprint())[:16]
+
+
+def _seed(cache: Path, shared: Path) -> None:
+    """Start the project's cache from the machine-wide one of this runtime, else from the newest
+    one of an earlier runtime (same mypy, Python and environment: only the runtime's modules and
+    what imports them are re-checked, instead of every third-party package)."""
+    sources = [shared] if shared.is_dir() else _newest_first(shared.parent)
+    for source in sources[:1]:
+        try:
+            shutil.copytree(source, cache)
+        except OSError:  # pruned while copied: a cold run, not a wrong one
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def _newest_first(folder: Path) -> list[Path]:
+    """The published caches in `folder` (no staging copies), newest first."""
+    if not folder.is_dir():
+        return []
+    published = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(published, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
 
 def _publish(cache: Path, shared: Path) -> None:
     """Copy a finished run's cache to `shared`, whole or not at all: copied beside it, then
-    renamed into place; when another build published first, its copy stays."""
+    renamed into place; when another build published first, its copy stays. Caches of earlier
+    runtimes beyond the KEEP newest are removed."""
     try:
         shared.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=shared.parent))
@@ -76,25 +129,45 @@ def _publish(cache: Path, shared: Path) -> None:
         pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for old in _newest_first(shared.parent)[KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def typecheck_files(src: Path, paths: list[str], cache: Path) -> list[Finding]:
     """mypy findings (errors only) in these files or folders under `src`, with the generated
-    system's configuration (its pyproject.toml)."""
+    system's configuration (its pyproject.toml), in this process."""
+    return _run(_flags(src, cache), [str(src / path) for path in paths], src)
+
+
+def _flags(src: Path, cache: Path) -> list[str]:
+    """mypy's flags: the generated configuration, plain output, and the fine-grained dependencies
+    in the cache (what a daemon loads instead of re-checking everything)."""
+    return [
+        "--config-file",
+        str(src / "pyproject.toml"),
+        "--cache-dir",
+        str(cache),
+        "--cache-fine-grained",
+        "--show-column-numbers",
+        "--no-error-summary",
+        "--no-pretty",
+    ]
+
+
+def _run(flags: list[str], paths: list[str], src: Path) -> list[Finding]:
+    """mypy in this process."""
     from mypy import api
 
-    stdout, stderr, status = api.run(
-        [
-            "--config-file",
-            str(src / "pyproject.toml"),
-            "--cache-dir",
-            str(cache),
-            "--show-column-numbers",
-            "--no-error-summary",
-            "--no-pretty",
-            *(str(src / path) for path in paths),
-        ]
-    )
+    stdout, stderr, status = api.run([*flags, *paths])
+    findings = _findings(src, stdout, stderr, status)
+    if findings is None:  # status 1 without an error line mypy's output format would show
+        return [Finding(SOURCES, 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000])]
+    return findings
+
+
+def _findings(src: Path, stdout: str, stderr: str, status: int) -> list[Finding] | None:
+    """The error lines of mypy's output as findings; None when it says it failed but no error
+    line parses (an answer not to trust)."""
     findings = []
     for line in stdout.splitlines():
         match = _LINE.match(line)
@@ -112,6 +185,8 @@ def typecheck_files(src: Path, paths: list[str], cache: Path) -> list[Finding]:
                 match["message"],
             )
         )
+    if status == 1 and not findings:
+        return None
     if status not in (0, 1) and not findings:
         findings.append(Finding(SOURCES, 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000]))
     return findings
