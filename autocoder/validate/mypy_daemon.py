@@ -46,6 +46,7 @@ WAIT_S = 60.0  # the longest a build waits for a ready daemon's answer before ru
 class Daemon:
     """One project's daemon for one key: where its files are, how it is started and asked."""
 
+    src: Path
     folder: Path
     key: str
     flags: tuple[str, ...]  # the in-process run's mypy flags (its --cache-dir included)
@@ -104,6 +105,7 @@ class Daemon:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # not in the build's process group: Ctrl-C stops the build
+                cwd=self.src,  # `paths` are relative to it, as in the in-process run
             )
         except OSError:
             self._forget()
@@ -123,7 +125,8 @@ class Daemon:
         """Stop the daemons of other keys in this project (another mypy, runtime or config)."""
         for status in self.folder.glob("*.json") if self.folder.is_dir() else []:
             if status.stem != self.key:
-                Daemon(self.folder, status.stem, self.flags, self.paths, self.idle_s, self.wait_s).stop()
+                other = Daemon(self.src, self.folder, status.stem, self.flags, self.paths, 0, 0.0)
+                other.stop()
 
     def _forget(self) -> None:
         for path in (self.ready, self.status):
@@ -152,7 +155,7 @@ def daemon_for(src: Path, cache: Path, flags: list[str], paths: list[str]) -> Da
             ]
         ).encode()
     ).hexdigest()[:16]
-    return Daemon(cache.parent / "dmypy", key, tuple(flags), tuple(paths), idle_s, WAIT_S)
+    return Daemon(src, cache.parent / "dmypy", key, tuple(flags), tuple(paths), idle_s, WAIT_S)
 
 
 def _status(status: Path) -> tuple[int, str]:

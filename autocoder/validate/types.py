@@ -15,6 +15,7 @@ the sharing off; a path puts the machine-wide caches there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -42,7 +43,7 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
     """mypy findings (errors only) in the generated system, paths relative to `src`'s project:
     from the project's ready daemon when there is one, else in process (then, on a rebuild,
     a daemon is started for the next one)."""
-    paths = [str(src / system), str(src / "tests")]
+    paths = [system, "tests"]
     flags = _flags(src, cache)
     daemon = daemon_for(src, cache, flags, paths)
     if daemon is not None:
@@ -136,7 +137,7 @@ def _publish(cache: Path, shared: Path) -> None:
 def typecheck_files(src: Path, paths: list[str], cache: Path) -> list[Finding]:
     """mypy findings (errors only) in these files or folders under `src`, with the generated
     system's configuration (its pyproject.toml), in this process."""
-    return _run(_flags(src, cache), [str(src / path) for path in paths], src)
+    return _run(_flags(src, cache), paths, src)
 
 
 def _flags(src: Path, cache: Path) -> list[str]:
@@ -155,10 +156,13 @@ def _flags(src: Path, cache: Path) -> list[str]:
 
 
 def _run(flags: list[str], paths: list[str], src: Path) -> list[Finding]:
-    """mypy in this process."""
+    """mypy in this process, in `src` on `paths` relative to it: the cache then names a module's
+    file by a path that is the same in every project, so an error mypy replays from a cache
+    another project published (same module, same text) names this project's file."""
     from mypy import api
 
-    stdout, stderr, status = api.run([*flags, *paths])
+    with contextlib.chdir(src):
+        stdout, stderr, status = api.run([*flags, *paths])
     findings = _findings(src, stdout, stderr, status)
     if findings is None:  # status 1 without an error line mypy's output format would show
         return [Finding(SOURCES, 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000])]
@@ -166,7 +170,8 @@ def _run(flags: list[str], paths: list[str], src: Path) -> list[Finding]:
 
 
 def _findings(src: Path, stdout: str, stderr: str, status: int) -> list[Finding] | None:
-    """The error lines of mypy's output as findings; None when it says it failed but no error
+    """The error lines of mypy's output as findings, by file and position (the daemon reports
+    modules in another order than a run in process); None when it says it failed but no error
     line parses (an answer not to trust)."""
     findings = []
     for line in stdout.splitlines():
@@ -187,6 +192,7 @@ def _findings(src: Path, stdout: str, stderr: str, status: int) -> list[Finding]
         )
     if status == 1 and not findings:
         return None
+    findings.sort(key=lambda f: (f.path, f.line, f.col, f.rule, f.message))
     if status not in (0, 1) and not findings:
         findings.append(Finding(SOURCES, 1, 1, "mypy", "crash", (stderr or stdout).strip()[:2000]))
     return findings
