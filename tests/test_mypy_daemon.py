@@ -78,10 +78,11 @@ def _wait_ready(daemon: mypy_daemon.Daemon) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> list:
-    """The mistyped component's errors from mypy in process, no cache of any kind."""
+    """The mistyped component's errors from mypy in process, no cache of any kind (a first
+    run starts no daemon; daemons on: its cache keeps the fine-grained dependencies)."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AUTOCODER_MYPY_CACHE", "off")
-        env.setenv("AUTOCODER_MYPY_DAEMON", "off")
+        env.setenv("AUTOCODER_MYPY_DAEMON", "60")
         found = _check(_project(tmp_path_factory.mktemp("reference"), BAD))
     assert {rule for _, _, _, rule, _ in found} == EXPECTED_RULES, found
     return found
@@ -94,6 +95,7 @@ def shared(reference, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shared")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AUTOCODER_MYPY_CACHE", str(root))
+        env.setenv("AUTOCODER_MYPY_DAEMON", "60")
         earlier = shared_cache("0" * 16)
     assert earlier is not None
     reference_project = tmp_path_factory.getbasetemp() / "reference0"
@@ -161,11 +163,13 @@ def test_a_dead_or_silent_daemon_falls_back_to_the_in_process_run(reference, sha
         assert silent.check() is None  # timed out, asked to stop, killed: forgotten
         assert stand_in.wait(timeout=10) == -signal.SIGKILL
         assert not silent.status.exists() and not silent.ready.exists()
-        monkeypatch.setenv("AUTOCODER_MYPY_DAEMON", "off")  # start no new one: only the fallback
+        monkeypatch.setenv("AUTOCODER_MYPY_DAEMON", "5")  # the one this rebuild starts idles out
         assert _check(src) == reference
+        _wait_ready(silent)
     finally:
         stand_in.kill()
         listener.close()
+        silent.stop()
 
 
 def test_an_idle_daemon_stops_by_itself(shared, tmp_path, monkeypatch):

@@ -26,11 +26,10 @@ import tempfile
 from pathlib import Path
 
 from autocoder.layout import SOURCES
+from autocoder.validate import mypy_daemon
 from autocoder.validate.findings import Finding
-from autocoder.validate.mypy_daemon import daemon_for
 
-CACHE_FORMAT = "fine-grained"  # the cache holds fine-grained dependencies (--cache-fine-grained)
-FORMAT_FILE = "autocoder-format"  # in the cache folder: CACHE_FORMAT, once a run wrote it so
+FORMAT_FILE = "autocoder-format"  # in the cache folder: _format(), once a run wrote it so
 KEEP = 3  # machine-wide caches kept per mypy/Python/environment (the newest runtimes')
 
 _LINE = re.compile(
@@ -45,7 +44,7 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
     a daemon is started for the next one)."""
     paths = [system, "tests"]
     flags = _flags(src, cache)
-    daemon = daemon_for(src, cache, flags, paths)
+    daemon = mypy_daemon.daemon_for(src, cache, flags, paths)
     if daemon is not None:
         answer = daemon.check()
         findings = None if answer is None else _findings(src, answer[0], "", answer[1])
@@ -59,7 +58,7 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
         _seed(cache, shared)
     findings = _run(flags, paths, src)
     if cache.is_dir():
-        (cache / FORMAT_FILE).write_text(CACHE_FORMAT + "\n", encoding="utf-8")
+        (cache / FORMAT_FILE).write_text(_format() + "\n", encoding="utf-8")
     if shared is not None and not shared.exists() and cache.is_dir():
         _publish(cache, shared)
     if daemon is not None and rebuild:
@@ -72,7 +71,7 @@ def _usable(cache: Path) -> bool:
     dependencies (a daemon loading a cache with some of them missing could miss a change);
     a cache of an older format is removed."""
     marker = cache / FORMAT_FILE
-    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == CACHE_FORMAT:
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == _format():
         return True
     shutil.rmtree(cache, ignore_errors=True)
     return False
@@ -89,7 +88,7 @@ def shared_cache(fingerprint: str | None = None) -> Path | None:
         return None
     root = Path(setting).expanduser() if setting else local_dir() / "mypy"
     environment = hashlib.sha256(
-        "\n".join([importlib.metadata.version("mypy"), sys.version, sys.prefix, CACHE_FORMAT]).encode()
+        "\n".join([importlib.metadata.version("mypy"), sys.version, sys.prefix, _format()]).encode()
     ).hexdigest()[:16]
     return root / environment / (fingerprint or runtime_fingerprint())[:16]
 
@@ -140,15 +139,21 @@ def typecheck_files(src: Path, paths: list[str], cache: Path) -> list[Finding]:
     return _run(_flags(src, cache), paths, src)
 
 
+def _format() -> str:
+    """The cache's format: with mypy's fine-grained dependencies (what a daemon starts from)
+    when daemons are on, plain when they are off."""
+    return "fine-grained" if mypy_daemon.enabled() else "plain"
+
+
 def _flags(src: Path, cache: Path) -> list[str]:
-    """mypy's flags: the generated configuration, plain output, and the fine-grained dependencies
-    in the cache (what a daemon loads instead of re-checking everything)."""
+    """mypy's flags: the generated configuration, plain output, and (daemons on) the fine-grained
+    dependencies in the cache (what a daemon loads instead of re-checking everything)."""
     return [
         "--config-file",
         str(src / "pyproject.toml"),
         "--cache-dir",
         str(cache),
-        "--cache-fine-grained",
+        *(["--cache-fine-grained"] if mypy_daemon.enabled() else []),
         "--show-column-numbers",
         "--no-error-summary",
         "--no-pretty",
