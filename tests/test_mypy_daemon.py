@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -152,7 +153,8 @@ def test_a_dead_or_silent_daemon_falls_back_to_the_in_process_run(reference, sha
     listener.listen()
     accepted: list[socket.socket] = []
     threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
-    stand_in = subprocess.Popen(["sleep", "60"])
+    # its command line names the status file, as a real daemon's does
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(daemon.status)])
     try:
         daemon.folder.mkdir(parents=True, exist_ok=True)
         connection = json.dumps({"pid": stand_in.pid, "connection_name": str(tmp_path / "silent.sock")})

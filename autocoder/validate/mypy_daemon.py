@@ -165,12 +165,16 @@ def enabled() -> bool:
 
 
 def _status(status: Path) -> tuple[int, str]:
-    """The daemon's pid and socket from its status file, if that process is alive."""
+    """The daemon's pid and socket from its status file, if that process is alive and is this
+    daemon (its command line names this status file: a pid reused by another process after
+    the daemon died is neither asked nor killed)."""
     data = json.loads(status.read_text(encoding="utf-8"))
     pid, connection = data["pid"], data["connection_name"]
     if not isinstance(pid, int) or not isinstance(connection, str):
         raise ValueError(f"{status}: not a dmypy status file")
-    os.kill(pid, 0)  # OSError when it has died
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()  # OSError when it has died
+    if str(status).encode() not in command.split(b"\0"):
+        raise ValueError(f"process {pid} is not the daemon of {status}")
     return pid, connection
 
 
@@ -192,7 +196,8 @@ def _request(connection: str, timeout: float, **args: Any) -> dict[str, Any]:
 
 
 def _stop(pid: int, connection: str) -> None:
-    """Ask the daemon to stop; kill it when it does not answer (it may be hung or busy)."""
+    """Ask the daemon to stop; kill it when it does not answer (it may be hung or busy). `pid`
+    comes from `_status`: it is this daemon."""
     if "error" in _request(connection, 2.0, command="stop"):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
