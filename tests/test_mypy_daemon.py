@@ -115,8 +115,12 @@ def test_a_seeded_cache_and_the_daemon_give_the_uncached_answer(reference, share
     daemon = _daemon(src)
     assert not daemon.status.exists()
     (src / "mini" / "logic.py").write_text(GOOD)
+    leftover = daemon.folder / "0123456789abcdef-cache"  # of another key, whose daemon idled out
+    leftover.mkdir(parents=True)
+    (daemon.folder / "0123456789abcdef.ready").write_text("ready\n")
     try:
         assert _check(src) == []  # a rebuild: in process, then a daemon starts
+        assert sorted(p.name for p in daemon.folder.iterdir() if p.name.startswith("0123")) == []
         _wait_ready(daemon)
         (src / "mini" / "logic.py").write_text(BAD)  # written after the daemon's first check
         answer = daemon.check()

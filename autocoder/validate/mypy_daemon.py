@@ -122,11 +122,12 @@ class Daemon:
         self._forget()
 
     def stop_others(self) -> None:
-        """Stop the daemons of other keys in this project (another mypy, runtime or config)."""
-        for status in self.folder.glob("*.json") if self.folder.is_dir() else []:
-            if status.stem != self.key:
-                other = Daemon(self.src, self.folder, status.stem, self.flags, self.paths, 0, 0.0)
-                other.stop()
+        """Stop the daemons of other keys in this project (another mypy, runtime or config) and
+        remove what they left (a daemon that stopped itself leaves its marker and cache copy)."""
+        names = [p.name for p in self.folder.iterdir()] if self.folder.is_dir() else []
+        keys = {name.split(".")[0].removesuffix("-cache") for name in names}
+        for key in sorted(keys - {self.key}):
+            Daemon(self.src, self.folder, key, self.flags, self.paths, 0, 0.0).stop()
 
     def _forget(self) -> None:
         for path in (self.ready, self.status):
@@ -160,7 +161,7 @@ def daemon_for(src: Path, cache: Path, flags: list[str], paths: list[str]) -> Da
 
 def enabled() -> bool:
     """Whether daemons are on (AUTOCODER_MYPY_DAEMON is not off): only then does the cache keep
-    mypy's fine-grained dependencies (they cost about a quarter more CPU on a cold check)."""
+    mypy's fine-grained dependencies (up to a quarter more CPU on a cold check)."""
     return os.environ.get(ENV, "").strip().lower() not in ("off", "0", "false", "no")
 
 

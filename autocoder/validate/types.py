@@ -18,10 +18,16 @@ benchmarks/results/typecheck.json; profiles with mypy's --timing-stats and --dum
 
 So a rebuild asks the project's mypy daemon (validate/mypy_daemon.py: dmypy, fine-grained
 incremental, started by the rebuild before, stopped by itself when idle), which keeps all of
-that in memory and answers an edit in ~0.1 s; without a ready daemon, or when it is dead or
-answers anything but a clean mypy result, mypy runs here. The daemon starts from the cache
-(with mypy's fine-grained dependencies, which cost about a quarter more CPU on a cold check:
-they are kept only while AUTOCODER_MYPY_DAEMON is not off), in ~3 s instead of a 15 s check.
+that in memory; without a ready daemon, or when it is dead or answers anything but a clean
+mypy result, mypy runs here. The daemon starts from the cache, with mypy's fine-grained
+dependencies (kept only while AUTOCODER_MYPY_DAEMON is not off: single cold runs cost 24-27%
+more CPU with them, the benchmark's alternating medians showed no difference), in ~3 s instead
+of a 15 s check, and holds ~140 MB at 100 components. Measured against the in-process run,
+alternating (typecheck.json, load 5-7 on 2 cores): a one-component edit 0.51 s against 2.29 s
+at 100 components, 0.66 s against 3.13 s at 500 (CPU 0.37 s against 1.9-2.1 s, the daemon's
+own included); from scratch and as a machine's second project, the same as before (CPU ratio
+0.96 and 0.95). After a runtime change a project's first check starts from the earlier
+runtime's machine-wide cache: 4.4 s of CPU instead of a cold 21-22 s.
 
 A project's first run starts from a copy of a machine-wide cache (`shared_cache`), made by
 the first project checked with the same mypy, Python, environment and runtime, or, when the
