@@ -31,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from autocoder.fsutil import atomic_write
 ENV = "AUTOCODER_MYPY_DAEMON"
 IDLE_S = 900  # the daemon stops itself after this many seconds without a request
 WAIT_S = 60.0  # the longest a build waits for a ready daemon's answer before running in process
+WARMUP_S = 600  # a daemon not ready this long after it started is taken for stuck
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,15 @@ class Daemon:
 
     def start(self) -> None:
         """Start this key's daemon in the background (stopping other keys' daemons first) from a
-        copy of the in-process cache; returns at once. Failing to start costs only speed."""
+        copy of the in-process cache; returns at once. Failing to start costs only speed. A
+        daemon of this key that is still warming up is left to finish (its cache copy is in
+        use), unless it has been at it for WARMUP_S: then it is taken for stuck and replaced."""
         self.stop_others()
+        with contextlib.suppress(OSError, ValueError):
+            pid, connection = _status(self.status)
+            if self.ready.is_file() or time.time() - self.status.stat().st_mtime < WARMUP_S:
+                return
+            self.stop(pid, connection)
         source = Path(self.flags[self.flags.index("--cache-dir") + 1])
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
