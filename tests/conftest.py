@@ -30,6 +30,9 @@ os.environ.setdefault("AUTOCODER_CHECKOV", "off")
 if "AUTOCODER_MYPY_CACHE" not in os.environ:
     os.environ["AUTOCODER_MYPY_CACHE"] = tempfile.mkdtemp(prefix="autocoder-test-mypy-")
     atexit.register(shutil.rmtree, os.environ["AUTOCODER_MYPY_CACHE"], True)
+# no mypy daemons from test builds (each rebuilt project would leave one running until its idle
+# timeout); tests/test_mypy_daemon.py switches it on and stops what it started
+os.environ.setdefault("AUTOCODER_MYPY_DAEMON", "off")
 
 
 def orders_arch() -> dict:

@@ -25,7 +25,7 @@ def _project(root: Path, body: str) -> Path:
 def test_the_first_project_publishes_and_the_next_reuses_without_missing_its_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOCODER_MYPY_CACHE", str(tmp_path / "shared"))
     shared = shared_cache()
-    assert shared is not None and shared.parent == tmp_path / "shared"
+    assert shared is not None and shared.parent.parent == tmp_path / "shared"
     good = _project(tmp_path / "a", "import json\n\n\ndef f(x: int) -> str:\n    return json.dumps(x)\n")
     assert typecheck(good, "mini", tmp_path / "a" / "cache") == []
     assert shared.is_dir()  # published
