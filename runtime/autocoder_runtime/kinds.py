@@ -289,7 +289,7 @@ class Store(Component):
         config = self.StoreConfig.model_validate(self.spec.config)
         key = str(message[config.key])
         if "\x00" in key:  # SQLite would keep it, PostgreSQL refuses it: refused on both alike
-            raise ValueError(
+            raise Rejected(
                 f"the store key (field {config.key!r}) contains a NUL character (\\u0000), which "
                 "PostgreSQL cannot store in text; fix: remove NUL characters from the key"
             )

@@ -12,7 +12,8 @@ from typing import ClassVar
 import autocoder_runtime.component
 import pytest
 from autocoder_runtime.kinds import ApiEndpoint, Custom, Store
-from autocoder_runtime.messages import Message
+from autocoder_runtime.messages import Message, Rejected
+from autocoder_runtime.testing import run_once
 from pydantic import BaseModel
 from rtkit import AUTH, Free, Work, demo, make, query, records, running, spec, wait_until
 
@@ -81,6 +82,15 @@ class Echo(Custom):
         if "\x00" in msg["id"]:
             raise ValueError(f"cannot echo {msg['id']}")
         return []
+
+
+def test_a_store_key_with_nul_is_a_declared_rejection(data):
+    """The refusal is `Rejected` (permanent: a dead letter, never retried), which a generated
+    property test accepts as a declared rejection; as a bare ValueError it failed them
+    whenever hypothesis drew a NUL into a store's key."""
+    with pytest.raises(Rejected, match="NUL"):
+        run_once(Notes, "in", {"id": "a\u0000b", "n": 1})
+    assert run_once(Notes, "in", {"id": "ab", "n": 1}) == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
