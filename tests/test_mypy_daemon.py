@@ -212,3 +212,23 @@ def _wait_dead(pid: int) -> None:
             return
         assert time.monotonic() < deadline, f"process {pid} still runs after 60 s"
         time.sleep(0.1)
+
+
+def test_an_edit_of_the_same_size_within_the_same_second_is_seen(tmp_path, monkeypatch):
+    """mypy trusts its cache for a file whose size and whole-second mtime are unchanged: a
+    regenerated module of the same length written within the second of the last check kept its
+    old verdict. The type tier moves such a file's mtime so that mypy reads it."""
+    monkeypatch.setenv("AUTOCODER_MYPY_DAEMON", "off")
+    src = _project(tmp_path, GOOD)
+    logic = src / "mini" / "logic.py"
+    second = logic.stat().st_mtime_ns // 10**9 * 10**9
+    os.utime(logic, ns=(second, second + 100_000_000))
+    assert _check(src) == []
+    same_size = GOOD.replace("sensor='s'", "sensor=1.5")
+    assert len(same_size) == len(GOOD) and same_size != GOOD
+    logic.write_text(same_size)
+    os.utime(logic, ns=(second, second + 200_000_000))  # as if written within that second
+    assert {finding[3] for finding in _check(src)} == {"arg-type"}
+    logic.write_text(GOOD)
+    os.utime(logic, ns=(second, second + 300_000_000))
+    assert _check(src) == []
