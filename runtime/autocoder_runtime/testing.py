@@ -19,9 +19,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from autocoder_runtime.component import Component, data_dir
 from autocoder_runtime.database import Connection, Database, open_database
@@ -30,6 +28,9 @@ from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
 from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
+
+if TYPE_CHECKING:  # httpx costs ~0.2 s to import (its CLI's rich); a component's tests need none
+    import httpx
 
 C = TypeVar("C", bound=Component)
 T = TypeVar("T")
@@ -370,6 +371,8 @@ def served(
         "PYTHONPATH": str(src),
         "LOG_LEVEL": "INFO",
     }
+    import httpx
+
     log_path = data.parent / f"{system}-server.log"
     data.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log_file:
@@ -400,6 +403,8 @@ def served(
 
 
 def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    import httpx
+
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -525,11 +530,15 @@ class Server:
                 stderr=log_file,
                 preexec_fn=dies_with_parent(),
             )
+        import httpx
+
         with httpx.Client(base_url=self.url, timeout=10) as client:
             _wait_ready(client, self.process, self.log_path, ready_timeout_s)
         return self
 
     def client(self, **kwargs: Any) -> httpx.Client:
+        import httpx
+
         return httpx.Client(base_url=self.url, **{"timeout": 10, **kwargs})
 
     def kill(self) -> int:
