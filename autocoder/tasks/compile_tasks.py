@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from doit.exceptions import TaskFailed
 
 import autocoder
+from autocoder.codegen.runtime_ir import RUNTIME_IR
 from autocoder.ir.write import ir_path, slice_path
 from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED, MAX_BLUEPRINT_BYTES
 
@@ -359,7 +360,7 @@ def run_check(directory: Path, strict: bool) -> TaskFailed | None:
 
 
 def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
-    from autocoder.codegen.runtime_ir import RUNTIME_IR, write_projection
+    from autocoder.codegen.runtime_ir import write_projection
     from autocoder.ir.write import write_ir
 
     result = compile_cached(directory, strict)
@@ -398,7 +399,7 @@ def task_check() -> dict[str, Any]:
     }
 
 
-RUNTIME_IR_FILE = f"{GENERATED}/ir.runtime.json"  # autocoder.codegen.runtime_ir.RUNTIME_IR
+RUNTIME_IR_FILE = f"{GENERATED}/{RUNTIME_IR}"
 
 
 def task_ir() -> dict[str, Any]:

@@ -211,6 +211,7 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
     """Merges the per-component results on disk (validate/merge.py: an unchanged file is neither
     re-read nor re-encoded) with the system tiers' into summary.json, the merged SARIF and the
     alert thresholds."""
+    from autocoder.validate.budgets import budget_rules
     from autocoder.validate.merge import Encoded, FileCache, encode_bytes, sarif_log, sarif_runs, tier_result
     from autocoder.validate.report import TIERS, alert_thresholds, summary
     from autocoder.validate.sarif import merge
@@ -264,7 +265,7 @@ def run_report(directory: Path, names: list[str], paths: list[str] | None = None
                 f"report failed: {GENERATED}/ir/{name}.json is missing or unreadable; run the ir task"
             )
         budgets.append({"name": name, "budget": {"p95_ms": p95}})
-    tolerance = _budget_tolerance()
+    tolerance = float(budget_rules()["tolerance"])
     _write_bytes(
         Path(reports, "alert-thresholds.json"),
         encode_bytes(alert_thresholds({"components": budgets}, tolerance)),
@@ -285,14 +286,6 @@ def _budget_p95(raw: bytes) -> float:
     if isinstance(p95, bool) or not isinstance(p95, int | float):
         raise ValueError(f"component.budget.p95_ms is not a number: {p95!r}")
     return float(p95)
-
-
-def _budget_tolerance() -> float:
-    """rules/budgets.yaml's tolerance (validate.bench.budget_rules without importing the bench
-    tier, whose import loads the IR's models: `report` needs one number)."""
-    import yaml
-
-    return float(yaml.safe_load(Path(_rules("budgets.yaml")).read_text())["tolerance"])
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

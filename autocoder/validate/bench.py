@@ -43,9 +43,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from autocoder.ir.models import ComponentIR, FieldSpecIR, SinkIR, Slice
+from autocoder.validate.budgets import budget_rules
 from autocoder.validate.inprocess import environment, importable
 from autocoder.validate.isolated import run_forked
 
@@ -59,11 +58,6 @@ ITERATIONS = LOOKS[-1]
 WARMUP_PASSES = 3
 WARMUP_MIN = 50
 LIMIT_S = 600.0  # a benchmark still running after this is hung: its child is killed
-
-
-@functools.cache
-def budget_rules() -> dict[str, Any]:
-    return yaml.safe_load(importlib.resources.files("autocoder.rules").joinpath("budgets.yaml").read_text())
 
 
 # fields of a schema -> its simplest valid message (codegen.strategies.simplest_message, which

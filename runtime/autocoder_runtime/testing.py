@@ -37,6 +37,12 @@ T = TypeVar("T")
 Outputs = list[tuple[str, Message]]
 
 
+def _alone(cls: type[Component]) -> System:
+    """A system of the component `cls` alone (its name: the class name, lower case)."""
+    name = cls.__name__.lower()
+    return System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
+
+
 @contextlib.asynccontextmanager
 async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
     """The component alone in a system of its own, on the SQLite database `database` under
@@ -47,7 +53,7 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
         system = _system(cls)
         system.db = await empty_database()
     else:
-        system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
+        system = _alone(cls)
         system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
     component = system.components[name]
     assert isinstance(component, cls)
@@ -116,8 +122,7 @@ def _system(cls: type[Component]) -> System:
     reused, name = _current(), cls.__name__.lower()
     system = reused.systems.get(cls)
     if system is None:
-        system = System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
-        reused.systems[cls] = system
+        system = reused.systems[cls] = _alone(cls)
         return system
     system.metrics.reset()
     system.metrics.touch(name)
