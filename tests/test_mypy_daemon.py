@@ -128,6 +128,8 @@ def test_a_seeded_cache_and_the_daemon_give_the_uncached_answer(reference, share
         assert _check(src) == reference
         (src / "mini" / "logic.py").write_text(GOOD + "\n")
         assert _check(src) == []  # the fix is seen too: nothing stale
+        _same_size_edit_within_the_second(src / "mini" / "logic.py", GOOD + "\n")
+        assert {finding[3] for finding in _check(src)} == {"arg-type"}  # the daemon's answer
         assert daemon.check() is not None
     finally:
         daemon.stop()
@@ -214,21 +216,30 @@ def _wait_dead(pid: int) -> None:
         time.sleep(0.1)
 
 
+def _same_size_edit_within_the_second(path: Path, text: str) -> None:
+    """Rewrite `path` (holding `text`) with a mistyped text of the same length, its mtime in
+    the same whole second as before (a later nanosecond), as a quick regeneration would."""
+    before = path.stat().st_mtime_ns
+    second = before // 10**9 * 10**9
+    if before - second >= 10**9 - 1000:  # no later nanosecond left in that second
+        os.utime(path, ns=(second, second))
+        before = second
+    mistyped = text.replace("sensor='s'", "sensor=1.5")
+    assert len(mistyped) == len(text) and mistyped != text
+    path.write_text(mistyped)
+    os.utime(path, ns=(second, before + 1000))
+
+
 def test_an_edit_of_the_same_size_within_the_same_second_is_seen(tmp_path, monkeypatch):
     """mypy trusts its cache for a file whose size and whole-second mtime are unchanged: a
     regenerated module of the same length written within the second of the last check kept its
-    old verdict. The type tier moves such a file's mtime so that mypy reads it."""
+    old verdict. The type tier moves such a file's mtime so that mypy reads it (the daemon's
+    case: test_a_seeded_cache_and_the_daemon_give_the_uncached_answer)."""
     monkeypatch.setenv("AUTOCODER_MYPY_DAEMON", "off")
     src = _project(tmp_path, GOOD)
     logic = src / "mini" / "logic.py"
-    second = logic.stat().st_mtime_ns // 10**9 * 10**9
-    os.utime(logic, ns=(second, second + 100_000_000))
     assert _check(src) == []
-    same_size = GOOD.replace("sensor='s'", "sensor=1.5")
-    assert len(same_size) == len(GOOD) and same_size != GOOD
-    logic.write_text(same_size)
-    os.utime(logic, ns=(second, second + 200_000_000))  # as if written within that second
+    _same_size_edit_within_the_second(logic, GOOD)
     assert {finding[3] for finding in _check(src)} == {"arg-type"}
     logic.write_text(GOOD)
-    os.utime(logic, ns=(second, second + 300_000_000))
     assert _check(src) == []

@@ -76,9 +76,11 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
     flags = _flags(src, cache)
     daemon = mypy_daemon.daemon_for(src, cache, flags, paths)
     if daemon is not None:
+        retime_same_second_edits(src, paths, cache)  # the daemon too trusts size + second
         answer = daemon.check()
         findings = None if answer is None else _findings(src, answer[0], "", answer[1])
         if findings is not None:
+            _record_sources(src, paths, cache)
             return findings
         if answer is not None:  # status 1 without an error line: not an answer to trust
             daemon.stop()
@@ -99,11 +101,12 @@ def typecheck(src: Path, system: str, cache: Path) -> list[Finding]:
 
 
 def retime_same_second_edits(src: Path, paths: list[str], cache: Path) -> None:
-    """Move back by one second the mtime of every source that changed since the last run here
-    but kept its size and its whole-second mtime. mypy trusts a cache entry whose file has the
-    size and whole-second mtime it recorded, without reading the file: a module regenerated
-    with text of the same length within the second of the last check (`x + 1` -> `1 + x`)
-    would keep its old verdict. Only the mtime moves; doit compares such a file by content."""
+    """Move back by one second the mtime of every source that changed since the last check
+    here (in process or by the daemon) but kept its size and its whole-second mtime. mypy's
+    cache and its daemon both trust a file whose size and whole-second mtime are what they
+    recorded, without reading it: a module regenerated with text of the same length within the
+    second of the last check (`x + 1` -> `1 + x`) would keep its old verdict. Only the mtime
+    moves; doit compares such a file by content."""
     recorded = _recorded_sources(cache)
     for path in _sources(src, paths):
         entry = recorded.get(path.relative_to(src).as_posix())
@@ -144,16 +147,21 @@ def _recorded_sources(cache: Path) -> dict[str, tuple[int, int, str]]:
 
 
 def _record_sources(src: Path, paths: list[str], cache: Path) -> None:
-    """Each source's size, mtime and sha256 as this run read them (see retime_same_second_edits)."""
-    from autocoder.fsutil import atomic_write
+    """Each source's size, mtime and sha256 as this check read them (see
+    retime_same_second_edits); a file whose size and mtime are as recorded keeps its recorded
+    hash (after a one-component edit, one file is read)."""
+    from autocoder.fsutil import write_if_changed
 
     if not cache.is_dir():
         return
+    recorded = _recorded_sources(cache)
     record = {}
     for path in _sources(src, paths):
-        stat = path.stat()
-        record[path.relative_to(src).as_posix()] = [stat.st_size, stat.st_mtime_ns, _sha(path)]
-    atomic_write(cache / SOURCES_FILE, json.dumps(record, sort_keys=True).encode())
+        name, stat = path.relative_to(src).as_posix(), path.stat()
+        known = recorded.get(name)
+        same = known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns)
+        record[name] = [stat.st_size, stat.st_mtime_ns, known[2] if known and same else _sha(path)]
+    write_if_changed(cache / SOURCES_FILE, json.dumps(record, sort_keys=True).encode())
 
 
 def _usable(cache: Path) -> bool:
