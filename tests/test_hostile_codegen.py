@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import re
 import subprocess
 import sys
 import tokenize
@@ -42,6 +43,10 @@ HOSTILE = [
 ]
 
 
+# quotes, a backslash, a newline, a comment sign, braces and U+2028 in a character class
+HOSTILE_CLASS = "^[" + "".join(re.escape(c) for c in dict.fromkeys(f"\"');#\\\n{MARK}\u2028{{}}")) + "]{1,8}$"
+
+
 def _texts(i: int) -> str:
     return HOSTILE[i % len(HOSTILE)]
 
@@ -60,6 +65,9 @@ def hostile_blueprints(i: int) -> tuple[bytes, bytes]:
             spec["description"] = text
     arch["schemas"]["Tick"]["fields"]["label"] = {"type": "string", "default": text, "description": text}
     arch["schemas"]["Tick"]["fields"]["mode"] = {"type": "string", "enum": [text, "plain"], "required": False}
+    # a pattern of one character class: the generated tests draw it as text(alphabet=...)
+    code = {"type": "string", "pattern": HOSTILE_CLASS, "required": False}
+    arch["schemas"]["Tick"]["fields"]["code"] = code
     for comp in arch["components"]:
         comp["description"] = text
         for example in comp.get("examples", []):
@@ -93,6 +101,7 @@ def _docstrings(tree: ast.Module) -> list[str]:
 def test_hostile_text_stays_in_literals(i: int) -> None:
     files = generated_files(i)
     assert any(MARK in text for text in files.values()), "the hostile text did not reach the generated code"
+    assert any("st.text(alphabet=" in text for text in files.values()), "no test drew the hostile class"
     for path, text in files.items():
         if path.endswith(".toml"):
             tomllib.loads(text)  # a TOML string escape would break the file
