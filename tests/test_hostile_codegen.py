@@ -27,10 +27,13 @@ import pytest
 import yaml
 from conftest import REPO
 
+from autocoder.canonical import canonical_json
 from autocoder.codegen.component import generate_component
 from autocoder.codegen.provider import get_provider
+from autocoder.codegen.runtime_ir import encode_projection
 from autocoder.codegen.system import generate_runtime
 from autocoder.compile import compile_sources
+from autocoder.ir.models import IR, dump
 
 MARK = "PWNED"
 HOSTILE = [
@@ -85,6 +88,9 @@ def generated_files(i: int) -> dict[str, str]:
     result = compile_sources(arch, deploy)
     assert result.ir is not None, "\n".join(d.format() for d in result.diagnostics)
     files = generate_runtime(result.ir)
+    # gen:runtime renders from the IR's projection (codegen/runtime_ir.py): the same files
+    projection = encode_projection(canonical_json(dump(result.ir)))
+    assert generate_runtime(IR.model_validate_json(projection)) == files
     for slice_ in result.slices.values():
         files.update(generate_component(slice_, get_provider("offline")))
     return files
