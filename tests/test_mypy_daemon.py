@@ -161,6 +161,10 @@ def test_a_dead_or_silent_daemon_falls_back_to_the_in_process_run(reference, sha
     threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
     # its command line names the status file, as a real daemon's does
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(daemon.status)])
+    cmdline, deadline = Path(f"/proc/{stand_in.pid}/cmdline"), time.monotonic() + 10
+    while str(daemon.status).encode() not in cmdline.read_bytes().split(b"\0"):  # seen empty at first
+        assert time.monotonic() < deadline, "the stand-in never showed its command line"
+        time.sleep(0.01)
     try:
         daemon.folder.mkdir(parents=True, exist_ok=True)
         connection = json.dumps({"pid": stand_in.pid, "connection_name": str(tmp_path / "silent.sock")})

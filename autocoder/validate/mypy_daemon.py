@@ -205,12 +205,30 @@ def _request(connection: str, timeout: float, **args: Any) -> dict[str, Any]:
     return response
 
 
+STOP_S = 5.0  # how long a daemon asked to stop may take to exit before it is killed
+
+
 def _stop(pid: int, connection: str) -> None:
-    """Ask the daemon to stop; kill it when it does not answer (it may be hung or busy). `pid`
-    comes from `_status`: it is this daemon."""
-    if "error" in _request(connection, 2.0, command="stop"):
+    """Ask the daemon to stop and wait until it has exited; kill it when it does not answer or
+    does not exit within STOP_S (it may be hung or busy). Waiting matters: a stopping daemon
+    deletes its status file as it exits, which, late, would delete the next daemon's (same
+    key, same path). `pid` comes from `_status`: it is this daemon."""
+    if "error" not in _request(connection, 2.0, command="stop"):
+        deadline = time.monotonic() + STOP_S
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if _alive(pid):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _warm(status: str, ready: str, idle_s: str, mypy_args: list[str]) -> int:
