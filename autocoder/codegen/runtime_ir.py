@@ -46,23 +46,25 @@ def runtime_projection(ir: dict[str, Any]) -> dict[str, Any]:
     return projected
 
 
-def encode_projection(ir_json: bytes) -> bytes:
-    """The file's bytes from ir.v1.json's: sorted keys, compact (gen:runtime is its only
-    reader; the JSON of the pydantic models, indented, would cost `ir` four times as long at
-    500 components), final newline."""
-    data = runtime_projection(json.loads(ir_json))
+def encode_projection(ir_json: bytes | dict[str, Any]) -> bytes:
+    """The file's bytes from ir.v1.json's (or their parsed JSON): sorted keys, compact
+    (gen:runtime is its only reader; the JSON of the pydantic models, indented, would cost `ir`
+    four times as long at 500 components), final newline."""
+    data = runtime_projection(json.loads(ir_json) if isinstance(ir_json, bytes) else ir_json)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode()
 
 
-def write_projection(generated: Path, root: Path) -> bool:
-    """Write generated/ir.runtime.json from generated/ir.v1.json when its bytes change (the
-    `ir` task, after write_ir); whether it was written. Confined to the project `root`."""
+def write_projection(generated: Path, root: Path, ir: dict[str, Any] | None = None) -> bool:
+    """Write generated/ir.runtime.json from generated/ir.v1.json (`ir`: its parsed JSON, when
+    the caller has it) when its bytes change (the `ir` task, after write_ir); whether it was
+    written. Confined to the project `root`."""
     from autocoder.fsutil import confined, write_if_changed
     from autocoder.ir.write import ir_path
 
-    source = confined(root, ir_path(generated))
-    return write_if_changed(confined(root, generated / RUNTIME_IR), encode_projection(source.read_bytes()))
+    if ir is None:
+        ir = json.loads(confined(root, ir_path(generated)).read_bytes())
+    return write_if_changed(confined(root, generated / RUNTIME_IR), encode_projection(ir))
 
 
 def _component(component: dict[str, Any]) -> dict[str, Any]:

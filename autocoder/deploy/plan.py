@@ -2,6 +2,9 @@
 
 Manifests depend on this file only (written when its bytes change), so a change to one
 component's logic leaves the plan's bytes, and therefore every manifest, untouched.
+
+The plan itself is built from generated/ir.deploy.json, the IR cut down to what build_plan
+reads (deploy/plan_input.py), so a logic edit stops at `ir`.
 """
 
 from __future__ import annotations

@@ -157,9 +157,10 @@ class _Explainer:
         }
         if self.changes and all("components[" in k for k, _ in self.changes):
             self.predicted["ir"] = {"generated/ir.v1.json"} | {f"generated/ir/{c}.json" for c in components}
-        # what `ir` may or may not rewrite for such a diff: gen:runtime's projection changes
-        # only if the edit touches what it renders (codegen/runtime_ir.py), which no diff says
-        self.unpredicted = {"generated/ir.runtime.json"}
+        # what `ir` may or may not rewrite for such a diff: gen:runtime's and deploy:plan's
+        # projections change only if the edit touches what they render (codegen/runtime_ir.py,
+        # deploy/plan_input.py), which no diff says
+        self.unpredicted = {"generated/ir.runtime.json", "generated/ir.deploy.json"}
 
     def run(self, selected: list[str]) -> Explanation:
         from autocoder.tasks.dodo import DOIT_CONFIG

@@ -23,6 +23,7 @@ from doit.exceptions import TaskFailed
 
 import autocoder
 from autocoder.codegen.runtime_ir import RUNTIME_IR
+from autocoder.deploy.plan_input import PLAN_INPUT
 from autocoder.ir.write import ir_path, slice_path
 from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED, MAX_BLUEPRINT_BYTES
 
@@ -360,7 +361,6 @@ def run_check(directory: Path, strict: bool) -> TaskFailed | None:
 
 
 def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
-    from autocoder.codegen.runtime_ir import write_projection
     from autocoder.ir.write import write_ir
 
     result = compile_cached(directory, strict)
@@ -369,12 +369,29 @@ def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
         return failed or TaskFailed("no IR was produced")
     try:
         written = write_ir(directory / GENERATED, result.ir, result.slices, root=directory)
-        if write_projection(directory / GENERATED, directory):
-            written.append(Path(GENERATED, RUNTIME_IR))
+        written += write_projections(directory)
     except OSError as exc:
         return TaskFailed(f"ir: {exc.strerror or exc}")
     print(f"ir: {len(result.slices)} component(s), {len(written)} file(s) rewritten")
     return None
+
+
+def write_projections(directory: Path) -> list[Path]:
+    """The cuts of generated/ir.v1.json that gen:runtime and deploy:plan read instead of it
+    (codegen/runtime_ir.py, deploy/plan_input.py), from one parse of it, each written only when
+    its bytes change (so a logic edit runs neither reader); the paths written."""
+    from autocoder.codegen.runtime_ir import write_projection
+    from autocoder.deploy.plan_input import write_plan_input
+    from autocoder.fsutil import confined
+
+    generated = directory / GENERATED
+    ir = json.loads(confined(directory, ir_path(generated)).read_bytes())
+    written = []
+    if write_projection(generated, directory, ir):
+        written.append(Path(GENERATED, RUNTIME_IR))
+    if write_plan_input(generated, directory, ir):
+        written.append(Path(GENERATED, PLAN_INPUT))
+    return written
 
 
 # Dependencies and targets are paths relative to the project directory, so that doit's state
@@ -400,11 +417,12 @@ def task_check() -> dict[str, Any]:
 
 
 RUNTIME_IR_FILE = f"{GENERATED}/{RUNTIME_IR}"
+PLAN_INPUT_FILE = f"{GENERATED}/{PLAN_INPUT}"
 
 
 def task_ir() -> dict[str, Any]:
     """Compile the blueprints into generated/ir.v1.json, one slice per component and the
-    projection gen:runtime reads (generated/ir.runtime.json)."""
+    projections gen:runtime and deploy:plan read (generated/ir.runtime.json, ir.deploy.json)."""
     directory = project_dir()
     strict = strict_mode()
     refuse_unsafe_output(directory)
@@ -413,6 +431,7 @@ def task_ir() -> dict[str, Any]:
     names = [name for name, _ in outline[1]] if outline else []
     targets = [str(t) for t in [ir_path(generated)] + [slice_path(generated, name) for name in names]]
     targets.append(RUNTIME_IR_FILE)  # what gen:runtime reads (codegen/runtime_ir.py)
+    targets.append(PLAN_INPUT_FILE)  # what deploy:plan reads (deploy/plan_input.py)
     return {
         "actions": [(run_ir, [directory, strict])],
         "file_dep": [*_existing(directory, [ARCHITECTURE, DEPLOYMENT]), f"{GENERATED}/{CHECK_REPORT}"],

@@ -1,12 +1,13 @@
 """doit tasks of the deployment stage: `deploy:<group>`, `sign` and `image`.
 
-deploy:plan extracts from the IR what the artifacts render (routes, ports, resources,
-deployment.yaml) into generated/deploy/plan.json, rewritten only when its bytes change: a
-change to one component's logic stops there (md5 early cutoff) and no manifest is rendered
-again. deploy:docker, deploy:compose and deploy:k8s render from the plan; deploy:wheels builds
-the system's wheel from the generated source (in process), deploy:runtime-wheel the runtime's
-(only when the runtime changes); deploy:validate runs the
-offline validators. `sign` (the release step) and `image` are not default tasks.
+deploy:plan extracts what the artifacts render (routes, ports, resources, deployment.yaml) from
+generated/ir.deploy.json, the IR's cut that `ir` rewrites only when the plan may change (a logic
+edit does not run deploy:plan), into generated/deploy/plan.json, rewritten only when its bytes
+change (md5 early cutoff: no manifest is rendered again). deploy:docker, deploy:compose and
+deploy:k8s render from the plan; deploy:wheels builds the system's wheel from the generated
+source (in process), deploy:runtime-wheel the runtime's (only when the runtime changes);
+deploy:validate runs the offline validators. `sign` (the release step) and `image` are not
+default tasks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from doit.exceptions import TaskFailed
 import autocoder
 from autocoder.layout import DEPLOYMENT, GENERATED
 from autocoder.tasks.compile_tasks import (
+    PLAN_INPUT_FILE,
     blueprint_outline,
     clean_targets,
     fingerprint_file,
@@ -91,7 +93,7 @@ def run_plan(directory: Path) -> TaskFailed | None:
     try:
         import autocoder_runtime
 
-        ir = json.loads((directory / GENERATED / "ir.v1.json").read_text())
+        ir = json.loads((directory / PLAN_INPUT_FILE).read_bytes())  # the IR's cut for the plan
         plan = build_plan(ir, autocoder_runtime.__version__)
         write_if_changed(confined(directory, Path(PLAN)), canonical_json(plan.model_dump(mode="json")))
     except (OSError, ValueError) as exc:
@@ -198,7 +200,7 @@ def task_deploy() -> Any:
         "name": "plan",
         "doc": "what the deployment artifacts render, extracted from the IR",
         "actions": [(run_plan, [directory])],
-        "file_dep": [f"{GENERATED}/ir.v1.json", fingerprint],
+        "file_dep": [PLAN_INPUT_FILE, fingerprint],
         "targets": [PLAN],
         "clean": [(clean_targets, [directory, [PLAN]])],
     }
