@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
 from autocoder.canonical import canonical_json
@@ -68,10 +68,15 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
     for stale in sorted(slice_dir.glob("*.json")):
         if stale.stem not in slices:
             confined(root, stale, "delete").unlink()
-    if write_if_changed(ir_file, encode_ir(ir, [encoded[c.name] for c in ir.components])):
+    previous_ir = _previous_parts(ir_file, _read_ir_entry(index_path))
+    data, parts = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
+    if write_if_changed(ir_file, data):
         written.append(ir_path(generated))
+    entry = {"sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
     with contextlib.suppress(OSError):  # an index: failing to write it costs only time next run
-        write_if_changed(index_path, json.dumps({"version": _index_version(), "slices": index}).encode())
+        write_if_changed(
+            index_path, json.dumps({"version": _index_version(), "slices": index, "ir": entry}).encode()
+        )
     return written
 
 
@@ -85,7 +90,6 @@ def _slice_target(root: Path, generated: Path, slice_dir: Path, name: str) -> Pa
 
 # ir.v1.json is indented JSON with sorted keys, whose top-level keys sit on lines indented by
 # two spaces; "components" is one of them, and no string can hold a raw newline.
-_COMPONENTS_AT = '\n  "components": []'
 _SLICE_HEAD = '{\n  "component": {'  # a slice's first key ("component" sorts first)
 _LEVEL1_END = "\n  }"
 
@@ -99,14 +103,73 @@ def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
     (no string holds a raw newline). A slice whose bytes do not hold its component (a file the
     index vouches for but someone rewrote) has its component encoded afresh.
     tests/test_ir.py proves the bytes equal the plain encoding."""
+    return _encode_ir(ir, slice_bytes, {})[0]
+
+
+# A part of ir.v1.json other than its components: a top-level value, or one value of a
+# top-level mapping (metadata's capacity, a schema...). name -> [sha256 of its compact JSON,
+# start, end] (character offsets of its text in the file), kept in WRITTEN_INDEX.
+Parts = dict[str, list[Any]]
+
+
+def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]) -> tuple[bytes, Parts]:
+    """encode_ir, also taking each part other than the components from `previous` (name ->
+    (digest, text as the last run wrote it, _previous_parts)) when its digest is unchanged:
+    json's indenting encoder is pure Python, and the bindings, capacity and schemas of 500
+    components cost `ir` more than the one component an edit changed. The parts written, for
+    the index. Equal compact canonical JSON means equal data, so equal indented text."""
     from autocoder.ir.models import dump
 
     if not ir.components:
-        return canonical_json(dump(ir))
-    rest = ir.model_dump(mode="json", by_alias=True, exclude={"components"})
-    rest["components"] = []
-    text = canonical_json(rest).decode()
-    at = text.index(_COMPONENTS_AT) + len(_COMPONENTS_AT) - 2
+        return canonical_json(dump(ir)), {}
+    # pydantic's JSON of the rest (its serialiser, in Rust) is the same data as dump()'s
+    rest = json.loads(ir.model_dump_json(by_alias=True, exclude={"components"}))
+    pieces: list[str] = []
+    parts: Parts = {}
+    offset = 0
+
+    def emit(text: str) -> None:
+        nonlocal offset
+        pieces.append(text)
+        offset += len(text)
+
+    def part(name: str, value: Any, depth: int) -> None:
+        digest = _compact_digest(value)
+        old = previous.get(name)
+        if old is not None and old[0] == digest:
+            text = old[1]
+        else:
+            text = canonical_json(value).decode()[:-1].replace("\n", "\n" + "  " * depth)
+        start = offset
+        emit(text)
+        parts[name] = [digest, start, offset]
+
+    emit("{")
+    for i, key in enumerate(sorted([*rest, "components"])):
+        emit(("," if i else "") + "\n  " + _key(key) + ": ")
+        value = rest.get(key)
+        if key == "components":
+            emit(_components_text(ir, slice_bytes))
+        elif isinstance(value, dict) and value:
+            emit("{")
+            for j, sub in enumerate(sorted(value)):
+                emit(("," if j else "") + "\n    " + _key(sub) + ": ")
+                part(json.dumps([key, sub]), value[sub], 2)
+            emit("\n  }")
+        else:
+            part(json.dumps([key]), value, 1)
+    emit("\n}\n")
+    return "".join(pieces).encode(), parts
+
+
+def _key(key: str) -> str:
+    return json.encoder.encode_basestring(key)  # as json writes a key with ensure_ascii=False
+
+
+def _components_text(ir: IR, slice_bytes: list[bytes]) -> str:
+    """The components' list at nesting level 1, each component's text from its slice's bytes."""
+    from autocoder.ir.models import dump
+
     parts = []
     for component, raw in zip(ir.components, slice_bytes, strict=True):
         level1 = _component_text(raw, component.fingerprint)
@@ -114,8 +177,49 @@ def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
             parts.append(level1.replace("\n", "\n  "))
         else:
             parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
-    listed = "[\n    " + ",\n    ".join(parts) + "\n  ]"
-    return (text[:at] + listed + text[at + 2 :]).encode()
+    return "[\n    " + ",\n    ".join(parts) + "\n  ]"
+
+
+def _read_ir_entry(path: Path) -> Any:
+    """The last run's record of ir.v1.json (its sha256 and parts); None when unusable."""
+    try:
+        data = json.loads(path.read_bytes())
+        return data["ir"] if data["version"] == _index_version() else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
+    """name -> (digest, text) of each part of ir.v1.json as the last run wrote it; empty unless
+    the file's sha256 is the one recorded (nobody changed it since). A part is kept only when
+    its text parses as JSON (the digest's data is checked when it is used: equal digests)."""
+    try:
+        raw = ir_file.read_bytes()
+        if not isinstance(entry, dict) or hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+            return {}
+        text = raw.decode()
+        found = {}
+        for name, (digest, start, end) in entry["parts"].items():
+            if not (isinstance(digest, str) and isinstance(start, int) and isinstance(end, int)):
+                return {}
+            piece = text[start:end]
+            # an index that does not describe this file (the same data at another depth too)
+            closing = "\n" + "  " * len(json.loads(name))
+            if (
+                _compact_digest(json.loads(piece)) != digest
+                or "\n" in piece
+                and not piece.startswith(closing, len(piece) - len(closing) - 1)
+            ):
+                return {}
+            found[name] = (digest, piece)
+        return found
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _compact_digest(value: Any) -> str:
+    compact = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(compact.encode()).hexdigest()
 
 
 def _component_text(raw: bytes, fingerprint: str) -> str | None:
