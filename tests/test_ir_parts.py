@@ -88,7 +88,7 @@ def test_the_same_data_at_another_depth_is_not_taken(tmp_path):
     path = tmp_path / "ir.v1.json"
     path.write_text(text)
     sha = write.hashlib.sha256(text.encode()).hexdigest()
-    digest = write._compact_digest([1])
+    digest = write.content_hash([1])
     deep = text.index("[\n      1")
     deep_part = [digest, deep, text.index("]", deep) + 1]
     flat = text.index("[\n    1\n  ]")

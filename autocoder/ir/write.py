@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
-from autocoder.canonical import canonical_json
+from autocoder.canonical import canonical_json, content_hash
 from autocoder.fsutil import confined, write_if_changed
 
 if TYPE_CHECKING:  # the doit tasks import the paths below at load: no pydantic models then
@@ -40,8 +40,9 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
     `generated`): OutsideProjectError, before anything is written, when one is not.
     A slice whose fingerprint and file are as the last run left them (WRITTEN_INDEX) is not
     encoded again, and ir.v1.json takes each component's text from its slice's bytes
-    (splice_components): a one-component edit encodes one component. Returns the paths that
-    were written.
+    (splice_components): a one-component edit encodes one component. The rest of ir.v1.json is
+    taken part by part from the file the last run wrote where a part's data is unchanged
+    (_encode_ir). Returns the paths that were written.
     """
     from autocoder.ir.models import dump
 
@@ -135,7 +136,7 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
         offset += len(text)
 
     def part(name: str, value: Any, depth: int) -> None:
-        digest = _compact_digest(value)
+        digest = content_hash(value)
         old = previous.get(name)
         if old is not None and old[0] == digest:
             text = old[1]
@@ -192,8 +193,9 @@ def _read_ir_entry(path: Path) -> Any:
 
 def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
     """name -> (digest, text) of each part of ir.v1.json as the last run wrote it; empty unless
-    the file's sha256 is the one recorded (nobody changed it since). A part is kept only when
-    its text parses as JSON (the digest's data is checked when it is used: equal digests)."""
+    the file's sha256 is the one recorded (nobody changed it since), and only when every part's
+    text holds the data of its digest at its own depth (an index describing another file, or
+    damaged, is not used at all)."""
     try:
         raw = ir_file.read_bytes()
         if not isinstance(entry, dict) or hashlib.sha256(raw).hexdigest() != entry["sha256"]:
@@ -207,7 +209,7 @@ def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
             # an index that does not describe this file (the same data at another depth too)
             closing = "\n" + "  " * len(json.loads(name))
             if (
-                _compact_digest(json.loads(piece)) != digest
+                content_hash(json.loads(piece)) != digest
                 or "\n" in piece
                 and not piece.startswith(closing, len(piece) - len(closing) - 1)
             ):
@@ -216,11 +218,6 @@ def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
         return found
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
-
-
-def _compact_digest(value: Any) -> str:
-    compact = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(compact.encode()).hexdigest()
 
 
 def _component_text(raw: bytes, fingerprint: str) -> str | None:
