@@ -82,13 +82,10 @@ def _project(root: Path, sources: dict[str, str]) -> tuple[Path, TierGroup]:
     for name, text in sources.items():
         (src / "tests" / f"test_{name}.py").write_text(text)
         (src / f"{name}.py").write_text(f"NAME = {name!r}\n")
-        inputs = (
-            f"generated/src/{name}.py",
-            f"generated/src/tests/test_{name}.py",
-            "generated/src/tests/conftest.py",
-        )
-        members.append(Member(name, f"tests/test_{name}.py", inputs))
-    return src, TierGroup("build-token", tuple(members), "generated/reports/test")
+        own = (f"generated/src/{name}.py", f"generated/src/tests/test_{name}.py")
+        members.append(Member(name, f"tests/test_{name}.py", own))
+    shared = ("generated/src/tests/conftest.py",)
+    return src, TierGroup("build-token", tuple(members), shared, "generated/reports/test")
 
 
 def _normalized(junit: bytes) -> bytes:
@@ -182,10 +179,28 @@ def test_a_component_claimed_by_a_gone_process_is_tested_by_its_own_task(tmp_pat
 
 @pytest.mark.parametrize("old", ["other-build"])
 def test_a_new_build_deletes_the_records_of_earlier_builds(tmp_path: Path, old: str) -> None:
-    src, group = _project(tmp_path, {"alpha": PASSING})
+    src, group = _project(tmp_path, {"alpha": PASSING, "gamma": PASSING})
     stale = tmp_path / "generated" / ".cache" / "test-batch" / old
     stale.mkdir(parents=True)
     (stale / "alpha.json").write_text(json.dumps({"inputs": "x", "junit": "<testsuites/>"}))
     (tmp_path / "s").mkdir()
     assert run_in_group(tmp_path, src, group, "alpha", tmp_path / "junit.xml", tmp_path / "s").ok
     assert not stale.exists()
+
+
+def test_skipping_unused_pytest_plugins_changes_no_result_or_junit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """testing.UNUSED_PLUGINS: with and without them, each file gives the same result and the
+    same JUnit file (assertion messages included)."""
+    from autocoder.validate import testing
+
+    assert testing.UNUSED_PLUGINS  # what this test is about
+    src, group = _project(tmp_path, {"alpha": PASSING, "beta": FAILING})
+    (tmp_path / "trimmed").mkdir()
+    (tmp_path / "full").mkdir()
+    trimmed = {m.name: _alone(src, m.test_file, tmp_path / "trimmed") for m in group.members}
+    monkeypatch.setattr(testing, "UNUSED_PLUGINS", ())
+    full = {m.name: _alone(src, m.test_file, tmp_path / "full") for m in group.members}
+    assert trimmed == full
+    assert b"one is not two" in trimmed["beta"][1]

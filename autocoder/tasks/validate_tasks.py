@@ -358,19 +358,16 @@ def task_test() -> Any:
     unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
     fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
     members = tuple(
-        Member(
-            name,
-            test_path(name),
-            (f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *unit, fingerprint),
-        )
+        Member(name, test_path(name), (f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"))
         for name, _ in components
     )
-    group = TierGroup(uuid.uuid4().hex, members, f"{REPORTS}/test")  # a token for this doit run
+    # a token for this doit run; the shared inputs end with what _task adds, the fingerprint
+    group = TierGroup(uuid.uuid4().hex, members, (*unit, fingerprint), f"{REPORTS}/test")
     for member in members:
-        yield {  # what _task gives: the inputs include the validation fingerprint
+        yield {  # what _task gives, with the inputs a batch's record of a run is keyed by
             "name": member.name,
             "actions": [(run_test, [directory, member.name, member.test_file, True, group])],
-            "file_dep": list(member.inputs),  # the batch's record of a run is keyed by their hash
+            "file_dep": list(group.inputs(member)),
             "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
             "clean": True,
         }

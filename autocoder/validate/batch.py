@@ -15,13 +15,17 @@ function run in a child.
 How a task batches (`run_in_group`):
 1. `test:<c>` first takes the claim on `c`: a file created with O_EXCL in this build's records
    directory (generated/.cache/test-batch/<build token>; the token is minted when doit loads
-   the tasks, so no record of another build is ever read, and a new build deletes the others').
+   the tasks, so no record of another build is ever read; a build that batches deletes the
+   earlier builds' directories).
    If another task of this build holds it (it is testing `c` in its batch), the task waits for
    that task's record of `c` (or for the claimer's process to be gone), then uses the record if
    it is for the exact inputs `c` has now, else runs `c` alone.
 2. It picks up to BATCH_MAX - 1 siblings, from the end of the task order (the other worker
    under `doit -n 2` reaches those last), that this build is likely to test: their result file is
    missing or older than one of their inputs; every input file exists; and it can claim them.
+   The search ends after UP_TO_DATE_RUN members in a row that look up to date, so an edit's
+   one test task costs a few dozen stat calls (the other tasks of a build from scratch work
+   from the front of the order, and claimed members are skipped: pending ones are at the end).
    It records the sha256 of each one's exact inputs (its task's file_dep: module, test file,
    the shared modules and conftest, the validation fingerprint) before the run. No siblings
    (an edit, or the last tasks of a build): `c` runs alone, as before batching.
@@ -62,18 +66,19 @@ if TYPE_CHECKING:  # imported when a test runs: task loading (every no-op) needs
     from autocoder.validate.testing import TestResult
 
 BATCH_MAX = 8  # files in one session: past ~8 the saving per file flattens, and the other worker idles
+UP_TO_DATE_RUN = 2 * BATCH_MAX  # members in a row that look up to date: the search for siblings ends
 POLL_S = 0.05  # how often a task waiting on another's batch looks for its record
 RECORDS = f"{GENERATED}/.cache/test-batch"
 
 
 @dataclass(frozen=True)
 class Member:
-    """One component's test task: its name, test file (relative to the generated src) and the
-    task's file_dep (relative to the project directory)."""
+    """One component's test task: its name, test file (relative to the generated src) and its
+    own inputs (relative to the project directory: its module and test file)."""
 
     name: str
     test_file: str
-    inputs: tuple[str, ...]
+    own: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -82,10 +87,15 @@ class TierGroup:
 
     build: str  # a token for this doit run
     members: tuple[Member, ...]  # in task order
+    shared: tuple[str, ...]  # every member's other inputs: shared modules, conftest, fingerprint
     results: str  # the directory of the tasks' result files, relative to the project
 
     def member(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)
+
+    def inputs(self, member: Member) -> tuple[str, ...]:
+        """The member's task's file_dep, which a record is keyed by."""
+        return (*member.own, *self.shared)
 
 
 def run_in_group(
@@ -99,20 +109,21 @@ def run_in_group(
     records = _records(directory, group.build)
     if not _claim(records, name):
         _wait(records, name)
-        junit_bytes = _recorded(records, name, _digest(directory, own.inputs))
+        junit_bytes = _recorded(records, name, _digest(directory, group.inputs(own)))
         if junit_bytes is not None:
             return _from_junit(junit, junit_bytes)
         return run_tests(src, own.test_file, junit, scratch)
     siblings = _siblings(directory, group, own, records)
     if not siblings:
         return run_tests(src, own.test_file, junit, scratch)
+    _forget_other_builds(directory, group.build)
     vouched: dict[str, bytes | None] = {}
     try:
         vouched = run_tests_batch(src, [own.test_file, *(m.test_file for m, _ in siblings)], scratch)
     finally:  # every claimed sibling gets a record, so that no task waits for it in vain
         for member, before in siblings:
             data = vouched.get(member.test_file)
-            usable = data is not None and _digest(directory, member.inputs) == before
+            usable = data is not None and _digest(directory, group.inputs(member)) == before
             _write_record(
                 records, member.name, {"inputs": before, "junit": data.decode()} if usable and data else {}
             )
@@ -134,16 +145,29 @@ def _from_junit(junit: Path, data: bytes) -> TestResult:
 
 def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> list[tuple[Member, str]]:
     """Up to BATCH_MAX - 1 other members this build will likely test and whose inputs all
-    exist, claimed, each with the hash of its inputs now; from the end of the task order."""
+    exist, claimed, each with the hash of its inputs now; searched from the end of the task
+    order, and given up after UP_TO_DATE_RUN members in a row that look up to date: an edit's
+    one test task then costs a few dozen stat calls, not one per component (a build's other
+    test tasks start at the front of the order and claimed ones are skipped, so pending
+    members, when there are any, are found at the end)."""
     chosen: list[tuple[Member, str]] = []
+    root = str(directory)
+    shared = _newest(root, group.shared)
+    if shared is None:
+        return chosen
+    up_to_date = 0
     for member in reversed(group.members):
-        if len(chosen) >= BATCH_MAX - 1:
+        if len(chosen) >= BATCH_MAX - 1 or up_to_date >= UP_TO_DATE_RUN:
             break
-        if member is own or not _likely_pending(directory, group, member):
+        if member is own:
             continue
+        if not _likely_pending(root, group, member, shared):
+            up_to_date += 1
+            continue
+        up_to_date = 0
         if not _claim(records, member.name):
             continue
-        before = _digest(directory, member.inputs)
+        before = _digest(directory, group.inputs(member))
         if before is None:  # an input vanished since the check: not testable now
             _write_record(records, member.name, {})
             continue
@@ -151,18 +175,25 @@ def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> 
     return chosen
 
 
-def _likely_pending(directory: Path, group: TierGroup, member: Member) -> bool:
+def _likely_pending(root: str, group: TierGroup, member: Member, shared: int) -> bool:
     """Whether this build will run the member's task, guessed from file times (doit decides by
     its own records; a wrong guess costs time, never a wrong result): every input exists and its
-    result file is missing or older than one of them."""
-    try:
-        newest = max(os.stat(directory / path).st_mtime_ns for path in member.inputs)
-    except OSError:
+    result file is missing or older than one of them (`shared`: the newest shared input's time)."""
+    own = _newest(root, member.own)
+    if own is None:
         return False
     try:
-        return os.stat(directory / group.results / f"{member.name}.json").st_mtime_ns < newest
+        return os.stat(f"{root}/{group.results}/{member.name}.json").st_mtime_ns < max(own, shared)
     except OSError:
         return True
+
+
+def _newest(root: str, paths: tuple[str, ...]) -> int | None:
+    """The latest modification time of `paths` (ns, relative to `root`), None when one is missing."""
+    try:
+        return max(os.stat(f"{root}/{path}").st_mtime_ns for path in paths)
+    except OSError:
+        return None
 
 
 def _digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
@@ -178,17 +209,18 @@ def _digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
 
 
 def _records(directory: Path, build: str) -> Path:
-    """This build's records directory; the first task of a build to make it deletes the
-    directories of earlier builds (one build at a time holds a project: tasks/lock.py)."""
-    root = directory / RECORDS
-    path = root / build
-    if not path.is_dir():
-        if root.is_dir():
-            for old in root.iterdir():
-                if old.name != build:
-                    shutil.rmtree(old, ignore_errors=True)
-        path.mkdir(parents=True, exist_ok=True)
+    """This build's records directory (made if missing)."""
+    path = directory / RECORDS / build
+    path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _forget_other_builds(directory: Path, build: str) -> None:
+    """Delete the records of earlier builds (one build at a time holds a project: tasks/lock.py;
+    none is ever read, their token differs): when a build batches, not on an edit's one task."""
+    for old in (directory / RECORDS).iterdir():
+        if old.name != build:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _claim(records: Path, name: str) -> bool:
