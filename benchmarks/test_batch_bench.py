@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -29,12 +28,7 @@ import time
 from pathlib import Path
 
 from common import old_tree, tree_env, write_comparison
-from full_build_bench import SCOPE, build
-
-
-def _cpu_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+from full_build_bench import SCOPE, _cpu_of_children, build
 
 
 def _run(project: Path, tree: Path | None, tasks: list[str], jobs: int) -> dict:

@@ -259,10 +259,18 @@ def _alive(pid: int) -> bool:
 
 
 def _write_record(records: Path, name: str, record: dict[str, str]) -> None:
-    """A sibling's result for its own task: {"inputs": hash, "junit": text}, or {} (run alone)."""
+    """A sibling's result for its own task: {"inputs": hash, "junit": text}, or {} (run alone).
+    When it cannot be written (a full disk), the claim is dropped instead: the sibling's task,
+    waiting for the record or not yet started, then tests it itself rather than wait forever."""
     from autocoder.fsutil import atomic_write
 
-    atomic_write(records / f"{name}.json", json.dumps(record).encode(), durable=False)  # this build's only
+    try:
+        atomic_write(
+            records / f"{name}.json", json.dumps(record).encode(), durable=False
+        )  # this build's only
+    except OSError:
+        with contextlib.suppress(OSError):
+            (records / f"{name}.claim").unlink()
 
 
 def _recorded(records: Path, name: str, inputs: str | None) -> bytes | None:
