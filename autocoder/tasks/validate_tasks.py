@@ -17,7 +17,7 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doit.exceptions import TaskFailed
 
@@ -28,6 +28,9 @@ from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.tasks.compile_tasks import blueprint_outline, fingerprint_file, project_dir
 from autocoder.tasks.gen_tasks import SAMPLES, SRC
 from autocoder.tools import tool_versions
+
+if TYPE_CHECKING:
+    from autocoder.validate.batch import TierGroup
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message
@@ -98,15 +101,23 @@ def run_lint(directory: Path, name: str) -> TaskFailed | None:
     return None
 
 
-def run_test(directory: Path, name: str, test_file: str, isolated: bool = True) -> TaskFailed | None:
-    """The tests of `test_file`, in a forked child (`isolated`) or in this process."""
+def run_test(
+    directory: Path, name: str, test_file: str, isolated: bool = True, group: TierGroup | None = None
+) -> TaskFailed | None:
+    """The tests of `test_file`, in a forked child (`isolated`) or in this process; a
+    component's (`group`: its build's test tasks) possibly in a batch with others' tests
+    (validate/batch.py), with the same result."""
+    from autocoder.validate.batch import run_in_group
     from autocoder.validate.inprocess import scratch_directory
     from autocoder.validate.testing import run_pytest, run_tests
 
     reports = directory / REPORTS
-    run = run_tests if isolated else run_pytest
+    junit = reports / "junit" / f"{name}.xml"
     with scratch_directory(f"autocoder-test-{name}-") as scratch:
-        result = run(directory / SRC, test_file, reports / "junit" / f"{name}.xml", scratch)
+        if group is not None:
+            result = run_in_group(directory, directory / SRC, group, name, junit, scratch)
+        else:
+            result = (run_tests if isolated else run_pytest)(directory / SRC, test_file, junit, scratch)
     _write_json(
         reports / "test" / f"{name}.json",
         {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
@@ -342,16 +353,24 @@ def task_test() -> Any:
     if found is None:
         return
     directory, system, components = found
+    from autocoder.validate.batch import Member, TierGroup
+
     unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
-    for name, _ in components:
-        yield _task(
-            {
-                "name": name,
-                "actions": [(run_test, [directory, name, test_path(name)])],
-                "file_dep": [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}", *unit],
-                "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
-            }
-        )
+    fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
+    members = tuple(
+        Member(name, test_path(name), (f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"))
+        for name, _ in components
+    )
+    # a token for this doit run; the shared inputs end with what _task adds, the fingerprint
+    group = TierGroup(uuid.uuid4().hex, members, (*unit, fingerprint), f"{REPORTS}/test")
+    for member in members:
+        yield {  # what _task gives, with the inputs a batch's record of a run is keyed by
+            "name": member.name,
+            "actions": [(run_test, [directory, member.name, member.test_file, True, group])],
+            "file_dep": list(group.inputs(member)),
+            "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
+            "clean": True,
+        }
     yield _smoke_task(directory, system)
     yield from _path_tasks(directory, system)
 

@@ -15,6 +15,7 @@ import functools
 import io
 import logging
 import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,18 +126,84 @@ def run_pytest(src: Path, test_file: str | list[str], junit: Path, scratch: Path
     """pytest on one generated test file (or several in one session: the benchmark of
     batching, benchmarks/test_tier_bench.py) in this process, JUnit XML to `junit`; the
     tests' databases and temporary files under `scratch`."""
-    import pytest
-
     junit.parent.mkdir(parents=True, exist_ok=True)
     files = [test_file] if isinstance(test_file, str) else test_file
+    code, output = _session(src, files, scratch, [], [f"--junitxml={junit}"])
+    result = parse_junit(junit) if junit.exists() else TestResult()
+    result.exit_code = code
+    result.output = output
+    return result
+
+
+def run_tests_batch(src: Path, test_files: list[str], scratch: Path) -> dict[str, bytes | None]:
+    """`run_pytest_batch` in a forked child; a child that crashes or hangs vouches for none of
+    its files (every value None: each is then run alone, so none is blamed for another)."""
+    preload(src)
+    try:
+        return run_forked(run_pytest_batch, (src, test_files, scratch), STARTUP_LIMIT_S)
+    except ChildFailed:
+        return dict.fromkeys(test_files)
+
+
+def run_pytest_batch(src: Path, test_files: list[str], scratch: Path) -> dict[str, bytes | None]:
+    """Several generated test files in one pytest session in this process, each with its own
+    JUnit file as a session of its own would write it (`_JUnitPerFile`). Per file: its JUnit
+    bytes when everything in it passed (at least one test, no failure or error) and nothing in
+    the session failed that cannot be told apart by file; otherwise None, as for every file
+    when the session itself did not finish normally (exit code other than 0 or 1): the caller
+    runs those files alone, so a failing file gets exactly its own session's verdict and message."""
+    junits = {name: scratch / "junit" / f"{index}.xml" for index, name in enumerate(test_files)}
+    per_file = _JUnitPerFile(junits)
+    # a file that does not import fails alone (its own task re-runs it); the others still run
+    code, _ = _session(src, test_files, scratch, [per_file], ["--continue-on-collection-errors"])
+    vouched: dict[str, bytes | None] = dict.fromkeys(test_files)
+    if code not in (0, 1) or per_file.unattributed:
+        return vouched
+    for name, junit in junits.items():
+        result = parse_junit(junit) if junit.exists() else TestResult()
+        if result.tests > 0 and not result.failures and not result.errors:
+            vouched[name] = junit.read_bytes()
+    return vouched
+
+
+# pytest's built-in plugins that generated tests never use (no doctests, pastebin, unittest
+# classes, debugger, stepwise runs, subtests, `tmpdir`/`testdir`, --setup-only/--setup-plan):
+# skipped, a session saves their registration, options and hook calls: its fixed CPU cost was
+# 56.8 ms against 76.2 ms, a forked file 0.94x (benchmarks/results/pytest_plugins.json);
+# tests/test_test_batching.py checks that results and JUnit files stay the same.
+UNUSED_PLUGINS: tuple[str, ...] = (
+    "debugging",
+    "doctest",
+    "legacypath",
+    "pastebin",
+    "setuponly",
+    "setupplan",
+    "stepwise",
+    "subtests",
+    "unittest",
+)
+
+
+def _session(
+    src: Path,
+    test_files: list[str],
+    scratch: Path,
+    plugins: list[Any],
+    options: Sequence[str] = (),
+) -> tuple[int, str]:
+    """One pytest session on `test_files` (paths relative to `src`) in this process, with our
+    plugins and extra `options`: its exit code and output."""
+    import pytest
+
     args = [
-        *(str(src / name) for name in files),
+        *(str(src / name) for name in test_files),
+        *options,
         "-q",
         "-p",
         "no:cacheprovider",
+        *(option for plugin in UNUSED_PLUGINS for option in ("-p", f"no:{plugin}")),
         "--rootdir",
         str(src),
-        f"--junitxml={junit}",
         "-o",
         "junit_family=xunit2",
         "--no-header",
@@ -151,11 +218,63 @@ def run_pytest(src: Path, test_file: str | list[str], junit: Path, scratch: Path
         contextlib.redirect_stdout(buffer),
         contextlib.redirect_stderr(buffer),
     ):
-        code = int(pytest.main(args, plugins=[_NoGcPerSession(), _Heartbeat()]))
-    result = parse_junit(junit) if junit.exists() else TestResult()
-    result.exit_code = code
-    result.output = buffer.getvalue()
-    return result
+        code = int(pytest.main(args, plugins=[_NoGcPerSession(), _Heartbeat(), *plugins]))
+    return code, buffer.getvalue()
+
+
+class _JUnitPerFile:
+    """pytest's own JUnit writer (`LogXML`, configured from the session's ini options as
+    `--junitxml` configures it), one per test file: each report goes to the writer of the file
+    its node id is in, so each file's JUnit holds what a session on that file alone would write
+    (apart from times, timestamp and host). A failed report of no single file (a conftest or
+    directory that did not collect, an internal error) sets `unattributed`."""
+
+    def __init__(self, junits: dict[str, Path]) -> None:
+        self.junits = junits
+        self.writers: dict[str, Any] = {}
+        self.unattributed = False
+
+    def pytest_configure(self, config: Any) -> None:
+        from _pytest.junitxml import LogXML
+
+        for name, junit in self.junits.items():
+            self.writers[name] = LogXML(
+                str(junit),
+                config.option.junitprefix,
+                config.getini("junit_suite_name"),
+                config.getini("junit_logging"),
+                config.getini("junit_duration_report"),
+                config.getini("junit_family"),
+                config.getini("junit_log_passing_tests"),
+            )
+
+    def _writer(self, report: Any) -> Any:
+        path = report.nodeid.split("::", 1)[0]
+        writer = self.writers.get(path)
+        if writer is None and not report.passed:
+            self.unattributed = True
+        return writer
+
+    def pytest_sessionstart(self) -> None:
+        for writer in self.writers.values():
+            writer.pytest_sessionstart()
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        writer = self._writer(report)
+        if writer is not None:
+            writer.pytest_runtest_logreport(report)
+
+    def pytest_collectreport(self, report: Any) -> None:
+        writer = self._writer(report)
+        if writer is not None:
+            writer.pytest_collectreport(report)
+
+    def pytest_internalerror(self, excrepr: Any) -> None:
+        self.unattributed = True
+
+    def pytest_sessionfinish(self) -> None:
+        for writer in self.writers.values():
+            writer.pytest_sessionfinish()
 
 
 class _Heartbeat:

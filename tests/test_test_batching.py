@@ -1,0 +1,206 @@
+"""Batching the test tier (validate/batch.py): a batch gives each component exactly the verdict,
+JUnit file (apart from times) and result a run of its file alone gives, for passing, failing and
+crashing components, and a record is used only for the exact inputs it tested."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
+from pathlib import Path
+
+import pytest
+
+from autocoder.validate.batch import Member, TierGroup, run_in_group
+from autocoder.validate.testing import run_tests, run_tests_batch
+
+PASSING = """
+import pytest
+
+
+def test_prints():
+    print("out of a passing test")
+    assert 1 + 1 == 2
+
+
+@pytest.mark.parametrize("value", [1, 2, 3])
+def test_parametrized(value):
+    assert value > 0
+
+
+@pytest.mark.skip(reason="not here")
+def test_skipped():
+    raise AssertionError
+
+
+class TestGrouped:
+    def test_in_class(self):
+        assert "a" in "abc"
+"""
+
+FAILING = """
+def test_fine():
+    assert True
+
+
+def test_wrong():
+    assert 1 == 2, "one is not two"
+"""
+
+BROKEN_IMPORT = """
+import no_such_module_anywhere  # noqa: F401
+
+
+def test_never():
+    pass
+"""
+
+CRASHING = """
+import os
+
+
+def test_crash():
+    os._exit(3)
+"""
+
+NAMES = {
+    "alpha": PASSING,
+    "beta": FAILING,
+    "gamma": PASSING.replace("1 + 1", "2 + 0"),
+    "delta": BROKEN_IMPORT,
+}
+
+
+def _project(root: Path, sources: dict[str, str]) -> tuple[Path, TierGroup]:
+    """A project directory with generated/src/tests/test_<name>.py per component (a module file
+    per component as its other input) and a test group over them."""
+    src = root / "generated" / "src"
+    (src / "tests").mkdir(parents=True)
+    (src / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (src / "tests" / "__init__.py").write_text("")
+    (src / "tests" / "conftest.py").write_text("TEST_TIMEOUT_S = 30.0\n")
+    members = []
+    for name, text in sources.items():
+        (src / "tests" / f"test_{name}.py").write_text(text)
+        (src / f"{name}.py").write_text(f"NAME = {name!r}\n")
+        own = (f"generated/src/{name}.py", f"generated/src/tests/test_{name}.py")
+        members.append(Member(name, f"tests/test_{name}.py", own))
+    shared = ("generated/src/tests/conftest.py",)
+    return src, TierGroup("build-token", tuple(members), shared, "generated/reports/test")
+
+
+def _normalized(junit: bytes) -> bytes:
+    """A JUnit file without what differs between any two runs: times, timestamp, host."""
+    root = ET.fromstring(junit)  # noqa: S314 - our own pytest's output
+    for node in root.iter():
+        for key in ("time", "timestamp", "hostname"):
+            node.attrib.pop(key, None)
+    return ET.tostring(root)
+
+
+def _alone(src: Path, test_file: str, scratch: Path) -> tuple[dict[str, object], bytes]:
+    junit = scratch / "alone" / f"{Path(test_file).stem}.xml"
+    result = run_tests(src, test_file, junit, scratch)
+    return result.to_json(), _normalized(junit.read_bytes())
+
+
+def test_a_session_of_several_files_vouches_only_for_wholly_passing_ones_with_their_lone_junit(
+    tmp_path: Path,
+) -> None:
+    src, group = _project(tmp_path, {k: v for k, v in NAMES.items() if k != "delta"})
+    files = [m.test_file for m in group.members]
+    (tmp_path / "batch").mkdir()
+    vouched = run_tests_batch(src, files, tmp_path / "batch")  # forked: nothing of it stays here
+    assert vouched["tests/test_beta.py"] is None  # a failure: its own task runs it alone
+    for name in ("alpha", "gamma"):
+        data = vouched[f"tests/test_{name}.py"]
+        assert data is not None
+        assert _normalized(data) == _alone(src, f"tests/test_{name}.py", tmp_path)[1]
+
+
+def test_batched_build_gives_every_component_its_lone_result_and_junit(tmp_path: Path) -> None:
+    """Each task of a mix of passing, failing and not-importable components, run as a batched
+    build runs them (the first task batches the others), against the same files run alone."""
+    src, group = _project(tmp_path, NAMES)
+    alone = {m.name: _alone(src, m.test_file, tmp_path) for m in group.members}
+    reports = tmp_path / "generated" / "reports"
+    results = {}
+    for member in group.members:
+        junit = reports / "junit" / f"{member.name}.xml"
+        scratch = tmp_path / "scratch" / member.name
+        scratch.mkdir(parents=True)
+        result = run_in_group(tmp_path, src, group, member.name, junit, scratch)
+        results[member.name] = (result.to_json(), _normalized(junit.read_bytes()))
+    assert results == alone
+    assert [alone[n][0]["exit_code"] for n in NAMES] == [0, 1, 0, 2]
+    records = tmp_path / "generated" / ".cache" / "test-batch" / "build-token"
+    # alpha batched the others: gamma's passing run is recorded, beta and delta run alone
+    assert json.loads((records / "gamma.json").read_text())["inputs"]
+    assert json.loads((records / "beta.json").read_text()) == {}
+    assert json.loads((records / "delta.json").read_text()) == {}
+
+
+def test_a_record_is_used_only_for_the_inputs_it_tested(tmp_path: Path) -> None:
+    """gamma passes in alpha's batch; then its test file changes (as when its generator task
+    rewrites it later in the build) so that it fails: its task runs the new file alone."""
+    src, group = _project(tmp_path, {"alpha": PASSING, "gamma": PASSING})
+    reports = tmp_path / "generated" / "reports"
+    (tmp_path / "s1").mkdir()
+    assert run_in_group(tmp_path, src, group, "alpha", reports / "junit" / "alpha.xml", tmp_path / "s1").ok
+    (src / "tests" / "test_gamma.py").write_text(FAILING)
+    (tmp_path / "s2").mkdir()
+    result = run_in_group(tmp_path, src, group, "gamma", reports / "junit" / "gamma.xml", tmp_path / "s2")
+    assert not result.ok
+    assert [f["test"] for f in result.failed] == ["tests.test_gamma::test_wrong"]
+
+
+def test_a_crashing_batch_blames_nobody_each_component_runs_alone(tmp_path: Path) -> None:
+    src, group = _project(tmp_path, {"alpha": PASSING, "crash": CRASHING, "gamma": PASSING})
+    reports = tmp_path / "generated" / "reports"
+    verdicts = {}
+    for member in group.members:
+        scratch = tmp_path / "scratch" / member.name
+        scratch.mkdir(parents=True)
+        junit = reports / "junit" / f"{member.name}.xml"
+        result = run_in_group(tmp_path, src, group, member.name, junit, scratch)
+        verdicts[member.name] = (result.ok, result.exit_code)
+    assert verdicts == {"alpha": (True, 0), "crash": (False, 3), "gamma": (True, 0)}
+
+
+def test_a_component_claimed_by_a_gone_process_is_tested_by_its_own_task(tmp_path: Path) -> None:
+    src, group = _project(tmp_path, {"alpha": PASSING})
+    records = tmp_path / "generated" / ".cache" / "test-batch" / "build-token"
+    records.mkdir(parents=True)
+    (records / "alpha.claim").write_text("999999999")  # no such process: its batch died
+    (tmp_path / "s").mkdir()
+    result = run_in_group(tmp_path, src, group, "alpha", tmp_path / "junit.xml", tmp_path / "s")
+    assert result.ok
+    assert result.tests == 6
+
+
+@pytest.mark.parametrize("old", ["other-build"])
+def test_a_new_build_deletes_the_records_of_earlier_builds(tmp_path: Path, old: str) -> None:
+    src, group = _project(tmp_path, {"alpha": PASSING, "gamma": PASSING})
+    stale = tmp_path / "generated" / ".cache" / "test-batch" / old
+    stale.mkdir(parents=True)
+    (stale / "alpha.json").write_text(json.dumps({"inputs": "x", "junit": "<testsuites/>"}))
+    (tmp_path / "s").mkdir()
+    assert run_in_group(tmp_path, src, group, "alpha", tmp_path / "junit.xml", tmp_path / "s").ok
+    assert not stale.exists()
+
+
+def test_skipping_unused_pytest_plugins_changes_no_result_or_junit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """testing.UNUSED_PLUGINS: with and without them, each file gives the same result and the
+    same JUnit file (assertion messages included)."""
+    from autocoder.validate import testing
+
+    assert testing.UNUSED_PLUGINS  # what this test is about
+    src, group = _project(tmp_path, {"alpha": PASSING, "beta": FAILING})
+    (tmp_path / "trimmed").mkdir()
+    (tmp_path / "full").mkdir()
+    trimmed = {m.name: _alone(src, m.test_file, tmp_path / "trimmed") for m in group.members}
+    monkeypatch.setattr(testing, "UNUSED_PLUGINS", ())
+    full = {m.name: _alone(src, m.test_file, tmp_path / "full") for m in group.members}
+    assert trimmed == full
+    assert b"one is not two" in trimmed["beta"][1]
