@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,28 @@ def test_strict_build_fails_on_warnings(tmp_path):
     strict = autocoder("build", "--strict", str(project), "ir")
     assert strict.returncode != 0 and "AC112" in strict.stdout + strict.stderr
     assert autocoder("check", "--strict", str(project)).returncode == 2
+
+
+def test_a_new_autocoder_re_runs_ir_even_when_checks_report_is_unchanged(tmp_path):
+    """`check` rewrites its report only when its bytes change, so a new Autocoder that changes
+    only what `ir` writes must still re-run `ir`: it depends on the compile fingerprint too.
+    The upgrade is made as doit sees one: the state it recorded for the fingerprint file is an
+    older Autocoder's (another checksum), while the file holds the current fingerprint."""
+    import json
+    import sqlite3
+
+    project = make_project(tmp_path)
+    first = doit(project, "ir")
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = (project / "generated" / "reports" / "check.json").read_bytes()
+    fingerprint = "generated/.autocoder/compile.fingerprint"
+    with contextlib.closing(sqlite3.connect(project / ".doit.db")) as db, db:
+        for task in ("check", "ir"):
+            (raw,) = db.execute("SELECT task_data FROM doit WHERE task_id = ?", (task,)).fetchone()
+            state = json.loads(raw)
+            state[fingerprint] = [0.0, 1, "0" * 32]  # what an older Autocoder's run left
+            db.execute("UPDATE doit SET task_data = ? WHERE task_id = ?", (json.dumps(state), task))
+    again = doit(project, "ir")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (project / "generated" / "reports" / "check.json").read_bytes() == report
+    assert sorted(executed(again)) == ["check", "ir"]

@@ -62,6 +62,9 @@ def generator_fingerprint() -> str:
         for path in sorted((package / sub).glob("*.py")):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
+    for projection in ("codegen/runtime_ir.py", "deploy/plan_input.py"):  # what `ir` also writes
+        digest.update(projection.encode())
+        digest.update((package / projection).read_bytes())
     rules = importlib.resources.files("autocoder.rules")
     for name in ("budgets.yaml", "diagnostics.yaml"):
         digest.update(rules.joinpath(name).read_bytes())
@@ -434,7 +437,13 @@ def task_ir() -> dict[str, Any]:
     targets.append(PLAN_INPUT_FILE)  # what deploy:plan reads (deploy/plan_input.py)
     return {
         "actions": [(run_ir, [directory, strict])],
-        "file_dep": [*_existing(directory, [ARCHITECTURE, DEPLOYMENT]), f"{GENERATED}/{CHECK_REPORT}"],
+        # the fingerprint too: a new Autocoder that changes only what `ir` writes (not check's
+        # report, which is rewritten only when its bytes change) must still re-run it
+        "file_dep": [
+            *_existing(directory, [ARCHITECTURE, DEPLOYMENT]),
+            f"{GENERATED}/{CHECK_REPORT}",
+            _compile_fingerprint(directory, strict),
+        ],
         "targets": targets,
         "clean": [(clean_targets, [directory, targets])],
         "verbosity": 1,
