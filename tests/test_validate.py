@@ -326,7 +326,8 @@ def test_a_change_reruns_only_the_paths_through_it_and_wiring_reruns_the_smoke_t
 def test_the_shared_server_outlives_no_path_test_and_no_build(project):
     """A teardown (doit runs a worker's when that worker runs out of tasks) waits for the path
     tests other workers are still running; a server a killed build left behind is stopped
-    before the next build starts its own."""
+    before the next build starts its own. The caller's `meanwhile` runs once per use, while a
+    server it starts boots (before the server is recorded as running), else before the block."""
     import threading
 
     import httpx
@@ -335,17 +336,25 @@ def test_the_shared_server_outlives_no_path_test_and_no_build(project):
 
     state = project / "generated" / ".cache" / "paths" / "state.json"
     store_path = ["order_store", "orders_api", "pricer"]
-    with shared_server(project, "orders", "left-behind", store_path, list) as url:
+    recorded: list[bool] = []  # whether a server was recorded as running when `meanwhile` ran
+
+    def meanwhile() -> None:
+        recorded.append(state.exists())
+
+    with shared_server(project, "orders", "left-behind", store_path, list, meanwhile) as url:
         first = json.loads(state.read_text())["pid"]
-    with shared_server(project, "orders", "this-build", store_path, lambda: ["notifier"]) as url:
+        assert recorded == [False]
+    with shared_server(project, "orders", "this-build", store_path, lambda: ["notifier"], meanwhile) as url:
+        assert recorded == [False, False]
         assert not Path(f"/proc/{first}").exists()  # the other build's is gone
         stopper = threading.Thread(target=stop_shared_server, args=(project, "this-build"))
         stopper.start()
         stopper.join(0.5)
         assert stopper.is_alive()  # waiting for this path test to finish
         assert httpx.get(f"{url}/readyz").status_code == 200
-        with shared_server(project, "orders", "this-build", ["orders_api"], list) as again:
+        with shared_server(project, "orders", "this-build", ["orders_api"], list, meanwhile) as again:
             assert again == url  # served already: the same server
+            assert recorded == [False, False, True]
         # a path test whose components it lacks (big_orders): the whole system, started anew
         with shared_server(project, "orders", "this-build", ["big_orders"], list) as whole:
             assert whole != url and httpx.get(f"{url}/readyz").status_code == 200  # both serve

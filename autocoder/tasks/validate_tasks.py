@@ -405,7 +405,7 @@ def run_path_test(
     """The path's generated test, called in this worker (validate/path_check.py) against the
     build's shared server, which runs the components of the path tests this build re-runs."""
     from autocoder.flowpaths import path_test_file
-    from autocoder.validate.path_check import run_path_check
+    from autocoder.validate.path_check import PathCheck
     from autocoder.validate.shared_server import ServerFailed, shared_server
 
     name = f"path.{path_id}"
@@ -413,9 +413,10 @@ def run_path_test(
     reports = directory / REPORTS
     wanted = functools.partial(_rerun_components, directory, system)
     inputs = _path_inputs(directory, system, path_id, components)  # as this run sees them
+    check = PathCheck(directory / SRC, test_file)  # loaded while a server it starts boots
     try:
-        with shared_server(directory, system, build, components, wanted) as url:
-            result = run_path_check(directory / SRC, test_file, url, reports / "junit" / f"{name}.xml")
+        with shared_server(directory, system, build, components, wanted, check.load) as url:
+            result = check.run(url, reports / "junit" / f"{name}.xml")
     except ServerFailed as exc:
         return TaskFailed(f"test:{name} failed: {exc}")
     _write_json(

@@ -60,7 +60,12 @@ def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
 
 @contextlib.contextmanager
 def shared_server(
-    directory: Path, system: str, build: str, needed: Collection[str], wanted: Callable[[], Collection[str]]
+    directory: Path,
+    system: str,
+    build: str,
+    needed: Collection[str],
+    wanted: Callable[[], Collection[str]],
+    meanwhile: Callable[[], object] | None = None,
 ) -> Iterator[str]:
     """The base URL of this build's server, which runs (at least) the components `needed`;
     path tests using it hold `users.lock` shared until the block ends.
@@ -68,17 +73,23 @@ def shared_server(
     The first path test of a build starts it with only the components `wanted()` names (those
     of the path tests about to run; SERVE_ONLY), not the whole system. A later path test whose
     components it lacks (the guess missed one) replaces it with the whole system; the one
-    replaced keeps serving the path tests already using it until the teardown stops both."""
+    replaced keeps serving the path tests already using it until the teardown stops both.
+
+    `meanwhile` (the caller's own preparation: importing httpx, loading its test) runs while a
+    server this call starts boots in its own process, which a one-process build would
+    otherwise leave the second core idle for; it runs before the block in any case."""
     state = directory / STATE
     with _locked(state / "users.lock", fcntl.LOCK_SH):
         with _locked(state / "state.lock", fcntl.LOCK_EX):
             found = _running(state, build)
             if found is None:
-                url = _start(directory, system, build, sorted({*wanted(), *needed}), [])
+                url = _start(directory, system, build, sorted({*wanted(), *needed}), [], meanwhile)
             elif found["components"] is not None and not set(needed) <= set(found["components"]):
-                url = _start(directory, system, build, None, [*found["retired"], found["pid"]])
+                url = _start(directory, system, build, None, [*found["retired"], found["pid"]], meanwhile)
             else:
                 url = f"http://127.0.0.1:{found['port']}"
+                if meanwhile is not None:
+                    meanwhile()
         yield url
 
 
@@ -117,9 +128,17 @@ def _running(state: Path, build: str) -> dict[str, Any] | None:
     return found
 
 
-def _start(directory: Path, system: str, build: str, components: list[str] | None, retired: list[int]) -> str:
-    """Start the system (only `components`, or all of them for None) on fresh data; `retired`:
-    earlier servers of this build, stopped with it."""
+def _start(
+    directory: Path,
+    system: str,
+    build: str,
+    components: list[str] | None,
+    retired: list[int],
+    meanwhile: Callable[[], object] | None,
+) -> str:
+    """Start the system (only `components`, or all of them for None) on fresh data, running
+    `meanwhile` while it boots; `retired`: earlier servers of this build, stopped with it. The
+    server says when it serves on a pipe (`serve --ready-fd`): no polling."""
     from autocoder_runtime.testing import Server
 
     state = directory / STATE
@@ -132,12 +151,17 @@ def _start(directory: Path, system: str, build: str, components: list[str] | Non
     if components is not None:
         env["SERVE_ONLY"] = ",".join(components)
     server = Server(system, directory / SOURCES, data, API_KEY, log, env)
+    server.launch()  # PR_SET_PDEATHSIG: a killed build leaves no server
     try:
-        server.start(READY_TIMEOUT_S)  # PR_SET_PDEATHSIG: a killed build leaves no server
-    except AssertionError as exc:
+        if meanwhile is not None:
+            meanwhile()
+        server.wait_ready(READY_TIMEOUT_S)
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             server.kill()
-        raise ServerFailed(str(exc)) from None
+        if isinstance(exc, AssertionError):  # it did not start: its log says why
+            raise ServerFailed(str(exc)) from None
+        raise
     assert server.process is not None
     _OWNED[server.process.pid] = server.process
     from autocoder.fsutil import atomic_write
