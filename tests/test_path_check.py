@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autocoder.validate.path_check import run_path_check
+from autocoder.validate.path_check import PathCheck, run_path_check
 from autocoder.validate.testing import parse_junit
 
 
@@ -81,3 +81,36 @@ def test_a_failed_assertion_is_a_failure_with_its_message(tmp_path, url):
 def test_anything_else_is_an_error(tmp_path, url, body, says):
     result, _ = check(tmp_path, url, body)
     assert not result.ok and result.errors == 1 and says in result.failed[0]["message"], result.failed
+
+
+def test_a_path_check_loads_its_test_once_before_it_runs(tmp_path, url):
+    """The build loads a path's test while the shared server starts (PathCheck.load), then
+    runs it: the file is executed once, and its verdict is the same as a load-and-run."""
+    test = tmp_path / "tests" / "paths" / "test_a__b.py"
+    test.parent.mkdir(parents=True, exist_ok=True)
+    loads = tmp_path / "loads"
+    test.write_text(
+        f"from pathlib import Path\nPath({str(loads)!r}).open('a').write('x')\n"
+        'def test_path(system):\n    assert system.get("/ok").json() == {"value": 1}\n'
+    )
+    checked = PathCheck(tmp_path, "tests/paths/test_a__b.py")
+    checked.load()
+    checked.load()
+    assert loads.read_text() == "x" and checked.test is not None and checked.problem is None
+    result = checked.run(url, tmp_path / "junit" / "one.xml")
+    assert loads.read_text() == "x"  # not loaded again
+    assert result.ok and result.tests == 1
+    again, _ = check(tmp_path, url, test.read_text())
+    assert (again.ok, again.tests, again.failed) == (result.ok, result.tests, result.failed)
+
+
+def test_a_test_that_does_not_load_is_an_error_when_it_runs(tmp_path, url):
+    test = tmp_path / "tests" / "paths" / "test_a__b.py"
+    test.parent.mkdir(parents=True, exist_ok=True)
+    test.write_text("raise RuntimeError('broken at import')\n")
+    checked = PathCheck(tmp_path, "tests/paths/test_a__b.py")
+    checked.load()  # does not raise: the run reports it
+    assert checked.test is None and checked.problem is not None
+    result = checked.run(url, tmp_path / "junit" / "one.xml")
+    assert not result.ok and result.errors == 1
+    assert "RuntimeError: broken at import" in result.failed[0]["message"]

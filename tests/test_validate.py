@@ -326,7 +326,8 @@ def test_a_change_reruns_only_the_paths_through_it_and_wiring_reruns_the_smoke_t
 def test_the_shared_server_outlives_no_path_test_and_no_build(project):
     """A teardown (doit runs a worker's when that worker runs out of tasks) waits for the path
     tests other workers are still running; a server a killed build left behind is stopped
-    before the next build starts its own."""
+    before the next build starts its own. The caller's `meanwhile` runs once per use, while a
+    server it starts boots (recorded as not ready yet), else before the block."""
     import threading
 
     import httpx
@@ -335,17 +336,25 @@ def test_the_shared_server_outlives_no_path_test_and_no_build(project):
 
     state = project / "generated" / ".cache" / "paths" / "state.json"
     store_path = ["order_store", "orders_api", "pricer"]
-    with shared_server(project, "orders", "left-behind", store_path, list) as url:
+    recorded: list[bool] = []  # whether the server was recorded ready when `meanwhile` ran
+
+    def meanwhile() -> None:
+        recorded.append(json.loads(state.read_text())["ready"])
+
+    with shared_server(project, "orders", "left-behind", store_path, list, meanwhile) as url:
         first = json.loads(state.read_text())["pid"]
-    with shared_server(project, "orders", "this-build", store_path, lambda: ["notifier"]) as url:
+        assert recorded == [False]
+    with shared_server(project, "orders", "this-build", store_path, lambda: ["notifier"], meanwhile) as url:
+        assert recorded == [False, False]
         assert not Path(f"/proc/{first}").exists()  # the other build's is gone
         stopper = threading.Thread(target=stop_shared_server, args=(project, "this-build"))
         stopper.start()
         stopper.join(0.5)
         assert stopper.is_alive()  # waiting for this path test to finish
         assert httpx.get(f"{url}/readyz").status_code == 200
-        with shared_server(project, "orders", "this-build", ["orders_api"], list) as again:
+        with shared_server(project, "orders", "this-build", ["orders_api"], list, meanwhile) as again:
             assert again == url  # served already: the same server
+            assert recorded == [False, False, True]
         # a path test whose components it lacks (big_orders): the whole system, started anew
         with shared_server(project, "orders", "this-build", ["big_orders"], list) as whole:
             assert whole != url and httpx.get(f"{url}/readyz").status_code == 200  # both serve
@@ -354,6 +363,44 @@ def test_the_shared_server_outlives_no_path_test_and_no_build(project):
     assert starts(project)[-3:] == ["left-behind", "this-build", "this-build"]
     assert starts(project, 2)[-3:] == ["3", "4", "all"]
     assert not [p for p in starts(project, 1)[-3:] if Path(f"/proc/{p}").exists()]  # all stopped
+
+
+def test_a_component_test_in_a_one_process_build_launches_the_path_server_early(project):
+    """run_component_test (plain `doit`: this process, main thread) launches the server of the
+    path tests still to run before testing the component, without waiting; the path test that
+    follows finds it (the same process), waits on its pipe and uses it; nothing wanted: no
+    server, and not asked again in that build."""
+    import uuid
+
+    import httpx
+
+    from autocoder.tasks.validate_tasks import run_component_test
+    from autocoder.validate.shared_server import prestart, shared_server, stop_shared_server
+
+    paths = project / "generated" / ".cache" / "paths"
+    state = paths / "state.json"
+    assert build(project).returncode == 0  # every path test passed: nothing to re-run
+    asked: list[int] = []
+    quiet = uuid.uuid4().hex
+    prestart(project, "orders", quiet, lambda: asked.append(1) or [])
+    prestart(project, "orders", quiet, lambda: asked.append(1) or [])
+    assert asked == [1] and not state.exists()
+    (paths / "path.orders_api__notifier.inputs.json").unlink()  # as if notifier's path changed
+    build_token = uuid.uuid4().hex
+    before = starts(project)
+    try:
+        assert run_component_test(project, "orders", "pricer", build_token) is None
+        launched = json.loads(state.read_text())
+        assert launched["build"] == build_token and launched["ready"] is False
+        assert launched["components"] == ["big_orders", "notifier", "orders_api", "pricer"]
+        assert len(starts(project)) == len(before) + 1
+        with shared_server(project, "orders", build_token, ["notifier"], list) as url:
+            assert httpx.get(f"{url}/readyz").status_code == 200
+        assert json.loads(state.read_text()) == {**launched, "ready": True}  # the same server
+        assert len(starts(project)) == len(before) + 1
+    finally:
+        stop_shared_server(project, build_token)
+    assert not state.exists() and not Path(f"/proc/{launched['pid']}").exists()
 
 
 def test_parallel_build_works(tmp_path):

@@ -134,6 +134,24 @@ def run_test(
     return None
 
 
+def run_component_test(
+    directory: Path, system: str, name: str, build: str, group: TierGroup | None = None
+) -> TaskFailed | None:
+    """A component's tests (`run_test`). In a one-process build (plain `doit`, as an edit
+    runs), first launch the server of the path tests that will follow (shared_server.prestart),
+    without waiting: it boots on the second core, which that build leaves idle meanwhile. Under
+    `doit -n N` (workers) or `-P thread` every core has tasks of its own: the first path test
+    starts it, as before."""
+    import multiprocessing
+    import threading
+
+    if multiprocessing.parent_process() is None and threading.current_thread() is threading.main_thread():
+        from autocoder.validate.shared_server import prestart
+
+        prestart(directory, system, build, functools.partial(_rerun_components, directory, system))
+    return run_test(directory, name, test_path(name), True, group)
+
+
 def _test_id(test_file: str, junit_name: str) -> str:
     """JUnit's `tests.test_x.Class::name` as pytest's node id from the project root
     (`generated/src/tests/test_x.py::Class::name`), which an editor opens and pytest reruns."""
@@ -361,18 +379,21 @@ def task_test() -> Any:
         Member(name, test_path(name), (f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"))
         for name, _ in components
     )
-    # a token for this doit run; the shared inputs end with what _task adds, the fingerprint
-    group = TierGroup(uuid.uuid4().hex, members, (*unit, fingerprint), f"{REPORTS}/test")
+    build = uuid.uuid4().hex  # this doit run: its test batches' records, its path tasks' server
+    # the shared inputs end with what _task adds, the fingerprint
+    group = TierGroup(build, members, (*unit, fingerprint), f"{REPORTS}/test")
     for member in members:
         yield {  # what _task gives, with the inputs a batch's record of a run is keyed by
             "name": member.name,
-            "actions": [(run_test, [directory, member.name, member.test_file, True, group])],
+            "actions": [(run_component_test, [directory, system, member.name, build, group])],
+            # it may have launched the path tests' server early (run_component_test)
+            "teardown": [(stop_shared_server, [directory, build])],
             "file_dep": list(group.inputs(member)),
             "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
             "clean": True,
         }
     yield _smoke_task(directory, system)
-    yield from _path_tasks(directory, system)
+    yield from _path_tasks(directory, system, build)
 
 
 def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
@@ -392,14 +413,13 @@ def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
     )
 
 
-def _path_tasks(directory: Path, system: str) -> Any:
+def _path_tasks(directory: Path, system: str, build: str) -> Any:
     """test:path.<id>: one per path from a start to an end (autocoder.flowpaths), depending on
     the modules of the components on it and its own test file only. They share one server per
     build (validate/shared_server.py), started by the first of them that runs."""
     from autocoder.flowpaths import path_test_file
     from autocoder.tasks.compile_tasks import project_paths
 
-    build = uuid.uuid4().hex  # this doit run: its path tasks share its server
     for path in project_paths(directory):
         name = f"path.{path.id}"
         yield _task(
@@ -424,7 +444,7 @@ def run_path_test(
     """The path's generated test, called in this worker (validate/path_check.py) against the
     build's shared server, which runs the components of the path tests this build re-runs."""
     from autocoder.flowpaths import path_test_file
-    from autocoder.validate.path_check import run_path_check
+    from autocoder.validate.path_check import PathCheck
     from autocoder.validate.shared_server import ServerFailed, shared_server
 
     name = f"path.{path_id}"
@@ -432,9 +452,10 @@ def run_path_test(
     reports = directory / REPORTS
     wanted = functools.partial(_rerun_components, directory, system)
     inputs = _path_inputs(directory, system, path_id, components)  # as this run sees them
+    check = PathCheck(directory / SRC, test_file)  # loaded while a server it starts boots
     try:
-        with shared_server(directory, system, build, components, wanted) as url:
-            result = run_path_check(directory / SRC, test_file, url, reports / "junit" / f"{name}.xml")
+        with shared_server(directory, system, build, components, wanted, check.load) as url:
+            result = check.run(url, reports / "junit" / f"{name}.xml")
     except ServerFailed as exc:
         return TaskFailed(f"test:{name} failed: {exc}")
     _write_json(
@@ -456,12 +477,13 @@ def _rerun_components(directory: Path, system: str) -> set[str]:
     from autocoder.tasks.compile_tasks import project_paths
 
     found: set[str] = set()
+    digests: dict[str, str] = {}  # the paths share files (the start's module, the conftest)
     for path in project_paths(directory):
         try:
             passed = json.loads(_inputs_record(directory, f"path.{path.id}").read_bytes())
         except (OSError, ValueError):
             passed = None
-        if passed != _path_inputs(directory, system, path.id, list(path.components)):
+        if passed != _path_inputs(directory, system, path.id, list(path.components), digests):
             found.update(path.components)
     return found
 
@@ -470,24 +492,31 @@ def _inputs_record(directory: Path, name: str) -> Path:
     return directory / GENERATED / ".cache" / "paths" / f"{name}.inputs.json"
 
 
-def _path_inputs(directory: Path, system: str, path_id: str, components: list[str]) -> dict[str, str]:
+def _path_inputs(
+    directory: Path, system: str, path_id: str, components: list[str], digests: dict[str, str] | None = None
+) -> dict[str, str]:
     """sha256 of what a path test depends on (its task's file_dep, plus the validate
-    fingerprint); a missing file hashes as "" so it never matches a passing run."""
+    fingerprint); a missing file hashes as "" so it never matches a passing run. `digests`:
+    the files already hashed in this pass over the paths (by name), each read once (under ""
+    the fingerprint file's name)."""
     from autocoder.flowpaths import path_test_file
 
+    known = {} if digests is None else digests
+    if "" not in known:  # the fingerprint's file, written (if changed) once per pass
+        known[""] = fingerprint_file(directory, "validate", validate_fingerprint())
     files = [
         *(f"{SRC}/{module_path(system, c)}" for c in components),
         f"{SRC}/{path_test_file(path_id)}",
         f"{SRC}/tests/paths/conftest.py",
-        fingerprint_file(directory, "validate", validate_fingerprint()),
+        known[""],
     ]
-    digests = {}
     for name in files:
-        try:
-            digests[name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
-        except OSError:
-            digests[name] = ""
-    return digests
+        if name not in known:
+            try:
+                known[name] = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+            except OSError:
+                known[name] = ""
+    return {name: known[name] for name in files}
 
 
 def stop_shared_server(directory: Path, build: str) -> None:

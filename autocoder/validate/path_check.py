@@ -27,21 +27,54 @@ def run_path_check(src: Path, test_file: str, url: str, junit: Path) -> TestResu
     """`test_path` of the generated `src/test_file` against the system at `url`; its verdict in
     `junit` (xunit2, one test case) and returned. A failed assertion is a failure, any other
     exception (the file does not load, the server does not answer) an error."""
-    import httpx
+    return PathCheck(src, test_file).run(url, junit)
 
-    classname = test_file.removesuffix(".py").replace("/", ".")
-    started = time.perf_counter()
-    problem: tuple[str, str, str] | None = None
-    try:
-        test = _load(src / test_file, classname)
-        with httpx.Client(base_url=url, timeout=10) as client:
-            test(client)
-    except AssertionError as exc:
-        problem = ("failure", str(exc) or "assertion failed", traceback.format_exc())
-    except Exception as exc:  # noqa: BLE001 - whatever the test raised is its verdict
-        problem = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    _write_junit(junit, classname, time.perf_counter() - started, problem)
-    return parse_junit(junit)
+
+class PathCheck:
+    """One path's test, loaded (`load`: httpx imported, its file executed) before it runs, so
+    that the build loads it while the shared server starts (validate/shared_server.py
+    `meanwhile`): that work then overlaps the server's boot instead of following it."""
+
+    def __init__(self, src: Path, test_file: str) -> None:
+        self.path = src / test_file
+        self.classname = test_file.removesuffix(".py").replace("/", ".")
+        self.test: Callable[[Any], object] | None = None
+        self.problem: tuple[str, str, str] | None = None  # why it could not load
+        self.load_s: float | None = None  # None: not loaded yet
+
+    def load(self) -> None:
+        """Import httpx and the test's file, once; a file that does not load is the test's
+        error, reported by `run`."""
+        if self.load_s is not None:
+            return
+        started = time.perf_counter()
+        try:
+            import httpx  # noqa: F401 - the client `run` makes; imported here, ahead of it
+
+            self.test = _load(self.path, self.classname)
+        except Exception as exc:  # noqa: BLE001 - whatever loading raised is the test's error
+            self.problem = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        self.load_s = time.perf_counter() - started
+
+    def run(self, url: str, junit: Path) -> TestResult:
+        """Call the test with a client of the system at `url` (loading it first if no one
+        did); its verdict in `junit` and returned. Its time: loading plus running."""
+        import httpx
+
+        self.load()
+        started = time.perf_counter()
+        problem = self.problem
+        if self.test is not None:
+            try:
+                with httpx.Client(base_url=url, timeout=10) as client:
+                    self.test(client)
+            except AssertionError as exc:
+                problem = ("failure", str(exc) or "assertion failed", traceback.format_exc())
+            except Exception as exc:  # noqa: BLE001 - whatever the test raised is its verdict
+                problem = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        seconds = (self.load_s or 0.0) + time.perf_counter() - started
+        _write_junit(junit, self.classname, seconds, problem)
+        return parse_junit(junit)
 
 
 def _load(path: Path, name: str) -> Callable[[Any], object]:

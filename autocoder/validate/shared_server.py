@@ -41,6 +41,7 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
 _OWNED: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started, to reap them
+_PENDING: dict[int, Any] = {}  # launched here, not waited for yet (testing.Server, by pid)
 
 
 class ServerFailed(Exception):
@@ -60,7 +61,12 @@ def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
 
 @contextlib.contextmanager
 def shared_server(
-    directory: Path, system: str, build: str, needed: Collection[str], wanted: Callable[[], Collection[str]]
+    directory: Path,
+    system: str,
+    build: str,
+    needed: Collection[str],
+    wanted: Callable[[], Collection[str]],
+    meanwhile: Callable[[], object] | None = None,
 ) -> Iterator[str]:
     """The base URL of this build's server, which runs (at least) the components `needed`;
     path tests using it hold `users.lock` shared until the block ends.
@@ -68,18 +74,45 @@ def shared_server(
     The first path test of a build starts it with only the components `wanted()` names (those
     of the path tests about to run; SERVE_ONLY), not the whole system. A later path test whose
     components it lacks (the guess missed one) replaces it with the whole system; the one
-    replaced keeps serving the path tests already using it until the teardown stops both."""
+    replaced keeps serving the path tests already using it until the teardown stops both.
+
+    `meanwhile` (the caller's own preparation: importing httpx, loading its test) runs while a
+    server this call starts boots in its own process, which a one-process build would
+    otherwise leave the second core idle for; it runs before the block in any case."""
     state = directory / STATE
     with _locked(state / "users.lock", fcntl.LOCK_SH):
         with _locked(state / "state.lock", fcntl.LOCK_EX):
             found = _running(state, build)
             if found is None:
-                url = _start(directory, system, build, sorted({*wanted(), *needed}), [])
+                found = _launch(directory, system, build, sorted({*wanted(), *needed}), [])
             elif found["components"] is not None and not set(needed) <= set(found["components"]):
-                url = _start(directory, system, build, None, [*found["retired"], found["pid"]])
-            else:
-                url = f"http://127.0.0.1:{found['port']}"
-        yield url
+                found = _launch(directory, system, build, None, [*found["retired"], found["pid"]])
+            if meanwhile is not None:
+                meanwhile()  # while it boots, if it is booting
+            _until_ready(state, found)
+        yield f"http://127.0.0.1:{found['port']}"
+
+
+def prestart(directory: Path, system: str, build: str, wanted: Callable[[], Collection[str]]) -> None:
+    """Launch this build's server, with the components `wanted()` names, without waiting for
+    it: a component's test task calls this first in a one-process build (the edit build:
+    plain `doit`), so the server boots on the core that build leaves idle while the component
+    is tested, and the path tests that follow find it ready. Nothing when it is launched
+    already or nothing is wanted (then not asked again in this process for this build)."""
+    if (build, str(directory)) in _NOTHING_WANTED:
+        return
+    state = directory / STATE
+    with _locked(state / "state.lock", fcntl.LOCK_EX):
+        if _running(state, build) is not None:
+            return
+        components = sorted(wanted())
+        if not components:
+            _NOTHING_WANTED.add((build, str(directory)))
+            return
+        _launch(directory, system, build, components, [])
+
+
+_NOTHING_WANTED: set[tuple[str, str]] = set()  # (build, project) whose path tests all passed
 
 
 def _read(state: Path) -> dict[str, Any] | None:
@@ -117,10 +150,15 @@ def _running(state: Path, build: str) -> dict[str, Any] | None:
     return found
 
 
-def _start(directory: Path, system: str, build: str, components: list[str] | None, retired: list[int]) -> str:
-    """Start the system (only `components`, or all of them for None) on fresh data; `retired`:
-    earlier servers of this build, stopped with it."""
+def _launch(
+    directory: Path, system: str, build: str, components: list[str] | None, retired: list[int]
+) -> dict[str, Any]:
+    """Launch the system (only `components`, or all of them for None) on fresh data without
+    waiting, and record it (`ready`: false; `_until_ready` waits); `retired`: earlier servers
+    of this build, stopped with it."""
     from autocoder_runtime.testing import Server
+
+    from autocoder.fsutil import atomic_write
 
     state = directory / STATE
     data = state / f"data.{len(retired)}"
@@ -132,28 +170,66 @@ def _start(directory: Path, system: str, build: str, components: list[str] | Non
     if components is not None:
         env["SERVE_ONLY"] = ",".join(components)
     server = Server(system, directory / SOURCES, data, API_KEY, log, env)
-    try:
-        server.start(READY_TIMEOUT_S)  # PR_SET_PDEATHSIG: a killed build leaves no server
-    except AssertionError as exc:
-        with contextlib.suppress(Exception):
-            server.kill()
-        raise ServerFailed(str(exc)) from None
+    server.launch()  # PR_SET_PDEATHSIG: a killed build leaves no server
     assert server.process is not None
     _OWNED[server.process.pid] = server.process
-    from autocoder.fsutil import atomic_write
-
+    _PENDING[server.process.pid] = server
     running = {
         "build": build,
         "pid": server.process.pid,
         "port": server.port,
         "components": components,
         "retired": retired,
+        "ready": False,
     }
     atomic_write(state / "state.json", json.dumps(running).encode())
     served = "all" if components is None else len(components)
     with (state / "starts.log").open("a") as starts:
         starts.write(f"{build} {server.process.pid} {served}\n")
-    return server.url
+    return running
+
+
+def _until_ready(state: Path, found: dict[str, Any]) -> None:
+    """Wait until the recorded server serves, then record it ready. Launched by this process:
+    on its pipe (`serve --ready-fd`); by another (doit -n N workers): polling /readyz. A
+    server that exits or does not serve within READY_TIMEOUT_S is ServerFailed (its log)."""
+    from autocoder.fsutil import atomic_write
+
+    if found.get("ready", True):
+        return
+    pid = found["pid"]
+    server = _PENDING.pop(pid, None)
+    try:
+        if server is not None:
+            server.wait_ready(READY_TIMEOUT_S)
+        else:
+            _poll_ready(pid, found["port"], Path(state / f"server.{len(found['retired'])}.log"))
+    except AssertionError as exc:
+        _stop_pid(pid)
+        with contextlib.suppress(FileNotFoundError):
+            (state / "state.json").unlink()
+        raise ServerFailed(str(exc)) from None
+    found["ready"] = True
+    atomic_write(state / "state.json", json.dumps(found).encode())
+
+
+def _poll_ready(pid: int, port: int, log: Path) -> None:
+    """GET /readyz every 50 ms until it answers 200 (AssertionError if the process ends first
+    or READY_TIMEOUT_S passes): for a server another process launched, whose pipe it holds."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and _is_server(pid):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.05)
+    text = log.read_text() if log.exists() else ""
+    raise AssertionError(f"server did not become ready: {text[-2000:]}")
 
 
 def stop_shared_server(directory: Path, build: str) -> None:
@@ -178,6 +254,10 @@ def _stop(state: Path, found: dict[str, Any]) -> None:
 
 
 def _stop_pid(pid: object) -> None:
+    pending = _PENDING.pop(pid, None) if isinstance(pid, int) else None
+    if pending is not None and isinstance(pid, int):  # never waited for: close its pipe, kill it
+        pending.__exit__()
+        _OWNED.pop(pid, None)
     if _is_server(pid):
         assert isinstance(pid, int)
         os.kill(pid, signal.SIGTERM)

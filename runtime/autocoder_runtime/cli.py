@@ -30,6 +30,14 @@ def _parser(system: System) -> argparse.ArgumentParser:
         default=None,
         help=f"log level (default: $LOG_LEVEL, else the blueprint's {spec.log_level})",
     )
+    serve.add_argument(
+        "--ready-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="once serving, write the bound port and a newline to this inherited file descriptor"
+        " and close it (for a supervisor or test that waits for readiness without polling)",
+    )
     letters = sub.add_parser("dead-letters", help="print the dead-letter table as JSON lines")
     letters.add_argument("--limit", type=int, default=100)
     letters.add_argument("--offset", type=int, default=0)
@@ -91,7 +99,7 @@ def main(build: Callable[[], System], argv: list[str] | None = None) -> int:
             # opened once before the server starts: a failure inside uvicorn's startup would be
             # logged as a traceback
             asyncio.run(_with_database(system, lambda s: None))
-            return _serve(system, args.host, args.port, args.log_level)
+            return _serve(system, args.host, args.port, args.log_level, args.ready_fd)
         if args.command == "dead-letters":
             return _print_dead_letters(system, args.limit, args.offset)
         moved = asyncio.run(_with_database(system, lambda s: s.replay(args.ids or None)))
@@ -105,28 +113,35 @@ def main(build: Callable[[], System], argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve(system: System, host: str, port: int, log_level: str | None) -> int:
-    import uvicorn
-
+def _serve(system: System, host: str, port: int, log_level: str | None, ready_fd: int | None = None) -> int:
     from autocoder_runtime.app import create_app
+    from autocoder_runtime.serving import serve
     from autocoder_runtime.telemetry import TelemetryUnavailable, check_installed
 
     try:
         level = resolve_level(log_level, system.spec.log_level)
         check_installed()
+        _check_ready_fd(ready_fd)
     except (ValueError, TelemetryUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(level)
-    uvicorn.run(
-        create_app(system),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=15,
-    )
-    return 0
+    started = serve(create_app(system), host, port, ready_fd)
+    return 0 if started else 3  # uvicorn.run's exit status for a start that failed
+
+
+def _check_ready_fd(fd: int | None) -> None:
+    import os
+
+    if fd is None:
+        return
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise ValueError(
+            f"--ready-fd {fd} is not an open file descriptor of this process; "
+            "fix: pass the write end of a pipe the parent left open for it (Popen pass_fds)"
+        ) from None
 
 
 def _print_dead_letters(system: System, limit: int, offset: int) -> int:

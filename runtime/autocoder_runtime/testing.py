@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from autocoder_runtime.component import Component, data_dir
 from autocoder_runtime.database import Connection, Database, open_database
@@ -367,8 +368,8 @@ def served(
 ) -> Iterator[httpx.Client]:
     """`python -m <system> serve` on 127.0.0.1 in a child process, until ready; yields a client.
     On exit: SIGTERM, and the server must stop within 20 s, cleanly, with nothing left in its
-    inbox (its log says `"undrained": 0`)."""
-    port = free_port()
+    inbox (its log says `"undrained": 0`). The port is any free one, which the server chose
+    and said on its ready pipe."""
     env = {
         **os.environ,
         "DATA_DIR": str(data),
@@ -376,21 +377,15 @@ def served(
         "PYTHONPATH": str(src),
         "LOG_LEVEL": "INFO",
     }
-    import httpx
-
     log_path = data.parent / f"{system}-server.log"
     data.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log_file:
-        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-m", system, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=log_file,
-            preexec_fn=dies_with_parent(),  # a killed test run leaves no server
-        )
+        process, ready = launch(system, 0, env, log_file)
+        import httpx  # while the server starts
+
+        port = wait_ready(process, ready, log_path, ready_timeout_s)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         try:
-            _wait_ready(client, process, log_path, ready_timeout_s)
             yield client
         finally:
             client.close()
@@ -407,20 +402,55 @@ def served(
     assert "Traceback" not in output, output[-4000:]
 
 
-def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    import httpx
+def launch(
+    system: str, port: int, env: dict[str, str], log_file: IO[str] | int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `python -m <system> serve` on 127.0.0.1:`port` (0: any free one) without waiting;
+    the process and the read end of the pipe it says it serves on (`serve --ready-fd`), which
+    `wait_ready` reads. The child dies with this thread (`dies_with_parent`)."""
+    read, write = os.pipe()
+    command = [sys.executable, "-m", system, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    try:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [*command, "--ready-fd", str(write)],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+            pass_fds=(write,),
+            preexec_fn=dies_with_parent(),  # a killed test run leaves no server
+        )
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)  # the child's copy is the only one left: its exit is our EOF
+    return process, read
 
+
+def wait_ready(process: subprocess.Popen[bytes], ready: int, log: Path, timeout_s: float) -> int:
+    """Block until the server `launch`ed writes its port on `ready` (it serves: the system
+    started, /readyz answers 200), and return that port; closes `ready`. If it exits first
+    (end of file on the pipe) or `timeout_s` passes, it is killed and the error quotes its log.
+    No polling: the wait ends the moment it serves."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if client.get("/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"server did not become ready: {log.read_text()[-2000:]}")
-        time.sleep(0.05)
+    said = b""
+    try:
+        while not said.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([ready], [], [], left)[0]:
+                break  # the time is up
+            chunk = os.read(ready, 64)
+            if not chunk:
+                break  # it exited, or closed the pipe without serving
+            said += chunk
+    finally:
+        os.close(ready)
+    if said.endswith(b"\n") and said.strip().isdigit():
+        return int(said)
+    process.kill()
+    process.wait(timeout=10)
+    text = log.read_text() if log.exists() else ""
+    raise AssertionError(f"server did not become ready: {text[-2000:]}")
 
 
 def wait_for(client: httpx.Client, url: str, headers: dict[str, str], timeout_s: float) -> httpx.Response:
@@ -523,23 +553,28 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self._ready: int | None = None  # the read end of a launched server's ready pipe
         data.mkdir(parents=True, exist_ok=True)
 
     def start(self, ready_timeout_s: float = 60.0) -> Server:
-        """Start it (appending to its log) and wait until /readyz answers 200."""
-        with self.log_path.open("a") as log_file:
-            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-                [sys.executable, "-m", self.system, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env,
-                stdout=log_file,
-                stderr=log_file,
-                preexec_fn=dies_with_parent(),
-            )
-        import httpx
-
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            _wait_ready(client, self.process, self.log_path, ready_timeout_s)
+        """Start it (appending to its log) and wait until it serves (/readyz answers 200)."""
+        self.launch()
+        self.wait_ready(ready_timeout_s)
         return self
+
+    def launch(self) -> None:
+        """Start it without waiting (`wait_ready` waits): what the caller does meanwhile
+        overlaps the server's start (its interpreter, imports, database)."""
+        with self.log_path.open("a") as log_file:
+            self.process, self._ready = launch(self.system, self.port, self.env, log_file)
+
+    def wait_ready(self, ready_timeout_s: float = 60.0) -> None:
+        """Until the server `launch`ed serves; if it exits first, or does not serve within
+        `ready_timeout_s`, it is killed and AssertionError quotes its log."""
+        if self.process is None or self._ready is None:
+            raise RuntimeError("the server was not launched")
+        ready, self._ready = self._ready, None
+        wait_ready(self.process, ready, self.log_path, ready_timeout_s)
 
     def client(self, **kwargs: Any) -> httpx.Client:
         import httpx
@@ -585,6 +620,9 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._ready is not None:  # launched, never waited for
+            os.close(self._ready)
+            self._ready = None
         if self.process is not None:  # the test failed half-way: leave nothing running
             with contextlib.suppress(Exception):
                 self.kill()
