@@ -22,6 +22,7 @@ The trees take turns, so a busy machine slows both alike: compare them by the ra
 
 Usage: python benchmarks/typecheck_bench.py [--old COMMIT] [--components 100] [--rounds 2]
        [--edits 5] [--edit-project DIR ...] [--workdir DIR] [--out FILE]
+       [--scenarios cold second_project after_runtime_change edit]
 (--edit-project: an already built project, e.g. 500 components, copied for each tree; only
 its generated/src is used.)
 """
@@ -54,6 +55,9 @@ src = Path(sys.argv[1])
 findings = typecheck(src, sys.argv[2], src.parent / ".cache" / "mypy")
 print(json.dumps({"s": time.perf_counter() - start, "findings": len(findings)}))
 """
+
+
+SCENARIOS = ("cold", "second_project", "after_runtime_change", "edit")
 
 
 def _children_cpu() -> float:
@@ -142,6 +146,9 @@ def main() -> None:
     parser.add_argument("--components", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--edits", type=int, default=5)
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="the scenarios measured"
+    )
     parser.add_argument("--edit-project", type=Path, nargs="*", default=[])
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "typecheck.json")
@@ -180,26 +187,27 @@ def main() -> None:
     system = _system(src_of["new"])
     for round_ in range(args.rounds):
         order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
-        for name in order:
+        for name in order if "cold" in args.scenarios else []:
             _forget(src_of[name])
             results.setdefault("cold", {}).setdefault(name, []).append(
                 run(trees[name], src_of[name], system, "off")
             )
-        for name in order:
+        for name in order if "second_project" in args.scenarios else []:
             _forget(src_of[name])
             results.setdefault("second_project", {}).setdefault(name, []).append(
                 run(trees[name], src_of[name], system, shared[name])
             )
-        _forget(src_of["new"])
-        published, earlier = _runtime_changed(Path(shared["new"]))
-        results.setdefault("after_runtime_change", {}).setdefault("new", []).append(
-            run(None, src_of["new"], system, shared["new"])
-        )
-        shutil.rmtree(published)  # this project's, published by that run: back to the other's
-        earlier.rename(published)
+        if "after_runtime_change" in args.scenarios:
+            _forget(src_of["new"])
+            published, earlier = _runtime_changed(Path(shared["new"]))
+            results.setdefault("after_runtime_change", {}).setdefault("new", []).append(
+                run(None, src_of["new"], system, shared["new"])
+            )
+            shutil.rmtree(published)  # this project's, published by that run: back to the other's
+            earlier.rename(published)
         loads.append(os.getloadavg()[0])
 
-    for source in [project, *args.edit_project]:
+    for source in [project, *args.edit_project] if "edit" in args.scenarios else []:
         key = f"edit_{source.name}"
         edit_system = _system(copies["new", source.name])
         for name, tree in trees.items():  # a checked project; this tree's daemon started and ready
