@@ -105,6 +105,7 @@ def _build_sources(project: Path, tree: Path | None = None) -> None:
     subprocess.run(
         [sys.executable, "-m", "autocoder.cli", "build", str(project), "gen", "-n", "2"],
         env=env,
+        cwd=project,  # not this repository: `-m` puts the working directory first on sys.path
         check=True,
         capture_output=True,
     )
