@@ -32,9 +32,6 @@ DOIT_CONFIG = {
     "backend": "sqlite3",
     "dep_file": ".doit.db",
     "default_tasks": [
-        # the order is doit's dispatch order under -n: typecheck (one task of several seconds)
-        # before the tests, so it runs beside them once gen is done, not last and alone after
-        # `report` pulls it in (benchmarks/full_build_bench.py, mode scope_report_last)
         *("check", "ir", "gen", "lint", "typecheck", "test", "bench", "policy", "report"),
         "deploy",  # stage 4: deployments/ rendered and validated offline
     ],

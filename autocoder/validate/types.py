@@ -23,9 +23,10 @@ benchmarks/results/typecheck.json; profiles with mypy's --timing-stats and --dum
   runtime's `testing.check_path` (checked once, in the machine-wide cache). Same flags, same
   files; mypy alone, alternating with 1d47efd's tests, 0.91x the CPU (3.59 s against 3.87, 8
   rounds, load 3-4: benchmarks/results/typecheck_mypy_ab-typecold.json); the whole task's CPU
-  in typecheck_bench is within its noise (1.00x and 0.91x, typecheck-typecold*.json). The
-  larger gain is where the task runs: the default build lists it before the tests
-  (autocoder.tasks.dodo), so that with -n 2 it runs beside them, not alone at the end.
+  in typecheck_bench is within its noise (1.00x and 0.91x, typecheck-typecold*.json).
+- Where it runs: with -n 2, doit dispatches this one task after nearly every other one, whether
+  it is pulled in by `report` or listed before the tests (benchmarks/results/typecheck_dag*.json:
+  it starts once the last tests are dispatched), so its whole run is on the critical path.
 - A one-component edit spends ~0.007 s type-checking the edited module and 0.6-1 s CPU on
   mypy's fixed cost: finding and validating all 1,280 modules' cache entries and loading the
   cached trees the edited module depends on (788 of them).
