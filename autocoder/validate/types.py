@@ -12,6 +12,21 @@ benchmarks/results/typecheck.json; profiles with mypy's --timing-stats and --dum
   mypy's own worker processes (-n 2) cost 20% more CPU and were no faster on two busy cores;
   one mypy per component would pay mypy's fixed cost (0.5 s of CPU with a warm cache) a
   hundred times: 50 s against 3-4 s for the whole system.
+- As a machine's second project (third-party packages and the runtime cached), 4.4-4.7 CPU-s at
+  100 components (--timing-stats, --line-checking-stats): ~0.7 s finding and validating the
+  ~1,000 cached modules, ~0.8 s the component modules, ~2 s their tests, ~1 s the path tests.
+  The costliest construct was `@given(message=st.fixed_dictionaries({...}))`: mypy inferred the
+  whole strategy inside @given's catch-all argument (~5 ms each, 124 of them); next, the same
+  30-line body in every path test. So the generated tests declare each strategy once, as a
+  constant annotated `st.SearchStrategy[dict[str, Any]]` (inferred against that type, which also
+  checks it; a store's and an aggregator's other tests reuse it), and a path test calls the
+  runtime's `testing.check_path` (checked once, in the machine-wide cache). Same flags, same
+  files; mypy alone, alternating with 1d47efd's tests, 0.91x the CPU (3.59 s against 3.87, 8
+  rounds, load 3-4: benchmarks/results/typecheck_mypy_ab-typecold.json); the whole task's CPU
+  in typecheck_bench is within its noise (1.00x and 0.91x, typecheck-typecold*.json).
+- Where it runs: with -n 2, doit dispatches this one task after nearly every other one, whether
+  it is pulled in by `report` or listed before the tests (benchmarks/results/typecheck_dag*.json:
+  it starts once the last tests are dispatched), so its whole run is on the critical path.
 - A one-component edit spends ~0.007 s type-checking the edited module and 0.6-1 s CPU on
   mypy's fixed cost: finding and validating all 1,280 modules' cache entries and loading the
   cached trees the edited module depends on (788 of them).

@@ -514,6 +514,52 @@ def wait_settled(
         time.sleep(0.05)
 
 
+def check_path(
+    system: httpx.Client,
+    *,
+    name: str,
+    start: str,
+    end: str,
+    components: list[str],
+    headers: dict[str, str],
+    routes: list[tuple[str, str, str, dict[str, Any]]],
+    records: list[tuple[str, str, float]],
+    arrives: bool,
+    wait_s: float,
+) -> None:
+    """The body of every generated path test (tests/paths/test_<start>__<end>.py), here once
+    rather than in each of them: type-checking the same code in every path test cost the
+    system's type check a second at 100 components. Posts each route's body under one trace
+    id (nothing when the start is a source: then anything `start` sends counts), checks each
+    record `end` must hold by its key, waits until the message reached `end` (`arrives`) or
+    was done with, and fails on any dead letter of `components` for it."""
+    trace = f"path-{uuid.uuid4().hex}"
+    # a source may have sent all it will before this test began: then anything at all counts
+    before = received(system, name, end, headers) if routes else 0.0
+    sent: dict[str, dict[str, Any]] = {}
+    for method, path, _auth, body in routes:
+        response = system.request(method, path, json=body, headers={**headers, "X-Trace-Id": trace})
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": True, "trace_id": trace}
+        sent[path] = body
+    if not routes:
+        assert wait_received(system, name, start, headers, 0.0, wait_s) > 0, f"{start} sent nothing"
+    for path, key, wait in records:
+        record = wait_for(system, f"/{end}/{sent[path][key]}", headers, wait)
+        assert record.status_code == 200, record.text
+        assert record.json()[key] == sent[path][key], f"{end} holds {record.json()!r} under the key"
+    if arrives:
+        assert wait_received(system, name, end, headers, before, wait_s) > before, f"nothing reached {end}"
+    else:
+        wait_settled(system, name, headers, trace, end, before, wait_s)
+    letters = [
+        letter
+        for letter in dead_letters(system, headers)
+        if letter["component"] in components and (letter["trace_id"] == trace or not routes)
+    ]
+    assert not letters, letters
+
+
 def dead_letters(client: httpx.Client, headers: dict[str, str]) -> list[dict[str, Any]]:
     """Every dead letter so far (page by page)."""
     items: list[dict[str, Any]] = []

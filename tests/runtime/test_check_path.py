@@ -1,0 +1,121 @@
+"""autocoder_runtime.testing.check_path, the body every generated path test calls, against a real
+HTTP server on 127.0.0.1 that answers as a generated system does (the routes, /metrics,
+/dead-letters, a store's records by key)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from autocoder_runtime.testing import check_path
+
+HEADERS = {"X-API-Key": "k"}
+ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [("POST", "/readings", "api_key", {"sensor": "s1"})]
+
+
+class FakeSystem(ThreadingHTTPServer):
+    """What the checks read: messages `end` received, records by key, dead letters."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.received = 0
+        self.records: dict[str, dict[str, Any]] = {}
+        self.dead: list[dict[str, Any]] = []
+        self.dead_letter_from: str | None = None  # a component that dead-letters what is posted
+        self.stored_as: dict[str, Any] | None = None  # what the store keeps instead of the body
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FakeSystem
+
+    def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        trace = self.headers["X-Trace-Id"]
+        system = self.server
+        if system.dead_letter_from:
+            system.dead.append({"component": system.dead_letter_from, "trace_id": trace})
+        else:
+            system.received += 1
+            system.records[body["sensor"]] = system.stored_as or body
+        self._send(202, json.dumps({"accepted": True, "trace_id": trace}).encode())
+
+    def do_GET(self) -> None:  # noqa: N802
+        system = self.server
+        if self.path == "/metrics":
+            text = f'sys_messages_received_total{{component="log"}} {system.received}\nsys_inbox_backlog 0\n'
+            self._send(200, text.encode(), "text/plain")
+        elif self.path.startswith("/dead-letters"):
+            self._send(200, json.dumps({"items": system.dead}).encode())
+        elif self.path.startswith("/log/") and self.path[5:] in system.records:
+            self._send(200, json.dumps(system.records[self.path[5:]]).encode())
+        else:
+            self._send(404, b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def system() -> Iterator[tuple[FakeSystem, httpx.Client]]:
+    server = FakeSystem()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}", timeout=5) as client:
+        yield server, client
+    server.shutdown()
+    server.server_close()
+
+
+def check(client: httpx.Client, *, records: list[tuple[str, str, float]], arrives: bool) -> None:
+    check_path(
+        client,
+        name="sys",
+        start="api",
+        end="log",
+        components=["api", "log"],
+        headers=HEADERS,
+        routes=ROUTES,
+        records=records,
+        arrives=arrives,
+        wait_s=0.3,
+    )
+
+
+def test_a_message_that_arrives_and_is_recorded_passes(system):
+    server, client = system
+    check(client, records=[("/readings", "sensor", 0.3)], arrives=True)
+    check(client, records=[], arrives=False)
+    assert server.received == 2
+
+
+def test_a_dead_letter_on_the_path_fails_naming_it(system):
+    server, client = system
+    server.dead_letter_from = "log"
+    with pytest.raises(AssertionError, match="'component': 'log'"):
+        check(client, records=[], arrives=False)
+
+
+def test_a_message_that_never_arrives_fails(system):
+    server, client = system
+    server.dead_letter_from = "elsewhere"  # not on the path: only the missing arrival fails
+    with pytest.raises(AssertionError, match="nothing reached log"):
+        check(client, records=[], arrives=True)
+
+
+def test_a_record_other_than_the_message_fails(system):
+    server, client = system
+    server.stored_as = {"sensor": "other"}
+    with pytest.raises(AssertionError, match="log holds"):
+        check(client, records=[("/readings", "sensor", 0.3)], arrives=False)
