@@ -22,6 +22,22 @@ OFF = ("off", "0", "false", "no")
 STOP_S = 5.0  # how long a helper asked to stop may take to exit before it is killed
 
 
+class Files:
+    """A helper's files in its project folder, named by its key (subclasses are dataclasses
+    with these two fields): its status file (pid, how to reach it) and its ready marker."""
+
+    folder: Path
+    key: str
+
+    @property
+    def status(self) -> Path:
+        return self.folder / f"{self.key}.json"
+
+    @property
+    def ready(self) -> Path:
+        return self.folder / f"{self.key}.ready"
+
+
 def enabled(env: str) -> bool:
     """Whether the helper that `env` configures is on (it is, unless set to off)."""
     return os.environ.get(env, "").strip().lower() not in OFF

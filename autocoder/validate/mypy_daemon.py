@@ -43,7 +43,7 @@ WARMUP_S = 600  # a daemon not ready this long after it started is taken for stu
 
 
 @dataclass(frozen=True)
-class Daemon:
+class Daemon(background.Files):
     """One project's daemon for one key: where its files are, how it is started and asked."""
 
     src: Path
@@ -53,14 +53,6 @@ class Daemon:
     paths: tuple[str, ...]
     idle_s: int
     wait_s: float
-
-    @property
-    def status(self) -> Path:
-        return self.folder / f"{self.key}.json"
-
-    @property
-    def ready(self) -> Path:
-        return self.folder / f"{self.key}.ready"
 
     @property
     def cache(self) -> Path:

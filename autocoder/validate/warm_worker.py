@@ -73,7 +73,7 @@ VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "PYTEST_CURRENT_TEST"})
 
 
 @dataclass
-class Worker:
+class Worker(background.Files):
     """One project's warm worker for one key: where its files are, how it is asked and started."""
 
     folder: Path  # generated/.cache/warm
@@ -83,14 +83,6 @@ class Worker:
     idle_s: int
     rebuild: bool  # this build re-runs a task that ran before: start a worker for the next one
     served: bool = False
-
-    @property
-    def status(self) -> Path:
-        return self.folder / f"{self.key}.json"
-
-    @property
-    def ready(self) -> Path:
-        return self.folder / f"{self.key}.ready"
 
     def run(self, function: Callable[..., Any], args: tuple[Any, ...], limit_s: float) -> Frame | None:
         """The child's final frame (R or E) for `function(*args)` from this key's ready worker;
