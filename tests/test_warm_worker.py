@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from autocoder.validate import background, isolated, warm_worker
-from autocoder.validate.testing import TestResult, run_tests
+from autocoder.validate import background, isolated, testing, warm_worker
+from autocoder.validate.testing import run_tests
 
 PASSING = """
 import os
@@ -119,7 +119,7 @@ def env(module_env, monkeypatch) -> Path:
     return module_env
 
 
-def _run(src: Path, name: str, junit: Path) -> TestResult:
+def _run(src: Path, name: str, junit: Path) -> testing.TestResult:
     scratch = junit.parent / f"scratch-{name}"
     scratch.mkdir(exist_ok=True)
     return run_tests(src, f"tests/test_{name}.py", junit, scratch)
@@ -266,3 +266,17 @@ def test_an_idle_worker_stops_by_itself_and_off_starts_none(project, env, monkey
     assert _run(project, "passing", tmp_path / "start.xml").ok  # a rebuild, in process
     assert int(env.read_text()) == os.getpid()
     assert not list((project.parent / ".cache" / "warm").glob("*.json"))
+
+
+def test_the_key_follows_the_environment_but_not_what_only_the_build_reads(project, env, monkeypatch):
+    def key() -> str:
+        worker = warm_worker.worker_for(project, rebuild=False)
+        assert worker is not None
+        return worker.key
+
+    first = key()
+    monkeypatch.setenv("AUTOCODER_BUILD_ID", "another build")  # `autocoder build` sets it anew
+    monkeypatch.setenv("AUTOCODER_CACHE_DIR", str(project / "elsewhere"))  # the run-cache's
+    assert key() == first
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(project / "elsewhere"))
+    assert key() != first

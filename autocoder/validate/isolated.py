@@ -72,11 +72,10 @@ def run_forked(
             return _answer(*frames)
     if prepare is not None:
         prepare()
-    try:
-        return _answer(*_fork(function, args, limit_s))
-    finally:
-        if worker is not None:
-            worker.start_on_rebuild()
+    frames = _fork(function, args, limit_s)
+    if worker is not None:
+        worker.start_on_rebuild()
+    return _answer(*frames)
 
 
 def _fork(function: Callable[..., Any], args: tuple[Any, ...], limit_s: float) -> tuple[bytes, bytes]:

@@ -21,10 +21,11 @@ It is keyed by everything that could make an answer differ from the in-process p
 files of Autocoder and of the runtime (path, size and mtime_ns of each), Python, the installed
 packages (the mtime of every sys.path directory: an install or uninstall changes it), sys.path
 itself (without the generated package's folder) and the environment (without what changes
-between a shell's commands: PWD, OLDPWD, SHLVL, _, PYTEST_CURRENT_TEST; each request carries
-its own environment, which the child uses). The worker checks, before and after its imports,
-that its own key is the one it was started for. A build whose key has no ready worker runs in
-process, stops the workers of other keys and, on a rebuild, starts one for its key.
+between a shell's commands or builds and what only the build process reads: VOLATILE,
+BUILD_ONLY; each request carries its whole environment, which the child takes on). The
+worker checks, before and after its imports, that its own key is the one it was started for.
+A build whose key has no ready worker runs in process, stops the workers of other keys and,
+on a rebuild, starts one for its key.
 
 Life cycle, as the mypy daemon's (validate/background.py): started in the background by a
 build that is a rebuild (the task's JUnit report existed); ready once warmed up and listening
@@ -69,7 +70,21 @@ WARMUP_S = 120  # a worker not ready this long after it was started is taken for
 SOCKET_PREFIX = "autocoder-warm-"
 PACKAGES = ("autocoder", "autocoder_runtime")  # whose files (path, size, mtime) key the worker
 Frame = tuple[bytes, bytes]
+# Not in the key: what a shell changes between commands, and what only the build process reads
+# (the run-cache's, the mypy daemon's and the LLM's settings, strictness, signing, progress) or
+# sets anew for each build (AUTOCODER_BUILD_ID). The child gets them all, from its request.
 VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "PYTEST_CURRENT_TEST"})
+BUILD_ONLY = (
+    "AUTOCODER_BUILD_ID",
+    "AUTOCODER_CACHE",
+    "AUTOCODER_CHECKOV",
+    "AUTOCODER_LLM_",
+    "AUTOCODER_MYPY_",
+    "AUTOCODER_PAUSE_",
+    "AUTOCODER_PROGRESS",
+    "AUTOCODER_SIGNING_KEY",
+    "AUTOCODER_STRICT",
+)
 
 
 @dataclass
@@ -123,17 +138,15 @@ class Worker(background.Files):
         """Start this key's worker in the background (other keys' are stopped first); returns at
         once. One that is starting or ready is left alone, unless it has been starting for
         WARMUP_S (stuck: replaced). Failing to start costs only speed."""
-        self.stop_others()
-        background.private_folder(self.folder)
         try:
-            descriptor = os.open(self.status, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            if not self._replace_stuck():
+            self.stop_others()
+            background.private_folder(self.folder)
+            descriptor = self._claim()
+            if descriptor is None:
                 return
-            descriptor = os.open(self.status, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            directory = tempfile.mkdtemp(prefix=SOCKET_PREFIX)  # 0700
         except OSError:
             return
-        directory = tempfile.mkdtemp(prefix=SOCKET_PREFIX)  # 0700
         address = str(Path(directory) / "socket")
         try:
             pid = background.spawn(
@@ -144,7 +157,18 @@ class Worker(background.Files):
             with os.fdopen(descriptor, "w", encoding="utf-8") as status:
                 json.dump({"pid": pid, "socket": address}, status)
         except OSError:
+            _remove_socket_directory(address)
             self.forget()
+
+    def _claim(self) -> int | None:
+        """This key's status file, made by this build alone (O_EXCL: of two builds starting a
+        worker at once, one does); None when a worker of this key is starting or ready."""
+        try:
+            return os.open(self.status, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if not self._replace_stuck():
+                return None
+        return os.open(self.status, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def _replace_stuck(self) -> bool:
         """With a status file present: whether to start anew (its worker died, or is stuck
@@ -207,7 +231,9 @@ def key(path: tuple[str, ...]) -> str:
         except OSError:
             return -1
 
-    environment = sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE)
+    environment = sorted(
+        (k, v) for k, v in os.environ.items() if k not in VOLATILE and not k.startswith(BUILD_ONLY)
+    )
     parts = [
         sys.version,
         sys.executable,
