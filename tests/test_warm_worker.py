@@ -268,7 +268,7 @@ def test_an_idle_worker_stops_by_itself_and_off_starts_none(project, env, monkey
     assert not list((project.parent / ".cache" / "warm").glob("*.json"))
 
 
-def test_the_key_follows_the_environment_but_not_what_only_the_build_reads(project, env, monkeypatch):
+def test_the_key_follows_the_environment_not_build_only_settings_or_generated_code(project, env, monkeypatch):
     def key() -> str:
         worker = warm_worker.worker_for(project, rebuild=False)
         assert worker is not None
@@ -277,6 +277,14 @@ def test_the_key_follows_the_environment_but_not_what_only_the_build_reads(proje
     first = key()
     monkeypatch.setenv("AUTOCODER_BUILD_ID", "another build")  # `autocoder build` sets it anew
     monkeypatch.setenv("AUTOCODER_CACHE_DIR", str(project / "elsewhere"))  # the run-cache's
+    assert key() == first
+    # a folder of the generated code on sys.path (an in-process pytest session adds its tests')
+    monkeypatch.setattr(sys, "path", [str(project / "tests"), str(project), *sys.path])
+    assert key() == first
+    root = project.parent.parent  # on sys.path when doit loads the project's dodo.py
+    monkeypatch.setattr(sys, "path", [str(root), *sys.path])
+    first = key()
+    (root / ".doit.db-journal").write_text("")  # each build changes the project's listing
     assert key() == first
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(project / "elsewhere"))
     assert key() != first

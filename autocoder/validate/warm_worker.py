@@ -20,7 +20,7 @@ milliseconds and cannot be stale.
 It is keyed by everything that could make an answer differ from the in-process path: the
 files of Autocoder and of the runtime (path, size and mtime_ns of each), Python, the installed
 packages (the mtime of every sys.path directory: an install or uninstall changes it), sys.path
-itself (without the generated package's folder) and the environment (without what changes
+itself (without the folders under generated/) and the environment (without what changes
 between a shell's commands or builds and what only the build process reads: VOLATILE,
 BUILD_ONLY; each request carries its whole environment, which the child takes on). The
 worker checks, before and after its imports, that its own key is the one it was started for.
@@ -94,7 +94,7 @@ class Worker(background.Files):
     folder: Path  # generated/.cache/warm
     project: Path
     key: str
-    path: tuple[str, ...]  # sys.path without the generated package's folder
+    path: tuple[str, ...]  # sys.path without generated/'s folders
     idle_s: int
     rebuild: bool  # this build re-runs a task that ran before: start a worker for the next one
     served: bool = False
@@ -216,16 +216,30 @@ def worker_for(src: Path, rebuild: bool) -> Worker | None:
     this process's code, Python and environment (None: AUTOCODER_WARM_WORKER=off)."""
     if not background.enabled(ENV):
         return None
-    path = tuple(p for p in sys.path if p != str(src))
-    folder = src.parent / ".cache" / "warm"
-    return Worker(folder, src.parent.parent, key(path), path, background.idle_seconds(ENV, IDLE_S), rebuild)
+    generated = Path(os.path.abspath(src.parent))
+    project = generated.parent
+    # without the generated code's folders (the package's, its tests' that an in-process pytest
+    # session of this build added): the worker never imports from them, and a key that changed
+    # with them would have one build's tasks stop each other's workers
+    path = tuple(p for p in sys.path if not _inside(p, generated))
+    folder = generated / ".cache" / "warm"
+    idle_s = background.idle_seconds(ENV, IDLE_S)
+    return Worker(folder, project, key(path, project), path, idle_s, rebuild)
 
 
-def key(path: tuple[str, ...]) -> str:
-    """What the worker's answers depend on besides the request itself (module docstring)."""
+def _inside(entry: str, folder: Path) -> bool:
+    return Path(os.path.abspath(entry or ".")).is_relative_to(folder)
+
+
+def key(path: tuple[str, ...], project: Path) -> str:
+    """What the worker's answers depend on besides the request itself (module docstring). The
+    project's own folder (on sys.path when doit runs its dodo.py) is not stamped: every build
+    changes its listing (doit's database journal), and the worker imports nothing from it."""
     from importlib.util import find_spec
 
     def stamp(entry: str) -> int:
+        if _inside(entry, project):
+            return 0
         try:
             return os.stat(entry or ".").st_mtime_ns
         except OSError:
@@ -346,12 +360,12 @@ def serve(status: Path, ready: Path, expected: str, idle_s: int, address: str, p
     running: dict[int, _Running] = {}
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        if key(tuple(path)) != expected:
+        if key(tuple(path), status.parents[3]) != expected:
             return 3
         from autocoder.validate.testing import warm_up
 
         warm_up()
-        if key(tuple(path)) != expected:  # a file changed while it imported: maybe stale
+        if key(tuple(path), status.parents[3]) != expected:  # a file changed as it imported
             return 3
         gc.collect()
         gc.freeze()  # the children's collectors never walk (and so copy) the worker's objects
