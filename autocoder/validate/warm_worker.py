@@ -228,7 +228,10 @@ def worker_for(src: Path, rebuild: bool) -> Worker | None:
 
 
 def _inside(entry: str, folder: Path) -> bool:
-    return Path(os.path.abspath(entry or ".")).is_relative_to(folder)
+    """Whether sys.path's `entry` is a folder under `folder`. A relative entry ("" for the
+    working directory, an editable install's path-hook marker) is no folder here: the build
+    and the worker resolve it against different working directories."""
+    return os.path.isabs(entry) and Path(os.path.normpath(entry)).is_relative_to(folder)
 
 
 def key(path: tuple[str, ...], project: Path) -> str:
@@ -238,7 +241,7 @@ def key(path: tuple[str, ...], project: Path) -> str:
     from importlib.util import find_spec
 
     def stamp(entry: str) -> int:
-        if _inside(entry, project):
+        if not os.path.isabs(entry) or _inside(entry, project):
             return 0
         try:
             return os.stat(entry or ".").st_mtime_ns
