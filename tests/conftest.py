@@ -33,6 +33,9 @@ if "AUTOCODER_MYPY_CACHE" not in os.environ:
 # no mypy daemons from test builds (each rebuilt project would leave one running until its idle
 # timeout); tests/test_mypy_daemon.py switches it on and stops what it started
 os.environ.setdefault("AUTOCODER_MYPY_DAEMON", "off")
+# nor warm workers (validate/warm_worker.py), for the same reason; tests/test_warm_worker.py
+# switches them on and stops what it started
+os.environ.setdefault("AUTOCODER_WARM_WORKER", "off")
 
 
 def orders_arch() -> dict:

@@ -28,7 +28,10 @@ import struct
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from autocoder.validate.warm_worker import Worker
 
 T = TypeVar("T")
 
@@ -45,14 +48,38 @@ def heartbeat(limit_s: float) -> None:
     """In a child: "wait up to `limit_s` (+ GRACE_S) for my next heartbeat or my result".
     Does nothing outside a child (a run in the build process itself, as in unit tests)."""
     if _channel is not None:
-        _send(_channel, b"H", struct.pack(">d", limit_s))
+        send(_channel, b"H", struct.pack(">d", limit_s))
 
 
-def run_forked(function: Callable[..., T], args: tuple[Any, ...], limit_s: float) -> T:
+def run_forked(
+    function: Callable[..., T],
+    args: tuple[Any, ...],
+    limit_s: float,
+    *,
+    worker: Worker | None = None,
+    prepare: Callable[[], None] | None = None,
+) -> T:
     """`function(*args)` in a forked child; its return value (picklable), or ChildFailed.
-    `limit_s`: how long the child may run before its first heartbeat (then each heartbeat says)."""
+    `limit_s`: how long the child may run before its first heartbeat (then each heartbeat says).
+    `worker`: the project's warm worker (validate/warm_worker.py), which forks the child from a
+    process that has done `prepare`'s imports already; when it does not answer, the child is
+    forked from this process, after `prepare` (and a rebuild starts a worker for the next build)."""
     if not hasattr(os, "fork"):  # no fork on this platform: in this process, unprotected
         return function(*args)
+    if worker is not None:
+        frames = worker.run(function, args, limit_s)
+        if frames is not None:
+            return _answer(*frames)
+    if prepare is not None:
+        prepare()
+    frames = _fork(function, args, limit_s)
+    if worker is not None:
+        worker.start_on_rebuild()
+    return _answer(*frames)
+
+
+def _fork(function: Callable[..., Any], args: tuple[Any, ...], limit_s: float) -> tuple[bytes, bytes]:
+    """The child's final frame: its pickled result (R) or its error (E)."""
     read_end, write_end = os.pipe()
     # the parent's objects go to the permanent generation for the fork: the child's collector
     # then never walks them, which would write to (and so copy) every page they are on
@@ -66,26 +93,38 @@ def run_forked(function: Callable[..., T], args: tuple[Any, ...], limit_s: float
         raise
     if pid == 0:  # pragma: no cover - the child; its effects are asserted by the parent's tests
         os.close(read_end)
-        _child(write_end, function, args)
+        run_child(write_end, function, args)
     gc.unfreeze()
     os.close(write_end)
     with contextlib.suppress(OSError):  # the child does the same: whichever runs first
         os.setpgid(pid, pid)
+    killed: list[int] = []
+
+    def kill() -> None:
+        _kill(pid)  # and reaped
+        killed.append(pid)
+
     try:
-        frames = _collect(read_end, pid, limit_s)
+        frame = collect(read_end, limit_s, kill)
     except BaseException:  # Ctrl-C or a failure here: the child (in its own group) must not outlive it
         _kill(pid)
         raise
     finally:
         os.close(read_end)
-    kind, payload = frames
+    if frame is None:  # the child is gone without a result
+        return b"E", exit_status(_reap(pid)).encode()
+    if not killed:
+        _reap(pid)
+    return frame
+
+
+def _answer(kind: bytes, payload: bytes) -> Any:
     if kind == b"R":
-        result: T = pickle.loads(payload)  # noqa: S301 - our own child's pickle, over our own pipe
-        return result
+        return pickle.loads(payload)  # noqa: S301 - our own child's pickle (see warm_worker on its socket)
     raise ChildFailed(payload.decode(errors="replace"))
 
 
-def _child(channel: int, function: Callable[..., Any], args: tuple[Any, ...]) -> None:  # pragma: no cover
+def run_child(channel: int, function: Callable[..., Any], args: tuple[Any, ...]) -> None:  # pragma: no cover
     """Run and report, then leave at once: os._exit skips atexit handlers and buffered output
     the child inherited from the parent (which the parent still owns)."""
     global _channel
@@ -95,53 +134,69 @@ def _child(channel: int, function: Callable[..., Any], args: tuple[Any, ...]) ->
         _channel = channel
         try:
             result = function(*args)
-            _send(channel, b"R", pickle.dumps(result))
+            send(channel, b"R", pickle.dumps(result))
         except BaseException:  # noqa: BLE001 - everything is reported to the parent
-            _send(channel, b"E", traceback.format_exc()[-4000:].encode())
+            send(channel, b"E", traceback.format_exc()[-4000:].encode())
     except BaseException:  # noqa: BLE001 - the pipe itself failed: the exit code tells the parent
         code = 70
     finally:
         os._exit(code)
 
 
-def _send(channel: int, kind: bytes, payload: bytes) -> None:
-    data = _HEADER.pack(kind, len(payload)) + payload
-    view = memoryview(data)
+def encode_frame(kind: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+def send(channel: int, kind: bytes, payload: bytes) -> None:
+    """One frame to `channel` (a pipe or a socket)."""
+    view = memoryview(encode_frame(kind, payload))
     while view:
         view = view[os.write(channel, view) :]
 
 
-def _collect(read_end: int, pid: int, limit_s: float) -> tuple[bytes, bytes]:
-    """Read frames until the result; kill the child when a deadline passes."""
-    buffer = b""
-    deadline = time.monotonic() + limit_s + GRACE_S
+def next_frame(channel: int, buffer: bytearray, deadline: float) -> tuple[bytes, bytes] | None:
+    """The next frame from `channel` (bytes read beyond it stay in `buffer`); None at the end of
+    the stream; TimeoutError when `deadline` (time.monotonic) passes first."""
     while True:
+        if len(buffer) >= _HEADER.size:
+            kind, length = _HEADER.unpack_from(buffer)
+            if len(buffer) >= _HEADER.size + length:
+                payload = bytes(buffer[_HEADER.size : _HEADER.size + length])
+                del buffer[: _HEADER.size + length]
+                return kind, payload
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            _kill(pid)
-            return b"E", f"killed after {limit_s + GRACE_S:.0f} s without progress (hung)".encode()
-        ready, _, _ = select.select([read_end], [], [], remaining)
+            raise TimeoutError
+        ready, _, _ = select.select([channel], [], [], remaining)
         if not ready:
             continue
-        chunk = os.read(read_end, 1 << 16)
-        if not chunk:  # the child is gone without a result
-            return b"E", _exit_status(pid).encode()
+        chunk = os.read(channel, 1 << 16)
+        if not chunk:
+            return None
         buffer += chunk
-        while len(buffer) >= _HEADER.size:
-            kind, length = _HEADER.unpack_from(buffer)
-            if len(buffer) < _HEADER.size + length:
-                break
-            payload = buffer[_HEADER.size : _HEADER.size + length]
-            buffer = buffer[_HEADER.size + length :]
-            if kind == b"H":
-                deadline = time.monotonic() + struct.unpack(">d", payload)[0] + GRACE_S
-                continue
-            _reap(pid)
-            return kind, payload
 
 
-def _exit_status(pid: int) -> str:
-    status = _reap(pid)
+def collect(
+    channel: int, limit_s: float, kill: Callable[[], None], buffer: bytearray | None = None
+) -> tuple[bytes, bytes] | None:
+    """Read frames until the child's result (R) or error (E); None when the stream ends first.
+    Each heartbeat moves the deadline; when it passes, `kill()` and an error saying so."""
+    buffer = bytearray() if buffer is None else buffer
+    deadline = time.monotonic() + limit_s + GRACE_S
+    while True:
+        try:
+            frame = next_frame(channel, buffer, deadline)
+        except TimeoutError:
+            kill()
+            return b"E", f"killed after {limit_s + GRACE_S:.0f} s without progress (hung)".encode()
+        if frame is None or frame[0] != b"H":
+            return frame
+        limit_s = struct.unpack(">d", frame[1])[0]
+        deadline = time.monotonic() + limit_s + GRACE_S
+
+
+def exit_status(status: int) -> str:
+    """What a child's wait status says about a child that reported no result."""
     if os.WIFSIGNALED(status):
         return f"crashed: killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"crashed: exited with code {os.waitstatus_to_exitcode(status)} before reporting a result"

@@ -26,10 +26,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoder.fsutil import atomic_write
+from autocoder.validate import background
 
 ENV = "AUTOCODER_MYPY_DAEMON"
 IDLE_S = 900  # the daemon stops itself after this many seconds without a request
@@ -45,7 +43,7 @@ WARMUP_S = 600  # a daemon not ready this long after it started is taken for stu
 
 
 @dataclass(frozen=True)
-class Daemon:
+class Daemon(background.Files):
     """One project's daemon for one key: where its files are, how it is started and asked."""
 
     src: Path
@@ -55,14 +53,6 @@ class Daemon:
     paths: tuple[str, ...]
     idle_s: int
     wait_s: float
-
-    @property
-    def status(self) -> Path:
-        return self.folder / f"{self.key}.json"
-
-    @property
-    def ready(self) -> Path:
-        return self.folder / f"{self.key}.ready"
 
     @property
     def cache(self) -> Path:
@@ -107,13 +97,9 @@ class Daemon:
             self.folder.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(self.cache, ignore_errors=True)
             shutil.copytree(source, self.cache)
-            subprocess.Popen(  # noqa: S603 - this interpreter, this module, our own paths
+            background.spawn(
                 [sys.executable, "-m", __name__, str(self.status), str(self.ready), str(self.idle_s)]
                 + ["--", *self.daemon_flags(), *self.paths],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # not in the build's process group: Ctrl-C stops the build
                 cwd=self.src,  # `paths` are relative to it, as in the in-process run
             )
         except OSError:
@@ -150,8 +136,7 @@ def daemon_for(src: Path, cache: Path, flags: list[str], paths: list[str]) -> Da
 
     if not enabled():
         return None
-    setting = os.environ.get(ENV, "").strip()
-    idle_s = int(setting) if setting.isdigit() else IDLE_S
+    idle_s = background.idle_seconds(ENV, IDLE_S)
     key = hashlib.sha256(
         json.dumps(
             [
@@ -171,20 +156,16 @@ def daemon_for(src: Path, cache: Path, flags: list[str], paths: list[str]) -> Da
 def enabled() -> bool:
     """Whether daemons are on (AUTOCODER_MYPY_DAEMON is not off): only then does the cache keep
     mypy's fine-grained dependencies (up to a quarter more CPU on a cold check)."""
-    return os.environ.get(ENV, "").strip().lower() not in ("off", "0", "false", "no")
+    return background.enabled(ENV)
 
 
 def _status(status: Path) -> tuple[int, str]:
     """The daemon's pid and socket from its status file, if that process is alive and is this
-    daemon (its command line names this status file: a pid reused by another process after
-    the daemon died is neither asked nor killed)."""
-    data = json.loads(status.read_text(encoding="utf-8"))
-    pid, connection = data["pid"], data["connection_name"]
-    if not isinstance(pid, int) or not isinstance(connection, str):
+    daemon (background.identify)."""
+    pid, data = background.identify(status)
+    connection = data.get("connection_name")
+    if not isinstance(connection, str):
         raise ValueError(f"{status}: not a dmypy status file")
-    command = Path(f"/proc/{pid}/cmdline").read_bytes()  # OSError when it has died
-    if str(status).encode() not in command.split(b"\0"):
-        raise ValueError(f"process {pid} is not the daemon of {status}")
     return pid, connection
 
 
@@ -205,30 +186,9 @@ def _request(connection: str, timeout: float, **args: Any) -> dict[str, Any]:
     return response
 
 
-STOP_S = 5.0  # how long a daemon asked to stop may take to exit before it is killed
-
-
 def _stop(pid: int, connection: str) -> None:
-    """Ask the daemon to stop and wait until it has exited; kill it when it does not answer or
-    does not exit within STOP_S (it may be hung or busy). Waiting matters: a stopping daemon
-    deletes its status file as it exits, which, late, would delete the next daemon's (same
-    key, same path). `pid` comes from `_status`: it is this daemon."""
-    if "error" not in _request(connection, 2.0, command="stop"):
-        deadline = time.monotonic() + STOP_S
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    if _alive(pid):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Whether the process runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+    """Ask the daemon to stop and wait until it has exited (background.stop)."""
+    background.stop(pid, lambda: "error" not in _request(connection, 2.0, command="stop"))
 
 
 def _warm(status: str, ready: str, idle_s: str, mypy_args: list[str]) -> int:

@@ -14,12 +14,14 @@ import contextlib
 import functools
 import io
 import logging
+import sys
 import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autocoder.validate import warm_worker
 from autocoder.validate.inprocess import environment, importable
 from autocoder.validate.isolated import ChildFailed, heartbeat, run_forked
 
@@ -61,11 +63,19 @@ DEFAULT_TEST_LIMIT_S = 120.0  # per test, when no conftest says (TEST_TIMEOUT_S)
 
 
 def run_tests(src: Path, test_file: str, junit: Path, scratch: Path) -> TestResult:
-    """`run_pytest` in a forked child; a child that crashes or hangs is a failed run, its
-    reason in the output (the JUnit file, if any, is what the child finished writing)."""
-    preload(src)
+    """`run_pytest` in a forked child (of the project's warm worker when it has a ready one,
+    else of this process after `preload`); a child that crashes or hangs is a failed run, its
+    reason in the output (the JUnit file, if any, is what the child finished writing). A
+    rebuild (the JUnit file is there from an earlier run) that ran in process starts a worker."""
+    worker = warm_worker.worker_for(src, rebuild=junit.exists())
     try:
-        return run_forked(run_pytest, (src, test_file, junit, scratch), STARTUP_LIMIT_S)
+        return run_forked(
+            run_pytest,
+            (src, test_file, junit, scratch),
+            STARTUP_LIMIT_S,
+            worker=worker,
+            prepare=functools.partial(preload, src),
+        )
     except ChildFailed as exc:
         result = parse_junit(junit) if junit.exists() else TestResult()
         result.exit_code = 3
@@ -77,13 +87,13 @@ def preload(src: Path) -> None:
     """Import in this long-lived process what every test run needs, so that each forked child
     finds it in memory: pytest with its plugins, hypothesis, the runtime's test helpers and
     the generated package's shared modules (its components are each test's own); then warm
-    up once (`_warm_up`)."""
+    up once (`warm_up`)."""
     import importlib
 
     importable(src)
     for package in sorted(p.parent.name for p in src.glob("*/models.py")):
         importlib.import_module(f"{package}.models")
-    _warm_up()
+    warm_up()
 
 
 WARM_UP = """
@@ -107,17 +117,20 @@ def test_property(message):
 
 
 @functools.cache
-def _warm_up() -> None:
+def warm_up() -> None:
     """One small pytest session with a hypothesis test in this process, once: pytest's lazy
     imports (pdb, tomllib...), compiled regular expressions and hypothesis's strategy caches
-    are then inherited by every child instead of being redone in each (~70 ms a run)."""
+    are then inherited by every child instead of being redone in each (~70 ms a run). What the
+    warm worker does before it serves (no generated code: only `preload` imports that)."""
     from autocoder.validate.inprocess import scratch_directory
 
+    path = list(sys.path)  # the session's folders (deleted after it) leave it as they found it
     with scratch_directory("autocoder-warm-up-") as scratch:
         (scratch / "src" / "tests").mkdir(parents=True)
         (scratch / "src" / "tests" / "test_warm_up.py").write_text(WARM_UP)
         (scratch / "src" / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
         result = run_pytest(scratch / "src", "tests/test_warm_up.py", scratch / "junit.xml", scratch)
+    sys.path[:] = path
     if not result.ok:  # only a cost: the children redo what it would have done
         logging.getLogger(__name__).warning("test tier warm-up failed:\n%s", result.output[-2000:])
 
