@@ -5,6 +5,7 @@ crashing components, and a record is used only for the exact inputs it tested.""
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def _project(root: Path, sources: dict[str, str]) -> tuple[Path, TierGroup]:
         own = (f"generated/src/{name}.py", f"generated/src/tests/test_{name}.py")
         members.append(Member(name, f"tests/test_{name}.py", own))
     shared = ("generated/src/tests/conftest.py",)
-    return src, TierGroup("build-token", tuple(members), shared, "generated/reports/test")
+    return src, TierGroup("build-token", tuple(members), shared, "generated/reports/junit")
 
 
 def _normalized(junit: bytes) -> bytes:
@@ -204,3 +205,32 @@ def test_skipping_unused_pytest_plugins_changes_no_result_or_junit(
     full = {m.name: _alone(src, m.test_file, tmp_path / "full") for m in group.members}
     assert trimmed == full
     assert b"one is not two" in trimmed["beta"][1]
+
+
+def test_an_edit_batches_no_member_that_ran_after_its_inputs_changed(tmp_path: Path) -> None:
+    """Which members a task batches is guessed from file times: a member whose JUnit file
+    (rewritten by every run) is newer than its inputs ran already, even when its result JSON,
+    rewritten only when its bytes change, is older than a shared input (a new Autocoder rewrote
+    the validation fingerprint, then every task ran once with the same verdicts)."""
+    from autocoder.validate.batch import _siblings
+
+    _, group = _project(tmp_path, NAMES)
+    reports = tmp_path / "generated" / "reports"
+    for folder in ("junit", "test"):
+        (reports / folder).mkdir(parents=True)
+    shared = tmp_path / group.shared[0]
+    os.utime(shared, ns=(2_000_000_000_000_000_000, 2_000_000_000_000_000_000))
+    for member in group.members:
+        for path in member.own:
+            os.utime(tmp_path / path, ns=(1_000_000_000_000_000_000,) * 2)
+        (reports / "test" / f"{member.name}.json").write_text("{}")
+        os.utime(reports / "test" / f"{member.name}.json", ns=(1_500_000_000_000_000_000,) * 2)
+        (reports / "junit" / f"{member.name}.xml").write_text("<testsuites/>")
+        os.utime(reports / "junit" / f"{member.name}.xml", ns=(2_500_000_000_000_000_000,) * 2)
+    records = tmp_path / "records"
+    records.mkdir()
+    alpha = group.member("alpha")
+    assert _siblings(tmp_path, group, alpha, records) == []
+    # gamma's JUnit file older than the shared input: its task will run, so alpha takes it
+    os.utime(reports / "junit" / "gamma.xml", ns=(1_500_000_000_000_000_000,) * 2)
+    assert [member.name for member, _ in _siblings(tmp_path, group, alpha, records)] == ["gamma"]

@@ -381,7 +381,7 @@ def task_test() -> Any:
     )
     build = uuid.uuid4().hex  # this doit run: its test batches' records, its path tasks' server
     # the shared inputs end with what _task adds, the fingerprint
-    group = TierGroup(build, members, (*unit, fingerprint), f"{REPORTS}/test")
+    group = TierGroup(build, members, (*unit, fingerprint), f"{REPORTS}/junit")
     for member in members:
         yield {  # what _task gives, with the inputs a batch's record of a run is keyed by
             "name": member.name,

@@ -88,7 +88,10 @@ class TierGroup:
     build: str  # a token for this doit run
     members: tuple[Member, ...]  # in task order
     shared: tuple[str, ...]  # every member's other inputs: shared modules, conftest, fingerprint
-    results: str  # the directory of the tasks' result files, relative to the project
+    # the directory of the tasks' JUnit files, relative to the project: a test run rewrites its
+    # JUnit file every time (it holds the run's times), while the result JSON is rewritten only
+    # when its bytes change, so its time says nothing about when the task last ran
+    results: str
 
     def member(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)
@@ -183,7 +186,7 @@ def _likely_pending(root: str, group: TierGroup, member: Member, shared: int) ->
     if own is None:
         return False
     try:
-        return os.stat(f"{root}/{group.results}/{member.name}.json").st_mtime_ns < max(own, shared)
+        return os.stat(f"{root}/{group.results}/{member.name}.xml").st_mtime_ns < max(own, shared)
     except OSError:
         return True
 
