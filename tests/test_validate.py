@@ -374,6 +374,7 @@ def test_a_component_test_in_a_one_process_build_launches_the_path_server_early(
 
     import httpx
 
+    from autocoder.fsutil import atomic_write
     from autocoder.tasks.validate_tasks import run_component_test
     from autocoder.validate.shared_server import prestart, shared_server, stop_shared_server
 
@@ -398,6 +399,17 @@ def test_a_component_test_in_a_one_process_build_launches_the_path_server_early(
             assert httpx.get(f"{url}/readyz").status_code == 200
         assert json.loads(state.read_text()) == {**launched, "ready": True}  # the same server
         assert len(starts(project)) == len(before) + 1
+        # a generator rewrites a served component's module after the launch (the same text in
+        # a new file, as gen: writes; e.g. `doit test` reaching gen:notifier after test:pricer
+        # launched it): the next path test gets a server started anew, never the old code
+        module = project / "generated" / "src" / "orders" / "components" / "notifier.py"
+        atomic_write(module, module.read_bytes())
+        with shared_server(project, "orders", build_token, ["notifier"], list) as again:
+            assert httpx.get(f"{again}/readyz").status_code == 200
+        relaunched = json.loads(state.read_text())
+        assert relaunched["pid"] != launched["pid"] and relaunched["retired"] == [launched["pid"]]
+        assert relaunched["components"] == launched["components"]
+        assert len(starts(project)) == len(before) + 2
     finally:
         stop_shared_server(project, build_token)
     assert not state.exists() and not Path(f"/proc/{launched['pid']}").exists()

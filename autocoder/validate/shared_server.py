@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -87,6 +88,12 @@ def shared_server(
                 found = _launch(directory, system, build, sorted({*wanted(), *needed}), [])
             elif found["components"] is not None and not set(needed) <= set(found["components"]):
                 found = _launch(directory, system, build, None, [*found["retired"], found["pid"]])
+            elif found.get("code") != code_stamp(directory, system, found["components"]):
+                # launched before a generator task of this build rewrote code it serves (an
+                # early launch, then `gen:` of another component): it would test the old code
+                served = found["components"]
+                components = None if served is None else sorted({*served, *wanted(), *needed})
+                found = _launch(directory, system, build, components, [*found["retired"], found["pid"]])
             if meanwhile is not None:
                 meanwhile()  # while it boots, if it is booting
             _until_ready(state, found)
@@ -113,6 +120,31 @@ def prestart(directory: Path, system: str, build: str, wanted: Callable[[], Coll
 
 
 _NOTHING_WANTED: set[tuple[str, str]] = set()  # (build, project) whose path tests all passed
+
+
+def code_stamp(directory: Path, system: str, components: Collection[str] | None) -> str:
+    """What a server launched now would load of the generated system: the package's own
+    modules and the modules of the components it serves (all for None), each as inode, mtime
+    and size (the generators replace a file by a new one: a rewrite changes its inode). A path
+    test compares it with the stamp taken at launch, so a server never tests code that a
+    generator rewrote after it started."""
+    package = directory / SOURCES / system
+    paths = sorted(package.glob("*.py"))
+    folder = package / "components"
+    names = (
+        sorted(components)
+        if components is not None
+        else sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    )
+    paths += [folder / f"{name}.py" for name in ("__init__", *names)]
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path.name} {stat.st_ino} {stat.st_mtime_ns} {stat.st_size}\n".encode())
+        except OSError:
+            digest.update(f"{path.name} missing\n".encode())
+    return digest.hexdigest()
 
 
 def _read(state: Path) -> dict[str, Any] | None:
@@ -181,6 +213,7 @@ def _launch(
         "components": components,
         "retired": retired,
         "ready": False,
+        "code": code_stamp(directory, system, components),
     }
     atomic_write(state / "state.json", json.dumps(running).encode())
     served = "all" if components is None else len(components)
