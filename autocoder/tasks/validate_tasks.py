@@ -380,18 +380,20 @@ def task_test() -> Any:
         for name, _ in components
     )
     build = uuid.uuid4().hex  # this doit run: its test batches' records, its path tasks' server
-    # the shared inputs end with what _task adds, the fingerprint
+    # a member's inputs (what a batch's record of its run is keyed by) are its task's file_dep:
+    # its own, the shared ones, then the fingerprint, which _task adds last
     group = TierGroup(build, members, (*unit, fingerprint), f"{REPORTS}/junit")
     for member in members:
-        yield {  # what _task gives, with the inputs a batch's record of a run is keyed by
-            "name": member.name,
-            "actions": [(run_component_test, [directory, system, member.name, build, group])],
-            # it may have launched the path tests' server early (run_component_test)
-            "teardown": [(stop_shared_server, [directory, build])],
-            "file_dep": list(group.inputs(member)),
-            "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
-            "clean": True,
-        }
+        yield _task(
+            {
+                "name": member.name,
+                "actions": [(run_component_test, [directory, system, member.name, build, group])],
+                # it may have launched the path tests' server early (run_component_test)
+                "teardown": [(stop_shared_server, [directory, build])],
+                "file_dep": [*member.own, *unit],
+                "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
+            }
+        )
     yield _smoke_task(directory, system)
     yield from _path_tasks(directory, system, build)
 
