@@ -289,8 +289,10 @@ class _Explainer:
         ]
 
     def _blueprint_diff(self) -> list[tuple[str, str]]:
-        old = self._values("check").get("blueprint")
-        if not isinstance(old, dict) or "check" not in self.tasks:
+        from autocoder.runcache.tasks import BLUEPRINT_TASK
+
+        old = self._values(BLUEPRINT_TASK).get("blueprint")
+        if not isinstance(old, dict) or BLUEPRINT_TASK not in self.tasks:
             return []
         return _blueprint_changes(old, blueprint_digests(self.directory))
 

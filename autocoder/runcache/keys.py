@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import autocoder
+from autocoder.runcache.digests import dependency_digests, file_sha256
 
 KEY_VERSION = 1
 # The tools whose version changes what a task produces (lint findings, test outcomes, types;
@@ -127,17 +128,10 @@ def dep_name(project: Path, path: str) -> str:
     return "<external>/" + full.name
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def task_key(project: Path, task_name: str, file_deps: list[str], targets: list[str]) -> str:
     """The entry's key; raises OSError when a file dependency cannot be read."""
-    deps = sorted((dep_name(project, p), file_sha256(project / p)) for p in file_deps)
+    digests = dependency_digests(project, task_name, file_deps)
+    deps = sorted((dep_name(project, p), digests[p]) for p in file_deps)
     material = {
         "version": KEY_VERSION,
         "task": task_name,
