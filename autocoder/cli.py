@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BLUEPRINT
         code = int(args.run(args))
         sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+        if args.run is cmd_build:
+            from autocoder.tasks.reporter import exit_now, exit_now_allowed
+
+            if exit_now_allowed("autocoder"):  # the build is over: skip the interpreter's teardown
+                exit_now(code)
         return code
     except BrokenPipeError:
         # the reader went away (`autocoder rules | head -3`): stop quietly, as a Unix tool does;

@@ -29,7 +29,7 @@ CANNOT_WRITE = "cannot write "  # how tasks.lock.cannot_write's line starts
 PAUSE_AT, PAUSE_READY, PAUSE_S = "AUTOCODER_PAUSE_AT", "AUTOCODER_PAUSE_READY", 120.0
 # progress ("[done/total]") on the task lines: on a terminal, or when this is set to 1
 PROGRESS = "AUTOCODER_PROGRESS"
-# "0" keeps the interpreter's normal teardown at the end of a `doit` run (see _exit_now)
+# "0" keeps the interpreter's normal teardown at the end of a `doit` run (see exit_now)
 HARD_EXIT = "AUTOCODER_HARD_EXIT"
 
 
@@ -159,8 +159,8 @@ class AutocoderReporter(RunCacheReport, ConsoleReporter):
         table = self._table()
         if table:
             self.outstream.write("\n" + table + "\n")
-        if _exit_now_allowed():
-            _exit_now(self.outstream, self._result)
+        if exit_now_allowed("doit"):
+            exit_now(self._result, self.outstream)
 
     def _table(self) -> str:
         """The validation results of the tasks this run visited (ran, or found up to date):
@@ -238,18 +238,21 @@ def _listing(folder: str) -> list[str]:
 # directories), then os._exit with the code doit would have returned.
 
 
-def _exit_now_allowed() -> bool:
-    """Only at the end of the `doit` command's own run (not in `autocoder build`, nor in a test
-    that runs doit in its process, nor in `doit auto`/`strace`, which go on after it), with no
-    exception in flight, no profiler or tracer (coverage, cProfile) that reports at exit, and no
-    thread the interpreter would wait for."""
+ENTRY_MODULES = {"doit": "doit.__main__", "autocoder": "autocoder.cli"}
+
+
+def exit_now_allowed(program: str) -> bool:
+    """Only at the end of `program`'s own command line run (`doit`, or `autocoder build` once
+    it is done: not a test running either in its process, nor `doit auto`/`strace`, which go on
+    after a run), with no exception in flight, no profiler or tracer (coverage, cProfile) that
+    reports at exit, and no thread the interpreter would wait for."""
     import threading
 
     if os.environ.get(HARD_EXIT, "1").lower() in ("0", "off", "false", "no"):
         return False
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    is_doit = getattr(spec, "name", None) == "doit.__main__" or Path(sys.argv[0]).name == "doit"
-    if not is_doit or {"auto", "strace"} & set(sys.argv[1:]) or sys.exc_info()[0] is not None:
+    ours = getattr(spec, "name", None) == ENTRY_MODULES[program] or Path(sys.argv[0]).name == program
+    if not ours or {"auto", "strace"} & set(sys.argv[1:]) or sys.exc_info()[0] is not None:
         return False
     if sys.gettrace() is not None or sys.getprofile() is not None:
         return False
@@ -257,10 +260,10 @@ def _exit_now_allowed() -> bool:
     return not any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
-def _exit_now(outstream, code: int) -> None:  # noqa: ANN001 - doit's output stream
+def exit_now(code: int, outstream=None) -> None:  # noqa: ANN001 - doit's output stream
     import atexit
 
-    for stream in (outstream, sys.stdout, sys.stderr):
+    for stream in (s for s in (outstream, sys.stdout, sys.stderr) if s is not None):
         with contextlib.suppress(Exception):  # a closed pipe: nothing more can reach it anyway
             stream.flush()
     atexit._run_exitfuncs()

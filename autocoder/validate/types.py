@@ -68,6 +68,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from stat import S_ISREG
 
 from autocoder.layout import SOURCES
 from autocoder.validate import mypy_daemon
@@ -123,23 +124,42 @@ def retime_same_second_edits(src: Path, paths: list[str], cache: Path) -> None:
     second of the last check (`x + 1` -> `1 + x`) would keep its old verdict. Only the mtime
     moves; doit compares such a file by content."""
     recorded = _recorded_sources(cache)
-    for path in _sources(src, paths):
-        entry = recorded.get(path.relative_to(src).as_posix())
+    for name, path, stat in _sources(src, paths):
+        entry = recorded.get(name)
         if entry is None:
             continue
-        stat = path.stat()
         size, mtime_ns, digest = entry
         same_second = stat.st_mtime_ns // 10**9 == mtime_ns // 10**9
         if stat.st_size == size and same_second and stat.st_mtime_ns != mtime_ns and _sha(path) != digest:
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))
 
 
-def _sources(src: Path, paths: list[str]) -> list[Path]:
-    return sorted(p for top in paths for p in (src / top).rglob("*.py") if p.is_file())
+def _sources(src: Path, paths: list[str]) -> list[tuple[str, str, os.stat_result]]:
+    """The .py files under `paths`: (name relative to `src`, path, stat), sorted by name.
+    os.walk and strings, not Path.rglob: ~1,300 files at 500 components, listed twice a check,
+    cost ~0.3 s through pathlib and a fifth of it this way."""
+    root = str(src)
+    found = []
+    for top in paths:
+        for folder, dirs, files in os.walk(os.path.join(root, top)):
+            dirs.sort()
+            relative = os.path.relpath(folder, root).replace(os.sep, "/")
+            for file in files:
+                if not file.endswith(".py"):
+                    continue
+                path = os.path.join(folder, file)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue  # a dangling symlink: rglob's is_file() left it out too
+                if S_ISREG(stat.st_mode):
+                    found.append((f"{relative}/{file}", path, stat))
+    return sorted(found, key=lambda entry: entry[0])
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def _recorded_sources(cache: Path) -> dict[str, tuple[int, int, str]]:
@@ -171,8 +191,7 @@ def _record_sources(src: Path, paths: list[str], cache: Path) -> None:
         return
     recorded = _recorded_sources(cache)
     record = {}
-    for path in _sources(src, paths):
-        name, stat = path.relative_to(src).as_posix(), path.stat()
+    for name, path, stat in _sources(src, paths):
         known = recorded.get(name)
         same = known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns)
         record[name] = [stat.st_size, stat.st_mtime_ns, known[2] if known and same else _sha(path)]
