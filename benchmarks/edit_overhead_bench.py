@@ -2,9 +2,10 @@
 
 Each version builds its own copy of the same built synthetic project (doit's state and the
 stage fingerprints depend on Autocoder's code, so one project cannot serve both): A runs with
-`--a-src` first on PYTHONPATH (e.g. `git archive <commit>` unpacked: the code before a change),
-B with the installed Autocoder. Round by round, in alternating order, each version runs a no-op
-`doit` and then a one-component edit (trans_0's expression rewritten to an equal one whose
+`--a-src` first on PYTHONPATH (e.g. `git archive <commit>` unpacked, with templates/, rules/
+and schemas/ moved into autocoder/ as in a wheel: the code before a change), B with `--b-src`
+likewise or the installed Autocoder. Round by round, in alternating order, each version runs a
+no-op `doit` and then a one-component edit (trans_0's expression rewritten to an equal one whose
 text no earlier round wrote, so the run-cache, in a fresh directory per version, never answers
 it). Each build is measured as wall seconds and CPU seconds (user + system of the doit process
 and its children, from getrusage), with the 1-minute load average before every round.
@@ -14,7 +15,7 @@ same environment as here: SQLITE_SYNCHRONOUS=NORMAL, bytecode caching on, the ca
 this script uses), or pass --catch-up to let the script do it.
 
 Usage: python benchmarks/edit_overhead_bench.py --a PROJECT_A --a-src DIR --b PROJECT_B
-       [--rounds 5] [--catch-up] [--out FILE]
+       [--b-src DIR] [--rounds 5] [--catch-up] [--out FILE]
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def main() -> None:
     )
     parser.add_argument("--a", type=Path, required=True, help="built project copy for version A")
     parser.add_argument("--a-src", type=Path, required=True, help="version A's source tree (has autocoder/)")
-    parser.add_argument("--b", type=Path, required=True, help="built project copy for version B (installed)")
+    parser.add_argument("--b", type=Path, required=True, help="built project copy for version B")
+    parser.add_argument(
+        "--b-src", type=Path, help="version B's source tree (default: the installed Autocoder)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--catch-up", action="store_true", help="`doit -n 2` in both copies first")
     parser.add_argument(
@@ -92,7 +96,10 @@ def main() -> None:
     args = parser.parse_args()
     versions = {
         "A": (args.a.resolve(), environment(args.a_src.resolve(), args.a.resolve().parent / "cache-A")),
-        "B": (args.b.resolve(), environment(None, args.b.resolve().parent / "cache-B")),
+        "B": (
+            args.b.resolve(),
+            environment(args.b_src.resolve() if args.b_src else None, args.b.resolve().parent / "cache-B"),
+        ),
     }
     if args.catch_up:
         for project, env in versions.values():
@@ -128,6 +135,7 @@ def main() -> None:
         {
             "machine": machine(),
             "a_src": str(args.a_src),
+            "b_src": str(args.b_src or "installed"),
             "rounds": args.rounds,
             "load_average_1m": {"min": min(loads), "max": max(loads), "per_round": loads},
             "summary": summary,
