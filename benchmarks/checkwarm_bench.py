@@ -11,7 +11,10 @@ one round (tasks/warm_compile.py) has the key of the next; the first --warmup ro
 starting) are run but not counted.
 
 Reported: per side, the medians of check, ir and check + ir, every round with the load average
-before and after it, and the ratio after / before of the check + ir medians.
+before and after it, and the ratio after / before of the check + ir medians. Also, after each
+round, the seconds of one `runcache.explain.blueprint_digests` of the project in this process:
+the run-cache's wrapper of every task computes it before the task's actions when the task
+depends on architecture.yaml (`check` and `ir` both do), so it is part of both tasks' times.
 
 Usage: python benchmarks/checkwarm_bench.py --before PYTHON PROJECT --after PYTHON PROJECT
        [--rounds 5] [--warmup 2] [--out FILE]
@@ -29,6 +32,8 @@ import time
 from pathlib import Path
 
 from common import machine, write_results
+
+from autocoder.runcache.explain import blueprint_digests
 
 EXPRESSION = re.compile(r"(?m)^(\s+score: )(.+)$")  # trans_0's is the first `score:` with a value
 ENV = {"AUTOCODER_CACHE": "off", "SQLITE_SYNCHRONOUS": "NORMAL"}
@@ -57,7 +62,11 @@ def one_round(python: str, project: Path, n: int) -> dict:
     tasks = {t["name"]: t["elapsed"] for t in report["tasks"] if t.get("result") == "success"}
     if run.returncode != 0 or set(tasks) != {"check", "ir"}:
         raise SystemExit(f"{project}: check and ir did not both run and pass:\n{run.stdout}\n{run.stderr}")
+    start = time.perf_counter()
+    blueprint_digests(project)
+    digests = time.perf_counter() - start
     return {
+        "runcache_blueprint_digests_s": round(digests, 3),
         "check_s": round(tasks["check"], 3),
         "ir_s": round(tasks["ir"], 3),
         "check_ir_s": round(tasks["check"] + tasks["ir"], 3),
@@ -67,7 +76,8 @@ def one_round(python: str, project: Path, n: int) -> dict:
 
 
 def medians(rounds: list[dict]) -> dict:
-    return {k: round(statistics.median(r[k] for r in rounds), 3) for k in ("check_s", "ir_s", "check_ir_s")}
+    keys = ("check_s", "ir_s", "check_ir_s", "runcache_blueprint_digests_s")
+    return {k: round(statistics.median(r[k] for r in rounds), 3) for k in keys}
 
 
 def main() -> None:
