@@ -198,3 +198,47 @@ def test_a_worker_of_older_autocoder_code_is_not_asked(directory, answers, capsy
         fresh.stop()
     finally:
         os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+EXAMPLES = sorted(p.parent for p in (Path(__file__).parent.parent / "examples").glob("*/architecture.yaml"))
+EXAMPLES.append(Path(__file__).parent / "fixtures" / "every_kind")
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_a_remembered_expression_is_what_a_fresh_compile_gives(example, monkeypatch):
+    """A second compile served entirely from the expression memo (compiling any expression
+    again would raise here) gives the first one's diagnostics and IR, for every example."""
+    from autocoder.analysis import exprmemo
+    from autocoder.compile import compile_sources
+    from autocoder.ir.models import dump
+
+    raws = [(example / name).read_bytes() for name in ("architecture.yaml", "deployment.yaml")]
+    monkeypatch.setattr(exprmemo, "_MEMO", {})
+    fresh = compile_sources(*raws)
+    assert fresh.ir is not None
+    assert exprmemo._MEMO or example.name == "reviews"  # its logic is written by the LLM
+
+    def compiled_again(*args, **kwargs):
+        raise AssertionError(f"compiled again: {args}")
+
+    monkeypatch.setattr(exprmemo, "compile_expression", compiled_again)
+    again = compile_sources(*raws)
+    assert [d.to_json() for d in again.diagnostics] == [d.to_json() for d in fresh.diagnostics]
+    assert again.ir is not None and dump(again.ir) == dump(fresh.ir)
+
+
+def test_the_memo_keys_on_the_bounds_and_keeps_no_failure(monkeypatch):
+    from autocoder.analysis import exprmemo
+    from autocoder.expr.compiler import ExprError
+    from autocoder.expr.types import Type
+
+    monkeypatch.setattr(exprmemo, "_MEMO", {})
+    narrow, wide = ({"v": Type("number", minimum=0, maximum=top)} for top in (1, 10))
+    assert narrow == wide  # Type's equality ignores the bounds; the memo must not
+    exprmemo.compiled_expression("v + 1", narrow)
+    exprmemo.compiled_expression("v + 1", wide)
+    assert len(exprmemo._MEMO) == 2
+    for _ in range(2):
+        with pytest.raises(ExprError):
+            exprmemo.compiled_expression("v +", narrow)
+    assert len(exprmemo._MEMO) == 2
