@@ -6,11 +6,12 @@ import ast
 from typing import Any
 
 from autocoder.analysis.context import Context
+from autocoder.analysis.exprmemo import compiled_expression
 from autocoder.analysis.messages import message_problems
 from autocoder.analysis.schemas import extends_or_equals, field_types
 from autocoder.blueprint import models as m
 from autocoder.diagnostics import Diagnostic, did_you_mean, one_of
-from autocoder.expr.compiler import Compiled, ExprError, compile_aggregate, compile_expression
+from autocoder.expr.compiler import Compiled, ExprError, compile_aggregate
 from autocoder.expr.types import INTEGER, NUMBER, Type, assignable, type_of_field
 
 # kind -> (inputs allowed (min, max), outputs allowed (min, max)); None = unbounded
@@ -278,7 +279,7 @@ def _input_env(ctx: Context, comp: Any) -> dict[str, Type]:
 
 def _expr(ctx: Context, path: tuple, text: str, env: dict[str, Type], want: str | None = None) -> Compiled:
     try:
-        return compile_expression(text, env, want=want)
+        return compiled_expression(text, env, want=want)
     except ExprError as exc:
         if not reads_unknown(text, ctx.unknown_names):
             report_expression_error(ctx, path, exc)

@@ -7,9 +7,10 @@ from typing import Any
 
 from autocoder.analysis.components import reads_unknown, report_expression_error
 from autocoder.analysis.context import Context
+from autocoder.analysis.exprmemo import compiled_expression
 from autocoder.analysis.schemas import extends_or_equals, field_types
 from autocoder.diagnostics import did_you_mean, one_of
-from autocoder.expr.compiler import ExprError, compile_expression
+from autocoder.expr.compiler import ExprError
 
 INGRESS_KINDS = ("api_endpoint", "source")
 MAX_CYCLES_REPORTED = 20
@@ -114,7 +115,7 @@ def _condition(ctx: Context, bpath: tuple, text: str | None, schema: str) -> dic
     if text is None or schema not in ctx.schemas:
         return None  # an unresolved schema is reported with its component
     try:
-        compiled = compile_expression(text, field_types(ctx.schemas[schema]), want="boolean")
+        compiled = compiled_expression(text, field_types(ctx.schemas[schema]), want="boolean")
     except ExprError as exc:
         if not reads_unknown(text, ctx.unknown_fields.get(schema, frozenset())):
             report_expression_error(ctx, (*bpath, "condition"), exc)

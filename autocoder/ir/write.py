@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,30 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
     taken part by part from the file the last run wrote where a part's data is unchanged
     (_encode_ir). Returns the paths that were written.
     """
+    return commit_ir(plan_ir(generated, ir, slices, root=root))
+
+
+@dataclass
+class IrPlan:
+    """What write_ir writes, encoded and checked against the files as they are, not yet written
+    (plan_ir, commit_ir): the `check` task's child computes it where the compiler is imported
+    and `ir` writes it without importing it (tasks/compile_tasks.py). Plain paths and bytes."""
+
+    root: Path  # the project: every path is confined to it
+    generated: Path
+    slice_dir: Path  # confined
+    slices: list[tuple[str, bytes]]  # (name, bytes) of the slices not vouched unchanged
+    names: frozenset[str]  # every component's slice name: other slices are removed
+    ir_file: Path  # confined
+    ir_bytes: bytes
+    index_path: Path  # confined
+    index_bytes: bytes
+    after: list[tuple[Path, Path, bytes]] = field(default_factory=list)  # (shown, confined, bytes)
+
+
+def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | None = None) -> IrPlan:
+    """write_ir's writes, encoded (see write_ir): OutsideProjectError when a path is not
+    confined to `root`."""
     from autocoder.ir.models import dump
 
     root = generated.parent if root is None else root
@@ -54,7 +79,7 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
     previous = _read_index(index_path)
     index: dict[str, list[str]] = {}
     encoded: dict[str, bytes] = {}
-    written = []
+    changed = []
     for name, path in targets.items():
         fingerprint = slices[name].component.fingerprint
         data = _unchanged(path, previous.get(name), fingerprint)
@@ -63,22 +88,36 @@ def write_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | 
             encoded[name] = data
             continue
         data = canonical_json(dump(slices[name]))
-        if write_if_changed(path, data):
-            written.append(slice_path(generated, name))
+        changed.append((name, data))
         index[name] = [fingerprint, hashlib.sha256(data).hexdigest()]
         encoded[name] = data
-    for stale in sorted(os.listdir(slice_dir)):  # names: 500 Path objects sorted cost 50 ms
-        if stale.endswith(".json") and stale.removesuffix(".json") not in slices:
-            confined(root, slice_dir / stale, "delete").unlink()
     previous_ir = _previous_parts(ir_file, _read_ir_entry(index_path))
     data, parts = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
-    if write_if_changed(ir_file, data):
-        written.append(ir_path(generated))
     entry = {"sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
+    index_bytes = json.dumps({"version": _index_version(), "slices": index, "ir": entry}).encode()
+    return IrPlan(
+        root, generated, slice_dir, changed, frozenset(slices), ir_file, data, index_path, index_bytes
+    )
+
+
+def commit_ir(plan: IrPlan) -> list[Path]:
+    """Do what `plan` says (write_ir's order: slices, removals, ir.v1.json, its index, then
+    `plan.after`), each file only when its bytes change; the paths written."""
+    root = plan.root
+    written = []
+    for name, data in plan.slices:
+        if write_if_changed(_slice_target(root, plan.generated, plan.slice_dir, name), data):
+            written.append(slice_path(plan.generated, name))
+    for stale in sorted(os.listdir(plan.slice_dir)):  # names: 500 Path objects sorted cost 50 ms
+        if stale.endswith(".json") and stale.removesuffix(".json") not in plan.names:
+            confined(root, plan.slice_dir / stale, "delete").unlink()
+    if write_if_changed(plan.ir_file, plan.ir_bytes):
+        written.append(ir_path(plan.generated))
     with contextlib.suppress(OSError):  # an index: failing to write it costs only time next run
-        write_if_changed(
-            index_path, json.dumps({"version": _index_version(), "slices": index, "ir": entry}).encode()
-        )
+        write_if_changed(plan.index_path, plan.index_bytes)
+    for shown, path, data in plan.after:
+        if write_if_changed(path, data):
+            written.append(shown)
     return written
 
 

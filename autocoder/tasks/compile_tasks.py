@@ -316,19 +316,37 @@ def _is_name(value: object) -> bool:
 _COMPILED: dict[tuple[str, bool], CompileResult] = {}
 
 
+def read_sources(directory: Path) -> tuple[tuple[bytes | OSError, bytes | OSError], str]:
+    """Both blueprints' bytes (an OSError for one that cannot be read, as compile.read_blueprints,
+    without importing the compiler) and their key: the hash of the bytes themselves (repr() of a
+    50 MB file would cost 200 MB)."""
+    raws: list[bytes | OSError] = []
+    digest = hashlib.sha256()
+    for name in (ARCHITECTURE, DEPLOYMENT):
+        try:
+            raw: bytes | OSError = (directory / name).read_bytes()
+        except OSError as exc:
+            raw = exc
+        raws.append(raw)
+        digest.update(hashlib.sha256(raw if isinstance(raw, bytes) else repr(raw).encode()).digest())
+    return (raws[0], raws[1]), digest.hexdigest()
+
+
 def compile_cached(directory: Path, strict: bool) -> CompileResult:
     """Compile once per doit run and blueprint content (check and ir share the work)."""
-    from autocoder.compile import compile_sources, read_blueprints
+    return compile_keyed(directory, strict)[1]
 
-    raws = read_blueprints(directory)
-    digest = hashlib.sha256()
-    for raw in raws:  # the bytes themselves (repr() of a 50 MB file would cost 200 MB)
-        digest.update(hashlib.sha256(raw if isinstance(raw, bytes) else repr(raw).encode()).digest())
-    key = (digest.hexdigest(), strict)
+
+def compile_keyed(directory: Path, strict: bool) -> tuple[tuple[str, bool], CompileResult]:
+    """compile_cached's result and its key (the blueprints' hash, strict)."""
+    from autocoder.compile import compile_sources
+
+    raws, digest = read_sources(directory)
+    key = (digest, strict)
     if key not in _COMPILED:
         _COMPILED.clear()
         _COMPILED[key] = compile_sources(*raws, strict=strict)
-    return _COMPILED[key]
+    return key, _COMPILED[key]
 
 
 def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:
@@ -344,6 +362,15 @@ def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:
 
 
 def run_check(directory: Path, strict: bool) -> TaskFailed | None:
+    """The `check` action: in a child of the project's warm worker (validate/warm_worker.py),
+    which has imported the compiler already (~0.4 s an edit build otherwise pays first), when
+    it has a ready one; else in this process, as the child would (tasks/warm_compile.py)."""
+    from autocoder.tasks import warm_compile
+
+    return warm_compile.check(directory, strict)
+
+
+def check_in_process(directory: Path, strict: bool) -> TaskFailed | None:
     from autocoder.canonical import canonical_json
     from autocoder.fsutil import confined, write_if_changed
 
@@ -364,6 +391,14 @@ def run_check(directory: Path, strict: bool) -> TaskFailed | None:
 
 
 def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
+    """The `ir` action: writes what `check`'s warm child planned for these very blueprints when
+    it did (tasks/warm_compile.py), else compiles (in a warm child, or in this process)."""
+    from autocoder.tasks import warm_compile
+
+    return warm_compile.ir(directory, strict)
+
+
+def ir_in_process(directory: Path, strict: bool) -> TaskFailed | None:
     from autocoder.ir.write import write_ir
 
     result = compile_cached(directory, strict)
@@ -375,8 +410,12 @@ def run_ir(directory: Path, strict: bool) -> TaskFailed | None:
         written += write_projections(directory)
     except OSError as exc:
         return TaskFailed(f"ir: {exc.strerror or exc}")
-    print(f"ir: {len(result.slices)} component(s), {len(written)} file(s) rewritten")
+    print(ir_summary(len(result.slices), len(written)))
     return None
+
+
+def ir_summary(components: int, written: int) -> str:
+    return f"ir: {components} component(s), {written} file(s) rewritten"
 
 
 def write_projections(directory: Path) -> list[Path]:

@@ -1,0 +1,202 @@
+"""`check` and `ir` in a child of the project's warm worker (validate/warm_worker.py).
+
+An edit build is one fresh `doit` process: importing the compiler (pydantic building the
+blueprint and IR models) costs it ~0.4 s before `check` can start, more than compiling 500
+components. The warm worker has imported it already (`warm_up`, before it serves), so `check`
+asks it for a forked child, which runs exactly the in-process action (its output captured and
+replayed here, its files written by the child, atomically, as in process) and also plans what
+`ir` will write for these blueprints (ir/write.py `plan_ir`: the encoded files, checked against
+the files as they are). `ir`, in this same process and for the same blueprint bytes and
+strictness, writes that plan without importing the compiler; otherwise it asks the worker for
+a child of its own, or runs in process. doit's view is unchanged: two tasks, the same
+dependencies and targets, each re-run only when its own inputs change.
+
+When the worker is absent, not ready, of another key (other Autocoder files, Python or
+environment: the worker's key, so it never serves stale code) or fails in any way (a broken
+stream, a child that crashed or raised), the action runs in this process, as it did without
+a worker, and a rebuild starts a worker for the next build: the results are the same bytes
+either way (tests/test_warm_compile.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from doit.exceptions import TaskFailed
+
+from autocoder.layout import CHECK_REPORT, GENERATED
+from autocoder.tasks import compile_tasks
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from autocoder.ir.write import IrPlan
+    from autocoder.validate.warm_worker import Worker
+
+LIMIT_S = 600.0  # a child's compile, at most (the blueprint's size is bounded: MAX_BLUEPRINT_BYTES)
+
+
+@dataclass
+class Outcome:
+    """What an action did, as data: its failure message (None: it passed) and its output."""
+
+    failure: str | None
+    out: str
+    err: str
+
+
+@dataclass
+class Planned:
+    """`ir`'s work for one blueprint content, done in `check`'s child but not written."""
+
+    key: tuple[str, bool]  # the blueprints' hash and strict
+    err: str  # what `ir` prints on stderr (the warnings)
+    components: int
+    plan: IrPlan
+
+
+_PLANNED: dict[tuple[str, bool], Planned] = {}
+
+
+def check(directory: Path, strict: bool) -> TaskFailed | None:
+    """The `check` action (compile_tasks.run_check)."""
+    _PLANNED.clear()
+    worker = _worker(directory)
+    answer = _ask(worker, check_child, (directory, strict))
+    if answer is None:
+        failed = compile_tasks.check_in_process(directory, strict)
+        if worker is not None:
+            worker.start_on_rebuild()
+        return failed
+    outcome, planned = answer
+    if planned is not None:
+        _PLANNED[planned.key] = planned
+    return replay(outcome)
+
+
+def ir(directory: Path, strict: bool) -> TaskFailed | None:
+    """The `ir` action (compile_tasks.run_ir)."""
+    _, digest = compile_tasks.read_sources(directory)
+    planned = _PLANNED.pop((digest, strict), None)
+    _PLANNED.clear()  # a plan serves one `ir` at most, and only for its own bytes
+    if planned is not None:
+        return _commit(planned)
+    worker = _worker(directory)
+    answer = _ask(worker, ir_child, (directory, strict))
+    if answer is None:
+        failed = compile_tasks.ir_in_process(directory, strict)
+        if worker is not None:
+            worker.start_on_rebuild()
+        return failed
+    return replay(answer)
+
+
+def _worker(directory: Path) -> Worker | None:
+    """The project's warm worker for this process's key; None when it is off or the output tree
+    is unsafe (then the action runs in process, which says why, and nothing is started)."""
+    from autocoder.validate import warm_worker
+
+    if compile_tasks.output_problem(directory) is not None:
+        return None
+    rebuild = (directory / GENERATED / CHECK_REPORT).exists()
+    return warm_worker.worker_for(directory / GENERATED / "src", rebuild)
+
+
+def _ask(worker: Worker | None, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """`function(*args)`'s return value from a child of `worker`; None when there is no ready
+    worker or the child did not return (it crashed or raised: the action then runs in
+    process, where the same failure is doit's to report)."""
+    if worker is None:
+        return None
+    frame = worker.run(function, args, LIMIT_S)
+    if frame is None or frame[0] != b"R":
+        return None
+    return pickle.loads(frame[1])  # noqa: S301 - our own user's child (warm_worker: SO_PEERCRED, 0700)
+
+
+def captured(function: Callable[..., TaskFailed | None], *args: Any) -> Outcome:
+    """Run an action here with its output captured (in a worker's child, whose own output
+    goes nowhere)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        failed = function(*args)
+    return Outcome(None if failed is None else failed.message, out.getvalue(), err.getvalue())
+
+
+def replay(outcome: Outcome) -> TaskFailed | None:
+    """The action's output and result here, as if it had run in this process."""
+    sys.stdout.write(outcome.out)
+    sys.stderr.write(outcome.err)
+    return None if outcome.failure is None else TaskFailed(outcome.failure)
+
+
+def check_child(directory: Path, strict: bool) -> tuple[Outcome, Planned | None]:
+    """In the worker's child: `check` as in process, then `ir`'s plan when it would write."""
+    outcome = captured(compile_tasks.check_in_process, directory, strict)
+    return outcome, (plan(directory, strict) if outcome.failure is None else None)
+
+
+def ir_child(directory: Path, strict: bool) -> Outcome:
+    """In the worker's child: `ir` as in process."""
+    return captured(compile_tasks.ir_in_process, directory, strict)
+
+
+def plan(directory: Path, strict: bool) -> Planned | None:
+    """What compile_tasks.ir_in_process would write and print for the blueprints as they are;
+    None when it would fail or cannot be planned (then `ir` does its own work and says why)."""
+    from autocoder.codegen.runtime_ir import RUNTIME_IR, encode_projection
+    from autocoder.deploy.plan_input import PLAN_INPUT, encode_plan_input
+    from autocoder.fsutil import confined
+    from autocoder.ir.write import plan_ir
+
+    key, result = compile_tasks.compile_keyed(directory, strict)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        failed = compile_tasks._fail_or_none(result, strict)
+    if failed is not None or result.ir is None:
+        return None
+    generated = directory / GENERATED
+    try:
+        planned = plan_ir(generated, result.ir, result.slices, root=directory)
+        ir_json = json.loads(planned.ir_bytes)
+        for name, encode in ((RUNTIME_IR, encode_projection), (PLAN_INPUT, encode_plan_input)):
+            target = confined(directory, generated / name)
+            planned.after.append((Path(GENERATED, name), target, encode(ir_json)))
+    except OSError:
+        return None
+    return Planned(key, err.getvalue(), len(result.slices), planned)
+
+
+def _commit(planned: Planned) -> TaskFailed | None:
+    """`ir` from `check`'s plan: what ir_in_process writes and prints."""
+    from autocoder.ir.write import commit_ir
+
+    sys.stderr.write(planned.err)
+    try:
+        written = commit_ir(planned.plan)
+    except OSError as exc:
+        return TaskFailed(f"ir: {exc.strerror or exc}")
+    print(compile_tasks.ir_summary(planned.components, len(written)))
+    return None
+
+
+def warm_up(project: Path) -> None:
+    """In the warm worker, before it serves: import the compiler and compile `project`'s
+    blueprints once (pydantic's validators, the YAML loader and the compiler's caches are then
+    ready in every child). Only a cost: a failure here leaves the children more to do."""
+    with contextlib.suppress(Exception):
+        from autocoder.compile import compile_sources
+
+        raws, _ = compile_tasks.read_sources(project)
+        result = compile_sources(*raws)
+        if result.ir is not None:
+            from autocoder.ir.models import dump
+
+            dump(result.ir)
