@@ -23,10 +23,11 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from autocoder_runtime.component import Component, data_dir
-from autocoder_runtime.database import Connection, Database, open_database
+from autocoder_runtime.database import Connection, Database, Dialect
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
 from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
+from autocoder_runtime.metrics import Metrics
 from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
 
@@ -41,7 +42,12 @@ Outputs = list[tuple[str, Message]]
 def _alone(cls: type[Component]) -> System:
     """A system of the component `cls` alone (its name: the class name, lower case)."""
     name = cls.__name__.lower()
-    return System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
+    return System(_spec(name), {name: cls})
+
+
+def _spec(name: str) -> SystemSpec:
+    """The spec of a system of the one component `name`."""
+    return SystemSpec(name="test", version="0", order=(name,))
 
 
 @contextlib.asynccontextmanager
@@ -50,12 +56,14 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
     DATA_DIR; by default on an empty one (`empty_database`), in a system reused by this
     test's runs with its counters back at zero (`_system`). The component is always new."""
     name = cls.__name__.lower()
+    system: System
     if database is None:
-        system = _system(cls)
-        system.db = await empty_database()
+        reused = _current()
+        system = _system(cls, reused)
+        system.db = _emptied(reused)
     else:
         system = _alone(cls)
-        system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
+        system.db = _open_inline(database, data_dir())
     component = system.components[name]
     assert isinstance(component, cls)
     try:
@@ -64,7 +72,58 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
     finally:
         await component.close()
         if database is not None:
-            await asyncio.to_thread(system.db.close)
+            system.db.close()
+
+
+class InlineDatabase(Database):
+    """The database of a test's runs: the runtime's `Database` (the same SQL, the same group
+    transaction with a savepoint per write when one fails, the same reads on a connection of
+    their own), except that each write is applied at once on the calling thread, the event
+    loop's, instead of being handed to the writer thread, and each read on that thread's
+    connection instead of the reader pool. A test runs one component on one message at a time,
+    with nothing else on the loop to let run meanwhile: the hop to another thread and back,
+    twice or three times a run, cost more than the SQL, and on a loaded machine each waited
+    for a time slice. The runtime's own tests exercise the threads."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect, readers=1)  # the pool starts no thread until it is used
+        self.connection: Connection | None = None
+        self.opened = False
+
+    def open(self) -> None:
+        self.connection = self._schema()
+        self.opened = True
+
+    async def write(self, operation: Callable[[Connection], T]) -> T:
+        if not self.opened:
+            raise RuntimeError("the database is not open")
+        self.written += 1
+        self.connection, ((ok, value),) = self._apply(self.connection, [operation])
+        if not ok:
+            raise value
+        result: T = value
+        return result
+
+    async def read(self, operation: Callable[[Connection], T]) -> T:
+        if not self.opened:
+            raise RuntimeError("the database is not open")
+        return self._read(operation)
+
+    def close(self) -> None:
+        self.opened = False
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.close()
+            self.connection = None
+        super().close()
+
+
+def _open_inline(name: str, directory: Path) -> InlineDatabase:
+    """`open_database("sqlite", name, directory, None)`, inline (`InlineDatabase`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    database = InlineDatabase(Dialect(str(directory / f"{name}.sqlite3")))
+    database.open()
+    return database
 
 
 class _Reused:
@@ -81,9 +140,9 @@ class _Reused:
         self.directory = directory
         self.given = ("", "")  # DATA_DIR and the working directory it was resolved in
         self.runner = asyncio.Runner()
-        self.database: Database | None = None
+        self.database: InlineDatabase | None = None
         self.emptied_at = -1  # the database's `written` count when it was last emptied
-        self.systems: dict[type[Component], System] = {}
+        self.systems: dict[type[Component], _ReusedSystem] = {}
 
     def release(self) -> None:
         _unclosed.append(self.runner)
@@ -114,36 +173,66 @@ def _current() -> _Reused:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on this test's event loop (`_Reused`), which its runs share."""
-    return _current().runner.run(coroutine)
+    """`asyncio.run` on this test's event loop (`_Reused`), which its runs share. The loop's
+    own `run_until_complete`, not `Runner.run`: that one installs and removes a SIGINT handler
+    around every call (two system calls, most of its cost per run) and runs every call in one
+    shared context, so that a context variable one run set would be seen by the next; here
+    each run's task gets a copy of the caller's context, as under `asyncio.run`."""
+    return _current().runner.get_loop().run_until_complete(coroutine)
 
 
-def _system(cls: type[Component]) -> System:
+def _system(cls: type[Component], reused: _Reused) -> _ReusedSystem:
     """This test's system of `cls` alone, with a new component and every metric back at zero."""
-    reused, name = _current(), cls.__name__.lower()
+    name = cls.__name__.lower()
     system = reused.systems.get(cls)
     if system is None:
-        system = reused.systems[cls] = _alone(cls)
+        system = reused.systems[cls] = _ReusedSystem(_spec(name), {name: cls})
         return system
-    system.metrics.reset()
-    system.metrics.touch(name)
+    system.renew()
     system.backlog = 0
     system.components[name] = cls(name, system)
     return system
 
 
-async def empty_database() -> Database:
+class _ReusedSystem(System):
+    """A System whose metrics are made anew, as a new System makes them (every component's
+    series at zero), when they are first used after `renew`: each run of a test finds what a
+    new system would hold, and a run that records no metric at all (most: a message through
+    the kernel path counts nothing until it is dispatched by a running system) costs nothing
+    for them. Clearing and making the series again cost more than a transformer's run."""
+
+    _metrics: Metrics | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        if self._metrics is None:
+            self._metrics = Metrics(self.name)
+            for name in self.components:
+                self._metrics.touch(name)
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, value: Metrics) -> None:
+        self._metrics = value
+
+    def renew(self) -> None:
+        self._metrics = None
+
+
+async def empty_database() -> InlineDatabase:
     """An open SQLite database under DATA_DIR with the schema and no rows (see `_Reused`):
     emptied only when something was written to it since it last was."""
-    reused = _current()
+    return _emptied(_current())
+
+
+def _emptied(reused: _Reused) -> InlineDatabase:
     database = reused.database
     if database is None:
-        database = await asyncio.to_thread(
-            open_database, "sqlite", f"test-{uuid.uuid4().hex}", reused.directory, None
-        )
-        reused.database = database
+        database = reused.database = _open_inline(f"test-{uuid.uuid4().hex}", reused.directory)
     elif database.written != reused.emptied_at:
-        await database.write(_delete_all_rows)
+        database.connection, ((ok, error),) = database._apply(database.connection, [_delete_all_rows])
+        if not ok:
+            raise error
     reused.emptied_at = database.written
     return database
 
