@@ -91,14 +91,18 @@ def _summary(runs: list[dict]) -> dict:
         "median_wall_s": statistics.median(r["wall_s"] for r in runs),
         "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
         "median_cpu_s_per_file": {
-            kind: round(statistics.median(r["kinds"][kind]["cpu_s"] / r["kinds"][kind]["files"] for r in runs), 4)
+            kind: round(
+                statistics.median(r["kinds"][kind]["cpu_s"] / r["kinds"][kind]["files"] for r in runs), 4
+            )
             for kind in kinds
         },
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--old", default="e52890f", help="the commit to compare with")
     parser.add_argument("--components", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
