@@ -23,7 +23,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from autocoder_runtime.component import Component, data_dir
-from autocoder_runtime.database import Connection, Database, Dialect
+from autocoder_runtime.database import Connection, Database, Dialect, open_database
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
 from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
@@ -51,19 +51,21 @@ def _spec(name: str) -> SystemSpec:
 
 
 @contextlib.asynccontextmanager
-async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
+async def harness(cls: type[C], database: str | None = None, inline: bool = False) -> AsyncIterator[C]:
     """The component alone in a system of its own, on the SQLite database `database` under
     DATA_DIR; by default on an empty one (`empty_database`), in a system reused by this
-    test's runs with its counters back at zero (`_system`). The component is always new."""
+    test's runs with its counters back at zero (`_system`). The component is always new.
+    The database is the runtime's own, with its writer thread and reader pool (what the bench
+    tier times); `inline`: an `InlineDatabase`, which the test helpers below use."""
     name = cls.__name__.lower()
     system: System
     if database is None:
         reused = _current()
         system = _system(cls, reused)
-        system.db = _emptied(reused)
+        system.db = await _emptied(reused, inline)
     else:
         system = _alone(cls)
-        system.db = _open_inline(database, data_dir())
+        system.db = await _open(database, data_dir(), inline)
     component = system.components[name]
     assert isinstance(component, cls)
     try:
@@ -71,8 +73,10 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
         yield component
     finally:
         await component.close()
-        if database is not None:
+        if database is not None and inline:
             system.db.close()
+        elif database is not None:
+            await asyncio.to_thread(system.db.close)
 
 
 class InlineDatabase(Database):
@@ -118,8 +122,10 @@ class InlineDatabase(Database):
         super().close()
 
 
-def _open_inline(name: str, directory: Path) -> InlineDatabase:
-    """`open_database("sqlite", name, directory, None)`, inline (`InlineDatabase`)."""
+async def _open(name: str, directory: Path, inline: bool) -> Database:
+    """`open_database("sqlite", name, directory, None)`, or its `InlineDatabase`."""
+    if not inline:
+        return await asyncio.to_thread(open_database, "sqlite", name, directory, None)
     directory.mkdir(parents=True, exist_ok=True)
     database = InlineDatabase(Dialect(str(directory / f"{name}.sqlite3")))
     database.open()
@@ -140,7 +146,7 @@ class _Reused:
         self.directory = directory
         self.given = ("", "")  # DATA_DIR and the working directory it was resolved in
         self.runner = asyncio.Runner()
-        self.database: InlineDatabase | None = None
+        self.database: Database | None = None
         self.emptied_at = -1  # the database's `written` count when it was last emptied
         self.systems: dict[type[Component], _ReusedSystem] = {}
 
@@ -219,20 +225,22 @@ class _ReusedSystem(System):
         self._metrics = None
 
 
-async def empty_database() -> InlineDatabase:
+async def empty_database(inline: bool = False) -> Database:
     """An open SQLite database under DATA_DIR with the schema and no rows (see `_Reused`):
-    emptied only when something was written to it since it last was."""
-    return _emptied(_current())
+    emptied only when something was written to it since it last was. `inline`: an
+    `InlineDatabase` (a test's database of the other sort is closed first)."""
+    return await _emptied(_current(), inline)
 
 
-def _emptied(reused: _Reused) -> InlineDatabase:
+async def _emptied(reused: _Reused, inline: bool) -> Database:
     database = reused.database
+    if database is not None and isinstance(database, InlineDatabase) != inline:
+        await asyncio.to_thread(database.close)
+        database = reused.database = None
     if database is None:
-        database = reused.database = _open_inline(f"test-{uuid.uuid4().hex}", reused.directory)
+        database = reused.database = await _open(f"test-{uuid.uuid4().hex}", reused.directory, inline)
     elif database.written != reused.emptied_at:
-        database.connection, ((ok, error),) = database._apply(database.connection, [_delete_all_rows])
-        if not ok:
-            raise error
+        await database.write(_delete_all_rows)
     reused.emptied_at = database.written
     return database
 
@@ -277,7 +285,7 @@ def run_many(cls: type[Component], port: str, payloads: list[Any]) -> Outputs:
     Rejected where the runtime would dead-letter."""
 
     async def run() -> Outputs:
-        async with harness(cls) as component:
+        async with harness(cls, inline=True) as component:
             return await _outputs(component, port, payloads)
 
     return _run(run())
@@ -290,9 +298,9 @@ def run_across_restart(cls: type[Component], port: str, before: list[Any], after
 
     async def run() -> Outputs:
         database, pinned = f"test-{uuid.uuid4().hex}", time.time()
-        async with harness(cls, database) as component:
+        async with harness(cls, database, inline=True) as component:
             results = await _outputs(component, port, before, pinned, flush=False)
-        async with harness(cls, database) as component:
+        async with harness(cls, database, inline=True) as component:
             return results + await _outputs(component, port, after, pinned)
 
     return _run(run())
@@ -306,7 +314,7 @@ def stored(cls: type[Store], port: str, payloads: list[Any]) -> dict[str, Messag
     """Write messages through a store and read every record back from its database."""
 
     async def run() -> dict[str, Message]:
-        async with harness(cls) as store:
+        async with harness(cls, inline=True) as store:
             await _outputs(store, port, payloads)
             key = store.StoreConfig.model_validate(store.spec.config).key
             records = await store.list(1_000_000, 0)
@@ -343,7 +351,7 @@ def generated(cls: type[Source], count: int) -> list[Message]:
     """A source's first `count` messages, each validated against its output schema."""
 
     async def run() -> list[Message]:
-        async with harness(cls) as source:
+        async with harness(cls, inline=True) as source:
             (port,) = source.outputs
             return [
                 validate(source.outputs[port], source.generate(seq, 0.0), OutputInvalid)
@@ -401,7 +409,7 @@ def delivered(cls: type[Sink], port: str, payloads: list[Any]) -> list[Message]:
                 logged.append(fields["message"])
 
     async def run() -> list[Message]:
-        async with harness(cls) as sink:
+        async with harness(cls, inline=True) as sink:
             path = sink.file_path() if sink.config.target == "file" else None
             start = path.stat().st_size if path is not None and path.exists() else 0
             await _outputs(sink, port, payloads)

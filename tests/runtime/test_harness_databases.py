@@ -55,7 +55,7 @@ def test_each_data_dir_gets_its_own_database_and_release_closes_them(data: Path,
         monkeypatch.setenv("DATA_DIR", str(tmp_path / "other"))
         second = asyncio.run(empty_database())
         assert second is not first
-        assert not first.opened  # a new DATA_DIR: the previous test's database was closed
+        assert first.writer is None  # a new DATA_DIR: the previous test's database was closed
     finally:
         release_databases()
-    assert not second.opened
+    assert second.writer is None

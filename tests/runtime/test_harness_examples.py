@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from autocoder_runtime.database import Connection, Database, Dialect, InboxItem
 from autocoder_runtime.kinds import Store, Transformer
-from autocoder_runtime.messages import Message, MessageModel, OutputInvalid, Rejected
+from autocoder_runtime.messages import Envelope, Message, MessageModel, OutputInvalid, Rejected
 from autocoder_runtime.spec import ComponentSpec
 from autocoder_runtime.testing import InlineDatabase, harness, release_databases, run_once, stored
 from hypothesis import HealthCheck, given, settings
@@ -180,15 +180,25 @@ def test_the_inline_database_answers_as_the_threaded_one(tmp_path: Path):
         asyncio.run(inline.record_get("s", "k"))
 
 
-def test_the_inline_database_is_the_one_a_run_writes_to(data: Path):
-    async def run() -> tuple[object, int]:
-        async with harness(Items) as store:
-            database = store.system.database()
-            await store.aprocess("in", {"id": "a", "n": 1, "ts": 0.0, "act": "ok"})
-            return database, len(await store.list(10, 0))
+def test_the_helpers_run_on_the_inline_database_and_harness_on_the_runtimes(data: Path):
+    """run_once, stored and the rest apply writes inline; `harness` itself (what the bench tier
+    times) keeps the runtime's threaded database, as a running system has it."""
+    found: list[type] = []
+
+    class Seen(Items):
+        async def open(self) -> None:
+            found.append(type(self.system.database()))
+
+    async def bench_like() -> None:
+        async with harness(Seen) as store:
+            await store.handle("in", Envelope({"id": "a"}))
+            assert [key for key in (await store.list(10, 0))] == [{"id": "a", "n": 0, "ts": 0.0, "act": "ok"}]
 
     try:
-        database, count = asyncio.run(run())
+        stored(Seen, "in", [{"id": "a"}])
+        run_once(Seen, "in", {"id": "b"})
+        asyncio.run(bench_like())
+        assert stored(Seen, "in", [{"id": "c"}]) == {"c": {"id": "c", "n": 0, "ts": 0.0, "act": "ok"}}
     finally:
         release_databases()
-    assert isinstance(database, InlineDatabase) and count == 1
+    assert found == [InlineDatabase, InlineDatabase, Database, InlineDatabase]
