@@ -53,12 +53,18 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
+# The jitter of every policy that is given no generator of its own: seeding a new one from the
+# operating system for each component cost more than a test's run of a component (the test
+# harness makes a component per run), and jitter needs no stream of its own.
+_JITTER = random.Random()  # noqa: S311 - jitter, not cryptography
+
+
 class RetryPolicy:
     """When and how long to wait before the next attempt."""
 
     def __init__(self, spec: RetrySpec | None, rng: random.Random | None = None) -> None:
         self.spec = spec or RetrySpec(max_attempts=1)
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.rng = rng or _JITTER
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         return attempt < self.spec.max_attempts and is_transient(exc)

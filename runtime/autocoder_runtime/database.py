@@ -259,6 +259,14 @@ class Database:
     # -- lifecycle
 
     def open(self) -> None:
+        connection = self._schema()
+        self.writer = threading.Thread(
+            target=self._write_loop, args=(connection,), name="db-write", daemon=True
+        )
+        self.writer.start()
+
+    def _schema(self) -> Connection:
+        """A new connection, the tables created through it if they were not there yet."""
         with self.dialect.setup_lock():
             connection = self.dialect.connect()
             try:  # one transaction, so replicas starting together do not race to create the tables
@@ -271,10 +279,7 @@ class Database:
                     connection.execute("ROLLBACK")
                 connection.close()
                 raise
-        self.writer = threading.Thread(
-            target=self._write_loop, args=(connection,), name="db-write", daemon=True
-        )
-        self.writer.start()
+        return connection
 
     def close(self) -> None:
         if self.writer is not None:
@@ -358,9 +363,20 @@ class Database:
                     connection.close()
 
     def _commit(self, connection: Connection | None, batch: list[_Write]) -> Connection | None:
-        """One transaction for the batch; if any write fails, redo it with a savepoint each so
-        that only the failing writes fail. A lost connection (PostgreSQL restarted, say) fails
-        its batch and is replaced for the next one; returns the connection to use next."""
+        """`_apply` the batch and settle each write's future with its result; returns the
+        connection to use next."""
+        connection, results = self._apply(connection, [write.operation for write in batch])
+        for write, (ok, value) in zip(batch, results, strict=True):
+            _settle(write, ok, value)
+        return connection
+
+    def _apply(
+        self, connection: Connection | None, operations: list[Operation[Any]]
+    ) -> tuple[Connection | None, list[tuple[bool, Any]]]:
+        """One transaction for the operations; if any fails, redo them with a savepoint each so
+        that only the failing ones fail. A lost connection (PostgreSQL restarted, say) fails
+        its batch and is replaced for the next one. The connection to use next, and per
+        operation (True, its result) or (False, its exception)."""
         if connection is not None and self.dialect.broken(connection):
             with contextlib.suppress(Exception):
                 connection.close()
@@ -370,42 +386,38 @@ class Database:
                 connection = self.dialect.connect()
             except Exception as exc:  # noqa: BLE001 - no database now: these writes fail, later ones retry
                 log(logging.ERROR, "database unreachable", error=f"{type(exc).__name__}: {exc}")
-                for write in batch:
-                    _settle(write, False, _unavailable(exc))
-                return None
+                return None, [(False, _unavailable(exc))] * len(operations)
             log(logging.WARNING, "database connection made anew")
         try:
-            results = self._transaction(connection, batch, savepoints=False)
+            results = self._transaction(connection, operations, savepoints=False)
         except _WriteFailed:
             try:
-                results = self._transaction(connection, batch, savepoints=True)
+                results = self._transaction(connection, operations, savepoints=True)
             except Exception as exc:  # noqa: BLE001 - the commit itself failed: every write fails
-                results = [(False, exc)] * len(batch)
+                results = [(False, exc)] * len(operations)
         except Exception as exc:  # noqa: BLE001 - the database is unusable: every write fails
             log(logging.ERROR, "database write failed", error=f"{type(exc).__name__}: {exc}")
-            results = [(False, exc)] * len(batch)
+            results = [(False, exc)] * len(operations)
         if self.dialect.broken(connection):  # the failures are the connection's, not the writes'
             results = [(ok, value if ok else _unavailable(value)) for ok, value in results]
-        for write, (ok, value) in zip(batch, results, strict=True):
-            _settle(write, ok, value)
-        return connection
+        return connection, results
 
     def _transaction(
-        self, connection: Connection, batch: list[_Write], savepoints: bool
+        self, connection: Connection, operations: list[Operation[Any]], savepoints: bool
     ) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
         connection.execute(self.dialect.begin())
         try:
-            for write in batch:
+            for operation in operations:
                 if not savepoints:
                     try:
-                        results.append((True, write.operation(connection)))
+                        results.append((True, operation(connection)))
                     except Exception as exc:
                         raise _WriteFailed from exc
                     continue
                 connection.execute("SAVEPOINT w")
                 try:
-                    results.append((True, write.operation(connection)))
+                    results.append((True, operation(connection)))
                     connection.execute("RELEASE SAVEPOINT w")
                 except Exception as exc:  # noqa: BLE001 - this write fails alone
                     connection.execute("ROLLBACK TO SAVEPOINT w")

@@ -9,7 +9,6 @@ each circuit breaker's state.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.metrics import MetricWrapperBase
 
 # no *_created series: they only add noise to every scrape
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -52,14 +51,6 @@ class Metrics:
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         )
-
-    def reset(self) -> None:
-        """Every labelled series gone and the backlog at zero, as in a new registry (the test
-        harness reuses one system for a test's runs: testing._system); `touch` adds them again."""
-        for metric in vars(self).values():
-            if isinstance(metric, MetricWrapperBase):
-                metric.clear()  # a metric without labels keeps its one series: set below
-        self.inbox_backlog.set(0)
 
     def touch(self, component: str) -> None:
         """Create a component's series at zero, so /metrics lists it before any traffic."""

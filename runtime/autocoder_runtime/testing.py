@@ -23,10 +23,11 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from autocoder_runtime.component import Component, data_dir
-from autocoder_runtime.database import Connection, Database, open_database
+from autocoder_runtime.database import Connection, Database, Dialect, open_database
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
 from autocoder_runtime.logs import LOG
 from autocoder_runtime.messages import Message, OutputInvalid, validate
+from autocoder_runtime.metrics import Metrics
 from autocoder_runtime.spec import SystemSpec
 from autocoder_runtime.system import System
 
@@ -41,21 +42,30 @@ Outputs = list[tuple[str, Message]]
 def _alone(cls: type[Component]) -> System:
     """A system of the component `cls` alone (its name: the class name, lower case)."""
     name = cls.__name__.lower()
-    return System(SystemSpec(name="test", version="0", order=(name,)), {name: cls})
+    return System(_spec(name), {name: cls})
+
+
+def _spec(name: str) -> SystemSpec:
+    """The spec of a system of the one component `name`."""
+    return SystemSpec(name="test", version="0", order=(name,))
 
 
 @contextlib.asynccontextmanager
-async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]:
+async def harness(cls: type[C], database: str | None = None, inline: bool = False) -> AsyncIterator[C]:
     """The component alone in a system of its own, on the SQLite database `database` under
     DATA_DIR; by default on an empty one (`empty_database`), in a system reused by this
-    test's runs with its counters back at zero (`_system`). The component is always new."""
+    test's runs with its counters back at zero (`_system`). The component is always new.
+    The database is the runtime's own, with its writer thread and reader pool (what the bench
+    tier times); `inline`: an `InlineDatabase`, which the test helpers below use."""
     name = cls.__name__.lower()
+    system: System
     if database is None:
-        system = _system(cls)
-        system.db = await empty_database()
+        reused = _current()
+        system = _system(cls, reused)
+        system.db = await _emptied(reused, inline)
     else:
         system = _alone(cls)
-        system.db = await asyncio.to_thread(open_database, "sqlite", database, data_dir(), None)
+        system.db = await _open(database, data_dir(), inline)
     component = system.components[name]
     assert isinstance(component, cls)
     try:
@@ -63,8 +73,63 @@ async def harness(cls: type[C], database: str | None = None) -> AsyncIterator[C]
         yield component
     finally:
         await component.close()
-        if database is not None:
+        if database is not None and inline:
+            system.db.close()
+        elif database is not None:
             await asyncio.to_thread(system.db.close)
+
+
+class InlineDatabase(Database):
+    """The database of a test's runs: the runtime's `Database` (the same SQL, the same group
+    transaction with a savepoint per write when one fails, the same reads on a connection of
+    their own), except that each write is applied at once on the calling thread, the event
+    loop's, instead of being handed to the writer thread, and each read on that thread's
+    connection instead of the reader pool. A test runs one component on one message at a time,
+    with nothing else on the loop to let run meanwhile: the hop to another thread and back,
+    twice or three times a run, cost more than the SQL, and on a loaded machine each waited
+    for a time slice. The runtime's own tests exercise the threads."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect, readers=1)  # the pool starts no thread until it is used
+        self.connection: Connection | None = None
+        self.opened = False
+
+    def open(self) -> None:
+        self.connection = self._schema()
+        self.opened = True
+
+    async def write(self, operation: Callable[[Connection], T]) -> T:
+        if not self.opened:
+            raise RuntimeError("the database is not open")
+        self.written += 1
+        self.connection, ((ok, value),) = self._apply(self.connection, [operation])
+        if not ok:
+            raise value
+        result: T = value
+        return result
+
+    async def read(self, operation: Callable[[Connection], T]) -> T:
+        if not self.opened:
+            raise RuntimeError("the database is not open")
+        return self._read(operation)
+
+    def close(self) -> None:
+        self.opened = False
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.close()
+            self.connection = None
+        super().close()
+
+
+async def _open(name: str, directory: Path, inline: bool) -> Database:
+    """`open_database("sqlite", name, directory, None)`, or its `InlineDatabase`."""
+    if not inline:
+        return await asyncio.to_thread(open_database, "sqlite", name, directory, None)
+    directory.mkdir(parents=True, exist_ok=True)
+    database = InlineDatabase(Dialect(str(directory / f"{name}.sqlite3")))
+    database.open()
+    return database
 
 
 class _Reused:
@@ -83,7 +148,7 @@ class _Reused:
         self.runner = asyncio.Runner()
         self.database: Database | None = None
         self.emptied_at = -1  # the database's `written` count when it was last emptied
-        self.systems: dict[type[Component], System] = {}
+        self.systems: dict[type[Component], _ReusedSystem] = {}
 
     def release(self) -> None:
         _unclosed.append(self.runner)
@@ -114,34 +179,66 @@ def _current() -> _Reused:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on this test's event loop (`_Reused`), which its runs share."""
-    return _current().runner.run(coroutine)
+    """`asyncio.run` on this test's event loop (`_Reused`), which its runs share. The loop's
+    own `run_until_complete`, not `Runner.run`: that one installs and removes a SIGINT handler
+    around every call (two system calls, most of its cost per run) and runs every call in one
+    shared context, so that a context variable one run set would be seen by the next; here
+    each run's task gets a copy of the caller's context, as under `asyncio.run`."""
+    return _current().runner.get_loop().run_until_complete(coroutine)
 
 
-def _system(cls: type[Component]) -> System:
+def _system(cls: type[Component], reused: _Reused) -> _ReusedSystem:
     """This test's system of `cls` alone, with a new component and every metric back at zero."""
-    reused, name = _current(), cls.__name__.lower()
+    name = cls.__name__.lower()
     system = reused.systems.get(cls)
     if system is None:
-        system = reused.systems[cls] = _alone(cls)
+        system = reused.systems[cls] = _ReusedSystem(_spec(name), {name: cls})
         return system
-    system.metrics.reset()
-    system.metrics.touch(name)
+    system.renew()
     system.backlog = 0
     system.components[name] = cls(name, system)
     return system
 
 
-async def empty_database() -> Database:
+class _ReusedSystem(System):
+    """A System whose metrics are made anew, as a new System makes them (every component's
+    series at zero), when they are first used after `renew`: each run of a test finds what a
+    new system would hold, and a run that records no metric at all (most: a message through
+    the kernel path counts nothing until it is dispatched by a running system) costs nothing
+    for them. Clearing and making the series again cost more than a transformer's run."""
+
+    _metrics: Metrics | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        if self._metrics is None:
+            self._metrics = Metrics(self.name)
+            for name in self.components:
+                self._metrics.touch(name)
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, value: Metrics) -> None:
+        self._metrics = value
+
+    def renew(self) -> None:
+        self._metrics = None
+
+
+async def empty_database(inline: bool = False) -> Database:
     """An open SQLite database under DATA_DIR with the schema and no rows (see `_Reused`):
-    emptied only when something was written to it since it last was."""
-    reused = _current()
+    emptied only when something was written to it since it last was. `inline`: an
+    `InlineDatabase` (a test's database of the other sort is closed first)."""
+    return await _emptied(_current(), inline)
+
+
+async def _emptied(reused: _Reused, inline: bool) -> Database:
     database = reused.database
+    if database is not None and isinstance(database, InlineDatabase) != inline:
+        await asyncio.to_thread(database.close)
+        database = reused.database = None
     if database is None:
-        database = await asyncio.to_thread(
-            open_database, "sqlite", f"test-{uuid.uuid4().hex}", reused.directory, None
-        )
-        reused.database = database
+        database = reused.database = await _open(f"test-{uuid.uuid4().hex}", reused.directory, inline)
     elif database.written != reused.emptied_at:
         await database.write(_delete_all_rows)
     reused.emptied_at = database.written
@@ -188,7 +285,7 @@ def run_many(cls: type[Component], port: str, payloads: list[Any]) -> Outputs:
     Rejected where the runtime would dead-letter."""
 
     async def run() -> Outputs:
-        async with harness(cls) as component:
+        async with harness(cls, inline=True) as component:
             return await _outputs(component, port, payloads)
 
     return _run(run())
@@ -201,9 +298,9 @@ def run_across_restart(cls: type[Component], port: str, before: list[Any], after
 
     async def run() -> Outputs:
         database, pinned = f"test-{uuid.uuid4().hex}", time.time()
-        async with harness(cls, database) as component:
+        async with harness(cls, database, inline=True) as component:
             results = await _outputs(component, port, before, pinned, flush=False)
-        async with harness(cls, database) as component:
+        async with harness(cls, database, inline=True) as component:
             return results + await _outputs(component, port, after, pinned)
 
     return _run(run())
@@ -217,7 +314,7 @@ def stored(cls: type[Store], port: str, payloads: list[Any]) -> dict[str, Messag
     """Write messages through a store and read every record back from its database."""
 
     async def run() -> dict[str, Message]:
-        async with harness(cls) as store:
+        async with harness(cls, inline=True) as store:
             await _outputs(store, port, payloads)
             key = store.StoreConfig.model_validate(store.spec.config).key
             records = await store.list(1_000_000, 0)
@@ -254,7 +351,7 @@ def generated(cls: type[Source], count: int) -> list[Message]:
     """A source's first `count` messages, each validated against its output schema."""
 
     async def run() -> list[Message]:
-        async with harness(cls) as source:
+        async with harness(cls, inline=True) as source:
             (port,) = source.outputs
             return [
                 validate(source.outputs[port], source.generate(seq, 0.0), OutputInvalid)
@@ -312,7 +409,7 @@ def delivered(cls: type[Sink], port: str, payloads: list[Any]) -> list[Message]:
                 logged.append(fields["message"])
 
     async def run() -> list[Message]:
-        async with harness(cls) as sink:
+        async with harness(cls, inline=True) as sink:
             path = sink.file_path() if sink.config.target == "file" else None
             start = path.stat().st_size if path is not None and path.exists() else 0
             await _outputs(sink, port, payloads)
