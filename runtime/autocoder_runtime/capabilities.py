@@ -10,6 +10,7 @@ breaker to half-open instead of dead-lettering every queued message at once.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 
@@ -57,6 +58,8 @@ def is_transient(exc: BaseException) -> bool:
 # operating system for each component cost more than a test's run of a component (the test
 # harness makes a component per run), and jitter needs no stream of its own.
 _JITTER = random.Random()  # noqa: S311 - jitter, not cryptography
+# a forked process (a server's worker) draws its own jitter, not its siblings' sequence
+os.register_at_fork(after_in_child=_JITTER.seed)
 
 
 class RetryPolicy:

@@ -5,6 +5,7 @@ instead of dead-lettering them."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
@@ -187,3 +188,19 @@ def test_token_bucket():
     assert 0 < bucket.retry_after() <= 0.1
     time.sleep(0.12)
     assert bucket.try_acquire()
+
+
+def test_retry_jitter_of_a_forked_process_is_its_own() -> None:
+    """Policies share one jitter generator; a forked process (a server's worker) reseeds it,
+    so two workers retrying the same failure do not wait in lockstep."""
+    policy = RetryPolicy(RetrySpec(max_attempts=3))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next draw, to the parent
+        os.write(write, repr(policy.rng.random()).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = float(pipe.read())
+    assert child != policy.rng.random()
