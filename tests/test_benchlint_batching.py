@@ -216,3 +216,12 @@ def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_
             measure("big_orders")  # the empty record: alone, and its own child dies
     finally:
         module.write_text(saved)
+
+
+def test_a_build_deletes_the_records_of_earlier_builds(lint_project):
+    directory, src, group = lint_project
+    Counted(src).run(directory, group, "alpha")
+    later = Siblings("lint", "build-2", group.members, group.results, rewritten=False)
+    Counted(src).run(directory, later, "beta")
+    records = directory / "generated" / ".cache" / "lint-batch"
+    assert sorted(p.name for p in records.iterdir()) == ["build-2"]

@@ -80,7 +80,6 @@ def run_batched(directory: Path, group: Siblings, name: str, batch: Batch, alone
     siblings = _pending(directory, group, name, records)
     if not siblings:
         return alone()
-    _forget_other_builds(directory, group)
     produced: dict[str, Any] = {}
     try:
         produced = batch([name, *(member for member, _ in siblings)])
@@ -144,8 +143,12 @@ def _digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
 
 
 def _records(directory: Path, group: Siblings) -> Path:
+    """This build's records directory; made by the build's first task of the tier, which also
+    deletes the earlier builds' (an edit's lone task too, so that they do not pile up)."""
     path = directory / CACHE / f"{group.tier}-batch" / group.build
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        _forget_other_builds(directory, group)
     return path
 
 
