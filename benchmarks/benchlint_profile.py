@@ -15,6 +15,7 @@ PROJECT: a project built with `autocoder build` (its generated/ present).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -104,12 +105,54 @@ def bench_phases(directory: Path, name: str) -> dict[str, Any]:
     }
 
 
+def batch_of_8(directory: Path, names: list[str]) -> dict[str, Any]:
+    """ruff+bandit and the bench of these components: one run each against one run over all
+    (validate/siblings.py's batches), median of 3 alternating rounds."""
+    from autocoder.codegen.paths import module_path, test_path
+    from autocoder.codegen.strategies import simplest_message
+    from autocoder.ir.models import load_slice
+    from autocoder.tasks.gen_tasks import SAMPLES, SRC
+    from autocoder.validate.bench import bench_batch, bench_isolated
+    from autocoder.validate.inprocess import scratch_directory
+    from autocoder.validate.lint import tool_findings, tool_findings_split
+
+    src = directory / SRC
+    slices = [load_slice(directory / "generated" / "ir" / f"{n}.json") for n in names]
+    files = {n: [module_path(s.system, n), test_path(n)] for n, s in zip(names, slices, strict=True)}
+    simplest = functools.partial(simplest_message, cache=directory / SAMPLES)
+    rows: dict[str, list[float]] = {"lint_each": [], "lint_batch": [], "bench_each": [], "bench_batch": []}
+    for _ in range(3):
+        start = time.perf_counter()
+        for n in names:
+            tool_findings(src, files[n])
+        rows["lint_each"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        tool_findings_split(src, files)
+        rows["lint_batch"].append(time.perf_counter() - start)
+        with scratch_directory("benchlint-profile-") as scratch:
+            start = time.perf_counter()
+            for s in slices:
+                bench_isolated(src, s, scratch / s.component.name, simplest)
+            rows["bench_each"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            bench_batch(src, slices, scratch / "batch", simplest)
+            rows["bench_batch"].append(time.perf_counter() - start)
+    medians = {k: round(statistics.median(v), 4) for k, v in rows.items()}
+    return {
+        "components": names,
+        "seconds_median_of_3": medians,
+        "lint_batch_over_each": round(medians["lint_batch"] / medians["lint_each"], 3),
+        "bench_batch_over_each": round(medians["bench_batch"] / medians["bench_each"], 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("project", type=Path)
     parser.add_argument("--count", type=int, default=12)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/benchlint-profile.json"))
     args = parser.parse_args()
+    out = args.out.resolve()
     directory = args.project.resolve()
     os.chdir(directory)
     names = sorted(
@@ -163,8 +206,9 @@ def main() -> None:
             },
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    report["batch_of_8"] = batch_of_8(directory, picked[1:9])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
