@@ -225,3 +225,15 @@ def test_a_build_deletes_the_records_of_earlier_builds(lint_project):
     Counted(src).run(directory, later, "beta")
     records = directory / "generated" / ".cache" / "lint-batch"
     assert sorted(p.name for p in records.iterdir()) == ["build-2"]
+
+
+def test_both_forms_of_ruffs_format_report_name_the_unformatted_files():
+    from autocoder.validate.lint import unformatted
+
+    before_0_15 = "Would reformat: pkg/a.py\nWould reformat: tests/test_a.py\n2 files would be reformatted\n"
+    later = (
+        "unformatted: File would be reformatted\n --> pkg/a.py:5:12\n  |\n4 | def f():\n"
+        "invalid-syntax: Expected `:`, found newline\n --> pkg/b.py:1:30\n"
+        "unformatted: File would be reformatted\n --> tests/test_a.py:1:1\n1 file would be reformatted\n"
+    )
+    assert unformatted(before_0_15) == unformatted(later) == ["pkg/a.py", "tests/test_a.py"]
