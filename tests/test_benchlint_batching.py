@@ -237,3 +237,20 @@ def test_both_forms_of_ruffs_format_report_name_the_unformatted_files():
         "unformatted: File would be reformatted\n --> tests/test_a.py:1:1\n1 file would be reformatted\n"
     )
     assert unformatted(before_0_15) == unformatted(later) == ["pkg/a.py", "tests/test_a.py"]
+
+
+def test_the_search_passes_over_components_not_generated_yet(lint_project):
+    """From scratch with -n 2 the last components are generated last: a task early in the
+    build still finds the pending ones before them."""
+    directory, src, _ = lint_project
+    # last in the task order, 20 components whose files do not exist yet: more than the 16
+    # done ones in a row that end a search
+    order = [*MODULES, *(f"late_{i}" for i in range(20))]
+    members = tuple(
+        (name, (*(f"generated/src/{f}" for f in files_of(name)), str(src / "pyproject.toml")))
+        for name in order
+    )
+    group = Siblings("lint", "build-3", members, "reports/lint", rewritten=False)
+    counted = Counted(src)
+    assert counted.run(directory, group, "alpha") == lone(src, "alpha")
+    assert counted.batches == [["alpha", "epsilon", "delta", "gamma", "beta"]]

@@ -19,7 +19,8 @@ How (the same protocol as the test tier's validate/batch.py, with its own record
 2. It claims up to BATCH_MAX - 1 pending siblings, searched from the end of the task order (the
    other worker of `doit -n 2` reaches those last): every input exists and the result file is
    missing (or, for a tier whose result is rewritten on every run, older than an input). The
-   search stops after UP_TO_DATE_RUN siblings in a row that are not pending.
+   search stops after UP_TO_DATE_RUN siblings in a row that are done (an edit's task then costs
+   a few dozen stat calls); one not generated yet is passed over.
 3. The tier's batch function produces a payload per member it completed (lint: the tools'
    findings on its files; bench: its measurement). A member it did not complete, a batch that
    raised, or a sibling whose inputs hash differently after the run (a generator of the other
@@ -102,8 +103,13 @@ def _pending(directory: Path, group: Siblings, own: str, records: Path) -> list[
             break
         if member == own:
             continue
-        if not _likely_pending(root, group, member, inputs):
+        state = _state(root, group, member, inputs)
+        if state == "done":
             idle += 1
+            continue
+        # not generated yet (a build from scratch, the generators still running): neither a
+        # candidate nor a sign that the rest is done, so the search goes on past it
+        if state == "unready":
             continue
         idle = 0
         if not _claim(records, member):
@@ -116,18 +122,19 @@ def _pending(directory: Path, group: Siblings, own: str, records: Path) -> list[
     return chosen
 
 
-def _likely_pending(root: str, group: Siblings, member: str, inputs: tuple[str, ...]) -> bool:
-    """A guess from file times (doit decides by its own records): a wrong guess costs time,
+def _state(root: str, group: Siblings, member: str, inputs: tuple[str, ...]) -> str:
+    """ "pending", "done" or "unready" (an input is missing: its generator has not run yet).
+    A guess from file times (doit decides by its own records): a wrong guess costs time,
     never a wrong result, since a record is used only for the exact inputs it was made from."""
     try:
         newest = max(os.stat(os.path.join(root, path)).st_mtime_ns for path in inputs)  # some absolute
-    except OSError:  # an input is missing: its generator has not run yet
-        return False
+    except OSError:
+        return "unready"
     try:
         result = os.stat(f"{root}/{group.results}/{member}.json").st_mtime_ns
     except OSError:
-        return True
-    return group.rewritten and result < newest
+        return "pending"
+    return "pending" if group.rewritten and result < newest else "done"
 
 
 def _digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
