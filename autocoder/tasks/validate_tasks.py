@@ -31,6 +31,7 @@ from autocoder.tools import tool_versions
 
 if TYPE_CHECKING:
     from autocoder.validate.batch import TierGroup
+    from autocoder.validate.siblings import Siblings
 
 REPORTS = f"{GENERATED}/reports"
 SHOWN = 10  # findings quoted in a failure message
@@ -70,16 +71,25 @@ def _failure(task: str, what: str, lines: list[str]) -> TaskFailed:
 # --------------------------------------------------------------------------- actions
 
 
-def run_lint(directory: Path, name: str) -> TaskFailed | None:
+def run_lint(directory: Path, name: str, group: Siblings | None = None) -> TaskFailed | None:
+    """`group`: the build's lint tasks, whose ruff and bandit runs this one may batch."""
     from autocoder.ir.models import load_slice
     from autocoder.validate.architecture import import_findings
     from autocoder.validate.findings import active, apply_suppressions
-    from autocoder.validate.lint import lint_files
+    from autocoder.validate.lint import batched_tool_findings, lint_files
     from autocoder.validate.sarif import sarif_log
 
     slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     src = directory / SRC
-    findings = lint_files(src, module_path(slice_.system, name), test_path(name), slice_.security_policy)
+    system = slice_.system
+    tools = None
+    if group is not None:
+
+        def files_of(member: str) -> list[str]:
+            return [module_path(system, member), test_path(member)]
+
+        tools = batched_tool_findings(directory, src, group, name, files_of)
+    findings = lint_files(src, module_path(system, name), test_path(name), slice_.security_policy, tools)
     findings = apply_suppressions(findings, slice_.component.suppressions)
     findings = sorted(findings + import_findings(findings))  # the architecture policy's, per component
     failing = [f for f in active(findings) if f.severity == "error"]
@@ -163,18 +173,29 @@ def _test_id(test_file: str, junit_name: str) -> str:
     return "::".join([shown(f"{SRC}/{test_file}"), *([inner] if inner else []), name])
 
 
-def run_bench(directory: Path, name: str) -> TaskFailed | None:
+def run_bench(directory: Path, name: str, group: Siblings | None = None) -> TaskFailed | None:
+    """`group`: the build's bench tasks; this one may measure pending ones in its child too."""
     from autocoder.codegen.strategies import simplest_message
     from autocoder.ir.models import load_slice
-    from autocoder.validate.bench import bench_isolated
+    from autocoder.validate.bench import bench_batch, bench_isolated
     from autocoder.validate.inprocess import scratch_directory
     from autocoder.validate.isolated import ChildFailed
+    from autocoder.validate.siblings import run_batched
 
     slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     simplest = functools.partial(simplest_message, cache=directory / SAMPLES)
+    src = directory / SRC
     with scratch_directory(f"autocoder-bench-{name}-") as scratch:
+
+        def alone() -> dict[str, Any]:
+            return bench_isolated(src, slice_, scratch / "alone", simplest)
+
+        def batch(names: list[str]) -> dict[str, Any]:
+            slices = [load_slice(directory / GENERATED / "ir" / f"{n}.json") for n in names]
+            return bench_batch(src, slices, scratch / "batch", simplest)
+
         try:
-            result = bench_isolated(directory / SRC, slice_, scratch, simplest)
+            result = alone() if group is None else run_batched(directory, group, name, batch, alone)
         except ChildFailed as exc:
             return _failure(f"bench:{name}", "its benchmark did not finish", [f"the benchmark run {exc}"])
     _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
@@ -347,18 +368,29 @@ def task_lint() -> Any:
     if found is None:
         return
     directory, system, components = found
-    for name, _ in components:
+    from autocoder.validate.siblings import Siblings
+
+    fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
+    deps = {
+        name: [
+            f"{SRC}/{module_path(system, name)}",
+            f"{SRC}/{test_path(name)}",
+            f"{SRC}/pyproject.toml",
+            f"{GENERATED}/ir/{name}.json",
+            _rules("policy.yaml"),
+        ]
+        for name, _ in components
+    }
+    # a batch record is keyed by what ruff and bandit read: the two files, the ruff config and
+    # the validation fingerprint (the tools' versions)
+    members = tuple((name, (*dep[:3], fingerprint)) for name, dep in deps.items())
+    group = Siblings("lint", uuid.uuid4().hex, members, f"{REPORTS}/lint", rewritten=False)
+    for name, dep in deps.items():
         yield _task(
             {
                 "name": name,
-                "actions": [(run_lint, [directory, name])],
-                "file_dep": [
-                    f"{SRC}/{module_path(system, name)}",
-                    f"{SRC}/{test_path(name)}",
-                    f"{SRC}/pyproject.toml",
-                    f"{GENERATED}/ir/{name}.json",
-                    _rules("policy.yaml"),
-                ],
+                "actions": [(run_lint, [directory, name, group])],
+                "file_dep": dep,
                 "targets": [f"{REPORTS}/lint/{name}.json", f"{REPORTS}/sarif/{name}.sarif"],
             }
         )
@@ -533,18 +565,29 @@ def task_bench() -> Any:
     if found is None:
         return
     directory, system, components = found
+    from autocoder.validate.siblings import Siblings
+
+    fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
     runtime = [f"{SRC}/{system}/models.py"]
-    for name, _ in components:
+    deps = {
+        name: [
+            f"{SRC}/{module_path(system, name)}",
+            f"{GENERATED}/ir/{name}.json",
+            *runtime,
+            _rules("budgets.yaml"),
+        ]
+        for name, _ in components
+    }
+    # a batch record is keyed by the task's file_dep (the fingerprint too, which _task adds);
+    # a result holds its run's times, so it is rewritten on every run
+    members = tuple((name, (*dep, fingerprint)) for name, dep in deps.items())
+    group = Siblings("bench", uuid.uuid4().hex, members, f"{REPORTS}/bench", rewritten=True)
+    for name, dep in deps.items():
         yield _task(
             {
                 "name": name,
-                "actions": [(run_bench, [directory, name])],
-                "file_dep": [
-                    f"{SRC}/{module_path(system, name)}",
-                    f"{GENERATED}/ir/{name}.json",
-                    *runtime,
-                    _rules("budgets.yaml"),
-                ],
+                "actions": [(run_bench, [directory, name, group])],
+                "file_dep": dep,
                 "targets": [f"{REPORTS}/bench/{name}.json"],
             }
         )
