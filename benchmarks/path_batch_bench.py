@@ -6,8 +6,10 @@ what `doit -n 2` does with the path tests of a build from scratch: every path's 
 passing run is removed (so the shared server serves every path's components), then two worker
 processes run the `run_path_test` actions of the paths (autocoder/tasks/validate_tasks.py),
 dealt in turn, against the one server the first of them starts (validate/shared_server.py),
-and the teardown stops it. Per run: the sum of the actions' seconds (what doit's reporter counts
-as the path tasks' time), the slowest one, and the wall time of the two workers. The trees take
+and the teardown stops it. A run where a path test failed is recorded as failed (the
+worker's last line) and left out of the medians. Per run: the sum of the actions' seconds
+(what doit's reporter counts as the path tasks' time), the slowest one, and the wall time of
+the two workers. The trees take
 turns (--rounds each; the old one from `--old COMMIT` via common.old_tree, with its own runtime,
 which its server runs too), so a busy machine slows both alike: compare the ratios.
 
@@ -26,12 +28,14 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from common import machine, old_tree, tree_env, write_results
 
 WORKER = r"""
 import json, sys, time
 from pathlib import Path
+from typing import Any
 import autocoder_runtime.testing  # noqa: F401 - the doit worker has it (validate/testing.py preload)
 from autocoder.tasks import validate_tasks as v
 from autocoder.tasks.compile_tasks import project_paths
@@ -49,6 +53,7 @@ print(json.dumps(seconds))
 STOP = r"""
 import sys
 from pathlib import Path
+from typing import Any
 from autocoder.tasks import validate_tasks as v
 v.stop_shared_server(Path(sys.argv[1]), sys.argv[2])
 """
@@ -60,7 +65,7 @@ def path_ids(project: Path) -> list[str]:
     )
 
 
-def one_run(project: Path, env: dict[str, str], system: str) -> dict[str, float]:
+def one_run(project: Path, env: dict[str, str], system: str) -> dict[str, Any]:
     """The path actions of a build from scratch in two workers: sum, max and wall seconds."""
     for record in (project / "generated/.cache/paths").glob("path.*.inputs.json"):
         record.unlink()  # as from scratch: no path passed yet
@@ -78,13 +83,17 @@ def one_run(project: Path, env: dict[str, str], system: str) -> dict[str, float]
         for i in range(2)
     ]
     seconds: dict[str, float] = {}
+    failed: list[str] = []
     for worker in workers:
         out, err = worker.communicate(timeout=600)
-        if worker.returncode != 0:
-            raise SystemExit(f"a path worker failed:\n{out[-2000:]}\n{err[-3000:]}")
-        seconds.update(json.loads(out.strip().splitlines()[-1]))
+        if worker.returncode != 0:  # a path test failed: its last line
+            failed.append(err.strip().splitlines()[-1][:300] if err.strip() else "no output")
+        else:
+            seconds.update(json.loads(out.strip().splitlines()[-1]))
     wall = time.perf_counter() - start
     subprocess.run([sys.executable, "-c", STOP, str(project), build], cwd=project, env=env, check=True)
+    if failed:  # the run counts as failed, its seconds not at all
+        return {"failed": failed}
     return {
         "sum_s": sum(seconds.values()),
         "max_s": max(seconds.values()),
@@ -106,18 +115,19 @@ def main() -> None:
     project = args.project.resolve()
     with tempfile.TemporaryDirectory(prefix="path-batch-") as work:
         trees = {"old": tree_env(old_tree(Path(work), args.old)), "new": tree_env(None)}
-        runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+        runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
         loads = [round(os.getloadavg()[0], 2)]
         for _ in range(args.rounds):
             for name, env in trees.items():
                 run = one_run(project, env, args.system)
                 run["load_1m"] = round(os.getloadavg()[0], 2)
-                runs[name].append({k: round(v, 4) for k, v in run.items()})
+                runs[name].append({k: round(v, 4) if isinstance(v, float) else v for k, v in run.items()})
                 print(name, runs[name][-1], file=sys.stderr)
         loads.append(round(os.getloadavg()[0], 2))
     medians = {
         name: {
-            key: round(statistics.median(r[key] for r in found), 4) for key in ("sum_s", "max_s", "wall_s")
+            key: round(statistics.median(r[key] for r in found if "failed" not in r), 4)
+            for key in ("sum_s", "max_s", "wall_s")
         }
         for name, found in runs.items()
     }
@@ -130,6 +140,7 @@ def main() -> None:
             "load_average_1m": loads,
             "machine": machine(),
             "runs": runs,
+            "failed_runs": {name: sum("failed" in r for r in found) for name, found in runs.items()},
             "medians": medians,
             "ratio_new_over_old": {
                 key: round(medians["new"][key] / medians["old"][key], 3) for key in ("sum_s", "wall_s")
