@@ -114,3 +114,26 @@ def test_a_test_that_does_not_load_is_an_error_when_it_runs(tmp_path, url):
     result = checked.run(url, tmp_path / "junit" / "one.xml")
     assert not result.ok and result.errors == 1
     assert "RuntimeError: broken at import" in result.failed[0]["message"]
+
+
+def test_the_path_tests_of_a_process_share_one_client_per_server(tmp_path, url):
+    """One client per process and server (a new one costs ~0.1 s): the same for every check
+    against `url`, a new one once the build's server stopped (close_clients), and only for a
+    server on 127.0.0.1."""
+    from autocoder.validate.path_check import client, close_clients
+
+    first = client(url)
+    assert client(url) is first
+    for _ in range(2):
+        result, _ = check(
+            tmp_path, url, 'def test_path(system):\n    assert system.get("/ok").json() == {"value": 1}\n'
+        )
+        assert result.ok
+    assert client(url) is first and not first.is_closed
+    close_clients()
+    assert first.is_closed
+    second = client(url)
+    assert second is not first and second.get("/ok").json() == {"value": 1}
+    close_clients()
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        client("http://example.com:80")

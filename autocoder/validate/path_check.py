@@ -11,14 +11,18 @@ back by the same parser as every other test tier's.
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 import traceback
 import xml.etree.ElementTree as ET  # noqa: N817 - writes our own JUnit file
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoder.validate.testing import TestResult, parse_junit
+
+if TYPE_CHECKING:
+    import httpx
 
 TEST_FUNCTION = "test_path"
 
@@ -59,15 +63,12 @@ class PathCheck:
     def run(self, url: str, junit: Path) -> TestResult:
         """Call the test with a client of the system at `url` (loading it first if no one
         did); its verdict in `junit` and returned. Its time: loading plus running."""
-        import httpx
-
         self.load()
         started = time.perf_counter()
         problem = self.problem
         if self.test is not None:
             try:
-                with httpx.Client(base_url=url, timeout=10) as client:
-                    self.test(client)
+                self.test(client(url))
             except AssertionError as exc:
                 problem = ("failure", str(exc) or "assertion failed", traceback.format_exc())
             except Exception as exc:  # noqa: BLE001 - whatever the test raised is its verdict
@@ -75,6 +76,47 @@ class PathCheck:
         seconds = (self.load_s or 0.0) + time.perf_counter() - started
         _write_junit(junit, self.classname, seconds, problem)
         return parse_junit(junit)
+
+
+KEEPALIVE_S = 1.0  # well under uvicorn's timeout_keep_alive (5 s)
+_CLIENTS: dict[tuple[int, str], Any] = {}  # this process's client of the latest server
+
+
+def client(url: str) -> httpx.Client:
+    """An httpx client of the system at `url`, one per process and server, which the path
+    tests of a build share: a new client costs ~0.1 s (it loads the CA bundle; more on a
+    cold cache) and a new connection, more than a path test's own requests. The server is
+    always plain HTTP on 127.0.0.1 (shared_server), so no TLS context is ever used: none is
+    made. Nothing of one test is kept for the next: the requests carry their own headers and
+    the system sets no cookies. A client of an earlier server (replaced) is closed."""
+    import httpx
+
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"path tests run against a server on 127.0.0.1, not {url!r}")
+    key = (os.getpid(), url)  # a forked worker makes its own: a connection is not shared
+    found = _CLIENTS.get(key)
+    if found is None:
+        for old in [k for k in _CLIENTS if k[0] == key[0]]:
+            _CLIENTS.pop(old).close()
+        _CLIENTS.clear()  # another process's (inherited by a fork): not ours to close
+        found = _CLIENTS[key] = httpx.Client(
+            base_url=url,
+            timeout=10,
+            verify=False,  # noqa: S501 - plain HTTP on 127.0.0.1: no TLS context is used
+            # an idle connection is dropped after 1 s, long before the server's keep-alive
+            # timeout (uvicorn: 5 s) closes its end: the build's worker may run other tasks
+            # between two path tests, and a request on a connection the server is closing
+            # just then fails ("Server disconnected without sending a response")
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
+        )
+    return found  # type: ignore[no-any-return]
+
+
+def close_clients() -> None:
+    """Close this process's clients (the build's server stopped: shared_server's teardown), so
+    that a later server on the same port gets a new client, not a dead connection."""
+    for key in [k for k in _CLIENTS if k[0] == os.getpid()]:
+        _CLIENTS.pop(key).close()
 
 
 def _load(path: Path, name: str) -> Callable[[Any], object]:

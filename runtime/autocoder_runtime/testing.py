@@ -550,29 +550,69 @@ def wait_ready(process: subprocess.Popen[bytes], ready: int, log: Path, timeout_
     raise AssertionError(f"server did not become ready: {text[-2000:]}")
 
 
+POLL_FIRST_S = 0.005  # the first pause of a poll: a path's message is often through by then
+POLL_MAX_S = 0.05  # pauses double up to this
+
+
+def _pause(polls: int) -> None:
+    """The pause after the `polls`-th look: 5 ms, doubling to 50 ms. A wait asks again soon
+    after it starts, when the answer most often changes, and backs off from there, so a long
+    wait (a window that closes, a loaded machine) asks no more often than a fixed 50 ms did."""
+    time.sleep(min(POLL_FIRST_S * 2.0**polls, POLL_MAX_S))
+
+
+def _get(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
+    """GET, once more on a new connection when the server closed the one used without an
+    answer: uvicorn closes a keep-alive connection when its idle timer fires, and on a loaded
+    machine a server's event loop can run that timer late, after a request already arrived on
+    it. A GET changes nothing, so asking again is safe (a POST is never repeated)."""
+    import httpx
+
+    try:
+        return client.get(url, **kwargs)
+    except httpx.RemoteProtocolError:
+        return client.get(url, **kwargs)
+
+
 def wait_for(client: httpx.Client, url: str, headers: dict[str, str], timeout_s: float) -> httpx.Response:
     """GET `url` until it is not a 404, or the time is up; the last answer."""
     deadline = time.monotonic() + timeout_s
+    polls = 0
     while True:
-        response = client.get(url, headers=headers)
+        response = _get(client, url, headers=headers)
         if response.status_code != 404 or time.monotonic() > deadline:
             return response
-        time.sleep(0.05)
+        _pause(polls)
+        polls += 1
+
+
+def metrics(client: httpx.Client, samples: list[str], headers: dict[str, str]) -> list[float]:
+    """The values of Prometheus samples, `name{labels}` as /metrics shows them (0 when absent),
+    in one request that asks only for their names (`?name[]=`): the whole text of a system of
+    100 components is ~160 kB, which the server takes tens of milliseconds to write."""
+    names = sorted({sample.partition("{")[0] for sample in samples})
+    answer = _get(client, "/metrics", headers=headers, params={"name[]": names})
+    assert answer.status_code == 200, answer.text
+    values = dict.fromkeys(samples, 0.0)
+    for line in answer.text.splitlines():
+        for sample in samples:
+            if line.startswith(f"{sample} "):
+                values[sample] = float(line[len(sample) + 1 :])
+    return [values[sample] for sample in samples]
 
 
 def metric(client: httpx.Client, sample: str, headers: dict[str, str]) -> float:
     """The value of one Prometheus sample, `name{labels}` as /metrics shows it; 0 when absent."""
-    metrics = client.get("/metrics", headers=headers)
-    assert metrics.status_code == 200, metrics.text
-    for line in metrics.text.splitlines():
-        if line.startswith(f"{sample} "):
-            return float(line[len(sample) + 1 :])
-    return 0.0
+    return metrics(client, [sample], headers)[0]
+
+
+def _received_sample(system: str, component: str) -> str:
+    return f'{system}_messages_received_total{{component="{component}"}}'
 
 
 def received(client: httpx.Client, system: str, component: str, headers: dict[str, str]) -> float:
     """How many messages `component` has taken in so far (its `_messages_received_total`)."""
-    return metric(client, f'{system}_messages_received_total{{component="{component}"}}', headers)
+    return metric(client, _received_sample(system, component), headers)
 
 
 def wait_received(
@@ -580,11 +620,13 @@ def wait_received(
 ) -> float:
     """Poll `received` until it exceeds `above`, or the time is up; the last count."""
     deadline = time.monotonic() + timeout_s
+    polls = 0
     while True:
         count = received(client, system, component, headers)
         if count > above or time.monotonic() > deadline:
             return count
-        time.sleep(0.05)
+        _pause(polls)
+        polls += 1
 
 
 def wait_settled(
@@ -599,16 +641,19 @@ def wait_settled(
     """Wait (at most `timeout_s`) until the message sent under `trace` is done with as far as a
     test can tell from outside: `end` took in more than `above` messages, or it was
     dead-lettered, or nothing accepted is left unprocessed (a filter dropped it, a router sent
-    it elsewhere)."""
+    it elsewhere). One request reads both counts; the dead letters are read only while neither
+    says so."""
     deadline = time.monotonic() + timeout_s
+    samples = [_received_sample(system, end), f"{system}_inbox_backlog"]
+    polls = 0
     while time.monotonic() < deadline:
-        if received(client, system, end, headers) > above:
+        count, backlog = metrics(client, samples, headers)
+        if count > above or backlog == 0:
             return
         if any(letter["trace_id"] == trace for letter in dead_letters(client, headers)):
             return
-        if metric(client, f"{system}_inbox_backlog", headers) == 0:
-            return
-        time.sleep(0.05)
+        _pause(polls)
+        polls += 1
 
 
 def check_path(
@@ -661,7 +706,7 @@ def dead_letters(client: httpx.Client, headers: dict[str, str]) -> list[dict[str
     """Every dead letter so far (page by page)."""
     items: list[dict[str, Any]] = []
     while True:
-        page = client.get("/dead-letters", headers=headers, params={"limit": 1000, "offset": len(items)})
+        page = _get(client, "/dead-letters", headers=headers, params={"limit": 1000, "offset": len(items)})
         assert page.status_code == 200, page.text
         found = page.json()["items"]
         items.extend(found)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from autocoder_runtime.testing import check_path
+from autocoder_runtime.testing import check_path, received, wait_received
 
 HEADERS = {"X-API-Key": "k"}
 ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [("POST", "/readings", "api_key", {"sensor": "s1"})]
@@ -28,6 +30,8 @@ class FakeSystem(ThreadingHTTPServer):
         self.dead: list[dict[str, Any]] = []
         self.dead_letter_from: str | None = None  # a component that dead-letters what is posted
         self.stored_as: dict[str, Any] | None = None  # what the store keeps instead of the body
+        self.metric_queries: list[list[str]] = []  # the names each /metrics request asked for
+        self.drop_next_get = False  # close the connection of the next GET without answering
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -53,7 +57,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         system = self.server
-        if self.path == "/metrics":
+        if system.drop_next_get:  # closed without an answer, as a keep-alive timeout does
+            system.drop_next_get = False
+            self.close_connection = True
+            return
+        if self.path.partition("?")[0] == "/metrics":
+            system.metric_queries.append(parse_qs(urlsplit(self.path).query).get("name[]", []))
             text = f'sys_messages_received_total{{component="log"}} {system.received}\nsys_inbox_backlog 0\n'
             self._send(200, text.encode(), "text/plain")
         elif self.path.startswith("/dead-letters"):
@@ -119,3 +128,36 @@ def test_a_record_other_than_the_message_fails(system):
     server.stored_as = {"sensor": "other"}
     with pytest.raises(AssertionError, match="log holds"):
         check(client, records=[("/readings", "sensor", 0.3)], arrives=False)
+
+
+def test_the_checks_ask_metrics_only_for_the_samples_they_read(system):
+    """Every /metrics request names what it reads (`?name[]=`): a 100-component system's whole
+    text costs its server tens of milliseconds per poll (benchmarks/path_test_profile.py)."""
+    server, client = system
+    check(client, records=[], arrives=True)
+    check(client, records=[], arrives=False)
+    assert server.metric_queries
+    assert {name for names in server.metric_queries for name in names} == {
+        "sys_messages_received_total",
+        "sys_inbox_backlog",
+    }
+    assert all(server.metric_queries)
+
+
+def test_a_wait_stays_bounded_by_its_time(system):
+    """The polls back off, but a wait that never succeeds still ends at its limit, and asks
+    more than once meanwhile (first after 5 ms)."""
+    server, client = system
+    server.dead_letter_from = "elsewhere"  # nothing ever reaches the end
+    started = time.monotonic()
+    assert wait_received(client, "sys", "log", HEADERS, 0.0, 0.3) == 0.0
+    assert time.monotonic() - started >= 0.3
+    assert len(server.metric_queries) >= 4  # 5, 10, 20, 40, 50... ms: several looks in 0.3 s
+
+
+def test_a_get_whose_connection_the_server_closed_unanswered_is_asked_again(system):
+    server, client = system
+    server.received = 3
+    server.drop_next_get = True
+    assert received(client, "sys", "log", HEADERS) == 3.0
+    assert not server.drop_next_get and len(server.metric_queries) == 1

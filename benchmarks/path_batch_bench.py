@@ -1,0 +1,153 @@
+"""The path tests of a build from scratch, an older Autocoder against this tree, alternating
+(issue 13, item 4: the `test:path.*` tasks' seconds).
+
+In an already built synthetic project (autocoder/synthetic.py; build it first), each run does
+what `doit -n 2` does with the path tests of a build from scratch: every path's record of a
+passing run is removed (so the shared server serves every path's components), then two worker
+processes run the `run_path_test` actions of the paths (autocoder/tasks/validate_tasks.py),
+dealt in turn, against the one server the first of them starts (validate/shared_server.py),
+and the teardown stops it. A run where a path test failed is recorded as failed (the
+worker's last line) and left out of the medians. Per run: the sum of the actions' seconds
+(what doit's reporter counts as the path tasks' time), the slowest one, and the wall time of
+the two workers. The trees take
+turns (--rounds each; the old one from `--old COMMIT` via common.old_tree, with its own runtime,
+which its server runs too), so a busy machine slows both alike: compare the ratios.
+
+Usage: python benchmarks/path_batch_bench.py PROJECT [--old COMMIT] [--rounds 3] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from common import machine, old_tree, tree_env, write_results
+
+WORKER = r"""
+import json, sys, time
+from pathlib import Path
+from typing import Any
+import autocoder_runtime.testing  # noqa: F401 - the doit worker has it (validate/testing.py preload)
+from autocoder.tasks import validate_tasks as v
+from autocoder.tasks.compile_tasks import project_paths
+directory, system, build, ids = Path(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+paths = {p.id: list(p.components) for p in project_paths(directory)}
+seconds = {}
+for path_id in ids:
+    start = time.perf_counter()
+    failed = v.run_path_test(directory, system, path_id, build, paths[path_id])
+    seconds[path_id] = time.perf_counter() - start
+    assert failed is None, failed
+print(json.dumps(seconds))
+"""
+
+STOP = r"""
+import sys
+from pathlib import Path
+from typing import Any
+from autocoder.tasks import validate_tasks as v
+v.stop_shared_server(Path(sys.argv[1]), sys.argv[2])
+"""
+
+
+def path_ids(project: Path) -> list[str]:
+    return sorted(
+        p.stem.removeprefix("test_") for p in (project / "generated/src/tests/paths").glob("test_*.py")
+    )
+
+
+def one_run(project: Path, env: dict[str, str], system: str) -> dict[str, Any]:
+    """The path actions of a build from scratch in two workers: sum, max and wall seconds."""
+    for record in (project / "generated/.cache/paths").glob("path.*.inputs.json"):
+        record.unlink()  # as from scratch: no path passed yet
+    ids, build = path_ids(project), uuid.uuid4().hex
+    start = time.perf_counter()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(project), system, build, json.dumps(ids[i::2])],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    seconds: dict[str, float] = {}
+    failed: list[str] = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        if worker.returncode != 0:  # a path test failed: its last line
+            failed.append(err.strip().splitlines()[-1][:300] if err.strip() else "no output")
+        else:
+            seconds.update(json.loads(out.strip().splitlines()[-1]))
+    wall = time.perf_counter() - start
+    subprocess.run([sys.executable, "-c", STOP, str(project), build], cwd=project, env=env, check=True)
+    if failed:  # the run counts as failed, its seconds not at all
+        return {"failed": failed}
+    return {
+        "sum_s": sum(seconds.values()),
+        "max_s": max(seconds.values()),
+        "wall_s": wall,
+        "paths": len(seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--old", default="e52890f")
+    parser.add_argument("--system", default="synthetic")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "path_batch-100.json")
+    args = parser.parse_args()
+    project = args.project.resolve()
+    with tempfile.TemporaryDirectory(prefix="path-batch-") as work:
+        trees = {"old": tree_env(old_tree(Path(work), args.old)), "new": tree_env(None)}
+        runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+        loads = [round(os.getloadavg()[0], 2)]
+        for _ in range(args.rounds):
+            for name, env in trees.items():
+                run = one_run(project, env, args.system)
+                run["load_1m"] = round(os.getloadavg()[0], 2)
+                runs[name].append({k: round(v, 4) if isinstance(v, float) else v for k, v in run.items()})
+                print(name, runs[name][-1], file=sys.stderr)
+        loads.append(round(os.getloadavg()[0], 2))
+    medians = {
+        name: {
+            key: round(statistics.median(r[key] for r in found if "failed" not in r), 4)
+            for key in ("sum_s", "max_s", "wall_s")
+        }
+        for name, found in runs.items()
+    }
+    write_results(
+        args.out,
+        {
+            "project": project.name,
+            "old": args.old,
+            "rounds": args.rounds,
+            "load_average_1m": loads,
+            "machine": machine(),
+            "runs": runs,
+            "failed_runs": {name: sum("failed" in r for r in found) for name, found in runs.items()},
+            "medians": medians,
+            "ratio_new_over_old": {
+                key: round(medians["new"][key] / medians["old"][key], 3) for key in ("sum_s", "wall_s")
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
