@@ -58,7 +58,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from autocoder.layout import GENERATED
 
@@ -110,9 +110,9 @@ def run_in_group(
 
     own = group.member(name)
     records = _records(directory, group.build)
-    if not _claim(records, name):
-        _wait(records, name)
-        junit_bytes = _recorded(records, name, _digest(directory, group.inputs(own)))
+    if not claim(records, name):
+        wait_for_record(records, name)
+        junit_bytes = _recorded(records, name, input_digest(directory, group.inputs(own)))
         if junit_bytes is not None:
             return _from_junit(junit, junit_bytes)
         return run_tests(src, own.test_file, junit, scratch)
@@ -126,8 +126,8 @@ def run_in_group(
     finally:  # every claimed sibling gets a record, so that no task waits for it in vain
         for member, before in siblings:
             data = vouched.get(member.test_file)
-            usable = data is not None and _digest(directory, group.inputs(member)) == before
-            _write_record(
+            usable = data is not None and input_digest(directory, group.inputs(member)) == before
+            write_record(
                 records, member.name, {"inputs": before, "junit": data.decode()} if usable and data else {}
             )
     own_bytes = vouched.get(own.test_file)
@@ -168,11 +168,11 @@ def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> 
             up_to_date += 1
             continue
         up_to_date = 0
-        if not _claim(records, member.name):
+        if not claim(records, member.name):
             continue
-        before = _digest(directory, group.inputs(member))
+        before = input_digest(directory, group.inputs(member))
         if before is None:  # an input vanished since the check: not testable now
-            _write_record(records, member.name, {})
+            write_record(records, member.name, {})
             continue
         chosen.append((member, before))
     return chosen
@@ -199,7 +199,7 @@ def _newest(root: str, paths: tuple[str, ...]) -> int | None:
         return None
 
 
-def _digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
+def input_digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
     """sha256 over the inputs' names and contents; None when one is missing."""
     digest = hashlib.sha256()
     for path in inputs:
@@ -226,7 +226,7 @@ def _forget_other_builds(directory: Path, build: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _claim(records: Path, name: str) -> bool:
+def claim(records: Path, name: str) -> bool:
     """Take the claim on testing `name` in this build (False: another task holds it); the
     claim file holds the claimer's process id."""
     try:
@@ -238,7 +238,7 @@ def _claim(records: Path, name: str) -> bool:
     return True
 
 
-def _wait(records: Path, name: str) -> None:
+def wait_for_record(records: Path, name: str, poll_s: float = POLL_S) -> None:
     """Until the holder of `name`'s claim has written its record, or its process is gone."""
     record = records / f"{name}.json"
     while not record.exists():
@@ -248,7 +248,7 @@ def _wait(records: Path, name: str) -> None:
             return
         if pid in (0, os.getpid()) or not _alive(pid):
             return
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
 
 
 def _alive(pid: int) -> bool:
@@ -261,7 +261,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_record(records: Path, name: str, record: dict[str, str]) -> None:
+def write_record(records: Path, name: str, record: dict[str, Any]) -> None:
     """A sibling's result for its own task: {"inputs": hash, "junit": text}, or {} (run alone).
     When it cannot be written (a full disk), the claim is dropped instead: the sibling's task,
     waiting for the record or not yet started, then tests it itself rather than wait forever."""

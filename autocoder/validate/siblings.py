@@ -30,17 +30,16 @@ How (the same protocol as the test tier's validate/batch.py, with its own record
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autocoder.layout import GENERATED
+from autocoder.validate.batch import claim, input_digest, wait_for_record, write_record
 
 BATCH_MAX = (
     8  # components in one batch: the fixed cost is then an eighth; larger batches idle the other worker
@@ -74,9 +73,9 @@ def run_batched(directory: Path, group: Siblings, name: str, batch: Batch, alone
     """The payload of component `name`: from another task's batch, from a batch this task runs
     (with up to BATCH_MAX - 1 pending siblings), or from `alone()`."""
     records = _records(directory, group)
-    if not _claim(records, name):
-        _wait(records, name)
-        found = _recorded(records, name, _digest(directory, group.inputs(name)))
+    if not claim(records, name):
+        wait_for_record(records, name, POLL_S)
+        found = _recorded(records, name, input_digest(directory, group.inputs(name)))
         return found[0] if found else alone()
     siblings = _pending(directory, group, name, records)
     if not siblings:
@@ -88,8 +87,8 @@ def run_batched(directory: Path, group: Siblings, name: str, batch: Batch, alone
         produced = {}
     finally:  # every claimed sibling gets a record, so that no task waits for it in vain
         for member, before in siblings:
-            usable = member in produced and _digest(directory, group.inputs(member)) == before
-            _write_record(records, member, {"inputs": before, "payload": produced[member]} if usable else {})
+            usable = member in produced and input_digest(directory, group.inputs(member)) == before
+            write_record(records, member, {"inputs": before, "payload": produced[member]} if usable else {})
     return produced[name] if name in produced else alone()
 
 
@@ -112,11 +111,11 @@ def _pending(directory: Path, group: Siblings, own: str, records: Path) -> list[
         if state == "unready":
             continue
         idle = 0
-        if not _claim(records, member):
+        if not claim(records, member):
             continue
-        before = _digest(directory, inputs)
+        before = input_digest(directory, inputs)
         if before is None:  # an input vanished since the check: not runnable now
-            _write_record(records, member, {})
+            write_record(records, member, {})
             continue
         chosen.append((member, before))
     return chosen
@@ -137,18 +136,6 @@ def _state(root: str, group: Siblings, member: str, inputs: tuple[str, ...]) -> 
     return "pending" if group.rewritten and result < newest else "done"
 
 
-def _digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
-    """sha256 over the inputs' names and contents; None when one is missing."""
-    digest = hashlib.sha256()
-    for path in inputs:
-        try:
-            content = (directory / path).read_bytes()
-        except OSError:
-            return None
-        digest.update(f"{path}\0{hashlib.sha256(content).hexdigest()}\n".encode())
-    return digest.hexdigest()
-
-
 def _records(directory: Path, group: Siblings) -> Path:
     """This build's records directory; made by the build's first task of the tier, which also
     deletes the earlier builds' (an edit's lone task too, so that they do not pile up)."""
@@ -164,53 +151,6 @@ def _forget_other_builds(directory: Path, group: Siblings) -> None:
     for old in (directory / CACHE / f"{group.tier}-batch").iterdir():
         if old.name != group.build:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _claim(records: Path, name: str) -> bool:
-    """Take the claim on `name` in this build (False: another task holds it); the file holds
-    the claimer's process id."""
-    try:
-        descriptor = os.open(records / f"{name}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(descriptor, "w") as claim:
-        claim.write(str(os.getpid()))
-    return True
-
-
-def _wait(records: Path, name: str) -> None:
-    """Until the holder of `name`'s claim has written its record, or its process is gone."""
-    record = records / f"{name}.json"
-    while not record.exists():
-        try:
-            pid = int((records / f"{name}.claim").read_text() or "0")
-        except (OSError, ValueError):
-            return
-        if pid in (0, os.getpid()) or not _alive(pid):
-            return
-        time.sleep(POLL_S)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _write_record(records: Path, name: str, record: dict[str, Any]) -> None:
-    """{"inputs": hash, "payload": ...}, or {} (run alone). When it cannot be written, the claim
-    is dropped instead, so the sibling's task runs alone rather than wait forever."""
-    from autocoder.fsutil import atomic_write
-
-    try:
-        atomic_write(records / f"{name}.json", json.dumps(record).encode(), durable=False)
-    except OSError:
-        with contextlib.suppress(OSError):
-            (records / f"{name}.claim").unlink()
 
 
 def _recorded(records: Path, name: str, inputs: str | None) -> tuple[Any] | None:
