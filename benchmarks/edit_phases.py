@@ -5,7 +5,7 @@ expression rewritten to an equal one no earlier run wrote, as edit_overhead_benc
 child interpreter runs `doit` in process (DoitMain, the project's dodo.py) with wall-clock
 timers around doit's phases (loading the dodo and the tasks, the up-to-date checks, executing
 tasks, saving the state, the teardowns, the reporter's end) and around the run-cache's work in
-each task (its key, the blueprint digests, lookup, store), then reports them as JSON. The
+each task (its key, the blueprint record, lookup, store), then reports them as JSON. The
 parent measures the whole process and the part after doit returned (the interpreter's
 teardown; the child keeps it, its reporter's early exit does not apply when doit runs in a
 script). Run it twice after an edit to see a warm run.
@@ -75,7 +75,7 @@ def child(out: Path) -> None:
     timed(doit.runner.Runner, "teardown", "end:teardowns")
     timed(reporter.AutocoderReporter, "complete_run", "end:reporter")
     timed(cached, "run_original", "task:actions")
-    for name in ("blueprint_digests", "task_key", "task_fields"):
+    for name in ("record_blueprint", "task_key", "task_fields"):
         timed(cached, name, f"runcache:{name}")
     timed(runcache.RunCache, "lookup", "runcache:lookup")
     timed(runcache.RunCache, "save", "runcache:save")

@@ -15,6 +15,7 @@ import yaml
 from autocoder.cli import main
 from autocoder.ir.models import dump as ir_dump
 from autocoder.runcache import cache as runcache
+from autocoder.runcache import explain as explain_mod
 from autocoder.runcache import keys, tasks
 from autocoder.runcache.cache import RunCache
 from autocoder.runcache.explain import explain
@@ -162,3 +163,147 @@ def test_a_folder_given_relative_to_the_current_directory(built: Path, monkeypat
     monkeypatch.chdir(built.parent)
     text = explain(Path(built.name), ["ir"]).render()
     assert text.startswith("nothing to do"), text
+
+
+# ------------------------------------------------- the blueprint record: sha256 + a kept copy
+
+
+def _check_values(project: Path, values: dict | None = None) -> dict:
+    """check's values in the project's .doit.db; with `values`, replace them first."""
+    from doit.dependency import Dependency, SqliteDB
+
+    deps = Dependency(SqliteDB, str(project / ".doit.db"))
+    try:
+        recorded = deps.get_values("check")  # loads the task's whole record: a set keeps the rest
+        if values is not None:
+            deps._set("check", "_values_:", values)
+            recorded = deps.get_values("check")
+        return recorded
+    finally:
+        deps.close()
+
+
+def _edited(project: Path) -> bytes:
+    """Rewrite trans_0's logic in architecture.yaml; the bytes before."""
+    arch = project / "architecture.yaml"
+    before = arch.read_bytes()
+    arch.write_text(before.decode().replace("value * 1 + 0.5", "value * 1 + 0.75"))
+    return before
+
+
+def test_check_records_file_digests_and_keeps_a_copy(built: Path) -> None:
+    record = _check_values(built)[tasks.BLUEPRINT_RECORD]
+    assert "blueprint" not in _check_values(built)  # no digest per key at build time any more
+    for name in ("architecture.yaml", "deployment.yaml"):
+        data = (built / name).read_bytes()
+        assert record[name] == hashlib.sha256(data).hexdigest()
+        assert (built / explain_mod.COPIES / record[name]).read_bytes() == data
+
+
+def test_a_missing_or_corrupt_copy_says_the_file_changed_without_key_detail(built: Path) -> None:
+    record = _check_values(built)[tasks.BLUEPRINT_RECORD]
+    copy = built / explain_mod.COPIES / record["architecture.yaml"]
+    kept = copy.read_bytes()
+    before = _edited(built)
+    try:
+        copy.unlink()
+        gone = explain(built, ["ir"])
+        copy.write_bytes(kept.replace(b"value", b"VALUE"))  # not the recorded bytes any more
+        corrupt = explain(built, ["ir"])
+    finally:
+        (built / "architecture.yaml").write_bytes(before)
+        copy.write_bytes(kept)
+    for result in (gone, corrupt):
+        assert result.blueprint == [
+            "architecture.yaml changed (no copy of the version `check` last read is left in "
+            "generated/.cache/blueprint: no key detail)"
+        ], result.blueprint
+        assert result.tasks["check"][0].startswith("architecture.yaml changed (md5 ")
+        assert "gen:runtime" in result.tasks or "gen:runtime" in result.maybe or "ir" in result.tasks
+    assert explain(built, ["ir"]).render().startswith("nothing to do")
+
+
+def test_an_old_record_with_a_digest_per_key_is_still_understood(built: Path) -> None:
+    values = _check_values(built)
+    record = values[tasks.BLUEPRINT_RECORD]
+    old_format = {k: v for k, v in values.items() if k != tasks.BLUEPRINT_RECORD}
+    old_format["blueprint"] = explain_mod.blueprint_digests(built)
+    before = _edited(built)
+    try:
+        _check_values(built, old_format)
+        result = explain(built, ["ir", "gen"])
+        _check_values(built, {**old_format, "blueprint": "garbage"})
+        no_detail = explain(built, ["ir"])
+        _check_values(built, {**values, tasks.BLUEPRINT_RECORD: {**record, "architecture.yaml": "../../x"}})
+        unreadable = explain(built, ["ir"])
+    finally:
+        (built / "architecture.yaml").write_bytes(before)
+        _check_values(built, values)
+    assert result.blueprint[0].startswith(
+        "architecture.yaml: components[trans_0].logic changed → generated/ir/trans_0.json → gen:trans_0, "
+    ), result.blueprint
+    assert no_detail.blueprint == [], no_detail.blueprint
+    assert any(r.startswith("architecture.yaml changed (md5 ") for r in no_detail.tasks["check"]), (
+        no_detail.tasks
+    )
+    assert unreadable.blueprint == [
+        "architecture.yaml changed (its record in .doit.db is unreadable: no key detail)"
+    ]
+
+
+def test_the_recorded_copy_gives_the_same_changes_as_digests_per_key(tmp_path: Path) -> None:
+    """Edits to a component, a new and a removed component, a deployment key: the changes read
+    from the copy are exactly those the digest per key (the former record) gave."""
+    write_synthetic(tmp_path, 3)
+    old = explain_mod.blueprint_digests(tmp_path)
+    record = explain_mod.record_blueprint(tmp_path)
+    arch = yaml.safe_load((tmp_path / "architecture.yaml").read_text())
+    arch["components"][0]["outputs"] = {"out": "Scored"}
+    arch["components"].append({**arch["components"][1], "name": "added_0"})
+    del arch["components"][2]
+    (tmp_path / "architecture.yaml").write_text(yaml.safe_dump(arch))
+    deploy = yaml.safe_load((tmp_path / "deployment.yaml").read_text())
+    deploy["extra_key"] = 1
+    (tmp_path / "deployment.yaml").write_text(yaml.safe_dump(deploy))
+    expected = explain_mod._blueprint_changes(old, explain_mod.blueprint_digests(tmp_path))
+    assert {how for _, how in expected} == {"changed", "added", "removed"}
+    assert any(key.startswith("deployment.yaml") for key, _ in expected)
+    assert explain_mod.recorded_changes(tmp_path, record) == expected
+    (tmp_path / "deployment.yaml").unlink()
+    removed = [k for k, how in explain_mod.recorded_changes(tmp_path, record) if how == "removed"]
+    assert set(removed) >= {k for k in old if k.startswith("deployment.yaml")}
+
+
+def test_copies_are_written_once_and_bounded(tmp_path: Path) -> None:
+    write_synthetic(tmp_path, 2)
+    store = tmp_path / explain_mod.COPIES
+    arch = tmp_path / "architecture.yaml"
+    original = arch.read_bytes()
+    first = explain_mod.record_blueprint(tmp_path)
+    written = {p.name: p.stat().st_ino for p in store.iterdir()}
+    assert explain_mod.record_blueprint(tmp_path) == first  # the same bytes: no new copy
+    assert {p.name: p.stat().st_ino for p in store.iterdir()} == written
+    for n in range(explain_mod.KEEP_COPIES * 2):
+        arch.write_bytes(original + f"# edit {n}\n".encode())
+        last = explain_mod.record_blueprint(tmp_path)
+    names = {p.name for p in store.iterdir()}
+    assert len(names) == explain_mod.KEEP_COPIES, names
+    assert set(last.values()) <= names  # the last record's copies are kept
+    assert all((store / d).read_bytes() == (tmp_path / f).read_bytes() for f, d in last.items())
+
+
+def test_a_generated_folder_outside_the_project_gets_no_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    write_synthetic(project, 2)
+    (project / "generated").symlink_to(outside)
+    record = explain_mod.record_blueprint(project)
+    assert (
+        record["architecture.yaml"]
+        == hashlib.sha256((project / "architecture.yaml").read_bytes()).hexdigest()
+    )
+    assert not any(outside.rglob("*"))
+    assert "no copy of the blueprint" in capsys.readouterr().err
