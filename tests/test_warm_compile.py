@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,3 +244,16 @@ def test_the_memo_keys_on_the_bounds_and_keeps_no_failure(monkeypatch):
         with pytest.raises(ExprError):
             exprmemo.compiled_expression("v +", narrow)
     assert len(exprmemo._MEMO) == 2
+
+
+def test_the_prefetched_modules_exist_and_import_in_a_fresh_process() -> None:
+    """`check` imports warm_compile.PREFETCH on a thread while it waits for the worker's child;
+    a name that no longer exists (a module moved) would silently prefetch nothing."""
+    code = (
+        "import sys\n"
+        "from autocoder.tasks.warm_compile import PREFETCH, _prefetch\n"
+        "_prefetch().join(120)\n"
+        "missing = [name for name in PREFETCH if name not in sys.modules]\n"
+        "assert not missing, missing\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
