@@ -119,3 +119,57 @@ def test_a_changed_salt_is_a_miss(tmp_path):
     for salt in ("policy-a", "policy-a", "policy-b"):
         cache.get(str(path), lambda raw, salt=salt: calls.append(salt) or [], salt=salt)
     assert calls == ["policy-a", "policy-b"]
+
+
+def test_cache_appends_changed_entries_and_skips_a_torn_append(tmp_path):
+    """A one-file change appends one journal line (the base is not rewritten); a torn last line
+    is skipped; what a journaled cache returns equals what a fresh, uncached read returns."""
+    files = [tmp_path / f"{n}.json" for n in range(40)]
+    for f in files:
+        _result(f, True)
+    cache_file = tmp_path / "cache.json"
+    first = FileCache(cache_file)
+    for f in files:
+        first.get(str(f), tier_result)
+    first.save()
+    base = cache_file.read_bytes()
+    assert b"\n" not in base
+
+    _result(files[3], False, "broken")
+    second = FileCache(cache_file)
+    assert [second.get(str(f), tier_result) for f in files].count(None) == 0
+    second.save()
+    text = cache_file.read_bytes()
+    assert text.startswith(base) and text.count(b"\n") == 1  # one appended entry
+
+    with open(cache_file, "ab") as handle:  # a writer killed in the middle of its append
+        handle.write(b'\n["' + str(files[5]).encode() + b'",[1,2')
+    third = FileCache(cache_file)
+    read: list[bytes] = []
+
+    def derive(raw: bytes):
+        read.append(raw)
+        return tier_result(raw)
+
+    cached = [third.get(str(f), derive) for f in files]
+    assert read == []  # every entry, the journaled one too, was a hit
+    assert [tuple(x) for x in cached] == [tier_result(f.read_bytes()) for f in files]
+    assert cached[3][0] is False
+
+
+def test_cache_compacts_a_long_journal(tmp_path):
+    files = [tmp_path / f"{n}.json" for n in range(4)]
+    for f in files:
+        _result(f, True)
+    cache_file = tmp_path / "cache.json"
+    for round_ in range(30):
+        _result(files[round_ % 4], round_ % 2 == 0, f"round {round_}")
+        cache = FileCache(cache_file)
+        for f in files:
+            cache.get(str(f), tier_result)
+        cache.save()
+        assert cache_file.read_bytes().count(b"\n") <= 5  # (lines * 4 > entries + 16) compacts
+    fresh = FileCache(cache_file)
+    assert [tuple(fresh.get(str(f), tier_result)) for f in files] == [
+        tier_result(f.read_bytes()) for f in files
+    ]
