@@ -114,7 +114,7 @@ class FileCache:
             except (ValueError, TypeError):
                 continue  # an empty line, or an append torn by a killed writer
             if isinstance(key, str) and isinstance(stamp, list):
-                self.entries[key] = (stamp, value)
+                self.entries[key] = (tuple(stamp), value)
                 self.journal += 1
 
     def get(self, file: str, derive: Callable[[bytes], T], *, salt: str = "") -> T | None:
