@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,28 @@ def test_save_then_restore_into_another_clone_with_one_blob_per_content(tmp_path
     cache.restore(b, entry)
     assert (b / TARGETS[0]).read_bytes() == (a / TARGETS[0]).read_bytes()
     assert os.stat(b / TARGETS[1]).st_mode & 0o777 == 0o755
+
+
+def test_restoring_files_as_they_are_leaves_them_untouched(tmp_path: Path) -> None:
+    """No write and no chmod of a target already holding the entry's bytes and mode: a new
+    ctime would make the digest memos (runcache/digests.py) and the report's cache read it again."""
+    a = _project(tmp_path / "a")
+    _make_targets(a)
+    cache = _cache(tmp_path)
+    key = task_key(a, "gen:x", ["in.txt"], TARGETS)
+    assert cache.save(a, "gen:x", key, TARGETS, {})
+    entry = cache.lookup("gen:x", key, TARGETS)
+    assert entry is not None
+    before = [os.stat(a / target) for target in TARGETS]
+    time.sleep(0.01)
+    cache.restore(a, entry)
+    after = [os.stat(a / target) for target in TARGETS]
+    assert [(s.st_ino, s.st_mtime_ns, s.st_ctime_ns) for s in after] == [
+        (s.st_ino, s.st_mtime_ns, s.st_ctime_ns) for s in before
+    ]
+    os.chmod(a / TARGETS[0], 0o600)  # a mode that differs is still set
+    cache.restore(a, entry)
+    assert os.stat(a / TARGETS[0]).st_mode & 0o777 == before[0].st_mode & 0o777
 
 
 def test_a_corrupted_blob_is_dropped_with_a_warning_and_never_restored(
