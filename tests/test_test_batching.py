@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import xml.etree.ElementTree as ET  # noqa: N817 - parses our own pytest's JUnit output
 from pathlib import Path
 
 import pytest
+from junits import normalized_junit
 
 from autocoder.validate.batch import Member, TierGroup, run_in_group
 from autocoder.validate.testing import run_tests, run_tests_batch
@@ -89,19 +89,10 @@ def _project(root: Path, sources: dict[str, str]) -> tuple[Path, TierGroup]:
     return src, TierGroup("build-token", tuple(members), shared, "generated/reports/junit")
 
 
-def _normalized(junit: bytes) -> bytes:
-    """A JUnit file without what differs between any two runs: times, timestamp, host."""
-    root = ET.fromstring(junit)  # noqa: S314 - our own pytest's output
-    for node in root.iter():
-        for key in ("time", "timestamp", "hostname"):
-            node.attrib.pop(key, None)
-    return ET.tostring(root)
-
-
 def _alone(src: Path, test_file: str, scratch: Path) -> tuple[dict[str, object], bytes]:
     junit = scratch / "alone" / f"{Path(test_file).stem}.xml"
     result = run_tests(src, test_file, junit, scratch)
-    return result.to_json(), _normalized(junit.read_bytes())
+    return result.to_json(), normalized_junit(junit.read_bytes())
 
 
 def test_a_session_of_several_files_vouches_only_for_wholly_passing_ones_with_their_lone_junit(
@@ -115,7 +106,7 @@ def test_a_session_of_several_files_vouches_only_for_wholly_passing_ones_with_th
     for name in ("alpha", "gamma"):
         data = vouched[f"tests/test_{name}.py"]
         assert data is not None
-        assert _normalized(data) == _alone(src, f"tests/test_{name}.py", tmp_path)[1]
+        assert normalized_junit(data) == _alone(src, f"tests/test_{name}.py", tmp_path)[1]
 
 
 def test_batched_build_gives_every_component_its_lone_result_and_junit(tmp_path: Path) -> None:
@@ -130,7 +121,7 @@ def test_batched_build_gives_every_component_its_lone_result_and_junit(tmp_path:
         scratch = tmp_path / "scratch" / member.name
         scratch.mkdir(parents=True)
         result = run_in_group(tmp_path, src, group, member.name, junit, scratch)
-        results[member.name] = (result.to_json(), _normalized(junit.read_bytes()))
+        results[member.name] = (result.to_json(), normalized_junit(junit.read_bytes()))
     assert results == alone
     assert [alone[n][0]["exit_code"] for n in NAMES] == [0, 1, 0, 2]
     records = tmp_path / "generated" / ".cache" / "test-batch" / "build-token"

@@ -4,10 +4,10 @@ runs, reports and writes to JUnit is what it was without the hook."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # noqa: N817 - our own pytest's output
 from pathlib import Path
 
 import pytest
+from junits import normalized_junit
 
 from autocoder.validate import testing
 from autocoder.validate.isolated import run_forked
@@ -48,20 +48,12 @@ def _project(root: Path) -> Path:
     return src
 
 
-def _normalized(junit: Path) -> bytes:
-    root = ET.parse(junit).getroot()  # noqa: S314 - our own pytest's output
-    for node in root.iter():
-        for key in ("time", "timestamp", "hostname"):
-            node.attrib.pop(key, None)
-    return ET.tostring(root)
-
-
 def _session(src: Path, scratch: Path) -> tuple[int, list[str], list[str], bytes]:
     collected = _Collected()
     files = ["tests/test_alpha.py", "tests/test_beta.py", "tests/sub/test_gamma.py"]
     junit = scratch / "junit.xml"
     code, _ = testing._session(src, files, scratch, [collected], [f"--junitxml={junit}"])
-    return code, collected.files, collected.ran, _normalized(junit)
+    return code, collected.files, collected.ran, normalized_junit(junit.read_bytes())
 
 
 def _run(src: Path, scratch: Path) -> tuple[int, list[str], list[str], bytes]:

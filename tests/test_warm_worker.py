@@ -16,11 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET  # noqa: N817 - our own pytest's JUnit output
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from junits import normalized_junit
 
 from autocoder.validate import background, isolated, testing, warm_worker
 from autocoder.validate.testing import run_tests
@@ -125,15 +125,6 @@ def _run(src: Path, name: str, junit: Path) -> testing.TestResult:
     return run_tests(src, f"tests/test_{name}.py", junit, scratch)
 
 
-def _junit(path: Path) -> bytes:
-    """The JUnit report without what differs between any two runs (times, host)."""
-    root = ET.parse(path).getroot()  # noqa: S314 - our own pytest's output
-    for element in root.iter():
-        for attribute in ("time", "timestamp", "hostname"):
-            element.attrib.pop(attribute, None)
-    return ET.tostring(root)
-
-
 def _ready(src: Path, junit: Path) -> warm_worker.Worker:
     """This key's worker, ready: a rebuild's run (in process unless one is ready) starts it."""
     worker = warm_worker.worker_for(src, rebuild=True)
@@ -158,13 +149,18 @@ def test_the_worker_gives_the_in_process_answers(project, env, monkeypatch, tmp_
         off.setenv(warm_worker.ENV, "off")
         for name in ("passing", "failing"):
             result = _run(project, name, tmp_path / f"{name}-reference.xml")
-            reference[name] = (result.to_json(), _junit(tmp_path / f"{name}-reference.xml"))
+            reference[name] = (
+                result.to_json(),
+                normalized_junit((tmp_path / f"{name}-reference.xml").read_bytes()),
+            )
     assert reference["passing"][0]["tests"] == 2 and reference["passing"][0]["exit_code"] == 0
     assert reference["failing"][0]["failures"] == 1, reference["failing"]
     worker = _ready(project, tmp_path / "start.xml")
     for name in ("passing", "failing"):
         result = _run(project, name, tmp_path / f"{name}.xml")
-        assert (result.to_json(), _junit(tmp_path / f"{name}.xml")) == reference[name]
+        assert (result.to_json(), normalized_junit((tmp_path / f"{name}.xml").read_bytes())) == reference[
+            name
+        ]
         assert int(env.read_text()) == _pid(worker)  # run by the worker's child
 
 
