@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autocoder.validate.path_check import PathCheck, run_path_check
+from autocoder.validate.path_check import PathCheck, run_path_batch, run_path_check
 from autocoder.validate.testing import parse_junit
 
 
@@ -137,3 +137,69 @@ def test_the_path_tests_of_a_process_share_one_client_per_server(tmp_path, url):
     close_clients()
     with pytest.raises(ValueError, match="127.0.0.1"):
         client("http://example.com:80")
+
+
+GENERATED_FORM = """
+from autocoder_runtime.testing import check_path
+
+SYSTEM = "sys"
+START = "api"
+END = "log"
+COMPONENTS = ["api", "log"]
+HEADERS = {"X-API-Key": "k"}
+ROUTES = [("POST", "/readings", "api_key", {"sensor": "s1"})]
+RECORDS = []
+ARRIVES = True
+WAIT_S = 0.2
+
+
+def test_path(system):
+    check_path(
+        system,
+        name=SYSTEM,
+        start=START,
+        end=END,
+        components=COMPONENTS,
+        headers=HEADERS,
+        routes=ROUTES,
+        records=RECORDS,
+        arrives=ARRIVES,
+        wait_s=WAIT_S,
+    )
+"""
+
+
+def path_check(tmp_path: Path, body: str) -> PathCheck:
+    test = tmp_path / "tests" / "paths" / "test_a__b.py"
+    test.parent.mkdir(parents=True, exist_ok=True)
+    test.write_text(body)
+    return PathCheck(tmp_path, "tests/paths/test_a__b.py")
+
+
+def test_a_generated_path_test_gives_its_check_path_arguments_for_a_batch(tmp_path):
+    case = path_check(tmp_path, GENERATED_FORM).case()
+    assert case is not None
+    assert (case.name, case.end, case.components, case.arrives, case.wait_s) == (
+        "sys",
+        "log",
+        ["api", "log"],
+        True,
+        0.2,
+    )
+    assert case.routes == [("POST", "/readings", "api_key", {"sensor": "s1"})]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("        wait_s=WAIT_S,\n", "        wait_s=1.0,\n"),  # not its constant
+        ("        arrives=ARRIVES,\n", ""),  # an argument left out
+        ("def test_path(system):\n", "def test_path(system):\n    assert system.get('/ok')\n"),  # more
+    ],
+)
+def test_a_path_test_that_does_more_or_other_than_the_generated_call_is_never_batched(tmp_path, url, change):
+    """A batch checks exactly what the generated call of check_path would; any other test (an
+    edited file) is left out of it, to run alone."""
+    check = path_check(tmp_path, GENERATED_FORM.replace(*change))
+    assert check.case() is None
+    assert run_path_batch({"path.a__b": check}, url) == {}

@@ -469,3 +469,56 @@ def test_the_summary_shows_only_tiers_this_build_visited(project):
     arch.write_text(original)
     full = build(project)
     assert full.returncode == 0 and "policy: pass" in full.stdout and "order_store" in full.stdout
+
+
+def test_a_failing_path_test_fails_its_own_task_alike_in_a_batch(project, monkeypatch):
+    """As in a build from scratch (no path result yet), the first path task checks both paths
+    in one round (validate/siblings.py, path_check.run_path_batch); a broken one (its filter
+    dead-letters) is not vouched for: its own task runs it alone and fails with the message a
+    lone run gives, while the other path passes from the batch, with its own JUnit file."""
+    import re
+    import uuid
+
+    from autocoder.tasks import validate_tasks as v
+
+    monkeypatch.chdir(project)  # the tasks' directory, as doit runs them
+    broken = project / "generated" / "src" / "orders" / "components" / "big_orders.py"
+    reports = project / "generated" / "reports"
+    original = edit(
+        broken,
+        "\n\nCOMPONENT = BigOrders",
+        '\n    async def aprocess(self, port, message):\n        raise RuntimeError("broken on purpose")\n'
+        "\n\nCOMPONENT = BigOrders",
+    )
+
+    def run(batched: bool) -> dict[str, str | None]:
+        build = uuid.uuid4().hex
+        for name in ("orders_api__notifier", "orders_api__order_store"):
+            (reports / "test" / f"path.{name}.json").unlink(missing_ok=True)
+        actions = {t["name"]: t["actions"][0] for t in v._path_tasks(project, "orders", build)}
+        verdicts: dict[str, str | None] = {}
+        try:
+            for name, (function, arguments) in actions.items():  # the broken path's task first
+                failed = function(*(arguments if batched else arguments[:-1]))
+                said = None if failed is None else re.sub(r"path-[0-9a-f]{32}", "T", str(failed))
+                # a dead letter's number and time differ between any two runs
+                verdicts[name] = None if said is None else re.sub(r"'(id|ts)': [0-9.]+", "'\\1': 0", said)
+        finally:
+            v.stop_shared_server(project, build)
+        return verdicts
+
+    try:
+        alone, batched = run(batched=False), run(batched=True)
+        records = project / "generated" / ".cache" / "path-batch"
+        assert [p.name for p in records.glob("*/*.json")] == ["path.orders_api__order_store.json"]
+    finally:
+        broken.write_text(original)
+    assert list(batched) == ["path.orders_api__notifier", "path.orders_api__order_store"]
+    assert batched == alone
+    assert batched["path.orders_api__order_store"] is None
+    said = batched["path.orders_api__notifier"]
+    assert said is not None and "'component': 'big_orders'" in said and "broken on purpose" in said
+    junit = (reports / "junit" / "path.orders_api__order_store.xml").read_text()
+    assert 'name="test_path"' in junit and "<failure" not in junit
+    assert "<failure" in (reports / "junit" / "path.orders_api__notifier.xml").read_text()
+    assert run(batched=True) == dict.fromkeys(batched)  # repaired: both pass (results rewritten)

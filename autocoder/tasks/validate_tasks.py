@@ -12,10 +12,12 @@ component costs no Python start-up per tool.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from autocoder.tools import tool_versions
 
 if TYPE_CHECKING:
     from autocoder.validate.batch import TierGroup
+    from autocoder.validate.path_check import PathCheck
     from autocoder.validate.siblings import Siblings
 
 REPORTS = f"{GENERATED}/reports"
@@ -467,45 +470,88 @@ def _path_tasks(directory: Path, system: str, build: str) -> Any:
     build (validate/shared_server.py), started by the first of them that runs."""
     from autocoder.flowpaths import path_test_file
     from autocoder.tasks.compile_tasks import project_paths
+    from autocoder.validate.siblings import Siblings
 
+    fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
+    deps = {
+        f"path.{path.id}": [
+            *(f"{SRC}/{module_path(system, c)}" for c in path.components),
+            f"{SRC}/{path_test_file(path.id)}",
+            f"{SRC}/tests/paths/conftest.py",
+        ]
+        for path in project_paths(directory)
+    }
+    # several pending path tests checked in one round (validate/siblings.py, path_check's
+    # run_path_batch); a batch record is keyed by the task's file_dep, the fingerprint too.
+    # A result is rewritten only when its bytes change: only a missing one says "pending", so
+    # an edit's path task finds no sibling and runs alone, as before batching
+    members = tuple((name, (*dep, fingerprint)) for name, dep in deps.items())
+    group = Siblings("path", build, members, f"{REPORTS}/test", rewritten=False)
+    components = {f"path.{p.id}": tuple(p.components) for p in project_paths(directory)}
+    batch = PathGroup(group, tuple(components.items()))
     for path in project_paths(directory):
         name = f"path.{path.id}"
         yield _task(
             {
                 "name": name,
                 "doc": f"integration test of the path {path.start} -> {path.end}",
-                "actions": [(run_path_test, [directory, system, path.id, build, list(path.components)])],
-                "teardown": [(stop_shared_server, [directory, build])],
-                "file_dep": [
-                    *(f"{SRC}/{module_path(system, c)}" for c in path.components),
-                    f"{SRC}/{path_test_file(path.id)}",
-                    f"{SRC}/tests/paths/conftest.py",
+                "actions": [
+                    (run_path_test, [directory, system, path.id, build, list(path.components), batch])
                 ],
+                "teardown": [(stop_shared_server, [directory, build])],
+                "file_dep": deps[name],
                 "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
             }
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class PathGroup:
+    """The path tasks of one build: their batching group and each one's components."""
+
+    siblings: Siblings
+    components: tuple[tuple[str, tuple[str, ...]], ...]  # (task name, the path's components)
+
+
 def run_path_test(
-    directory: Path, system: str, path_id: str, build: str, components: list[str]
+    directory: Path,
+    system: str,
+    path_id: str,
+    build: str,
+    components: list[str],
+    group: PathGroup | None = None,
 ) -> TaskFailed | None:
     """The path's generated test, called in this worker (validate/path_check.py) against the
-    build's shared server, which runs the components of the path tests this build re-runs."""
+    build's shared server, which runs the components of the path tests this build re-runs;
+    with `group`, possibly in one round with other pending path tests of the build (a batch
+    vouches only for tests that passed: a failing one is run alone, here, as without it)."""
     from autocoder.flowpaths import path_test_file
     from autocoder.validate.path_check import PathCheck
     from autocoder.validate.shared_server import ServerFailed, shared_server
+    from autocoder.validate.siblings import run_batched
+    from autocoder.validate.testing import TestResult
 
     name = f"path.{path_id}"
     test_file = path_test_file(path_id)
     reports = directory / REPORTS
+    junit = reports / "junit" / f"{name}.xml"
     wanted = functools.partial(_rerun_components, directory, system)
     inputs = _path_inputs(directory, system, path_id, components)  # as this run sees them
     check = PathCheck(directory / SRC, test_file)  # loaded while a server it starts boots
-    try:
+
+    def alone() -> TestResult:
         with shared_server(directory, system, build, components, wanted, check.load) as url:
-            result = check.run(url, reports / "junit" / f"{name}.xml")
+            return check.run(url, junit)
+
+    def batch(names: list[str]) -> dict[str, Any]:
+        assert group is not None
+        return _path_batch(directory, system, build, group, names, check, wanted)
+
+    try:
+        found = alone() if group is None else run_batched(directory, group.siblings, name, batch, alone)
     except ServerFailed as exc:
         return TaskFailed(f"test:{name} failed: {exc}")
+    result = found if isinstance(found, TestResult) else check.passed(junit, float(found["seconds"]))
     _write_json(
         reports / "test" / f"{name}.json",
         {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
@@ -515,6 +561,38 @@ def run_path_test(
         lines = [f"{_test_id(test_file, f['test'])}: {f['message']}" for f in result.failed]
         return _failure(f"test:{name}", f"the path test failed ({test_file})", lines)
     return None
+
+
+def _path_batch(
+    directory: Path,
+    system: str,
+    build: str,
+    group: PathGroup,
+    names: list[str],
+    own: PathCheck,
+    wanted: Callable[[], set[str]],
+) -> dict[str, Any]:
+    """Payload ({"seconds": s}) of each path test of `names` (this task's first: `own`) that
+    passed in one round against the shared server; those whose components the server lacks
+    are left out (their own tasks run them alone, on a server with them)."""
+    from autocoder.flowpaths import path_test_file
+    from autocoder.validate.path_check import PathCheck, run_path_batch
+    from autocoder.validate.shared_server import served_components, shared_server
+
+    parts = dict(group.components)
+    src = directory / SRC
+    checks = {
+        names[0]: own,
+        **{n: PathCheck(src, path_test_file(n.removeprefix("path."))) for n in names[1:]},
+    }
+    with shared_server(directory, system, build, parts[names[0]], wanted, own.load) as url:
+        served = served_components(directory)
+        # a test whose components the server lacks could pass there without its message
+        # ever reaching its end (an empty inbox counts as done): only its own task runs it
+        runnable = {
+            n: c for n, c in checks.items() if n == names[0] or served is None or set(parts[n]) <= served
+        }
+        return {name: {"seconds": seconds} for name, seconds in run_path_batch(runnable, url).items()}
 
 
 def _rerun_components(directory: Path, system: str) -> set[str]:

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import time
 import traceback
+import types
 import xml.etree.ElementTree as ET  # noqa: N817 - writes our own JUnit file
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from autocoder.validate.testing import TestResult, parse_junit
 
 if TYPE_CHECKING:
     import httpx
+    from autocoder_runtime.testing import PathCase
 
 TEST_FUNCTION = "test_path"
 
@@ -43,6 +45,7 @@ class PathCheck:
         self.path = src / test_file
         self.classname = test_file.removesuffix(".py").replace("/", ".")
         self.test: Callable[[Any], object] | None = None
+        self.module: types.ModuleType | None = None  # the loaded file: its constants (`case`)
         self.problem: tuple[str, str, str] | None = None  # why it could not load
         self.load_s: float | None = None  # None: not loaded yet
 
@@ -55,7 +58,8 @@ class PathCheck:
         try:
             import httpx  # noqa: F401 - the client `run` makes; imported here, ahead of it
 
-            self.test = _load(self.path, self.classname)
+            self.module = _load(self.path, self.classname)
+            self.test = getattr(self.module, TEST_FUNCTION)
         except Exception as exc:  # noqa: BLE001 - whatever loading raised is the test's error
             self.problem = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         self.load_s = time.perf_counter() - started
@@ -76,6 +80,104 @@ class PathCheck:
         seconds = (self.load_s or 0.0) + time.perf_counter() - started
         _write_junit(junit, self.classname, seconds, problem)
         return parse_junit(junit)
+
+    def passed(self, junit: Path, seconds: float) -> TestResult:
+        """The verdict of a run that passed in a batch (`run_path_batch`): the JUnit file a
+        passing `run` writes, with the seconds the batch gave this test."""
+        _write_junit(junit, self.classname, seconds, None)
+        return parse_junit(junit)
+
+    def case(self) -> PathCase | None:
+        """The test's arguments to the runtime's `check_path`, read from the generated file's
+        constants (templates/runtime/test_path.py.j2), when its `test_path` is exactly that
+        call of them; None for any other test (it is run alone, by `run`)."""
+        from autocoder_runtime.testing import PathCase
+
+        self.load()
+        module = self.module
+        if module is None or not _is_generated_check(self.path):
+            return None
+        try:
+            return PathCase(
+                **{field: getattr(module, constant) for field, constant in CASE_CONSTANTS.items()}
+            )
+        except AttributeError:
+            return None
+
+
+# check_path's keyword arguments, and the constants of a generated path test passed as each
+CASE_CONSTANTS = {
+    "name": "SYSTEM",
+    "start": "START",
+    "end": "END",
+    "components": "COMPONENTS",
+    "headers": "HEADERS",
+    "routes": "ROUTES",
+    "records": "RECORDS",
+    "arrives": "ARRIVES",
+    "wait_s": "WAIT_S",
+}
+
+
+def _is_generated_check(path: Path) -> bool:
+    """Whether the file's `test_path` is the generated one: a single call of `check_path` with
+    each keyword argument its constant (CASE_CONSTANTS), so that a batch checks exactly what
+    the test itself would check."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == TEST_FUNCTION]
+    if len(functions) != 1 or len(functions[0].body) != 1:
+        return False
+    statement = functions[0].body[0]
+    if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+        return False
+    call = statement.value
+    given = {k.arg: k.value.id for k in call.keywords if isinstance(k.value, ast.Name)}
+    return (
+        isinstance(call.func, ast.Name)
+        and call.func.id == "check_path"
+        and [ast.unparse(a) for a in call.args] == ["system"]
+        and len(call.keywords) == len(CASE_CONSTANTS)
+        and given == CASE_CONSTANTS
+        and functions[0].args.args[0].arg == "system"
+    )
+
+
+def run_path_batch(checks: dict[str, PathCheck], url: str) -> dict[str, float]:
+    """Several path tests against the system at `url` in one round (the runtime's
+    `check_paths`): the seconds of each one that passed, by name. A test that is not a
+    generated check (`case`), or whose end an earlier one of the batch has, is left out, as is
+    any that failed: the caller runs those alone, so a failure's verdict and message are
+    always a lone run's. Each passed test is given its loading plus an equal share of the
+    batch's time."""
+    from autocoder_runtime.testing import check_paths
+
+    cases: dict[str, PathCase] = {}
+    for name, check in checks.items():
+        case = check.case()
+        first = next(iter(cases.values()), case)
+        if case is None or first is None or not case.routes:
+            continue
+        if case.end in {c.end for c in cases.values()} or (case.name, case.headers) != (
+            first.name,
+            first.headers,
+        ):
+            continue
+        cases[name] = case
+    if not cases:
+        return {}
+    started = time.perf_counter()
+    problems = check_paths(client(url), list(cases.values()))
+    share = (time.perf_counter() - started) / len(cases)
+    return {
+        name: (checks[name].load_s or 0.0) + share
+        for name, problem in zip(cases, problems, strict=True)
+        if problem is None
+    }
 
 
 KEEPALIVE_S = 1.0  # well under uvicorn's timeout_keep_alive (5 s)
@@ -119,9 +221,9 @@ def close_clients() -> None:
         _CLIENTS.pop(key).close()
 
 
-def _load(path: Path, name: str) -> Callable[[Any], object]:
-    """The test function of the file at `path` (loaded under a module name of its own, not
-    registered: the build never imports it any other way)."""
+def _load(path: Path, name: str) -> types.ModuleType:
+    """The module of the file at `path`, which has the test function (loaded under a module
+    name of its own, not registered: the build never imports it any other way)."""
     spec = importlib.util.spec_from_file_location(f"_autocoder_path_check.{name}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
@@ -130,7 +232,7 @@ def _load(path: Path, name: str) -> Callable[[Any], object]:
     test = getattr(module, TEST_FUNCTION, None)
     if not callable(test):
         raise ImportError(f"{path} has no function {TEST_FUNCTION}")
-    return test  # type: ignore[no-any-return]
+    return module
 
 
 def _write_junit(junit: Path, classname: str, seconds: float, problem: tuple[str, str, str] | None) -> None:

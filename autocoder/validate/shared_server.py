@@ -100,6 +100,16 @@ def shared_server(
         yield f"http://127.0.0.1:{found['port']}"
 
 
+def served_components(directory: Path) -> set[str] | None:
+    """The components the recorded server of `directory` runs (None: all of them; none when no
+    server is recorded); called inside a `shared_server` block, whose server it then is (or
+    one that replaced it, which serves them all)."""
+    found = _read(directory / STATE)
+    if found is None:
+        return set()
+    return None if found["components"] is None else set(found["components"])
+
+
 def prestart(directory: Path, system: str, build: str, wanted: Callable[[], Collection[str]]) -> None:
     """Launch this build's server, with the components `wanted()` names, without waiting for
     it: a component's test task calls this first in a one-process build (the edit build:
@@ -198,7 +208,10 @@ def _launch(
         shutil.rmtree(old, ignore_errors=True)  # every build's server starts empty
     log = state / f"server.{len(retired)}.log"
     log.unlink(missing_ok=True)
-    env: dict[str, str | None] = {"LOG_LEVEL": "INFO", "SERVE_ONLY": None}
+    # its data is thrown away when the next build starts one (above): a commit need not reach
+    # the disk (SQLite's NORMAL: WAL synced at checkpoints only), which the path tests do not
+    # observe; a commit per accepted message and per ack cost fsyncs each (~20 % of a test)
+    env: dict[str, str | None] = {"LOG_LEVEL": "INFO", "SERVE_ONLY": None, "SQLITE_SYNCHRONOUS": "NORMAL"}
     if components is not None:
         env["SERVE_ONLY"] = ",".join(components)
     server = Server(system, directory / SOURCES, data, API_KEY, log, env)

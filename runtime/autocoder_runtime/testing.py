@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -700,6 +701,118 @@ def check_path(
         if letter["component"] in components and (letter["trace_id"] == trace or not routes)
     ]
     assert not letters, letters
+
+
+@dataclasses.dataclass(frozen=True)
+class PathCase:
+    """One path test's arguments to `check_path` (a generated path test's constants)."""
+
+    name: str
+    start: str
+    end: str
+    components: list[str]
+    headers: dict[str, str]
+    routes: list[tuple[str, str, str, dict[str, Any]]]
+    records: list[tuple[str, str, float]]
+    arrives: bool
+    wait_s: float
+
+
+def check_paths(system: httpx.Client, cases: list[PathCase]) -> list[str | None]:
+    """`check_path` of several paths in one round, for the build's path tests (issue 13): each
+    case's messages are posted under a trace id of its own, then all of them are waited for at
+    once (one /metrics request per poll reads every end), so the cases' waits overlap instead of
+    following each other. Per case, None when it passed, else why it failed.
+
+    Each case is checked as `check_path` checks it, never less: its records by key, its end's
+    received count above the count before its post (or, where a filter or condition may stop
+    it, until it is done with), no dead letter of its components under its trace (read once,
+    after every case is done with: later than check_path reads it, so it sees at least as
+    much). The cases must have routes (a source's path waits for the source: `check_path`),
+    one system and headers, and distinct ends, so that no case's arrival is another's message."""
+    if not cases:
+        return []
+    name, headers = cases[0].name, cases[0].headers
+    if any(c.name != name or c.headers != headers or not c.routes for c in cases):
+        raise ValueError("check_paths: every case needs routes, and one system and headers")
+    if len({c.end for c in cases}) != len(cases):
+        raise ValueError("check_paths: every case needs an end of its own")
+    problems: list[str | None] = [None] * len(cases)
+    traces = [f"path-{uuid.uuid4().hex}" for _ in cases]
+    befores = metrics(system, [_received_sample(name, c.end) for c in cases], headers)
+    sent: list[dict[str, dict[str, Any]]] = [{} for _ in cases]
+    for index, case in enumerate(cases):
+        problems[index] = _post_case(system, case, traces[index], sent[index])
+    for index, case in enumerate(cases):
+        if problems[index] is None:
+            problems[index] = _check_records(system, case, sent[index])
+    _wait_cases(system, cases, traces, befores, problems)
+    letters = dead_letters(system, headers)
+    for index, case in enumerate(cases):
+        found = [x for x in letters if x["component"] in case.components and x["trace_id"] == traces[index]]
+        if problems[index] is None and found:
+            problems[index] = repr(found)
+    return problems
+
+
+def _post_case(
+    system: httpx.Client, case: PathCase, trace: str, sent: dict[str, dict[str, Any]]
+) -> str | None:
+    """Post each of the case's routes' bodies under `trace` (check_path's posts); why not."""
+    for method, path, _auth, body in case.routes:
+        response = system.request(method, path, json=body, headers={**case.headers, "X-Trace-Id": trace})
+        if response.status_code != 202:
+            return response.text
+        if response.json() != {"accepted": True, "trace_id": trace}:
+            return f"{path} answered {response.text}"
+        sent[path] = body
+    return None
+
+
+def _check_records(system: httpx.Client, case: PathCase, sent: dict[str, dict[str, Any]]) -> str | None:
+    """The records the case's end must hold, each by its key (check_path's records); why not."""
+    for path, key, wait in case.records:
+        record = wait_for(system, f"/{case.end}/{sent[path][key]}", case.headers, wait)
+        if record.status_code != 200:
+            return record.text
+        if record.json()[key] != sent[path][key]:
+            return f"{case.end} holds {record.json()!r} under the key"
+    return None
+
+
+def _wait_cases(
+    system: httpx.Client,
+    cases: list[PathCase],
+    traces: list[str],
+    befores: list[float],
+    problems: list[str | None],
+) -> None:
+    """Until every case still passing is done with, each within its own `wait_s` from now:
+    its end's count above its count before (a case that `arrives` fails without it), or, for
+    one that may be stopped on the way, the inbox empty or its trace dead-lettered (as
+    `wait_received` and `wait_settled` wait for one)."""
+    name, headers = cases[0].name, cases[0].headers
+    deadlines = {i: time.monotonic() + c.wait_s for i, c in enumerate(cases) if problems[i] is None}
+    polls = 0
+    while deadlines:  # each look ends the cases whose time is up: bounded by the longest wait_s
+        waiting = sorted(deadlines)
+        samples = [_received_sample(name, cases[i].end) for i in waiting]
+        *counts, backlog = metrics(system, [*samples, f"{name}_inbox_backlog"], headers)
+        lettered: set[str] | None = None
+        for index, count in zip(waiting, counts, strict=True):
+            case = cases[index]
+            done = count > befores[index] or (not case.arrives and backlog == 0)
+            if not done and not case.arrives:
+                if lettered is None:
+                    lettered = {x["trace_id"] for x in dead_letters(system, headers)}
+                done = traces[index] in lettered
+            if done or time.monotonic() > deadlines[index]:
+                del deadlines[index]
+                if not done and case.arrives:
+                    problems[index] = f"nothing reached {case.end}"
+        if deadlines:
+            _pause(polls)
+            polls += 1
 
 
 def dead_letters(client: httpx.Client, headers: dict[str, str]) -> list[dict[str, Any]]:

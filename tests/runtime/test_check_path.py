@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from autocoder_runtime.testing import check_path, received, wait_received
+from autocoder_runtime.testing import PathCase, check_path, check_paths, received, wait_received
 
 HEADERS = {"X-API-Key": "k"}
 ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [("POST", "/readings", "api_key", {"sensor": "s1"})]
@@ -32,6 +32,8 @@ class FakeSystem(ThreadingHTTPServer):
         self.stored_as: dict[str, Any] | None = None  # what the store keeps instead of the body
         self.metric_queries: list[list[str]] = []  # the names each /metrics request asked for
         self.drop_next_get = False  # close the connection of the next GET without answering
+        self.arrived: dict[str, int] = {}  # by the `end` a body names (check_paths' cases)
+        self.lost: set[str] = set()  # ends whose messages never arrive
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -48,8 +50,13 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         trace = self.headers["X-Trace-Id"]
         system = self.server
-        if system.dead_letter_from:
+        end = body.get("end")
+        if system.dead_letter_from and end in (None, system.dead_letter_from):
             system.dead.append({"component": system.dead_letter_from, "trace_id": trace})
+        elif end is not None:
+            if end not in system.lost:
+                system.arrived[end] = system.arrived.get(end, 0) + 1
+                system.records[body["sensor"]] = body
         else:
             system.received += 1
             system.records[body["sensor"]] = system.stored_as or body
@@ -64,11 +71,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.partition("?")[0] == "/metrics":
             system.metric_queries.append(parse_qs(urlsplit(self.path).query).get("name[]", []))
             text = f'sys_messages_received_total{{component="log"}} {system.received}\nsys_inbox_backlog 0\n'
+            for end, count in system.arrived.items():
+                text += f'sys_messages_received_total{{component="{end}"}} {count}\n'
             self._send(200, text.encode(), "text/plain")
         elif self.path.startswith("/dead-letters"):
             self._send(200, json.dumps({"items": system.dead}).encode())
-        elif self.path.startswith("/log/") and self.path[5:] in system.records:
-            self._send(200, json.dumps(system.records[self.path[5:]]).encode())
+        elif self.path.count("/") == 2 and self.path.rpartition("/")[2] in system.records:
+            self._send(200, json.dumps(system.records[self.path.rpartition("/")[2]]).encode())
         else:
             self._send(404, b"{}")
 
@@ -161,3 +170,55 @@ def test_a_get_whose_connection_the_server_closed_unanswered_is_asked_again(syst
     server.drop_next_get = True
     assert received(client, "sys", "log", HEADERS) == 3.0
     assert not server.drop_next_get and len(server.metric_queries) == 1
+
+
+def case(end: str, *, arrives: bool = True, records: bool = False) -> PathCase:
+    """A path from `api` to `end`, whose message (its sensor: the end's name) names its end."""
+    return PathCase(
+        name="sys",
+        start="api",
+        end=end,
+        components=["api", end],
+        headers=HEADERS,
+        routes=[("POST", "/readings", "api_key", {"sensor": end, "end": end})],
+        records=[("/readings", "sensor", 0.3)] if records else [],
+        arrives=arrives,
+        wait_s=0.3,
+    )
+
+
+def test_paths_checked_together_pass_as_each_alone_does(system):
+    server, client = system
+    cases = [case("a", records=True), case("b"), case("c", arrives=False)]
+    assert check_paths(client, cases) == [None, None, None]
+    assert server.arrived == {"a": 1, "b": 1, "c": 1}
+    # the befores, then one request per poll for every case's end and the backlog
+    assert {name for names in server.metric_queries for name in names} == {
+        "sys_messages_received_total",
+        "sys_inbox_backlog",
+    }
+    assert len(server.metric_queries) <= 3
+
+
+def test_paths_checked_together_fail_each_alone_with_check_paths_reasons(system):
+    """A dead letter on one case's components under its trace, a message that never reaches an
+    end it must reach: those cases fail, with check_path's reasons; the others pass."""
+    server, client = system
+    server.dead_letter_from = "b"
+    server.lost = {"c"}
+    verdicts = check_paths(client, [case("a"), case("b", arrives=False), case("c"), case("d", arrives=False)])
+    assert verdicts[0] is None and verdicts[3] is None
+    assert verdicts[1] is not None and "'component': 'b'" in verdicts[1]
+    assert verdicts[2] == "nothing reached c"
+    for alone, says in ((case("b", arrives=False), "'component': 'b'"), (case("c"), "nothing reached c")):
+        with pytest.raises(AssertionError, match=says):
+            check_path(client, **{f: getattr(alone, f) for f in alone.__dataclass_fields__})
+
+
+def test_paths_checked_together_need_their_own_ends_and_routes(system):
+    _, client = system
+    with pytest.raises(ValueError, match="end of its own"):
+        check_paths(client, [case("a"), case("a")])
+    with pytest.raises(ValueError, match="routes"):
+        check_paths(client, [PathCase(**{**case("a").__dict__, "routes": []})])
+    assert check_paths(client, []) == []
