@@ -53,6 +53,13 @@ for path_id in ids:
 print(json.dumps(seconds))
 """
 
+TASKS = r"""
+import sys
+from pathlib import Path
+from autocoder.tasks import validate_tasks as v
+list(v._path_tasks(Path(sys.argv[1]), sys.argv[2], "warm-up"))
+"""
+
 STOP = r"""
 import sys
 from pathlib import Path
@@ -75,6 +82,9 @@ def one_run(project: Path, env: dict[str, str], system: str) -> dict[str, Any]:
     for result in (project / "generated/reports/test").glob("path.*.json"):
         result.unlink()  # nor has a result: the tests a batch may take along (validate/siblings.py)
     ids, build = path_ids(project), uuid.uuid4().hex
+    # doit makes the tasks once, before its workers fork: here the first making writes the
+    # validation fingerprint file, which the two workers would otherwise both write at once
+    subprocess.run([sys.executable, "-c", TASKS, str(project), system], cwd=project, env=env, check=True)
     start = time.perf_counter()
     workers = [
         subprocess.Popen(

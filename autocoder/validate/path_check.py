@@ -11,6 +11,7 @@ back by the same parser as every other test tier's.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
 import traceback
@@ -148,36 +149,31 @@ def _is_generated_check(path: Path) -> bool:
 
 
 def run_path_batch(checks: dict[str, PathCheck], url: str) -> dict[str, float]:
-    """Several path tests against the system at `url` in one round (the runtime's
-    `check_paths`): the seconds of each one that passed, by name. A test that is not a
-    generated check (`case`), or whose end an earlier one of the batch has, is left out, as is
-    any that failed: the caller runs those alone, so a failure's verdict and message are
-    always a lone run's. Each passed test is given its loading plus an equal share of the
-    batch's time."""
+    """Several path tests against the system at `url`, in rounds of the runtime's
+    `check_paths` (one per set of tests that post the same messages: paths from one start);
+    the seconds of each one that passed, by name. A test that is not a generated check
+    (`case`), or whose end an earlier one of its round has, is left out, as is any that
+    failed: the caller runs those alone, so a failure's verdict and message are always a lone
+    run's. Each passed test is given its loading plus an equal share of its round's time."""
     from autocoder_runtime.testing import check_paths
 
-    cases: dict[str, PathCase] = {}
+    rounds: dict[str, dict[str, PathCase]] = {}
     for name, check in checks.items():
         case = check.case()
-        first = next(iter(cases.values()), case)
-        if case is None or first is None or not case.routes:
+        if case is None or not case.routes:
             continue
-        if case.end in {c.end for c in cases.values()} or (case.name, case.headers) != (
-            first.name,
-            first.headers,
-        ):
-            continue
-        cases[name] = case
-    if not cases:
-        return {}
-    started = time.perf_counter()
-    problems = check_paths(client(url), list(cases.values()))
-    share = (time.perf_counter() - started) / len(cases)
-    return {
-        name: (checks[name].load_s or 0.0) + share
-        for name, problem in zip(cases, problems, strict=True)
-        if problem is None
-    }
+        alike = rounds.setdefault(json.dumps([case.name, case.headers, case.routes], sort_keys=True), {})
+        if case.end not in {c.end for c in alike.values()}:
+            alike[name] = case
+    passed: dict[str, float] = {}
+    for cases in rounds.values():
+        started = time.perf_counter()
+        problems = check_paths(client(url), list(cases.values()))
+        share = (time.perf_counter() - started) / len(cases)
+        for name, problem in zip(cases, problems, strict=True):
+            if problem is None:
+                passed[name] = (checks[name].load_s or 0.0) + share
+    return passed
 
 
 KEEPALIVE_S = 1.0  # well under uvicorn's timeout_keep_alive (5 s)

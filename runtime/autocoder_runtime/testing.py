@@ -724,30 +724,35 @@ def check_paths(system: httpx.Client, cases: list[PathCase]) -> list[str | None]
     once (one /metrics request per poll reads every end), so the cases' waits overlap instead of
     following each other. Per case, None when it passed, else why it failed.
 
-    Each case is checked as `check_path` checks it, never less: its records by key, its end's
-    received count above the count before its post (or, where a filter or condition may stop
-    it, until it is done with), no dead letter of its components under its trace (read once,
-    after every case is done with: later than check_path reads it, so it sees at least as
-    much). The cases must have routes (a source's path waits for the source: `check_path`),
-    one system and headers, and distinct ends, so that no case's arrival is another's message."""
+    The cases must post the same messages (the same routes and bodies: paths from one start),
+    have distinct ends, and share the system and headers; a source's path (no routes) waits for
+    the source, with `check_path`. Each case is checked as `check_path` checks it, never less:
+    its records by key; its end's received count, where every message must arrive, up by at
+    least one per case (the cases' messages are alike, so each goes wherever one goes: every
+    one of them, this case's too, reached the end), else until it is done with; no dead letter
+    of its components under its trace (read once every case is done with: later than
+    check_path reads it, so it sees at least as much). A post that fails ends the round: every
+    case is then reported unchecked (to be checked alone)."""
     if not cases:
         return []
-    name, headers = cases[0].name, cases[0].headers
-    if any(c.name != name or c.headers != headers or not c.routes for c in cases):
-        raise ValueError("check_paths: every case needs routes, and one system and headers")
-    if len({c.end for c in cases}) != len(cases):
-        raise ValueError("check_paths: every case needs an end of its own")
-    problems: list[str | None] = [None] * len(cases)
+    first = cases[0]
+    if any((c.name, c.headers, c.routes) != (first.name, first.headers, first.routes) for c in cases):
+        raise ValueError("check_paths: the cases need the same system, headers and routes")
+    if not first.routes or len({c.end for c in cases}) != len(cases):
+        raise ValueError("check_paths: the cases need routes, and each an end of its own")
     traces = [f"path-{uuid.uuid4().hex}" for _ in cases]
-    befores = metrics(system, [_received_sample(name, c.end) for c in cases], headers)
+    befores = metrics(system, [_received_sample(first.name, c.end) for c in cases], first.headers)
     sent: list[dict[str, dict[str, Any]]] = [{} for _ in cases]
     for index, case in enumerate(cases):
-        problems[index] = _post_case(system, case, traces[index], sent[index])
-    for index, case in enumerate(cases):
-        if problems[index] is None:
-            problems[index] = _check_records(system, case, sent[index])
-    _wait_cases(system, cases, traces, befores, problems)
-    letters = dead_letters(system, headers)
+        problem = _post_case(system, case, traces[index], sent[index])
+        if problem is not None:
+            return [
+                problem if i == index else "not checked: another path's post failed"
+                for i in range(len(cases))
+            ]
+    problems = [_check_records(system, case, sent[index]) for index, case in enumerate(cases)]
+    _wait_cases(system, cases, traces, [before + len(cases) - 1 for before in befores], problems)
+    letters = dead_letters(system, first.headers)
     for index, case in enumerate(cases):
         found = [x for x in letters if x["component"] in case.components and x["trace_id"] == traces[index]]
         if problems[index] is None and found:
@@ -784,13 +789,13 @@ def _wait_cases(
     system: httpx.Client,
     cases: list[PathCase],
     traces: list[str],
-    befores: list[float],
+    above: list[float],
     problems: list[str | None],
 ) -> None:
     """Until every case still passing is done with, each within its own `wait_s` from now:
-    its end's count above its count before (a case that `arrives` fails without it), or, for
-    one that may be stopped on the way, the inbox empty or its trace dead-lettered (as
-    `wait_received` and `wait_settled` wait for one)."""
+    its end's count above `above` (a case that `arrives` fails without it), or, for one that
+    may be stopped on the way, the inbox empty or its trace dead-lettered (as `wait_received`
+    and `wait_settled` wait for one)."""
     name, headers = cases[0].name, cases[0].headers
     deadlines = {i: time.monotonic() + c.wait_s for i, c in enumerate(cases) if problems[i] is None}
     polls = 0
@@ -801,7 +806,7 @@ def _wait_cases(
         lettered: set[str] | None = None
         for index, count in zip(waiting, counts, strict=True):
             case = cases[index]
-            done = count > befores[index] or (not case.arrives and backlog == 0)
+            done = count > above[index] or (not case.arrives and backlog == 0)
             if not done and not case.arrives:
                 if lettered is None:
                     lettered = {x["trace_id"] for x in dead_letters(system, headers)}

@@ -32,8 +32,9 @@ class FakeSystem(ThreadingHTTPServer):
         self.stored_as: dict[str, Any] | None = None  # what the store keeps instead of the body
         self.metric_queries: list[list[str]] = []  # the names each /metrics request asked for
         self.drop_next_get = False  # close the connection of the next GET without answering
-        self.arrived: dict[str, int] = {}  # by the `end` a body names (check_paths' cases)
-        self.lost: set[str] = set()  # ends whose messages never arrive
+        self.arrived: dict[str, int] = {}  # by end, for a body naming its `ends` (check_paths)
+        self.lost: set[str] = set()  # ends no message reaches
+        self.once: set[str] = set()  # ends only the first message reaches
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -50,13 +51,15 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         trace = self.headers["X-Trace-Id"]
         system = self.server
-        end = body.get("end")
-        if system.dead_letter_from and end in (None, system.dead_letter_from):
+        if "ends" in body:  # to every end it names, as one ingress feeds several paths
+            for end in body["ends"]:
+                if end == system.dead_letter_from:
+                    system.dead.append({"component": end, "trace_id": trace})
+                elif end not in system.lost and not (end in system.once and end in system.arrived):
+                    system.arrived[end] = system.arrived.get(end, 0) + 1
+                    system.records[body["sensor"]] = body
+        elif system.dead_letter_from:
             system.dead.append({"component": system.dead_letter_from, "trace_id": trace})
-        elif end is not None:
-            if end not in system.lost:
-                system.arrived[end] = system.arrived.get(end, 0) + 1
-                system.records[body["sensor"]] = body
         else:
             system.received += 1
             system.records[body["sensor"]] = system.stored_as or body
@@ -172,15 +175,18 @@ def test_a_get_whose_connection_the_server_closed_unanswered_is_asked_again(syst
     assert not server.drop_next_get and len(server.metric_queries) == 1
 
 
+ENDS = ["a", "b", "c", "d"]
+
+
 def case(end: str, *, arrives: bool = True, records: bool = False) -> PathCase:
-    """A path from `api` to `end`, whose message (its sensor: the end's name) names its end."""
+    """A path from `api` to `end`; every case posts the same message, which reaches every end."""
     return PathCase(
         name="sys",
         start="api",
         end=end,
         components=["api", end],
         headers=HEADERS,
-        routes=[("POST", "/readings", "api_key", {"sensor": end, "end": end})],
+        routes=[("POST", "/readings", "api_key", {"sensor": "s1", "ends": ENDS})],
         records=[("/readings", "sensor", 0.3)] if records else [],
         arrives=arrives,
         wait_s=0.3,
@@ -191,8 +197,8 @@ def test_paths_checked_together_pass_as_each_alone_does(system):
     server, client = system
     cases = [case("a", records=True), case("b"), case("c", arrives=False)]
     assert check_paths(client, cases) == [None, None, None]
-    assert server.arrived == {"a": 1, "b": 1, "c": 1}
-    # the befores, then one request per poll for every case's end and the backlog
+    assert server.arrived == {"a": 3, "b": 3, "c": 3, "d": 3}  # each case's message
+    # the counts before, then one request per poll for every case's end and the backlog
     assert {name for names in server.metric_queries for name in names} == {
         "sys_messages_received_total",
         "sys_inbox_backlog",
@@ -200,9 +206,10 @@ def test_paths_checked_together_pass_as_each_alone_does(system):
     assert len(server.metric_queries) <= 3
 
 
-def test_paths_checked_together_fail_each_alone_with_check_paths_reasons(system):
+def test_paths_checked_together_fail_as_each_alone_fails(system):
     """A dead letter on one case's components under its trace, a message that never reaches an
-    end it must reach: those cases fail, with check_path's reasons; the others pass."""
+    end it must reach: those cases fail, with check_path's reasons (which a lone run gives);
+    the others pass."""
     server, client = system
     server.dead_letter_from = "b"
     server.lost = {"c"}
@@ -210,15 +217,26 @@ def test_paths_checked_together_fail_each_alone_with_check_paths_reasons(system)
     assert verdicts[0] is None and verdicts[3] is None
     assert verdicts[1] is not None and "'component': 'b'" in verdicts[1]
     assert verdicts[2] == "nothing reached c"
-    for alone, says in ((case("b", arrives=False), "'component': 'b'"), (case("c"), "nothing reached c")):
+    for path, says in ((case("b", arrives=False), "'component': 'b'"), (case("c"), "nothing reached c")):
         with pytest.raises(AssertionError, match=says):
-            check_path(client, **{f: getattr(alone, f) for f in alone.__dataclass_fields__})
+            check_path(client, **path.__dict__)
 
 
-def test_paths_checked_together_need_their_own_ends_and_routes(system):
+def test_an_end_must_take_in_every_message_of_the_round(system):
+    """The cases' messages are alike: where one must arrive, all must. An end that took in one
+    of two fails the round's case, though one message would pass a lone check."""
+    server, client = system
+    server.once = {"b"}
+    assert check_paths(client, [case("a"), case("b")]) == [None, "nothing reached b"]
+
+
+def test_paths_checked_together_post_alike_to_their_own_ends(system):
     _, client = system
-    with pytest.raises(ValueError, match="end of its own"):
+    with pytest.raises(ValueError, match="an end of its own"):
         check_paths(client, [case("a"), case("a")])
+    other = PathCase(**{**case("b").__dict__, "routes": [("POST", "/other", "api_key", {"sensor": "s2"})]})
+    with pytest.raises(ValueError, match="same system, headers and routes"):
+        check_paths(client, [case("a"), other])
     with pytest.raises(ValueError, match="routes"):
         check_paths(client, [PathCase(**{**case("a").__dict__, "routes": []})])
     assert check_paths(client, []) == []
