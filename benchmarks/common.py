@@ -57,6 +57,31 @@ def median_s(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def reported_build(project: Path, env: dict[str, str], args: list[str]) -> tuple[dict, float, float]:
+    """`autocoder build PROJECT *args --reporter json`: doit's JSON report, the wall seconds
+    and the CPU seconds of every process the build started (SystemExit when no report came)."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    before, start = cpu(), time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), *args, "--reporter", "json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall, used = time.perf_counter() - start, cpu() - before
+    if "{" not in run.stdout:
+        raise SystemExit(f"build in {project} printed no report:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    return report, wall, used
+
+
 def machine() -> dict[str, object]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 

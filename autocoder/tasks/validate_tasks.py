@@ -525,7 +525,9 @@ def run_path_test(
     build's shared server, which runs the components of the path tests this build re-runs;
     with `group`, possibly in one round with other pending path tests of the build (a batch
     vouches only for tests that passed: a failing one is run alone, here, as without it)."""
+    from autocoder.canonical import canonical_json
     from autocoder.flowpaths import path_test_file
+    from autocoder.fsutil import write_if_changed
     from autocoder.validate.path_check import PathCheck
     from autocoder.validate.shared_server import ServerFailed, shared_server
     from autocoder.validate.siblings import run_batched
@@ -556,7 +558,10 @@ def run_path_test(
         reports / "test" / f"{name}.json",
         {"component": name, "tier": "test", "ok": result.ok, **result.to_json()},
     )
-    _write_json(_inputs_record(directory, name), inputs if result.ok else {})
+    # a guess's input (_rerun_components): lost in a power cut, it only makes a server bigger
+    write_if_changed(
+        _inputs_record(directory, name), canonical_json(inputs if result.ok else {}), durable=False
+    )
     if not result.ok:
         lines = [f"{_test_id(test_file, f['test'])}: {f['message']}" for f in result.failed]
         return _failure(f"test:{name}", f"the path test failed ({test_file})", lines)
