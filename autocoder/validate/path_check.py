@@ -92,11 +92,13 @@ class PathCheck:
         """The test's arguments to the runtime's `check_path`, read from the generated file's
         constants (templates/runtime/test_path.py.j2), when its `test_path` is exactly that
         call of them; None for any other test (it is run alone, by `run`)."""
-        from autocoder_runtime.testing import PathCase
+        from autocoder_runtime.testing import PathCase, check_path
 
         self.load()
         module = self.module
-        if module is None or not _is_generated_check(self.path):
+        if module is None or getattr(module, "check_path", None) is not check_path:
+            return None  # calls some other check_path (or none)
+        if not _is_generated_check(self.path):
             return None
         try:
             return PathCase(
@@ -144,7 +146,7 @@ def _is_generated_check(path: Path) -> bool:
         and [ast.unparse(a) for a in call.args] == ["system"]
         and len(call.keywords) == len(CASE_CONSTANTS)
         and given == CASE_CONSTANTS
-        and functions[0].args.args[0].arg == "system"
+        and [a.arg for a in functions[0].args.args] == ["system"]
     )
 
 
