@@ -472,6 +472,7 @@ def _path_tasks(directory: Path, system: str, build: str) -> Any:
     from autocoder.tasks.compile_tasks import project_paths
     from autocoder.validate.siblings import Siblings
 
+    paths = project_paths(directory)
     fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
     deps = {
         f"path.{path.id}": [
@@ -479,7 +480,7 @@ def _path_tasks(directory: Path, system: str, build: str) -> Any:
             f"{SRC}/{path_test_file(path.id)}",
             f"{SRC}/tests/paths/conftest.py",
         ]
-        for path in project_paths(directory)
+        for path in paths
     }
     # several pending path tests checked in one round (validate/siblings.py, path_check's
     # run_path_batch); a batch record is keyed by the task's file_dep, the fingerprint too.
@@ -487,9 +488,8 @@ def _path_tasks(directory: Path, system: str, build: str) -> Any:
     # an edit's path task finds no sibling and runs alone, as before batching
     members = tuple((name, (*dep, fingerprint)) for name, dep in deps.items())
     group = Siblings("path", build, members, f"{REPORTS}/test", rewritten=False)
-    components = {f"path.{p.id}": tuple(p.components) for p in project_paths(directory)}
-    batch = PathGroup(group, tuple(components.items()))
-    for path in project_paths(directory):
+    batch = PathGroup(group, tuple((f"path.{p.id}", tuple(p.components)) for p in paths))
+    for path in paths:
         name = f"path.{path.id}"
         yield _task(
             {
