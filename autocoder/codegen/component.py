@@ -7,6 +7,7 @@ expressions in the IR), the spec literal, the test cases. The kind's template on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from autocoder.codegen.literals import pascal, pyliteral, wrapped_literal
@@ -50,9 +51,18 @@ class Function:
     body: tuple[str, ...]
 
 
-def generate_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:
+def generate_component(
+    slice_: Slice, provider: Provider, logic: Function | None = None, format_cache: Path | None = None
+) -> dict[str, str]:
     """{relative path under generated/src: formatted source} for one component. `logic`: its
-    free-form logic method, already written (and checked) by an LLM provider (autocoder.llm)."""
+    free-form logic method, already written (and checked) by an LLM provider (autocoder.llm);
+    `format_cache`: format_python's cache of this component's last formatted files."""
+    return format_python(render_component(slice_, provider, logic), format_cache)
+
+
+def render_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:
+    """The component's files as rendered, before formatting: a batch of components is
+    formatted in one ruff run (codegen/batching.py)."""
     comp = slice_.component
     if logic is None:
         require_served(provider, comp)
@@ -60,7 +70,7 @@ def generate_component(slice_: Slice, provider: Provider, logic: Function | None
     context = module_context(slice_, logic)
     module = render(COMPONENT_TEMPLATE, **context)
     tests = render(COMPONENT_TEST_TEMPLATE, **test_context(slice_, context))
-    return format_python({module_path(system, comp.name): module, test_path(comp.name): tests})
+    return {module_path(system, comp.name): module, test_path(comp.name): tests}
 
 
 def module_context(slice_: Slice, logic: Function | None = None) -> dict[str, Any]:

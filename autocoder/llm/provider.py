@@ -48,18 +48,20 @@ def provider_fingerprint(directory: Path) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def generate_files(directory: Path, slice_: Slice) -> dict[str, str]:
-    """One component's files; a GenerationError names the component and the fix."""
+def generate_files(directory: Path, slice_: Slice, format_cache: Path | None = None) -> dict[str, str]:
+    """One component's files; a GenerationError names the component and the fix.
+    `format_cache`: the component's (codegen/render.py format_python)."""
     try:
         provider = provider_for(directory)
     except SettingsError as exc:
         raise GenerationError(str(exc)) from None
     if slice_.component.logic_source != "llm":
-        return generate_component(slice_, provider)
+        return generate_component(slice_, provider, format_cache=format_cache)
     from autocoder.llm.generate import llm_logic
 
     checker = _Checker(directory, slice_, provider)
-    return generate_component(slice_, provider, llm_logic(directory, slice_, provider.settings, checker))
+    logic = llm_logic(directory, slice_, provider.settings, checker)
+    return generate_component(slice_, provider, logic, format_cache)
 
 
 class _Checker:
