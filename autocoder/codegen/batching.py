@@ -17,8 +17,8 @@ and ruff are deterministic and `--isolated`, so a component's files are the same
 batch and alone (tests/test_gen_batching.py).
 
 Each component's format cache (generated/.cache/gen-format/<c>.json: format_python's cache of
-its last formatted files, derived data) is written by every generation of it, batched or alone:
-it is the "generated here before" mark the sibling search looks for, and a rerun whose rendered
+its last formatted files, derived data) is written by its own task, from a batch's record or
+alone: it is the "its task has run" mark the sibling search looks for, and a rerun whose rendered
 text did not change (a new generator fingerprint) takes its formatted text without ruff.
 Batching is offered only to a build that starts with no generated component modules
 (`batching_wanted`): an edit's one gen task runs alone, exactly as before.
@@ -75,30 +75,39 @@ def format_cache(directory: Path, name: str) -> Path | None:
 def component_files(directory: Path, name: str, group: Siblings | None = None) -> dict[str, str]:
     """{path under generated/src: formatted text} of component `name`: from another task's
     batch, from a batch this task runs (with up to seven pending siblings: `group`), or
-    generated alone. Raises GenerationError as a lone generation does."""
+    generated alone; its format cache written either way. Raises GenerationError as a lone
+    generation does."""
+    from autocoder.codegen.render import write_format_cache
     from autocoder.validate.siblings import run_batched
 
-    def alone() -> dict[str, str]:
+    cache = format_cache(directory, name)
+
+    def alone() -> dict[str, Any]:
         from autocoder.ir.models import load_slice
         from autocoder.llm.provider import generate_files
 
         slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
-        return generate_files(directory, slice_, format_cache(directory, name))
+        return {"files": generate_files(directory, slice_, cache)}  # writes the cache
 
     if group is None:
-        return alone()
+        files: dict[str, str] = alone()["files"]
+        return files
     batch = functools.partial(generate_batch, directory)
-    files: dict[str, str] = run_batched(directory, group, name, batch, alone)
+    payload = run_batched(directory, group, name, batch, alone)
+    if "digests" in payload and cache is not None:  # from a batch
+        write_format_cache(cache, {payload["digests"][path]: text for path, text in payload["files"].items()})
+    files = payload["files"]
     return files
 
 
 def generate_batch(directory: Path, names: list[str]) -> dict[str, Any]:
-    """{component: its files} for each of `names` a batch can generate: all rendered, then
-    formatted in one ruff run; each one's format cache written. A component it cannot
-    generate is left out (its task generates it alone); any other failure raises, and the
-    whole batch falls back to lone runs."""
+    """{component: {"files": its files, "digests": each file's source_digest}} for each of
+    `names` a batch can generate: all rendered, then formatted in one ruff run. A component it
+    cannot generate is left out (its task generates it alone); any other failure raises, and
+    the whole batch falls back to lone runs. Each component's own task writes its format cache
+    (the sibling search takes one as the mark of a component whose task has run)."""
     from autocoder.codegen.component import render_component
-    from autocoder.codegen.render import GenerationError, format_python, source_digest, write_format_cache
+    from autocoder.codegen.render import GenerationError, format_python, source_digest
     from autocoder.ir.models import load_slice
     from autocoder.llm.provider import provider_for
 
@@ -116,12 +125,9 @@ def generate_batch(directory: Path, names: list[str]) -> dict[str, Any]:
         for path, text in rendered.items():
             owner[path] = name
             sources[path] = text
-    formatted = format_python(sources)
-    produced: dict[str, dict[str, str]] = {}
-    for path, text in formatted.items():
-        produced.setdefault(owner[path], {})[path] = text
-    for name, files in produced.items():
-        cache = format_cache(directory, name)
-        if cache is not None:
-            write_format_cache(cache, {source_digest(sources[path]): text for path, text in files.items()})
+    produced: dict[str, dict[str, dict[str, str]]] = {}
+    for path, text in format_python(sources).items():
+        member = produced.setdefault(owner[path], {"files": {}, "digests": {}})
+        member["files"][path] = text
+        member["digests"][path] = source_digest(sources[path])
     return produced
