@@ -1,8 +1,8 @@
 """Batching the gen tasks of a build from scratch (codegen/batching.py): a batch gives every
 component the bytes its lone generation gives (every example, every hostile blueprint), each
 task writes its own files, a record is used only for the exact inputs it was made from, a
-generation error fails its own task with the message it always gave, an edit's task runs alone,
-and the format cache gives what ruff gives."""
+generation error fails its own task with the message it always gave, and an edit's task runs
+alone."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from conftest import REPO
 from test_hostile_codegen import HOSTILE, hostile_blueprints
 
 from autocoder.codegen import render
-from autocoder.codegen.batching import FORMATTED, RECORDS, generate_batch
+from autocoder.codegen.batching import RECORDS, generate_batch
 from autocoder.ir.models import load_slice
 from autocoder.llm.provider import generate_files
 from autocoder.synthetic import synthetic_architecture, synthetic_deployment
@@ -106,7 +106,7 @@ def test_a_batch_generates_the_lone_bytes(blueprint, tmp_path):
     }
     assert set(batched) == set(components) - llm  # an LLM-written one is left to its own task
     for name in sorted(batched):
-        assert batched[name]["files"] == lone(directory, name), name
+        assert batched[name] == lone(directory, name), name
 
 
 def test_a_build_from_scratch_formats_in_few_ruff_runs_and_writes_the_lone_bytes(tmp_path, monkeypatch):
@@ -123,15 +123,14 @@ def test_a_build_from_scratch_formats_in_few_ruff_runs_and_writes_the_lone_bytes
     for files in expected.values():
         for path, text in files.items():
             assert (src / path).read_text() == text, path
-    assert sorted(p.stem for p in (directory / FORMATTED).iterdir()) == sorted(actions)
-    # the next build has generated modules: no group, an edit's task runs alone (and the last
-    # batch's records are gone); its format cache gives the same bytes without ruff
+    # the next build has generated modules: no group, an edit's task runs alone, as before
+    # batching (and the last batch's records are gone)
     again = gen_actions(directory, monkeypatch)
     assert all(action[1][2] is None for action in again.values())
     assert not (directory / RECORDS).exists()
-    first = next(iter(again))
     ruff.runs.clear()
-    assert run(again[first]) is None and ruff.runs == []
+    first = next(iter(again))
+    assert run(again[first]) is None and ruff.runs == [2]
     for path, text in expected[first].items():
         assert (src / path).read_text() == text
 
@@ -176,13 +175,14 @@ def test_invalid_settings_fail_every_task_with_the_lone_message(tmp_path, monkey
     assert failures == alone and all("LLM settings are invalid" in f for f in failures)
 
 
-def test_the_format_cache_gives_what_ruff_gives(tmp_path, monkeypatch):
+def test_the_format_cache_gives_what_ruff_gives_and_only_for_its_ruff(tmp_path, monkeypatch):
+    """gen:runtime's cache (format_python's `cache`): a cached run gives what ruff gives; an
+    entry another ruff release made is not used."""
     sources = {"a.py": "x  =  {'k':1}\n", "b.py": "def f( a ):\n  return a\n"}
     cache = tmp_path / "cache.json"
     ruff = Ruff(monkeypatch)
     formatted = render.format_python(sources, cache)
     assert formatted == render.format_python(sources) and ruff.runs == [2, 2]
     assert render.format_python(sources, cache) == formatted and ruff.runs == [2, 2]  # all cached
-    # another ruff release formats differently: its cache entries are not these
     monkeypatch.setattr("autocoder.tools.tool_versions", lambda: "ruff==0.0.0 hypothesis==0")
     assert render.format_python(sources, cache) == formatted and ruff.runs == [2, 2, 2]

@@ -7,21 +7,19 @@ formats all their files in ONE ruff run; their own tasks then write their files 
 without loading, rendering or formatting anything.
 
 The protocol is the lint and bench tiers' (validate/siblings.py `run_batched`): a task claims
-pending siblings (their IR slices written, never generated in this project), and each one's
-record is keyed by the sha256 of its task's exact inputs (its file_dep: the IR slice, the
-generator fingerprint, the lock file, the templates); its own task uses the record only when
-its inputs still hash the same, else generates it alone. What a batch cannot generate (an
-LLM-written component, a generation error, a batch whose ruff run failed) gets no record: its
-own task generates it alone and fails, if it does, with the message it always gave. Rendering
-and ruff are deterministic and `--isolated`, so a component's files are the same bytes in a
-batch and alone (tests/test_gen_batching.py).
+pending siblings (their IR slices written, not claimed yet), and each one's record is keyed by
+the sha256 of its task's exact inputs (its file_dep: the IR slice, the generator fingerprint,
+the lock file, the templates); its own task uses the record only when its inputs still hash the
+same, else generates it alone. What a batch cannot generate (an LLM-written component, a
+generation error, a batch whose ruff run failed) gets no record: its own task generates it
+alone and fails, if it does, with the message it always gave. Rendering and ruff are
+deterministic and `--isolated`, so a component's files are the same bytes in a batch and alone
+(tests/test_gen_batching.py).
 
-Each component's format cache (generated/.cache/gen-format/<c>.json: format_python's cache of
-its last formatted files, derived data) is written by its own task, from a batch's record or
-alone: it is the "its task has run" mark the sibling search looks for, and a rerun whose rendered
-text did not change (a new generator fingerprint) takes its formatted text without ruff.
-Batching is offered only to a build that starts with no generated component modules
-(`batching_wanted`): an edit's one gen task runs alone, exactly as before.
+Batching is offered only to a build that starts with no generated component module
+(`batching_wanted`): there every component is pending until a task claims it, so a gen task
+leaves no result file for the sibling search to find. Any other build (an edit) generates each
+component alone, exactly as before.
 """
 
 from __future__ import annotations
@@ -29,16 +27,18 @@ from __future__ import annotations
 import functools
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autocoder.layout import GENERATED
 
 if TYPE_CHECKING:
     from autocoder.validate.siblings import Siblings
 
-FORMATTED = f"{GENERATED}/.cache/gen-format"  # <component>.json: its format cache and mark
 TIER = "gen"
 RECORDS = f"{GENERATED}/.cache/{TIER}-batch"  # where validate/siblings.py keeps a tier's records
+# Siblings.results: a folder no gen task writes to (see above), so that every component whose
+# inputs exist counts as pending; the claims keep two tasks from generating one component
+NO_RESULTS = f"{RECORDS}/no-results"
 
 
 def batching_wanted(directory: Path, components_dir: str) -> bool:
@@ -59,55 +59,34 @@ def gen_siblings(build: str, members: tuple[tuple[str, tuple[str, ...]], ...]) -
     """The gen:<component> tasks of one build (`members`: each one's name and file_dep)."""
     from autocoder.validate.siblings import Siblings
 
-    return Siblings(TIER, build, members, FORMATTED, rewritten=False)
-
-
-def format_cache(directory: Path, name: str) -> Path | None:
-    """Component `name`'s format cache; None (no cache) when its folder leads out of the project."""
-    from autocoder.fsutil import OutsideProjectError, confined
-
-    try:
-        return confined(directory, Path(FORMATTED) / f"{name}.json")
-    except OutsideProjectError:
-        return None
+    return Siblings(TIER, build, members, NO_RESULTS, rewritten=False)
 
 
 def component_files(directory: Path, name: str, group: Siblings | None = None) -> dict[str, str]:
     """{path under generated/src: formatted text} of component `name`: from another task's
     batch, from a batch this task runs (with up to seven pending siblings: `group`), or
-    generated alone; its format cache written either way. Raises GenerationError as a lone
-    generation does."""
-    from autocoder.codegen.render import write_format_cache
+    generated alone. Raises GenerationError as a lone generation does."""
     from autocoder.validate.siblings import run_batched
 
-    cache = format_cache(directory, name)
-
-    def alone() -> dict[str, Any]:
+    def alone() -> dict[str, str]:
         from autocoder.ir.models import load_slice
         from autocoder.llm.provider import generate_files
 
-        slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
-        return {"files": generate_files(directory, slice_, cache)}  # writes the cache
+        return generate_files(directory, load_slice(directory / GENERATED / "ir" / f"{name}.json"))
 
     if group is None:
-        files: dict[str, str] = alone()["files"]
-        return files
+        return alone()
     batch = functools.partial(generate_batch, directory)
-    payload = run_batched(directory, group, name, batch, alone)
-    if "digests" in payload and cache is not None:  # from a batch
-        write_format_cache(cache, {payload["digests"][path]: text for path, text in payload["files"].items()})
-    files = payload["files"]
+    files: dict[str, str] = run_batched(directory, group, name, batch, alone)
     return files
 
 
-def generate_batch(directory: Path, names: list[str]) -> dict[str, Any]:
-    """{component: {"files": its files, "digests": each file's source_digest}} for each of
-    `names` a batch can generate: all rendered, then formatted in one ruff run. A component it
-    cannot generate is left out (its task generates it alone); any other failure raises, and
-    the whole batch falls back to lone runs. Each component's own task writes its format cache
-    (the sibling search takes one as the mark of a component whose task has run)."""
+def generate_batch(directory: Path, names: list[str]) -> dict[str, dict[str, str]]:
+    """{component: its files} for each of `names` a batch can generate: all rendered, then
+    formatted in one ruff run. A component it cannot generate is left out (its task generates
+    it alone); any other failure raises, and the whole batch falls back to lone runs."""
     from autocoder.codegen.component import render_component
-    from autocoder.codegen.render import GenerationError, format_python, source_digest
+    from autocoder.codegen.render import GenerationError, format_python
     from autocoder.ir.models import load_slice
     from autocoder.llm.provider import provider_for
 
@@ -125,9 +104,7 @@ def generate_batch(directory: Path, names: list[str]) -> dict[str, Any]:
         for path, text in rendered.items():
             owner[path] = name
             sources[path] = text
-    produced: dict[str, dict[str, dict[str, str]]] = {}
+    produced: dict[str, dict[str, str]] = {}
     for path, text in format_python(sources).items():
-        member = produced.setdefault(owner[path], {"files": {}, "digests": {}})
-        member["files"][path] = text
-        member["digests"][path] = source_digest(sources[path])
+        produced.setdefault(owner[path], {})[path] = text
     return produced

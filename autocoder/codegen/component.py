@@ -7,7 +7,6 @@ expressions in the IR), the spec literal, the test cases. The kind's template on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from autocoder.codegen.literals import pascal, pyliteral, wrapped_literal
@@ -51,13 +50,10 @@ class Function:
     body: tuple[str, ...]
 
 
-def generate_component(
-    slice_: Slice, provider: Provider, logic: Function | None = None, format_cache: Path | None = None
-) -> dict[str, str]:
+def generate_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:
     """{relative path under generated/src: formatted source} for one component. `logic`: its
-    free-form logic method, already written (and checked) by an LLM provider (autocoder.llm);
-    `format_cache`: format_python's cache of this component's last formatted files."""
-    return format_python(render_component(slice_, provider, logic), format_cache)
+    free-form logic method, already written (and checked) by an LLM provider (autocoder.llm)."""
+    return format_python(render_component(slice_, provider, logic))
 
 
 def render_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:

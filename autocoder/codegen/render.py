@@ -62,12 +62,25 @@ def format_python(files: dict[str, str], cache: Path | None = None) -> dict[str,
     is empty."""
     if cache is None:
         return _format_python(files)
+    from autocoder.canonical import canonical_json
+    from autocoder.fsutil import write_if_changed
+
     digests = {name: source_digest(source) for name, source in files.items()}
-    known = read_format_cache(cache)
-    missing = {name: files[name] for name, digest in digests.items() if digest not in known}
+    try:
+        known = json.loads(cache.read_bytes())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    missing = {
+        name: files[name] for name, digest in digests.items() if not isinstance(known.get(digest), str)
+    }
     formatted = _format_python(missing) if missing else {}
     result = {name: formatted[name] if name in formatted else known[digests[name]] for name in files}
-    write_format_cache(cache, {digests[name]: text for name, text in result.items()})
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_if_changed(
+            cache, canonical_json({digests[name]: text for name, text in result.items()}), durable=False
+        )
     return result
 
 
@@ -78,27 +91,6 @@ def source_digest(source: str) -> str:
     from autocoder.tools import tool_versions
 
     return hashlib.sha256(f"{tool_versions()} {LINE_LENGTH}\n{source}".encode()).hexdigest()
-
-
-def read_format_cache(cache: Path) -> dict[str, str]:
-    """{source digest: formatted text}; empty when missing or unreadable (derived data)."""
-    try:
-        known = json.loads(cache.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(known, dict):
-        return {}
-    return {key: text for key, text in known.items() if isinstance(text, str)}
-
-
-def write_format_cache(cache: Path, known: dict[str, str]) -> None:
-    """Atomically, when its bytes change; a failure to write only loses the cache."""
-    from autocoder.canonical import canonical_json
-    from autocoder.fsutil import write_if_changed
-
-    with contextlib.suppress(OSError):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_if_changed(cache, canonical_json(known), durable=False)
 
 
 def _format_python(files: dict[str, str]) -> dict[str, str]:

@@ -48,20 +48,18 @@ def provider_fingerprint(directory: Path) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def generate_files(directory: Path, slice_: Slice, format_cache: Path | None = None) -> dict[str, str]:
-    """One component's files; a GenerationError names the component and the fix.
-    `format_cache`: the component's (codegen/render.py format_python)."""
+def generate_files(directory: Path, slice_: Slice) -> dict[str, str]:
+    """One component's files; a GenerationError names the component and the fix."""
     try:
         provider = provider_for(directory)
     except SettingsError as exc:
         raise GenerationError(str(exc)) from None
     if slice_.component.logic_source != "llm":
-        return generate_component(slice_, provider, format_cache=format_cache)
+        return generate_component(slice_, provider)
     from autocoder.llm.generate import llm_logic
 
     checker = _Checker(directory, slice_, provider)
-    logic = llm_logic(directory, slice_, provider.settings, checker)
-    return generate_component(slice_, provider, logic, format_cache)
+    return generate_component(slice_, provider, llm_logic(directory, slice_, provider.settings, checker))
 
 
 class _Checker:
