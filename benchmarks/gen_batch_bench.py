@@ -11,6 +11,10 @@ different text each time), each built with `autocoder build --reporter json chec
 one process, as an edit is: the seconds of its one gen task (gen:trans_0). The trees take turns
 (AB, BA, ...), so a busy machine slows both alike: compare the ratios (medians).
 
+Before the rounds, each tree generates a 3-component project untimed: every timed build is the
+machine's second project (this tree keeps hypothesis's Unicode table per machine:
+codegen/unicode_table.py).
+
 Both trees must generate the same bytes: every file under generated/src after the build from
 scratch and after the edits (`identical_from_scratch`, `identical_after_edits`).
 
@@ -121,6 +125,11 @@ def main() -> None:
     write_synthetic(base, args.components)
     _build(None, base, "check", "ir")
     trees = {"old": old, "new": None}
+    for tree in trees.values():  # untimed: every timed build is the machine's second project
+        warm = workdir / f"warm-{id(tree)}"
+        warm.mkdir()
+        write_synthetic(warm, 3)
+        _build(tree, warm, "gen")
     runs: dict[str, list[dict]] = {"old": [], "new": []}
     loads = []
     identical_scratch, identical_edits = True, True

@@ -140,7 +140,7 @@ def test_a_write_failure_is_reported_and_loses_nothing(tmp_path, monkeypatch):
     arch.write_text(arch.read_text().replace('"quantity * unit_price"', '"quantity * unit_price * 2"'))
     assert build(project, "ir").returncode == 0
 
-    def full_disk(path, data, **options):
+    def full_disk(path, data):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(fsutil, "atomic_write", full_disk)
