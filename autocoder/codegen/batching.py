@@ -66,7 +66,6 @@ def component_files(directory: Path, name: str, group: Siblings | None = None) -
     """{path under generated/src: formatted text} of component `name`: from another task's
     batch, from a batch this task runs (with up to seven pending siblings: `group`), or
     generated alone. Raises GenerationError as a lone generation does."""
-    from autocoder.validate.siblings import run_batched
 
     def alone() -> dict[str, str]:
         from autocoder.ir.models import load_slice
@@ -74,8 +73,10 @@ def component_files(directory: Path, name: str, group: Siblings | None = None) -
 
         return generate_files(directory, load_slice(directory / GENERATED / "ir" / f"{name}.json"))
 
-    if group is None:
+    if group is None:  # an edit: exactly the lone generation (importing nothing more)
         return alone()
+    from autocoder.validate.siblings import run_batched
+
     batch = functools.partial(generate_batch, directory)
     files: dict[str, str] = run_batched(directory, group, name, batch, alone)
     return files
