@@ -51,6 +51,8 @@ def tree(directory: Path) -> dict[str, bytes]:
         and "__pycache__" not in p.parts
         and ".pytest_cache" not in p.parts
         and p.relative_to(directory).parts[:2] != (".cache", "hypothesis")  # hypothesis's own cache
+        # a batching tier's records of one build (validate/siblings.py), named by its random token
+        and not (p.relative_to(directory).parts[0] == ".cache" and p.parent.parent.name.endswith("-batch"))
         and p.name != ".lock"  # the build lock names the pid that held it last
     }
 

@@ -53,6 +53,12 @@ class Function:
 def generate_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:
     """{relative path under generated/src: formatted source} for one component. `logic`: its
     free-form logic method, already written (and checked) by an LLM provider (autocoder.llm)."""
+    return format_python(render_component(slice_, provider, logic))
+
+
+def render_component(slice_: Slice, provider: Provider, logic: Function | None = None) -> dict[str, str]:
+    """The component's files as rendered, before formatting: a batch of components is
+    formatted in one ruff run (codegen/batching.py)."""
     comp = slice_.component
     if logic is None:
         require_served(provider, comp)
@@ -60,7 +66,7 @@ def generate_component(slice_: Slice, provider: Provider, logic: Function | None
     context = module_context(slice_, logic)
     module = render(COMPONENT_TEMPLATE, **context)
     tests = render(COMPONENT_TEST_TEMPLATE, **test_context(slice_, context))
-    return format_python({module_path(system, comp.name): module, test_path(comp.name): tests})
+    return {module_path(system, comp.name): module, test_path(comp.name): tests}
 
 
 def module_context(slice_: Slice, logic: Function | None = None) -> dict[str, Any]:

@@ -56,16 +56,16 @@ def format_python(files: dict[str, str], cache: Path | None = None) -> dict[str,
     """ruff format of generated Python files in one run, ignoring any user configuration, so
     the bytes depend only on the sources. (Templates emit imports already in isort order.)
 
-    `cache`: a JSON file of the last call's {sha256 of a source: its formatted text}; only the
-    sources not in it are formatted (one edit leaves most of a large system's files as they
-    were), and it is rewritten to hold exactly this call's files. Derived data: unreadable is
-    empty."""
+    `cache`: a JSON file of the last call's {source_digest of a source: its formatted text};
+    only the sources not in it are formatted (one edit leaves most of a large system's files as
+    they were), and it is rewritten to hold exactly this call's files. Derived data: unreadable
+    is empty."""
     if cache is None:
         return _format_python(files)
     from autocoder.canonical import canonical_json
     from autocoder.fsutil import write_if_changed
 
-    digests = {name: hashlib.sha256(source.encode()).hexdigest() for name, source in files.items()}
+    digests = {name: source_digest(source) for name, source in files.items()}
     try:
         known = json.loads(cache.read_bytes())
         known = known if isinstance(known, dict) else {}
@@ -82,6 +82,15 @@ def format_python(files: dict[str, str], cache: Path | None = None) -> dict[str,
             cache, canonical_json({digests[name]: text for name, text in result.items()}), durable=False
         )
     return result
+
+
+def source_digest(source: str) -> str:
+    """The key of a source's formatted text: its sha256 with the formatter's version and line
+    length, so that a cache never serves what another ruff (whose output changes between
+    releases) made of it."""
+    from autocoder.tools import tool_versions
+
+    return hashlib.sha256(f"{tool_versions()} {LINE_LENGTH}\n{source}".encode()).hexdigest()
 
 
 def _format_python(files: dict[str, str]) -> dict[str, str]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doit.exceptions import TaskFailed
 
 import autocoder
+from autocoder.codegen.batching import batching_wanted, forget_batches, gen_siblings
 from autocoder.codegen.paths import (
     component_templates,
     module_path,
@@ -41,6 +43,7 @@ from autocoder.tools import tool_versions
 
 if TYPE_CHECKING:
     from autocoder.ir.models import IR
+    from autocoder.validate.siblings import Siblings
 
 SRC = f"{GENERATED}/src"
 SAMPLES = f"{GENERATED}/.cache/samples"  # simplest valid message per schema hash (derived data)
@@ -79,26 +82,28 @@ def _write_or_fail(directory: Path, files: dict[str, str], task: str) -> TaskFai
     return None
 
 
-def run_gen_component(directory: Path, name: str) -> TaskFailed | None:
+def run_gen_component(directory: Path, name: str, group: Siblings | None = None) -> TaskFailed | None:
+    """`group`: the build's gen tasks, in a build from scratch; this one may generate pending
+    ones in its ruff run too (codegen/batching.py)."""
+    from autocoder.codegen.batching import component_files
     from autocoder.codegen.render import GenerationError
-    from autocoder.ir.models import load_slice
-    from autocoder.llm.provider import generate_files
 
-    slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     try:
-        files = generate_files(directory, slice_)
+        files = component_files(directory, name, group)
     except GenerationError as exc:
         return TaskFailed(f"gen:{name}: {exc}")
     return _write_or_fail(directory, files, f"gen:{name}")
 
 
 def run_gen_runtime(directory: Path) -> TaskFailed | None:
+    from autocoder.codegen import unicode_table
     from autocoder.codegen.render import GenerationError
     from autocoder.codegen.system import generate_runtime
     from autocoder.fsutil import confined
     from autocoder.ir.models import load_ir
 
     ir = load_ir(directory / RUNTIME_IR_FILE)  # the projection: gen:runtime reads nothing else
+    unicode_table.seed(directory)  # hypothesis's Unicode table, made once per machine
     try:
         files = generate_runtime(
             ir,
@@ -109,6 +114,7 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
         return TaskFailed(f"gen:runtime: {exc}")
     except OSError as exc:  # OutsideProjectError: the samples cache is symlinked out
         return TaskFailed(f"gen:runtime: {exc}")
+    unicode_table.publish(directory)
     failed = _write_or_fail(directory, files, "gen:runtime")
     if failed is None:
         try:
@@ -167,18 +173,19 @@ def task_gen() -> Any:
     root = templates_root()
     lock = [LOCK_FILE] if (directory / LOCK_FILE).is_file() else []  # locked completions
     templates = [str(root / t) for t in component_templates()]  # the same for every component
+    deps = {name: (f"{GENERATED}/ir/{name}.json", fingerprint, *lock, *templates) for name, _ in components}
+    group = None
+    if batching_wanted(directory, f"{SRC}/{system}/components"):  # a build from scratch
+        group = gen_siblings(uuid.uuid4().hex, tuple(deps.items()))
+    else:
+        forget_batches(directory)
     for name, kind in components:
         targets = [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"]
         yield {
             "name": name,
             "doc": f"generate {kind} {name}",
-            "actions": [(run_gen_component, [directory, name])],
-            "file_dep": [
-                f"{GENERATED}/ir/{name}.json",
-                fingerprint,
-                *lock,
-                *templates,
-            ],
+            "actions": [(run_gen_component, [directory, name, group])],
+            "file_dep": list(deps[name]),
             "targets": targets,
             "clean": [(clean_targets, [directory, targets])],
         }
