@@ -52,6 +52,7 @@ class SourceDoc:
     data: Any
     values: dict[Path_, Node] = field(default_factory=dict)
     keys: dict[Path_, Node] = field(default_factory=dict)
+    text: str = ""  # the decoded file (the nodes' marks index into it: analysis.memo's keys)
 
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The position of the deepest known node on `path` (the key's own when key=True)."""
@@ -145,7 +146,7 @@ def parse_yaml(raw: bytes, name: str) -> SourceDoc:
                 )
             ]
         )
-    return SourceDoc(name, data, builder.values, builder.keys)
+    return SourceDoc(name, data, builder.values, builder.keys, text)
 
 
 # libyaml's parser (in PyYAML's wheels) is ~10x faster and keeps the same marks.

@@ -239,7 +239,7 @@ def warm_up(project: Path) -> None:
         from autocoder.compile import compile_sources
 
         raws, _ = compile_tasks.read_sources(project)
-        result = compile_sources(*raws)
+        result = compile_sources(*raws, memo=compile_tasks.process_memo())  # children inherit it
         if result.ir is not None:
             from autocoder.ir.models import dump
 
