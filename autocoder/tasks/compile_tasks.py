@@ -386,11 +386,13 @@ def run_check(directory: Path, strict: bool) -> TaskFailed | None:
     return warm_compile.check(directory, strict)
 
 
-def check_in_process(directory: Path, strict: bool) -> TaskFailed | None:
+def check_in_process(directory: Path, strict: bool, *, output_checked: bool = False) -> TaskFailed | None:
+    """output_checked: the caller found the output tree safe just now (warm_compile.check
+    does before it asks the worker's child): the walk of generated/ is not done twice."""
     from autocoder.canonical import canonical_json
     from autocoder.fsutil import confined, write_if_changed
 
-    problem = output_problem(directory)
+    problem = None if output_checked else output_problem(directory)
     if problem is not None:
         return TaskFailed(problem)
     result = compile_cached(directory, strict)

@@ -21,6 +21,7 @@ either way (tests/test_warm_compile.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -198,8 +199,11 @@ def replay(outcome: Outcome) -> TaskFailed | None:
 
 
 def check_child(directory: Path, strict: bool) -> tuple[Outcome, Planned | None]:
-    """In the worker's child: `check` as in process, then `ir`'s plan when it would write."""
-    outcome = captured(compile_tasks.check_in_process, directory, strict)
+    """In the worker's child: `check` as in process (the build process found the output tree
+    safe just before it asked: `_worker`), then `ir`'s plan when it would write."""
+    outcome = captured(
+        functools.partial(compile_tasks.check_in_process, output_checked=True), directory, strict
+    )
     return outcome, (plan(directory, strict) if outcome.failure is None else None)
 
 
