@@ -239,6 +239,26 @@ def test_an_edit_reuses_every_other_component() -> None:
     assert len(memo.analyses) == len(memo.slices) == 41  # the stale entries are gone
 
 
+def test_entries_below_an_edit_that_adds_lines_are_used_with_their_lines_moved() -> None:
+    """A line added in trans_0 moves every component below it: their entries are still used,
+    and their diagnostics (an error in the last transformer here) land on the new lines,
+    exactly as a fresh compile puts them."""
+    text, _, deploy = _synthetic()
+    deploy_bytes = _deploy_text(deploy).encode()
+    last = text.rindex("score: value")
+    end = text.index("\n", last)
+    broken = text[:last] + "score: value > 1" + text[end:]
+    memo = filled(broken.encode(), deploy_bytes)
+    plain_before = compile_sources(broken.encode(), deploy_bytes)
+    assert plain_before.errors and plain_before.ir is None
+    grown = broken.replace("  kind: transformer\n", "  # a note\n  # another\n  kind: transformer\n", 1)
+    result = compile_sources(grown.encode(), deploy_bytes, memo=memo)
+    expected = compile_sources(grown.encode(), deploy_bytes)
+    assert fingerprint(result) == fingerprint(expected)
+    assert [d.line for d in expected.errors] == [d.line + 2 for d in plain_before.errors]
+    assert memo.computed == 1 and memo.hits == 40  # trans_0's analysis only; no IR: an error
+
+
 def _rule_cases() -> list[tuple[str, object]]:
     return [
         (name, fn)

@@ -15,9 +15,12 @@ memoised steps read,
 - the text of architecture.yaml outside the `components` list (schemas, bindings, policy,
   system, YAML directives, comments) and all of deployment.yaml: a change there misses every
   entry;
-- the component's index, where its text starts (line, column, and the line's text before it)
-  and its YAML text itself: its data and the positions of its diagnostics (with their
-  `components[i]` paths) come from these alone;
+- the component's index, where its text starts (column, and the line's text before it) and
+  its YAML text itself: its data and the positions of its diagnostics (with their
+  `components[i]` paths) come from these alone, but for the line its text starts on, which
+  shifts every line of them alike: an entry keeps the line it was made at, and its
+  diagnostics are moved by the difference (an entry is made only when every diagnostic lies
+  within the component's own lines: lines above it may grow or shrink);
 - for the slice, also the component's wiring (its resolved bindings, whose compiled conditions
   read the schemas of the components at the other end). Its merged deployment settings are
   computed from the component, deployment.yaml, the policy and rules/budgets.yaml, all in the
@@ -30,11 +33,14 @@ entries the last compile used or made are kept, so the memo holds one blueprint'
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from autocoder.layout import ARCHITECTURE
 
 if TYPE_CHECKING:
     from autocoder.analysis.context import Context
@@ -47,7 +53,7 @@ if TYPE_CHECKING:
 _ANCHOR = re.compile(r"(?:^|[\s\[\{,])&\S", re.MULTILINE)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True)
 
-Key = tuple[bytes, int, int, int, str, str]
+Key = tuple[bytes, int, int, str, str]
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class Analysis:
     diagnostics: tuple[Diagnostic, ...]
     ok: bool
     logic: Any
+    line: int  # the (1-based) line the component's text started on when this was made
 
 
 @dataclass
@@ -74,22 +81,34 @@ class MemoRun:
     """One compile's use of a ComponentMemo: the keys of its components, the entries it used
     or made (which replace the memo's when the compile ends: `finish`)."""
 
-    def __init__(self, memo: ComponentMemo, keys: list[Key]) -> None:
+    def __init__(self, memo: ComponentMemo, keys: list[Key], spans: list[tuple[int, int]]) -> None:
         self.memo = memo
         self.keys = keys
+        self.spans = spans  # per component: its first and last line (1-based)
         self._analyses: dict[Key, Analysis] = {}
         self._slices: dict[tuple[Key, str], Slice] = {}
 
     def analysis(self, index: int) -> Analysis | None:
+        """Component `index`'s entry, its diagnostics on the lines where its text is now."""
         found = self.memo.analyses.get(self.keys[index])
-        if found is not None:
-            self.memo.hits += 1
-            self._analyses[self.keys[index]] = found
+        if found is None:
+            return None
+        self.memo.hits += 1
+        line = self.spans[index][0]
+        if found.line != line:
+            shift = line - found.line
+            moved = tuple(dataclasses.replace(d, line=d.line + shift) for d in found.diagnostics)
+            found = Analysis(moved, found.ok, found.logic, line)
+        self._analyses[self.keys[index]] = found
         return found
 
     def store_analysis(self, index: int, diagnostics: list[Diagnostic], ok: bool, logic: Any) -> None:
+        """Keep component `index`'s results, unless a diagnostic lies outside its own lines
+        (moving it with the component would be wrong)."""
         self.memo.computed += 1
-        self._analyses[self.keys[index]] = Analysis(tuple(diagnostics), ok, logic)
+        first, last = self.spans[index]
+        if all(d.file == ARCHITECTURE and first <= d.line <= last for d in diagnostics):
+            self._analyses[self.keys[index]] = Analysis(tuple(diagnostics), ok, logic, first)
 
     def slice(self, index: int, wiring: str) -> Slice | None:
         found = self.memo.slices.get((self.keys[index], wiring))
@@ -133,20 +152,15 @@ def start(memo: ComponentMemo, ctx: Context) -> MemoRun | None:
         context.update(b"\0")
     outside = context.digest()
     keys: list[Key] = []
+    spans: list[tuple[int, int]] = []
     for i, node in enumerate(items):
         first, last = node.start_mark, node.end_mark  # type: ignore[union-attr]
         line_start = text.rfind("\n", 0, first.index) + 1
         keys.append(
-            (
-                outside,
-                i,
-                first.line,
-                first.column,
-                text[line_start : first.index],
-                text[first.index : last.index],
-            )
+            (outside, i, first.column, text[line_start : first.index], text[first.index : last.index])
         )
-    return MemoRun(memo, keys)
+        spans.append((first.line + 1, last.line + 1))
+    return MemoRun(memo, keys, spans)
 
 
 # The memo of this process (the warm worker's, inherited by each child it forks).
