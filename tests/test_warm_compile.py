@@ -275,3 +275,32 @@ def test_a_stopped_prefetch_imports_nothing_more() -> None:
         "assert not started.thread.is_alive() and started.stop.is_set()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def memo_use_in_child(directory: Path) -> tuple[int, int]:
+    """In a worker's child: compile `directory` as `check` does; the compile memo's hits and
+    computed entries (analysis.memo)."""
+    from autocoder.analysis.memo import PROCESS_MEMO
+
+    compile_tasks._COMPILED.clear()
+    compile_tasks.compile_keyed(directory, False)
+    return PROCESS_MEMO.hits, PROCESS_MEMO.computed
+
+
+def test_the_workers_children_start_from_the_memo_it_filled_as_it_warmed_up(directory):
+    """The worker compiled the blueprint before it served: after an edit of one component,
+    its child analyses and builds that component only (5 components: 4 analyses and 4 slices
+    from the memo)."""
+    import pickle
+
+    worker = warm_compile._worker(directory)
+    assert worker is not None
+    worker.stop()  # a worker of its own, warmed up with this very blueprint
+    _blueprint(directory, "clean")
+    worker = _ready(directory)
+    edited = ARCH.replace('"quantity * unit_price"', '"unit_price * quantity"', 1)
+    assert edited != ARCH
+    (directory / "architecture.yaml").write_text(edited)
+    frame = worker.run(memo_use_in_child, (directory,), 120)
+    assert frame is not None and frame[0] == b"R", frame
+    assert pickle.loads(frame[1]) == (8, 2)  # noqa: S301 - our own worker's answer
