@@ -18,6 +18,8 @@ from autocoder.analysis.components import check_components
 from autocoder.analysis.context import Context
 from autocoder.analysis.deployment import check_deployment
 from autocoder.analysis.graph import check_bindings, check_capacity, check_graph
+from autocoder.analysis.memo import ComponentMemo
+from autocoder.analysis.memo import start as start_memo
 from autocoder.analysis.schemas import resolve_schemas
 from autocoder.blueprint.models import Architecture, Deployment
 from autocoder.blueprint.recover import Broken, recover_architecture, recover_deployment
@@ -79,14 +81,23 @@ def _collector_paused() -> Iterator[None]:
 
 
 def compile_sources(
-    arch_raw: bytes | OSError, deploy_raw: bytes | OSError, *, strict: bool = False
+    arch_raw: bytes | OSError,
+    deploy_raw: bytes | OSError,
+    *,
+    strict: bool = False,
+    memo: ComponentMemo | None = None,
 ) -> CompileResult:
-    """Compile blueprint bytes (an OSError stands for a file that could not be read)."""
+    """Compile blueprint bytes (an OSError stands for a file that could not be read).
+
+    memo: the per-component results of this process's last compile (analysis.memo), used
+    where they apply and replaced by this compile's; the result is the same without it."""
     with _collector_paused():
-        return _compile_sources(arch_raw, deploy_raw, strict)
+        return _compile_sources(arch_raw, deploy_raw, strict, memo)
 
 
-def _compile_sources(arch_raw: bytes | OSError, deploy_raw: bytes | OSError, strict: bool) -> CompileResult:
+def _compile_sources(
+    arch_raw: bytes | OSError, deploy_raw: bytes | OSError, strict: bool, memo: ComponentMemo | None
+) -> CompileResult:
     result = CompileResult()
     docs: dict[str, SourceDoc] = {}
     models: dict[str, Any] = {}
@@ -114,6 +125,8 @@ def _compile_sources(arch_raw: bytes | OSError, deploy_raw: bytes | OSError, str
     ctx = Context(
         docs[ARCHITECTURE], docs[DEPLOYMENT], models[ARCHITECTURE], models[DEPLOYMENT], broken=broken
     )
+    if memo is not None and not result.diagnostics and not broken.any:  # validated cleanly
+        ctx.memo = start_memo(memo, ctx)
     merged, order, capacity = _analyse(ctx)
     result.diagnostics.extend(ctx.diagnostics)
     result.diagnostics.sort()
@@ -123,6 +136,8 @@ def _compile_sources(arch_raw: bytes | OSError, deploy_raw: bytes | OSError, str
             {"path": DEPLOYMENT, "sha256": hashlib.sha256(deploy_raw).hexdigest()},  # type: ignore[arg-type]
         ]
         result.ir, result.slices = build_ir(ctx, merged, order, capacity, sources)
+    if ctx.memo is not None:
+        ctx.memo.finish()
     return result
 
 

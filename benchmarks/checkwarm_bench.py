@@ -16,8 +16,14 @@ round, the seconds of one `runcache.explain.blueprint_digests` of the project in
 the run-cache's wrapper of every task computes it before the task's actions when the task
 depends on architecture.yaml (`check` and `ir` both do), so it is part of both tasks' times.
 
+Each side may also set environment variables of its own (--before-env, --after-env
+KEY=VALUE): with one Autocoder on both sides, AUTOCODER_COMPILE_MEMO=off on one compares
+`check` with and without the per-component compile memo (analysis/memo.py) in one project
+(the variable is no part of the warm worker's key: both sides use the same worker).
+
 Usage: python benchmarks/checkwarm_bench.py --before PYTHON PROJECT --after PYTHON PROJECT
-       [--rounds 5] [--warmup 2] [--out FILE]
+       [--before-env KEY=VALUE ...] [--after-env KEY=VALUE ...] [--rounds 5] [--warmup 2]
+       [--out FILE]
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ def edit(arch: Path, n: int) -> None:
     arch.write_text(text[: match.start(2)] + f"value * 1 + 0.5 + 0 * {n}" + text[match.end(2) :])
 
 
-def one_round(python: str, project: Path, n: int) -> dict:
+def one_round(python: str, project: Path, n: int, env: dict[str, str]) -> dict:
     edit(project / "architecture.yaml", n)
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -55,7 +61,7 @@ def one_round(python: str, project: Path, n: int) -> dict:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **ENV},
+        env={**os.environ, **ENV, **env},
     )
     wall = time.perf_counter() - start
     report = json.loads(run.stdout[run.stdout.index("{") :])
@@ -86,17 +92,24 @@ def main() -> None:
     )
     parser.add_argument("--before", nargs=2, metavar=("PYTHON", "PROJECT"), required=True)
     parser.add_argument("--after", nargs=2, metavar=("PYTHON", "PROJECT"), required=True)
+    parser.add_argument("--before-env", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--after-env", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     default = Path(__file__).parent / "results" / "checkwarm-500.json"
     parser.add_argument("--out", type=Path, default=default)
     args = parser.parse_args()
     sides = {"before": args.before, "after": args.after}
+    envs = {
+        side: dict(item.split("=", 1) for item in items)
+        for side, items in (("before", args.before_env), ("after", args.after_env))
+    }
     rounds: dict[str, list[dict]] = {side: [] for side in sides}
     base = int(time.time())  # texts no earlier run of this script wrote either
     for i in range(args.warmup + args.rounds):
-        for side, (python, project) in sides.items():
-            result = one_round(python, Path(project).resolve(), base * 100 + i)
+        for j, (side, (python, project)) in enumerate(sides.items()):
+            # a text of its own per side too: the two sides may share one project
+            result = one_round(python, Path(project).resolve(), base * 1000 + i * 10 + j, envs[side])
             if i >= args.warmup:
                 rounds[side].append(result)
     summary = {side: medians(r) for side, r in rounds.items()}
@@ -105,7 +118,10 @@ def main() -> None:
         args.out,
         {
             "machine": machine(),
-            "sides": {side: {"python": p, "project": Path(d).name} for side, (p, d) in sides.items()},
+            "sides": {
+                side: {"python": p, "project": Path(d).name, "env": envs[side]}
+                for side, (p, d) in sides.items()
+            },
             "warmup_rounds": args.warmup,
             "median": summary,
             "after_vs_before_check_ir": round(ratio, 3),

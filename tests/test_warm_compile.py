@@ -252,8 +252,55 @@ def test_the_prefetched_modules_exist_and_import_in_a_fresh_process() -> None:
     code = (
         "import sys\n"
         "from autocoder.tasks.warm_compile import PREFETCH, _prefetch\n"
-        "_prefetch().join(120)\n"
+        "_prefetch().thread.join(120)\n"
         "missing = [name for name in PREFETCH if name not in sys.modules]\n"
         "assert not missing, missing\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_stopped_prefetch_imports_nothing_more() -> None:
+    """Once `check`'s child answered, the thread stops after the import under way: `check`
+    does not wait for modules that only later tasks need (they import them themselves)."""
+    code = (
+        "import sys, threading\n"
+        "from autocoder.tasks.warm_compile import PREFETCH, _finish, _import_all, _prefetch\n"
+        "before = set(sys.modules)\n"
+        "stop = threading.Event()\n"
+        "stop.set()\n"
+        "_import_all(stop)\n"
+        "assert [n for n in PREFETCH if n not in before and n in sys.modules] == []\n"
+        "started = _prefetch()\n"
+        "_finish(started)\n"
+        "assert not started.thread.is_alive() and started.stop.is_set()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def memo_use_in_child(directory: Path) -> tuple[int, int]:
+    """In a worker's child: compile `directory` as `check` does; the compile memo's hits and
+    computed entries (analysis.memo)."""
+    from autocoder.analysis.memo import PROCESS_MEMO
+
+    compile_tasks._COMPILED.clear()
+    compile_tasks.compile_keyed(directory, False)
+    return PROCESS_MEMO.hits, PROCESS_MEMO.computed
+
+
+def test_the_workers_children_start_from_the_memo_it_filled_as_it_warmed_up(directory):
+    """The worker compiled the blueprint before it served: after an edit of one component,
+    its child analyses and builds that component only (5 components: 4 analyses and 4 slices
+    from the memo)."""
+    import pickle
+
+    worker = warm_compile._worker(directory)
+    assert worker is not None
+    worker.stop()  # a worker of its own, warmed up with this very blueprint
+    _blueprint(directory, "clean")
+    worker = _ready(directory)
+    edited = ARCH.replace('"quantity * unit_price"', '"unit_price * quantity"', 1)
+    assert edited != ARCH
+    (directory / "architecture.yaml").write_text(edited)
+    frame = worker.run(memo_use_in_child, (directory,), 120)
+    assert frame is not None and frame[0] == b"R", frame
+    assert pickle.loads(frame[1]) == (8, 2)  # noqa: S301 - our own worker's answer

@@ -44,16 +44,33 @@ def check_components(ctx: Context) -> None:
             )
             continue
         seen[comp.name] = i
-        if not _check_ports(ctx, path, comp):
+        memoised = ctx.memo.analysis(i) if ctx.memo is not None else None
+        if memoised is not None:
+            ctx.diagnostics.extend(memoised.diagnostics)
+            if memoised.ok:
+                ctx.logic[comp.name] = memoised.logic
             continue
-        ports = [*comp.inputs.values(), *comp.outputs.values()]
-        ctx.unknown_names = frozenset(f for s in ports for f in ctx.unknown_fields.get(s, ()))
-        _check_capabilities(ctx, path, comp)
-        _check_security(ctx, path, comp)
-        _check_config(ctx, path, comp)
-        ctx.logic[comp.name] = _compile_logic(ctx, path, comp)
-        _check_examples(ctx, path, comp)
+        first = len(ctx.diagnostics)
+        ok = _check_component(ctx, path, comp)
+        if ctx.memo is not None:
+            ctx.memo.store_analysis(i, ctx.diagnostics[first:], ok, ctx.logic.get(comp.name))
+
+
+def _check_component(ctx: Context, path: tuple, comp: Any) -> bool:
+    """The checks that read only the component, its schemas, the policy and deployment.yaml
+    (what analysis.memo keys on); False when its ports are wrong (then nothing else of it is
+    checked)."""
+    if not _check_ports(ctx, path, comp):
+        return False
+    ports = [*comp.inputs.values(), *comp.outputs.values()]
+    ctx.unknown_names = frozenset(f for s in ports for f in ctx.unknown_fields.get(s, ()))
+    _check_capabilities(ctx, path, comp)
+    _check_security(ctx, path, comp)
+    _check_config(ctx, path, comp)
+    ctx.logic[comp.name] = _compile_logic(ctx, path, comp)
+    _check_examples(ctx, path, comp)
     ctx.unknown_names = frozenset()
+    return True
 
 
 def reads_unknown(text: str, unknown: frozenset[str]) -> bool:

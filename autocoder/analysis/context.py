@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoder.blueprint.models import Architecture, Deployment
 from autocoder.blueprint.recover import Broken
 from autocoder.blueprint.source import Path_, SourceDoc
 from autocoder.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from autocoder.analysis.memo import MemoRun
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Context:
     unknown_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     # the unknown fields of the component being analysed (its port schemas')
     unknown_names: frozenset[str] = frozenset()
+    # the per-component memo of this compile (analysis.memo), when in use
+    memo: MemoRun | None = None
 
     def report(self, path: Path_, code: str, message: str, *, key: bool = False, **kw: str) -> None:
         """Report against architecture.yaml at `path`."""

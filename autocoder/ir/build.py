@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
+from autocoder.analysis.memo import wiring_key
 from autocoder.canonical import content_hash
 from autocoder.ir.models import IR, IR_VERSION, SchemaIR, Slice
 
@@ -31,7 +32,12 @@ def build_ir(
     schemas = {name: SchemaIR.model_validate(data) for name, data in ctx.schemas.items()}
     security_policy = arch.policy.security
     slices: dict[str, Slice] = {}
-    for comp in arch.components:
+    for i, comp in enumerate(arch.components):
+        wiring = wiring_key(upstream.get(comp.name), downstream.get(comp.name)) if ctx.memo else ""
+        memoised = ctx.memo.slice(i, wiring) if ctx.memo is not None else None
+        if memoised is not None:
+            slices[comp.name] = memoised
+            continue
         component = _component(ctx, comp, merged[comp.name], upstream, downstream)
         used = component["schemas"]
         slice_ = {
@@ -46,6 +52,8 @@ def build_ir(
         slices[comp.name] = Slice.model_validate(
             {**slice_, "schemas": {name: schemas[name] for name in used}, "security_policy": security_policy}
         )
+        if ctx.memo is not None:
+            ctx.memo.store_slice(i, wiring, slices[comp.name])
     ir = IR.model_validate(
         {
             "ir_version": IR_VERSION,

@@ -28,6 +28,7 @@ from autocoder.ir.write import ir_path, slice_path
 from autocoder.layout import ARCHITECTURE, CHECK_REPORT, DEPLOYMENT, GENERATED, MAX_BLUEPRINT_BYTES
 
 if TYPE_CHECKING:
+    from autocoder.analysis.memo import ComponentMemo
     from autocoder.compile import CompileResult
     from autocoder.flowpaths import FlowPath
 
@@ -337,16 +338,31 @@ def compile_cached(directory: Path, strict: bool) -> CompileResult:
     return compile_keyed(directory, strict)[1]
 
 
+MEMO_ENV = "AUTOCODER_COMPILE_MEMO"  # `off`: analyse and build every component afresh
+
+
 def compile_keyed(directory: Path, strict: bool) -> tuple[tuple[str, bool], CompileResult]:
-    """compile_cached's result and its key (the blueprints' hash, strict)."""
+    """compile_cached's result and its key (the blueprints' hash, strict). Each compile uses
+    and renews this process's per-component memo (analysis.memo; in a warm worker's child,
+    the worker's, filled as it warmed up): after an edit, the components whose text did not
+    change are not analysed or built again."""
     from autocoder.compile import compile_sources
 
     raws, digest = read_sources(directory)
     key = (digest, strict)
     if key not in _COMPILED:
         _COMPILED.clear()
-        _COMPILED[key] = compile_sources(*raws, strict=strict)
+        _COMPILED[key] = compile_sources(*raws, strict=strict, memo=process_memo())
     return key, _COMPILED[key]
+
+
+def process_memo() -> ComponentMemo | None:
+    """This process's compile memo, or None when AUTOCODER_COMPILE_MEMO turns it off."""
+    from autocoder.analysis.memo import PROCESS_MEMO
+
+    if os.environ.get(MEMO_ENV, "").lower() in ("off", "0", "false", "no"):
+        return None
+    return PROCESS_MEMO
 
 
 def _fail_or_none(result: CompileResult, strict: bool) -> TaskFailed | None:
@@ -370,11 +386,13 @@ def run_check(directory: Path, strict: bool) -> TaskFailed | None:
     return warm_compile.check(directory, strict)
 
 
-def check_in_process(directory: Path, strict: bool) -> TaskFailed | None:
+def check_in_process(directory: Path, strict: bool, *, output_checked: bool = False) -> TaskFailed | None:
+    """output_checked: the caller found the output tree safe just now (warm_compile.check
+    does before it asks the worker's child): the walk of generated/ is not done twice."""
     from autocoder.canonical import canonical_json
     from autocoder.fsutil import confined, write_if_changed
 
-    problem = output_problem(directory)
+    problem = None if output_checked else output_problem(directory)
     if problem is not None:
         return TaskFailed(problem)
     result = compile_cached(directory, strict)

@@ -21,6 +21,7 @@ either way (tests/test_warm_compile.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -47,8 +48,9 @@ LIMIT_S = 600.0  # a child's compile, at most (the blueprint's size is bounded: 
 # What the tasks after `check` import in this process in an edit build, ~0.9 s in all at 100
 # components (`python -X importtime -m doit`): gen the IR models (0.41 s), Jinja and the LLM
 # settings; lint bandit; the path tests httpx and the runtime's test helpers; typecheck the
-# mypy daemon's client; deploy:wheels flit_core. Imported while this process only waits for
-# `check`'s child (`_prefetch`).
+# mypy daemon's client; deploy:wheels flit_core. Imported, in the order the tasks need them,
+# while this process only waits for `check`'s child (`_prefetch`); what is not imported by
+# the time the child answers is left to the tasks that need it.
 PREFETCH = (
     "autocoder.ir.models",
     "autocoder.codegen.render",
@@ -63,7 +65,7 @@ PREFETCH = (
     "mypy.ipc",
     "autocoder.deploy.wheels",
 )
-PREFETCH_JOIN_S = 30.0  # at most, for what is left of the imports once the child answered
+PREFETCH_JOIN_S = 30.0  # at most, for the import under way when the child answered
 
 
 @dataclass
@@ -94,16 +96,14 @@ def check(directory: Path, strict: bool) -> TaskFailed | None:
     worker = _worker(directory)
     prefetch = _prefetch() if worker is not None and worker.ready.is_file() else None
     answer = _ask(worker, check_child, (directory, strict))
+    if prefetch is not None:
+        _finish(prefetch)
     if answer is None:
-        if prefetch is not None:
-            prefetch.join(PREFETCH_JOIN_S)  # this process imports nothing on two threads at once
         failed = compile_tasks.check_in_process(directory, strict)
         if worker is not None:
             worker.start_on_rebuild()
         return failed
     outcome, planned = answer
-    if prefetch is not None and outcome.failure is None:  # else the build stops: let it be
-        prefetch.join(PREFETCH_JOIN_S)
     if planned is not None:
         _PLANNED[planned.key] = planned
     return replay(outcome)
@@ -126,18 +126,35 @@ def ir(directory: Path, strict: bool) -> TaskFailed | None:
     return replay(answer)
 
 
-def _prefetch() -> threading.Thread:
+@dataclass
+class _Prefetch:
+    thread: threading.Thread
+    stop: threading.Event
+
+
+def _prefetch() -> _Prefetch:
     """Import PREFETCH on a daemon thread while this thread waits for the worker's child (it
     holds no GIL then): on two cores, the child compiles on one and the imports run on the
-    other, instead of one after the other in the tasks that need them. `check` joins the thread
-    before this process goes on, so no module is ever imported on two threads at once."""
-    thread = threading.Thread(target=_import_all, name="autocoder-prefetch", daemon=True)
+    other, instead of one after the other in the tasks that need them."""
+    stop = threading.Event()
+    thread = threading.Thread(target=_import_all, args=(stop,), name="autocoder-prefetch", daemon=True)
     thread.start()
-    return thread
+    return _Prefetch(thread, stop)
 
 
-def _import_all() -> None:
+def _finish(prefetch: _Prefetch) -> None:
+    """Once the child answered: stop the imports after the one under way and wait for that one
+    (this process then imports nothing on two threads at once). `check` pays only for imports
+    that overlapped its own wait, not for modules the later tasks import when they need them
+    (its child takes ~0.1 s after an edit; the whole list ~0.9 s)."""
+    prefetch.stop.set()
+    prefetch.thread.join(PREFETCH_JOIN_S)
+
+
+def _import_all(stop: threading.Event) -> None:
     for name in PREFETCH:
+        if stop.is_set():
+            return
         with contextlib.suppress(Exception):  # only a cost: the task that needs it imports it
             importlib.import_module(name)
 
@@ -182,8 +199,11 @@ def replay(outcome: Outcome) -> TaskFailed | None:
 
 
 def check_child(directory: Path, strict: bool) -> tuple[Outcome, Planned | None]:
-    """In the worker's child: `check` as in process, then `ir`'s plan when it would write."""
-    outcome = captured(compile_tasks.check_in_process, directory, strict)
+    """In the worker's child: `check` as in process (the build process found the output tree
+    safe just before it asked: `_worker`), then `ir`'s plan when it would write."""
+    outcome = captured(
+        functools.partial(compile_tasks.check_in_process, output_checked=True), directory, strict
+    )
     return outcome, (plan(directory, strict) if outcome.failure is None else None)
 
 
@@ -236,10 +256,13 @@ def warm_up(project: Path) -> None:
     blueprints once (pydantic's validators, the YAML loader and the compiler's caches are then
     ready in every child). Only a cost: a failure here leaves the children more to do."""
     with contextlib.suppress(Exception):
+        from autocoder.analysis.memo import PROCESS_MEMO
         from autocoder.compile import compile_sources
 
         raws, _ = compile_tasks.read_sources(project)
-        result = compile_sources(*raws)
+        # the memo is filled whatever AUTOCODER_COMPILE_MEMO says here: each request carries
+        # its own environment, and a child whose build turned it off does not read it
+        result = compile_sources(*raws, memo=PROCESS_MEMO)
         if result.ir is not None:
             from autocoder.ir.models import dump
 

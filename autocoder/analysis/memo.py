@@ -1,0 +1,167 @@
+"""A per-component memo of the compiler's component-local work, kept in memory.
+
+After a one-component edit, `check` would otherwise analyse every component again (compile
+its expressions, check its config and examples) and build, hash and validate every IR slice.
+This memo keeps, per component, what those steps produced in the last compile of this
+process: the component's diagnostics and compiled logic, and its IR slice. The project's warm
+worker (validate/warm_worker.py) compiles the blueprints once before it serves, so each
+`check` child it forks starts with the entries of every component as they were then; a
+process without a worker (a plain `autocoder build`, the CLI) fills it in its first compile.
+Parsing, model validation and the system-wide passes (schemas, duplicate names, deployment,
+bindings, the graph, capacity) run every time, over all components.
+
+Why a hit gives exactly what a fresh compile gives: an entry's key holds everything the
+memoised steps read,
+- the text of architecture.yaml outside the `components` list (schemas, bindings, policy,
+  system, YAML directives, comments) and all of deployment.yaml: a change there misses every
+  entry;
+- the component's index, where its text starts (column, and the line's text before it) and
+  its YAML text itself: its data and the positions of its diagnostics (with their
+  `components[i]` paths) come from these alone, but for the line its text starts on, which
+  shifts every line of them alike: an entry keeps the line it was made at, and its
+  diagnostics are moved by the difference (an entry is made only when every diagnostic lies
+  within the component's own lines: lines above it may grow or shrink);
+- for the slice, also the component's wiring (its resolved bindings, whose compiled conditions
+  read the schemas of the components at the other end). Its merged deployment settings are
+  computed from the component, deployment.yaml, the policy and rules/budgets.yaml, all in the
+  key already (the rules are part of Autocoder's files, which key the worker).
+The memo is used only for a blueprint that validates cleanly (no part left out by recovery)
+and has no YAML anchor: an alias would make a component's data depend on text outside it.
+Entries are immutable in use (frozen IR models, diagnostics, logic only read); only the
+entries the last compile used or made are kept, so the memo holds one blueprint's worth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from autocoder.layout import ARCHITECTURE
+
+if TYPE_CHECKING:
+    from autocoder.analysis.context import Context
+    from autocoder.diagnostics import Diagnostic
+    from autocoder.ir.models import Slice
+
+# An anchor (`&name`) is preceded by white space, a flow indicator or the start of a line;
+# this also matches some text that is no anchor (`a &b` in a string), which only disables
+# the memo for that blueprint.
+_ANCHOR = re.compile(r"(?:^|[\s\[\{,])&\S", re.MULTILINE)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True)
+
+Key = tuple[bytes, int, int, str, str]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What check_components made of one component: its diagnostics, whether its ports were
+    right (else nothing more of it was checked) and its compiled logic."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    ok: bool
+    logic: Any
+    line: int  # the (1-based) line the component's text started on when this was made
+
+
+@dataclass
+class ComponentMemo:
+    """The entries of the last compile, by key; `hits` and `computed` count this compile's."""
+
+    analyses: dict[Key, Analysis] = field(default_factory=dict)
+    slices: dict[tuple[Key, str], Slice] = field(default_factory=dict)
+    hits: int = 0
+    computed: int = 0
+
+
+class MemoRun:
+    """One compile's use of a ComponentMemo: the keys of its components, the entries it used
+    or made (which replace the memo's when the compile ends: `finish`)."""
+
+    def __init__(self, memo: ComponentMemo, keys: list[Key], spans: list[tuple[int, int]]) -> None:
+        self.memo = memo
+        self.keys = keys
+        self.spans = spans  # per component: its first and last line (1-based)
+        self._analyses: dict[Key, Analysis] = {}
+        self._slices: dict[tuple[Key, str], Slice] = {}
+
+    def analysis(self, index: int) -> Analysis | None:
+        """Component `index`'s entry, its diagnostics on the lines where its text is now."""
+        found = self.memo.analyses.get(self.keys[index])
+        if found is None:
+            return None
+        self.memo.hits += 1
+        line = self.spans[index][0]
+        if found.line != line:
+            shift = line - found.line
+            moved = tuple(dataclasses.replace(d, line=d.line + shift) for d in found.diagnostics)
+            found = Analysis(moved, found.ok, found.logic, line)
+        self._analyses[self.keys[index]] = found
+        return found
+
+    def store_analysis(self, index: int, diagnostics: list[Diagnostic], ok: bool, logic: Any) -> None:
+        """Keep component `index`'s results, unless a diagnostic lies outside its own lines
+        (moving it with the component would be wrong)."""
+        self.memo.computed += 1
+        first, last = self.spans[index]
+        if all(d.file == ARCHITECTURE and first <= d.line <= last for d in diagnostics):
+            self._analyses[self.keys[index]] = Analysis(tuple(diagnostics), ok, logic, first)
+
+    def slice(self, index: int, wiring: str) -> Slice | None:
+        found = self.memo.slices.get((self.keys[index], wiring))
+        if found is not None:
+            self.memo.hits += 1
+            self._slices[(self.keys[index], wiring)] = found
+        return found
+
+    def store_slice(self, index: int, wiring: str, made: Slice) -> None:
+        self.memo.computed += 1
+        self._slices[(self.keys[index], wiring)] = made
+
+    def finish(self) -> None:
+        """Keep only this compile's entries (an edited component's old ones go)."""
+        self.memo.analyses = self._analyses
+        if self._slices:  # a compile that built no IR leaves the slices for the next one
+            self.memo.slices = self._slices
+
+
+def wiring_key(upstream: Any, downstream: Any) -> str:
+    """What a component's slice reads besides its entry's key: its resolved bindings."""
+    return _ENCODER.encode([upstream, downstream])
+
+
+def start(memo: ComponentMemo, ctx: Context) -> MemoRun | None:
+    """The keys of this blueprint's components (module docstring), or None when the memo must
+    stand aside: an anchor in architecture.yaml, or a document shape it does not know."""
+    memo.hits = memo.computed = 0
+    doc = ctx.arch_doc
+    text = doc.text
+    if _ANCHOR.search(text):
+        return None
+    listing = doc.values.get(("components",))
+    items = [doc.values.get(("components", i)) for i in range(len(ctx.arch.components))]
+    if listing is None or any(node is None for node in items):
+        return None
+    begin, end = listing.start_mark.index, listing.end_mark.index
+    context = hashlib.sha256()
+    for part in (text[:begin], text[end:], ctx.deploy_doc.text):
+        context.update(part.encode())
+        context.update(b"\0")
+    outside = context.digest()
+    keys: list[Key] = []
+    spans: list[tuple[int, int]] = []
+    for i, node in enumerate(items):
+        first, last = node.start_mark, node.end_mark  # type: ignore[union-attr]
+        line_start = text.rfind("\n", 0, first.index) + 1
+        keys.append(
+            (outside, i, first.column, text[line_start : first.index], text[first.index : last.index])
+        )
+        spans.append((first.line + 1, last.line + 1))
+    return MemoRun(memo, keys, spans)
+
+
+# The memo of this process (the warm worker's, inherited by each child it forks).
+PROCESS_MEMO = ComponentMemo()
