@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-
 from typing import Any
 
 from autocoder_runtime.database import InboxItem
@@ -85,7 +84,8 @@ def test_an_inline_database_is_emptied_of_every_table_it_filled(data: Path):
 
     try:
         first = asyncio.run(fill())
-        assert all(_rows(first)[t] for t in ("inbox", "dead_letters", "records", "windows", "sqlite_sequence"))
+        tables = ("inbox", "dead_letters", "records", "windows", "sqlite_sequence")
+        assert all(_rows(first)[t] for t in tables)
         second, ids = asyncio.run(again())
         assert second is first and ids == [1]
         rows = _rows(second)
@@ -153,7 +153,8 @@ class Leaky(Items):
 
     async def aprocess(self, port: str, message: Message) -> list[tuple[str, Message]]:
         await super().aprocess(port, message)
-        await self.system.database().record_put(self.name, "zz-extra", strict_json({**message, "id": "zz-extra"}))
+        extra = strict_json({**message, "id": "zz-extra"})
+        await self.system.database().record_put(self.name, "zz-extra", extra)
         return []
 
 
@@ -162,7 +163,7 @@ def _read_back_verdict(cls: type[Items]) -> str:
     with a fixed seed: "passed", or the failure's message and falsifying example."""
 
     @settings(max_examples=40, derandomize=True, database=None, deadline=None, phases=PHASES)
-    @given(message=st.fixed_dictionaries({"id": st.text("abc", min_size=1, max_size=4), "n": st.integers(0, 99)}))
+    @given(st.fixed_dictionaries({"id": st.text("abc", min_size=1, max_size=4), "n": st.integers(0, 99)}))
     def read_back(message: dict[str, Any]) -> None:
         valid = cls.inputs["in"].model_validate(message).model_dump(mode="json")
         assert stored(cls, "in", [message]) == {message["id"]: valid}
