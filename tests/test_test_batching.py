@@ -225,3 +225,82 @@ def test_an_edit_batches_no_member_that_ran_after_its_inputs_changed(tmp_path: P
     # gamma's JUnit file older than the shared input: its task will run, so alpha takes it
     os.utime(reports / "junit" / "gamma.xml", ns=(1_500_000_000_000_000_000,) * 2)
     assert [member.name for member, _ in _siblings(tmp_path, group, alpha, records)] == ["gamma"]
+
+
+STORE = """
+from typing import Any, ClassVar
+
+from autocoder_runtime.kinds import Store
+from autocoder_runtime.messages import strict_json
+from autocoder_runtime.spec import ComponentSpec
+from autocoder_runtime.testing import stored
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from pydantic import BaseModel
+
+PHASES = (Phase.explicit, Phase.generate, Phase.shrink)  # not explain: it traces every line, slowly
+
+
+class Reading(BaseModel):
+    sensor: str
+    value: float
+
+
+class Kept(Store):
+    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Reading}
+    spec = ComponentSpec.model_validate({"config": {"key": "sensor"}})
+    LEAK = False  # a broken store also writes each message under a second key
+
+    async def aprocess(self, port, message):
+        out = await super().aprocess(port, message)
+        if self.LEAK:
+            await self.system.database().record_put(self.name, "zz", strict_json({**message, "sensor": "zz"}))
+        return out
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=True,
+    phases=PHASES,
+)
+@given(st.fixed_dictionaries({"sensor": st.text("ab", min_size=1, max_size=3), "value": st.floats(-9, 9)}))
+def test_records_read_back(message: dict[str, Any]) -> None:
+    valid = Kept.inputs["in"].model_validate(message).model_dump(mode="json")
+    assert stored(Kept, "in", [message]) == {message["sensor"]: valid}
+"""
+
+STORE_CONFTEST = """
+import pytest
+from autocoder_runtime.testing import release_databases
+
+TEST_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    yield
+    release_databases()
+"""
+
+
+def test_batched_store_tests_on_the_runtime_harness_give_their_lone_results(tmp_path: Path) -> None:
+    """Property tests of stores on the runtime's test harness (one reused, emptied database per
+    test), as the generated ones are: batched, a passing store passes and a leaky one fails with
+    the JUnit file and message its lone run gives, and no record of one reaches another."""
+    sources = {"kept": STORE, "leaky": STORE.replace("LEAK = False", "LEAK = True")}
+    src, group = _project(tmp_path, sources)
+    (src / "tests" / "conftest.py").write_text(STORE_CONFTEST)
+    alone = {m.name: _alone(src, m.test_file, tmp_path) for m in group.members}
+    results = {}
+    for member in group.members:
+        junit = tmp_path / "generated" / "reports" / "junit" / f"{member.name}.xml"
+        scratch = tmp_path / "scratch" / member.name
+        scratch.mkdir(parents=True)
+        result = run_in_group(tmp_path, src, group, member.name, junit, scratch)
+        results[member.name] = (result.to_json(), normalized_junit(junit.read_bytes()))
+    assert results == alone
+    assert [alone[n][0]["exit_code"] for n in sources] == [0, 1]
+    assert b"{'zz': {'sensor': 'zz', 'value': 0.0}}" in alone["leaky"][1]  # its extra record, nothing else

@@ -34,9 +34,12 @@ LOGIC_ERRORS = (ArithmeticError, ValueError, TypeError, KeyError, IndexError)
 RESTART_DELAY_S = (0.05, 5.0)  # a failed consumer restarts after a backoff between these
 
 
+DEFAULT_DATA_DIR = "data"
+
+
 def data_dir() -> Path:
     """Where the system keeps its SQLite database and files: $DATA_DIR, or ./data."""
-    return Path(os.environ.get("DATA_DIR", "data"))
+    return Path(os.environ.get("DATA_DIR", DEFAULT_DATA_DIR))
 
 
 def run_logic(function: Callable[..., Any], *args: Any) -> Any:

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from autocoder_runtime.component import Component, data_dir
+from autocoder_runtime.component import DEFAULT_DATA_DIR, Component, data_dir
 from autocoder_runtime.database import Connection, Database, Dialect, open_database
 from autocoder_runtime.kinds import Aggregator, Sink, Source, Store
 from autocoder_runtime.logs import LOG
@@ -88,16 +89,70 @@ class InlineDatabase(Database):
     connection instead of the reader pool. A test runs one component on one message at a time,
     with nothing else on the loop to let run meanwhile: the hop to another thread and back,
     twice or three times a run, cost more than the SQL, and on a loaded machine each waited
-    for a time slice. The runtime's own tests exercise the threads."""
+    for a time slice. The runtime's own tests exercise the threads.
+
+    It also knows which tables can hold rows (`filled`), so that emptying it for the next run
+    deletes from those alone: SQLite asks the write connection's authorizer about every
+    statement it prepares, naming the table of each INSERT; a table no statement of this
+    connection ever inserted into is still as empty as the new file made it. A statement that
+    changes the schema (a table made, dropped or attached) ends the tracking: every table is
+    then emptied, as before. Deleting from five tables cost most of a store's run."""
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect, readers=1)  # the pool starts no thread until it is used
         self.connection: Connection | None = None
         self.opened = False
+        # the tables an INSERT of this connection named, and those that count with AUTOINCREMENT
+        # (whose inserts also write sqlite_sequence); None: not known, every table is emptied
+        self.filled: set[str] | None = set()
+        self.counted: set[str] = set()
 
     def open(self) -> None:
-        self.connection = self._schema()
+        connection = self._schema()
+        self.connection = connection
+        self.counted = {
+            str(name)
+            for name, sql in connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+            if "AUTOINCREMENT" in str(sql or "").upper()
+        }
+        self._track(connection)
         self.opened = True
+
+    def _reader(self) -> Connection:
+        before = getattr(self.local, "connection", None)
+        connection = super()._reader()
+        if connection is not before:  # reads do not insert, but nothing here relies on it
+            self._track(connection)
+        return connection
+
+    def _track(self, connection: Connection) -> None:
+        if isinstance(connection, sqlite3.Connection):
+            connection.set_authorizer(self._authorize)
+        else:  # not SQLite's own connection: nothing tells which tables were written
+            self.filled = None
+
+    def _authorize(
+        self, action: int, first: str | None, second: str | None, schema: str | None, trigger: str | None
+    ) -> int:
+        """SQLite's authorizer: allows everything, and notes what an INSERT fills."""
+        if self.filled is not None:
+            if action == sqlite3.SQLITE_INSERT and first is not None:
+                self.filled.add(first)
+            elif action in _SCHEMA_ACTIONS:
+                self.filled = None
+        return sqlite3.SQLITE_OK
+
+    def empty(self, connection: Connection) -> None:
+        """Delete every row a run may have left (`filled`), so that the database holds what a
+        new file holds; sqlite_sequence too, when an AUTOINCREMENT table was filled."""
+        if self.filled is None:
+            _delete_all_rows(connection)
+            return
+        tables = sorted(self.filled)
+        if self.filled & self.counted:
+            tables.append("sqlite_sequence")
+        for table in tables:
+            connection.execute(f'DELETE FROM "{table}"')  # noqa: S608 - names SQLite gave us
 
     async def write(self, operation: Callable[[Connection], T]) -> T:
         if not self.opened:
@@ -121,6 +176,14 @@ class InlineDatabase(Database):
                 self.connection.close()
             self.connection = None
         super().close()
+
+
+# authorizer actions after which the tables that may hold rows are no longer known
+_SCHEMA_ACTIONS = frozenset(
+    getattr(sqlite3, name)
+    for name in dir(sqlite3)
+    if name.startswith(("SQLITE_CREATE_", "SQLITE_DROP_")) or name in ("SQLITE_ALTER_TABLE", "SQLITE_ATTACH")
+)
 
 
 async def _open(name: str, directory: Path, inline: bool) -> Database:
@@ -168,7 +231,9 @@ _unclosed: list[asyncio.Runner] = []  # released while a loop ran, which cannot 
 
 
 def _current() -> _Reused:
-    given = (str(data_dir()), os.getcwd())  # as set: resolving it costs more than a run
+    # DATA_DIR as set, not even made a Path (data_dir): this runs twice a run, and parsing a
+    # path cost a tenth of a transformer's run; a new setting is resolved below
+    given = (os.environ.get("DATA_DIR", DEFAULT_DATA_DIR), os.getcwd())
     if _reused and _reused[0].given == given:
         return _reused[0]
     directory = data_dir().resolve()
@@ -241,7 +306,7 @@ async def _emptied(reused: _Reused, inline: bool) -> Database:
     if database is None:
         database = reused.database = await _open(f"test-{uuid.uuid4().hex}", reused.directory, inline)
     elif database.written != reused.emptied_at:
-        await database.write(_delete_all_rows)
+        await database.write(database.empty if isinstance(database, InlineDatabase) else _delete_all_rows)
     reused.emptied_at = database.written
     return database
 

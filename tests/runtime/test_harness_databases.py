@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from autocoder_runtime.database import InboxItem
-from autocoder_runtime.testing import empty_database, release_databases, stored
+from autocoder_runtime.messages import Message, strict_json
+from autocoder_runtime.testing import InlineDatabase, empty_database, release_databases, stored
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 from rtkit import Items
 
 
@@ -59,3 +63,127 @@ def test_each_data_dir_gets_its_own_database_and_release_closes_them(data: Path,
     finally:
         release_databases()
     assert second.writer is None
+
+
+def test_an_inline_database_is_emptied_of_every_table_it_filled(data: Path):
+    """The test runs' database (InlineDatabase) empties only the tables an INSERT of its
+    connections named: every kind of row still goes, and AUTOINCREMENT counts from 1 again."""
+
+    async def fill():
+        database = await empty_database(inline=True)
+        await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")] * 3)
+        await database.dead_letter_add("c", "in", "boom", "{}", "t")
+        await database.record_put("items", "k", "{}")
+        await database.window_put("agg", 0.0, "k", "{}")
+        return database
+
+    async def again():
+        database = await empty_database(inline=True)
+        ids = await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")])
+        return database, ids
+
+    try:
+        first = asyncio.run(fill())
+        tables = ("inbox", "dead_letters", "records", "windows", "sqlite_sequence")
+        assert all(_rows(first)[t] for t in tables)
+        second, ids = asyncio.run(again())
+        assert second is first and ids == [1]
+        rows = _rows(second)
+        assert len(rows["inbox"]) == 1
+        assert not any(rows[t] for t in ("dead_letters", "records", "windows"))
+    finally:
+        release_databases()
+
+
+def test_an_inline_database_empties_what_a_store_run_left_and_only_that(data: Path):
+    try:
+        assert stored(Items, "in", [{"id": "a", "n": 1}]).keys() == {"a"}
+        database = asyncio.run(empty_database(inline=True))
+        assert database.filled == {"records"}  # the store's one table: one DELETE, not five
+        assert not any(_rows(database).values())
+        assert stored(Items, "in", [{"id": "b", "n": 2}]).keys() == {"b"}
+    finally:
+        release_databases()
+
+
+def test_an_inline_database_whose_schema_changed_empties_every_table(data: Path):
+    """A table made after the schema (no runtime code does; a write could): its rows go too."""
+
+    def make_and_fill(connection):
+        connection.execute("CREATE TABLE extra (x INTEGER)")
+        connection.execute("INSERT INTO extra VALUES (1)")
+
+    async def fill():
+        database = await empty_database(inline=True)
+        await database.write(make_and_fill)
+        await database.read(lambda c: c.execute("INSERT INTO records VALUES ('s', 'k', '{}', 0)"))
+        return database
+
+    try:
+        database = asyncio.run(fill())
+        assert database.filled is None  # not known any more: every table is emptied
+        assert _rows(database)["extra"] and _rows(database)["records"]
+        asyncio.run(empty_database(inline=True))
+        assert not any(_rows(database).values())
+    finally:
+        release_databases()
+
+
+def test_an_insert_on_a_read_connection_is_emptied_too(data: Path):
+    async def fill():
+        database = await empty_database(inline=True)
+        await database.read(lambda c: c.execute("INSERT INTO records VALUES ('s', 'k', '{}', 0)"))
+        return database
+
+    try:
+        database = asyncio.run(fill())
+        database.written += 1  # as a write would have counted: the next run empties it
+        assert _rows(database)["records"]
+        asyncio.run(empty_database(inline=True))
+        assert not any(_rows(database).values())
+    finally:
+        release_databases()
+
+
+PHASES = (Phase.explicit, Phase.generate, Phase.shrink)  # not explain: it traces every line, slowly
+
+
+class Leaky(Items):
+    """A broken store: it also writes every message under a second key."""
+
+    async def aprocess(self, port: str, message: Message) -> list[tuple[str, Message]]:
+        await super().aprocess(port, message)
+        extra = strict_json({**message, "id": "zz-extra"})
+        await self.system.database().record_put(self.name, "zz-extra", extra)
+        return []
+
+
+def _read_back_verdict(cls: type[Items]) -> str:
+    """The generated read-back property of a store (templates/tests/test_component.py.j2), run
+    with a fixed seed: "passed", or the failure's message and falsifying example."""
+
+    @settings(max_examples=40, derandomize=True, database=None, deadline=None, phases=PHASES)
+    @given(st.fixed_dictionaries({"id": st.text("abc", min_size=1, max_size=4), "n": st.integers(0, 99)}))
+    def read_back(message: dict[str, Any]) -> None:
+        valid = cls.inputs["in"].model_validate(message).model_dump(mode="json")
+        assert stored(cls, "in", [message]) == {message["id"]: valid}
+
+    try:
+        read_back()
+    except AssertionError as exc:
+        return "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+    finally:
+        release_databases()
+    return "passed"
+
+
+def test_emptying_the_filled_tables_gives_the_verdicts_and_messages_of_emptying_them_all(
+    data: Path, monkeypatch
+):
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")  # as the build's test tier runs them
+    new = [_read_back_verdict(Items), _read_back_verdict(Leaky)]
+    monkeypatch.setattr(InlineDatabase, "_track", lambda self, connection: setattr(self, "filled", None))
+    every_table = [_read_back_verdict(Items), _read_back_verdict(Leaky)]
+    assert new == every_table
+    assert new[0] == "passed"
+    assert new[1].startswith("assert {") and "Failing test case" in new[1]
