@@ -17,8 +17,9 @@ import pytest
 from doit.task import Task
 
 from autocoder.tasks.reporter import RUN_GC_THRESHOLD, AutocoderReporter
+from autocoder.tasks.validate_tasks import stop_shared_server  # the path tasks' teardown
 from autocoder.validate import shared_server
-from autocoder.validate.shared_server import STATE, stop_shared_server
+from autocoder.validate.shared_server import STATE
 
 # A server stand-in: counts the SIGTERMs it gets, marks the first one, and ends only once the
 # test releases it (bounded), so "still stopping" is a state the test holds, not a race.

@@ -77,7 +77,8 @@ def _stop_path_server_early(tasks) -> None:  # noqa: ANN001 - doit's task dict
     """Once the `test` group is done, no path test of this run is left: its server is asked
     to stop now (shared_server.stop_early), while the tasks after the tests run, instead of
     in doit's teardowns after the last task. Found through the teardown the path tasks have."""
-    from autocoder.validate.shared_server import stop_early, stop_shared_server
+    from autocoder.tasks.validate_tasks import stop_shared_server  # the path tasks' teardown
+    from autocoder.validate.shared_server import stop_early
 
     group = tasks.get(TEST_GROUP)
     for name in group.task_dep if group is not None else ():
