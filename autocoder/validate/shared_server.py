@@ -280,7 +280,9 @@ def _poll_ready(pid: int, port: int, log: Path) -> None:
 
 def stop_shared_server(directory: Path, build: str) -> None:
     """doit teardown of every path task: once no path test runs, stop this build's server (a
-    no-op when it is not running, or already stopped by another task's teardown)."""
+    no-op when it is not running, or already stopped by another task's teardown), and wait
+    for the servers `stop_early` asked to stop."""
+    _await_stopping()
     state = directory / STATE
     if not (state / "state.json").exists():
         return
@@ -288,6 +290,50 @@ def stop_shared_server(directory: Path, build: str) -> None:
         found = _read(state)
         if found is not None and found["build"] == build:
             _stop(state, found)
+
+
+_STOPPING: list[int] = []  # servers of this process asked to stop by stop_early, not reaped yet
+
+
+def stop_early(directory: Path, build: str) -> None:
+    """Ask this build's server to stop, without waiting: doit runs the teardowns only when every
+    task is done, and the graceful stop (~0.2 s) then adds to the build's wall time; called once
+    no path test of this run is left (the `test` group is done: tasks.reporter), the server
+    stops while the tasks after the tests run, and the teardown (stop_shared_server) only reaps
+    it. Only servers this process started and waits for (a one-process build: the edit build);
+    under `doit -n N` they belong to the workers, whose teardowns stop them as before.
+    state.json goes at once, so a path test that still came would start a server of its own."""
+    state = directory / STATE
+    if not (state / "state.json").exists():
+        return
+    with _locked(state / "users.lock", fcntl.LOCK_EX), _locked(state / "state.lock", fcntl.LOCK_EX):
+        found = _read(state)
+        if found is None or found["build"] != build:
+            return
+        pids = [*found.get("retired", []), found["pid"]]
+        if not all(isinstance(pid, int) and pid in _OWNED and pid not in _PENDING for pid in pids):
+            return  # another process's, or never waited for: the teardown stops them
+        for pid in pids:
+            if _OWNED[pid].poll() is None:
+                os.kill(pid, signal.SIGTERM)
+                _STOPPING.append(pid)
+        with contextlib.suppress(FileNotFoundError):
+            (state / "state.json").unlink()
+
+
+def _await_stopping() -> None:
+    """Reap the servers stop_early signalled (SIGKILL after STOP_TIMEOUT_S), without a second
+    SIGTERM: one is the graceful stop, a second may cut it short."""
+    while _STOPPING:
+        pid = _STOPPING.pop()
+        owned = _OWNED.pop(pid, None)
+        if owned is None:
+            continue
+        try:
+            owned.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            owned.kill()
+            owned.wait()
 
 
 def _stop(state: Path, found: dict[str, Any]) -> None:
