@@ -96,10 +96,11 @@ def _prepare(src: Path, slice_: Slice) -> None:
 def bench_batch(src: Path, slices: list[Slice], scratch: Path, simplest: Simplest) -> dict[str, Any]:
     """In ONE forked child: `bench_component` of each slice's component, one after the other,
     in one `Session` (each component on a database emptied for it), with the same rule,
-    warm-up and load correction as a run on its own. The results of the components it completed (one that raised is left out:
-    its own task then runs it alone and fails with the error). The child is forked once for
-    all of them: the fork of the build process (~25-40 ms) was most of a fast component's task.
-    The number of messages, warm-up and rule are unchanged (bench_component)."""
+    warm-up and load correction as a run on its own. The results of the components it
+    completed (one that raised is left out: its own task then runs it alone and fails with the
+    error). The child is forked once for all of them: the fork of the build process
+    (~25-40 ms) was most of a fast component's task. The number of messages, warm-up and rule
+    are unchanged (bench_component)."""
     _prepare(src, slices[0])
     return run_forked(_bench_each, (src, slices, scratch, simplest), LIMIT_S)
 
@@ -156,7 +157,9 @@ class Session:
         self.fresh_heap = fresh_heap
         self.runner = asyncio.Runner()
 
-    def bench(self, src: Path, slice_: Slice, simplest: Simplest, iterations: int = ITERATIONS) -> dict[str, Any]:
+    def bench(
+        self, src: Path, slice_: Slice, simplest: Simplest, iterations: int = ITERATIONS
+    ) -> dict[str, Any]:
         """`bench_component` of this slice's component, on this session's loop and database."""
         import contextvars
         import gc
