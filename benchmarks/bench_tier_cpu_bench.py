@@ -16,7 +16,7 @@ each tree has its own copy of the project (its first, untimed run regenerates it
 paths are in the gen tasks' file_dep), so that the timed runs run the bench tasks only.
 The machine is shared: read the ratios of the medians, with the load averages recorded.
 
-Usage: python benchmarks/bench_tier_cpu_bench.py PROJECT [--old 02e648d] [--rounds 3]
+Usage: python benchmarks/bench_tier_cpu_bench.py PROJECT [--old 02e648d] [--new COMMIT] [--rounds 3]
        [--scratch-rounds 1] [--out benchmarks/results/bench_tier_cpu-100.json]
 PROJECT: a project built with `autocoder build` (e.g. by benchmarks/full_build_bench.py's
 synthetic system: `python -c "from autocoder.synthetic import write_synthetic; ..."`).
@@ -88,6 +88,7 @@ def main() -> None:
     )
     parser.add_argument("project", type=Path)
     parser.add_argument("--old", default="02e648d", help="the commit to compare with")
+    parser.add_argument("--new", help="a commit to measure instead of this working tree")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scratch-rounds", type=int, default=1)
     parser.add_argument("--components", type=int, default=100, help="of the scratch builds")
@@ -108,7 +109,7 @@ def main() -> None:
         projects = {name: work / f"project-{name}" for name in ("old", "new")}
         for project in projects.values():
             shutil.copytree(args.project.resolve(), project, symlinks=True)
-        trees = [("old", tree), ("new", None)]
+        trees = [("old", tree), ("new", old_tree(work, args.new) if args.new else None)]
         for name, which in trees:  # untimed: each tree's fingerprints, caches and first imports
             tier(which, projects[name])
         for round_ in range(args.rounds):
@@ -140,7 +141,9 @@ def main() -> None:
             **{f"median_{key}": value for key, value in medians.items()},
             **{f"new_vs_old_{key}": round(v["new"] / v["old"], 3) for key, v in medians.items()},
         }
-    write_comparison(args.out, args.old, loads, summary, runs, components=args.components, jobs=2)
+    write_comparison(
+        args.out, args.old, loads, summary, runs, components=args.components, jobs=2, new_commit=args.new
+    )
 
 
 if __name__ == "__main__":
