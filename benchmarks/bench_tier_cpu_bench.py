@@ -25,46 +25,22 @@ synthetic system: `python -c "from autocoder.synthetic import write_synthetic; .
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import old_tree, tree_env, write_comparison
+from common import json_build, old_tree, write_comparison
 from full_build_bench import SCOPE
 from full_build_bench import build as scratch_build
-
-
-def _cpu_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def tier(tree: Path | None, project: Path) -> dict[str, object]:
     """Every bench task of `project` once, with `tree`'s autocoder (None: this one)."""
     for report in (project / "generated" / "reports" / "bench").glob("*.json"):
         report.unlink()
-    env = {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
-    cpu, start = _cpu_of_children(), time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project), "bench", "-n", "2", "--continue"]
-        + ["--reporter", "json"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall, cpu = time.perf_counter() - start, _cpu_of_children() - cpu
-    if "{" not in run.stdout:
-        raise SystemExit(f"no report from {project}:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    wall, cpu, report = json_build(project, tree, ["bench"], 2)
     ran = [t for t in report["tasks"] if t.get("elapsed") is not None]
     bench = [t for t in ran if t["name"].startswith("bench:")]
     return {

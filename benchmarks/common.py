@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,32 @@ def timed_build(project: Path, *args: str, env: dict[str, str] | None = None) ->
     if run.returncode != 0:
         raise SystemExit(f"build {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
     return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
+
+
+def json_build(project: Path, tree: Path | None, tasks: list[str], jobs: int) -> tuple[float, float, dict]:
+    """`autocoder build PROJECT [-n JOBS] --continue --reporter json TASKS` with `tree`'s autocoder
+    (an `old_tree`; None: this one), the run-cache and the mypy daemon off: its wall seconds,
+    the CPU seconds of it and of everything it started, and doit's JSON report."""
+    env = {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu, start = usage.ru_utime + usage.ru_stime, time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project)]
+        + (["-n", str(jobs)] if jobs > 1 else [])
+        + ["--continue", "--reporter", "json", *tasks],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - cpu
+    if "{" not in run.stdout:
+        raise SystemExit(f"build in {project} printed no report:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    return wall, cpu, report
 
 
 def synthetic_bytes(components: int) -> tuple[bytes, bytes]:

@@ -21,33 +21,15 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import old_tree, tree_env, write_comparison
-from full_build_bench import SCOPE, _cpu_of_children, build
+from common import json_build, old_tree, write_comparison
+from full_build_bench import SCOPE, build
 
 
 def _run(project: Path, tree: Path | None, tasks: list[str], jobs: int) -> dict:
-    env = {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
-    cpu, start = _cpu_of_children(), time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "autocoder.cli", "build", str(project)]
-        + (["-n", str(jobs)] if jobs > 1 else [])
-        + ["--continue", "--reporter", "json", *tasks],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall, cpu = time.perf_counter() - start, _cpu_of_children() - cpu
-    if "{" not in run.stdout:
-        raise SystemExit(f"build in {project} printed no report:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    wall, cpu, report = json_build(project, tree, tasks, jobs)
     tests = [t for t in report["tasks"] if t["name"].startswith("test:") and t.get("elapsed") is not None]
     return {
         "wall_s": round(wall, 2),

@@ -5,6 +5,7 @@ to lone runs."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -196,12 +197,21 @@ def test_one_child_measures_each_component_as_its_own_child_does(orders_src, tmp
         assert json.loads(json.dumps(batched[name])) == batched[name]  # a record holds it exactly
 
 
-def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_path):
-    src, slices = orders_src
+@contextlib.contextmanager
+def big_orders_as(src: Path, text: str) -> Iterator[None]:
+    """big_orders' module replaced by `text` (imported in the children only), then restored."""
     module = src / SYSTEM / "components" / "big_orders.py"
     saved = module.read_text()
-    module.write_text("import os\n\nos._exit(3)\n")  # kills whichever child imports it
+    module.write_text(text)
     try:
+        yield
+    finally:
+        module.write_text(saved)
+
+
+def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_path):
+    src, slices = orders_src
+    with big_orders_as(src, "import os\n\nos._exit(3)\n"):  # kills whichever child imports it
         with pytest.raises(ChildFailed):
             bench_batch(src, [slices[n] for n in MEASURED], tmp_path / "batch", simplest_message)
         members = tuple((n, (f"src/{SYSTEM}/components/{n}.py",)) for n in MEASURED)
@@ -219,8 +229,6 @@ def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_
         assert measure("pricer")["ok"]  # its batch crashed: measured alone
         with pytest.raises(ChildFailed, match="exit"):
             measure("big_orders")  # the empty record: alone, and its own child dies
-    finally:
-        module.write_text(saved)
 
 
 def test_a_component_over_its_budget_fails_in_a_batch_with_its_lone_message(
@@ -253,14 +261,9 @@ def test_a_component_over_its_budget_fails_in_a_batch_with_its_lone_message(
 
 def test_a_component_that_raises_in_a_batch_leaves_the_next_ones_their_own_measurement(orders_src, tmp_path):
     src, slices = orders_src
-    module = src / SYSTEM / "components" / "big_orders.py"
-    saved = module.read_text()
-    module.write_text("raise RuntimeError('broken module')\n")  # raises in the child only
-    try:
+    with big_orders_as(src, "raise RuntimeError('broken module')\n"):
         members = [slices["big_orders"], slices["pricer"]]
         batched = bench_batch(src, members, tmp_path / "batch", simplest_message)
-    finally:
-        module.write_text(saved)
     assert sorted(batched) == ["pricer"]  # big_orders' own task runs it alone and fails
     assert batched["pricer"]["ok"] and batched["pricer"]["dead_letters"] == 0
 
