@@ -36,11 +36,14 @@ def timed_build(project: Path, *args: str, env: dict[str, str] | None = None) ->
     return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
 
 
-def json_build(project: Path, tree: Path | None, tasks: list[str], jobs: int) -> tuple[float, float, dict]:
+def json_build(
+    project: Path, tree: Path | None, tasks: list[str], jobs: int, mypy_daemon: bool = False
+) -> tuple[float, float, dict]:
     """`autocoder build PROJECT [-n JOBS] --continue --reporter json TASKS` with `tree`'s autocoder
-    (an `old_tree`; None: this one), the run-cache and the mypy daemon off: its wall seconds,
-    the CPU seconds of it and of everything it started, and doit's JSON report."""
-    env = {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
+    (an `old_tree`; None: this one), the run-cache off (and the mypy daemon unless
+    `mypy_daemon`): its wall seconds, the CPU seconds of it and of everything it started, and
+    doit's JSON report."""
+    env = tree_env(tree) if mypy_daemon else {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, start = usage.ru_utime + usage.ru_stime, time.perf_counter()
     run = subprocess.run(
