@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,20 @@ def timed_build(project: Path, *args: str, env: dict[str, str] | None = None) ->
     if run.returncode != 0:
         raise SystemExit(f"build {args} failed in {project}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
     return elapsed, [line[3:] for line in run.stdout.splitlines() if line.startswith(".  ")]
+
+
+def json_build(
+    project: Path, tree: Path | None, tasks: list[str], jobs: int, mypy_daemon: bool = False
+) -> tuple[float, float, dict]:
+    """`autocoder build PROJECT [-n JOBS] --continue --reporter json TASKS` with `tree`'s autocoder
+    (an `old_tree`; None: this one), the run-cache off (and the mypy daemon unless
+    `mypy_daemon`): its wall seconds, the CPU seconds of it and of everything it started, and
+    doit's JSON report."""
+    env = tree_env(tree) if mypy_daemon else {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
+    report, wall, cpu = reported_build(
+        project, env, [*(["-n", str(jobs)] if jobs > 1 else []), "--continue", *tasks]
+    )
+    return wall, cpu, report
 
 
 def synthetic_bytes(components: int) -> tuple[bytes, bytes]:

@@ -24,17 +24,12 @@ Usage: python benchmarks/full_build_bench.py [--old COMMIT] [--components 100] [
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import old_tree, tree_env, write_comparison
+from common import json_build, old_tree, write_comparison
 
 from autocoder.synthetic import write_synthetic
 
@@ -46,43 +41,11 @@ REPORT_LAST = ["check", "ir", "gen", "lint", "test", "bench", "policy", "report"
 MODES = {"scope": SCOPE, "scope_report_last": REPORT_LAST, "full": []}
 
 
-def _cpu_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def build(tree: Path | None, components: int, workdir: Path, tasks: list[str]) -> dict:
     """One build from scratch with `tree`'s autocoder (None: this one): wall and per-group means."""
     project = Path(tempfile.mkdtemp(dir=workdir))
     write_synthetic(project, components)
-    env = tree_env(tree)
-    cpu = _cpu_of_children()
-    start = time.perf_counter()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autocoder.cli",
-            "build",
-            str(project),
-            "-n",
-            "2",
-            "--continue",
-            "--reporter",
-            "json",
-            *tasks,
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    cpu = _cpu_of_children() - cpu
-    if "{" not in run.stdout:
-        raise SystemExit(f"build in {project} printed no report:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    wall, cpu, report = json_build(project, tree, tasks, 2, mypy_daemon=True)
     groups: dict[str, list[float]] = {}
     for task in report["tasks"]:
         name = task["name"]

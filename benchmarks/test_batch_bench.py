@@ -24,14 +24,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import old_tree, reported_build, tree_env, write_comparison
+from common import json_build, old_tree, write_comparison
 from full_build_bench import SCOPE, build
 
 
 def _run(project: Path, tree: Path | None, tasks: list[str], jobs: int) -> dict:
-    env = {**tree_env(tree), "AUTOCODER_MYPY_DAEMON": "off"}
-    jobs_args = ["-n", str(jobs)] if jobs > 1 else []
-    report, wall, cpu = reported_build(project, env, [*jobs_args, "--continue", *tasks])
+    wall, cpu, report = json_build(project, tree, tasks, jobs)
     tests = [t for t in report["tasks"] if t["name"].startswith("test:") and t.get("elapsed") is not None]
     return {
         "wall_s": round(wall, 2),

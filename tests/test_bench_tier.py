@@ -34,6 +34,7 @@ from autocoder.validate.bench import (
     LOOKS,
     QUANTILE,
     RunQueueWait,
+    Session,
     bench_component,
     bound_alpha,
     bound_ranks,
@@ -98,6 +99,24 @@ def test_a_path_that_dead_letters_fails_the_bench(arch, tmp_path, monkeypatch):
     with generated(arch, tmp_path) as dividing:
         result = bench(dividing, tmp_path / "data", iterations=20)
     assert result["dead_letters"] > 0 and result["ok"] is False and result["decision"] == "dead letters"
+
+
+def test_each_component_of_a_session_starts_on_an_empty_database(arch, tmp_path, monkeypatch):
+    """A batch's components share one database, emptied for each: a pricer that dead-letters
+    every message, measured twice in one session, counts its own dead letters each time (the
+    warm-up's and the 20 timed messages'), not the first run's too."""
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "NORMAL")
+    pricer = component(arch, "pricer")
+    pricer["logic"] = {"set": {"total": "unit_price / (quantity - quantity)"}}
+    order = {"order_id": "A-000001", "quantity": 2, "unit_price": 5}
+    pricer["examples"] = [{"in": order, "out": {"total": 10}}]
+    with generated(arch, tmp_path) as (src, slice_):
+        session = Session(tmp_path / "data")
+        try:
+            runs = [session.bench(src, slice_, simplest_message, iterations=20) for _ in range(2)]
+        finally:
+            session.close()
+    assert [run["dead_letters"] for run in runs] == [runs[0]["warmup"] + 20] * 2
 
 
 def test_a_path_well_under_its_budget_passes_before_the_cap(pricer, tmp_path):
@@ -172,6 +191,31 @@ def test_one_outlier_does_not_decide_but_a_tail_over_the_limit_does():
     assert decide([0.1] * 180 + [5.0] * 20, limit, LOOKS[-1])[0] is None
     # 5 % over: undecided at 200 messages
     assert decide([0.1] * 190 + [5.0] * 10, limit, LOOKS[-1])[0] is None
+
+
+@pytest.mark.skipif(not RunQueueWait().available, reason="needs Linux's per-thread schedstat")
+def test_a_thread_that_ends_keeps_its_count_and_is_read_no_more():
+    import threading
+
+    go = threading.Event()
+    thread = threading.Thread(target=lambda: go.wait(10) and sum(range(200_000)))
+    waits = RunQueueWait()  # opened before the thread: does not count it
+    thread.start()
+    later = RunQueueWait()  # counts it
+    try:
+        counted = len(later.files)
+        assert len(waits.files) == counted - 1
+        first = later.total()
+        go.set()
+        thread.join()
+        deadline = time.monotonic() + 5  # the kernel lets go of an ended thread just after join
+        while len(later.files) == counted and time.monotonic() < deadline:
+            assert later.total() >= first
+            time.sleep(0.001)
+        assert len(later.files) == counted - 1 and later.total() >= first  # its last count stays
+    finally:
+        waits.close()
+        later.close()
 
 
 @pytest.mark.skipif(not RunQueueWait().available, reason="needs Linux's per-thread schedstat")

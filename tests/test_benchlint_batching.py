@@ -5,8 +5,12 @@ to lone runs."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +22,10 @@ from autocoder.codegen.component import generate_component
 from autocoder.codegen.provider import get_provider
 from autocoder.codegen.strategies import simplest_message
 from autocoder.codegen.system import generate_runtime
-from autocoder.validate.bench import bench_batch, bench_isolated
+from autocoder.tasks.validate_tasks import bench_verdict
+from autocoder.validate.bench import LOOKS, bench_batch, bench_isolated
 from autocoder.validate.findings import Finding
+from autocoder.validate.inprocess import importable
 from autocoder.validate.isolated import ChildFailed
 from autocoder.validate.lint import batched_tool_findings, tool_findings, tool_findings_split
 from autocoder.validate.siblings import Siblings, run_batched
@@ -191,12 +197,21 @@ def test_one_child_measures_each_component_as_its_own_child_does(orders_src, tmp
         assert json.loads(json.dumps(batched[name])) == batched[name]  # a record holds it exactly
 
 
-def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_path):
-    src, slices = orders_src
+@contextlib.contextmanager
+def big_orders_as(src: Path, text: str) -> Iterator[None]:
+    """big_orders' module replaced by `text` (imported in the children only), then restored."""
     module = src / SYSTEM / "components" / "big_orders.py"
     saved = module.read_text()
-    module.write_text("import os\n\nos._exit(3)\n")  # kills whichever child imports it
+    module.write_text(text)
     try:
+        yield
+    finally:
+        module.write_text(saved)
+
+
+def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_path):
+    src, slices = orders_src
+    with big_orders_as(src, "import os\n\nos._exit(3)\n"):  # kills whichever child imports it
         with pytest.raises(ChildFailed):
             bench_batch(src, [slices[n] for n in MEASURED], tmp_path / "batch", simplest_message)
         members = tuple((n, (f"src/{SYSTEM}/components/{n}.py",)) for n in MEASURED)
@@ -214,8 +229,43 @@ def test_a_crash_in_the_batch_fails_only_the_crashing_component(orders_src, tmp_
         assert measure("pricer")["ok"]  # its batch crashed: measured alone
         with pytest.raises(ChildFailed, match="exit"):
             measure("big_orders")  # the empty record: alone, and its own child dies
-    finally:
-        module.write_text(saved)
+
+
+def test_a_component_over_its_budget_fails_in_a_batch_with_its_lone_message(
+    orders_src, tmp_path, monkeypatch
+):  # noqa: E501
+    """The components of a batch share the child's loop and database: no verdict changes. A
+    pricer whose logic sleeps past its limit (2 ms + 25 %) fails in a batch as alone, at the
+    first look, with the same task message but for the times; the filter measured after it in
+    the same child passes."""
+    src, slices = orders_src
+    importable(src)
+    cls = importlib.import_module(f"{SYSTEM}.components.pricer").COMPONENT
+    original = cls.transform
+
+    def sleeping(self, msg):
+        time.sleep(0.003)
+        return original(self, msg)
+
+    monkeypatch.setattr(cls, "transform", sleeping)  # the forked children inherit it
+    batched = bench_batch(src, [slices["pricer"], slices["big_orders"]], tmp_path / "batch", simplest_message)
+    alone = bench_isolated(src, slices["pricer"], tmp_path / "alone", simplest_message)
+    for result in (batched["pricer"], alone):
+        assert result["ok"] is False and result["dead_letters"] == 0
+        assert result["decision"] == "lower bound over the limit" and result["iterations"] == LOOKS[0]
+    messages = [bench_verdict("pricer", result) for result in (batched["pricer"], alone)]
+    assert all(m is not None and "over its performance budget" in m.message for m in messages)
+    assert len({re.sub(r"[0-9.]+", "N", m.message) for m in messages if m is not None}) == 1
+    assert batched["big_orders"]["ok"] is True and bench_verdict("big_orders", batched["big_orders"]) is None
+
+
+def test_a_component_that_raises_in_a_batch_leaves_the_next_ones_their_own_measurement(orders_src, tmp_path):
+    src, slices = orders_src
+    with big_orders_as(src, "raise RuntimeError('broken module')\n"):
+        members = [slices["big_orders"], slices["pricer"]]
+        batched = bench_batch(src, members, tmp_path / "batch", simplest_message)
+    assert sorted(batched) == ["pricer"]  # big_orders' own task runs it alone and fails
+    assert batched["pricer"]["ok"] and batched["pricer"]["dead_letters"] == 0
 
 
 def test_a_build_deletes_the_records_of_earlier_builds(lint_project):

@@ -177,7 +177,8 @@ def _test_id(test_file: str, junit_name: str) -> str:
 
 
 def run_bench(directory: Path, name: str, group: Siblings | None = None) -> TaskFailed | None:
-    """`group`: the build's bench tasks; this one may measure pending ones in its child too."""
+    """`group`: the build's bench tasks; this one may measure pending ones in its child too.
+    A task whose result another task's batch recorded reads no IR and makes no scratch space."""
     from autocoder.codegen.strategies import simplest_message
     from autocoder.ir.models import load_slice
     from autocoder.validate.bench import bench_batch, bench_isolated
@@ -185,23 +186,29 @@ def run_bench(directory: Path, name: str, group: Siblings | None = None) -> Task
     from autocoder.validate.isolated import ChildFailed
     from autocoder.validate.siblings import run_batched
 
-    slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
     simplest = functools.partial(simplest_message, cache=directory / SAMPLES)
     src = directory / SRC
-    with scratch_directory(f"autocoder-bench-{name}-") as scratch:
 
-        def alone() -> dict[str, Any]:
+    def alone() -> dict[str, Any]:
+        with scratch_directory(f"autocoder-bench-{name}-") as scratch:
+            slice_ = load_slice(directory / GENERATED / "ir" / f"{name}.json")
             return bench_isolated(src, slice_, scratch / "alone", simplest)
 
-        def batch(names: list[str]) -> dict[str, Any]:
+    def batch(names: list[str]) -> dict[str, Any]:
+        with scratch_directory(f"autocoder-bench-{name}-") as scratch:
             slices = [load_slice(directory / GENERATED / "ir" / f"{n}.json") for n in names]
             return bench_batch(src, slices, scratch / "batch", simplest)
 
-        try:
-            result = alone() if group is None else run_batched(directory, group, name, batch, alone)
-        except ChildFailed as exc:
-            return _failure(f"bench:{name}", "its benchmark did not finish", [f"the benchmark run {exc}"])
+    try:
+        result = alone() if group is None else run_batched(directory, group, name, batch, alone)
+    except ChildFailed as exc:
+        return _failure(f"bench:{name}", "its benchmark did not finish", [f"the benchmark run {exc}"])
     _write_json(directory / REPORTS / "bench" / f"{name}.json", {"tier": "bench", **result})
+    return bench_verdict(name, result)
+
+
+def bench_verdict(name: str, result: dict[str, Any]) -> TaskFailed | None:
+    """The failure of bench:<name> for its measurement `result` (bench.bench_component), or None."""
     if result["dead_letters"]:
         return _failure(
             f"bench:{name}",

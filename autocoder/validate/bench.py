@@ -95,32 +95,34 @@ def _prepare(src: Path, slice_: Slice) -> None:
 
 def bench_batch(src: Path, slices: list[Slice], scratch: Path, simplest: Simplest) -> dict[str, Any]:
     """In ONE forked child: `bench_component` of each slice's component, one after the other,
-    each with its own database directory and the same rule, warm-up and load correction as a
-    run on its own. The results of the components it completed (one that raised is left out:
-    its own task then runs it alone and fails with the error). The child is forked once for
-    all of them: the fork of the build process (~25-40 ms) was most of a fast component's task.
-    The number of messages, warm-up and rule are unchanged (bench_component)."""
+    in one `Session` (each component on a database emptied for it), with the same rule,
+    warm-up and load correction as a run on its own. The results of the components it
+    completed (one that raised is left out: its own task then runs it alone and fails with the
+    error). The child is forked once for all of them: the fork of the build process
+    (~25-40 ms) was most of a fast component's task. The number of messages, warm-up and rule
+    are unchanged (bench_component)."""
     _prepare(src, slices[0])
     return run_forked(_bench_each, (src, slices, scratch, simplest), LIMIT_S)
 
 
 def _bench_each(src: Path, slices: list[Slice], scratch: Path, simplest: Simplest) -> dict[str, Any]:
-    """The child of `bench_batch`: each component's time limit is its own (a heartbeat each)."""
-    import gc
-
+    """The child of `bench_batch`: each component's time limit is its own (a heartbeat each).
+    The components share one `Session` (an event loop and a database); one that raised leaves
+    the session behind and the next ones get a new one, so a failure cannot reach them."""
     from autocoder.validate.isolated import heartbeat
 
     results: dict[str, Any] = {}
-    for slice_ in slices:
-        heartbeat(LIMIT_S)
-        # the heap as a freshly forked child has it: what the earlier components left is
-        # collected, and what survives is frozen (run_forked froze the parent's objects), so
-        # no collection of it lands in this component's latencies or costs a full walk
-        gc.collect()
-        gc.freeze()
-        name = slice_.component.name
-        with contextlib.suppress(Exception):
-            results[name] = bench_component(src, slice_, scratch / name / "data", simplest)
+    session = Session(scratch / "data", fresh_heap=True)
+    try:
+        for slice_ in slices:
+            heartbeat(LIMIT_S)
+            try:
+                results[slice_.component.name] = session.bench(src, slice_, simplest)
+            except Exception:  # noqa: BLE001 - its own task runs it alone and fails with the error
+                session.close()
+                session = Session(scratch / "data", fresh_heap=True)
+    finally:
+        session.close()
     return results
 
 
@@ -130,29 +132,96 @@ def bench_component(
     """Per-message latencies of the component until the sequential rule settles its p95 (at most
     `iterations` messages); returns p50/p95 (ms), the bounds, dead letters and the verdict.
     A measured path that dead-letters its messages is a failure whatever its speed."""
-    system_name = slice_.system
-    comp = slice_.component
-    importable(src)
-    module = importlib.import_module(f"{system_name}.components.{comp.name}")
-    from autocoder_runtime.testing import release_databases
+    session = Session(data_dir)
+    try:
+        return session.bench(src, slice_, simplest, iterations)
+    finally:
+        session.close()
 
-    budget = float(comp.budget.p95_ms)
-    tolerance = float(budget_rules()["tolerance"])
-    limit = budget * (1 + tolerance)
-    with environment(DATA_DIR=str(data_dir)):
+
+class Session:
+    """What the components measured one after the other in one process share: the event loop
+    and the SQLite database under `data_dir` (with its writer and reader threads). Making both
+    anew for each component (asyncio.run, a new database file) cost ~6 ms of CPU a component,
+    more than the measured messages of a fast one.
+
+    Each component still starts where a new loop and a new database would have it start: a new
+    System and component (testing.harness), the database emptied of every row with
+    AUTOINCREMENT counters back at 1 (testing.empty_database) and its write-ahead log
+    checkpointed and truncated (the state of a new file but for its free pages), a copy of the
+    caller's context, no task of the previous component left on the loop (cancelled, as
+    asyncio.run does), and with `fresh_heap` (in a forked child) the heap collected and frozen."""
+
+    def __init__(self, data_dir: Path, fresh_heap: bool = False) -> None:
+        self.data_dir = data_dir
+        self.fresh_heap = fresh_heap
+        self.runner = asyncio.Runner()
+
+    def bench(
+        self, src: Path, slice_: Slice, simplest: Simplest, iterations: int = ITERATIONS
+    ) -> dict[str, Any]:
+        """`bench_component` of this slice's component, on this session's loop and database."""
+        import contextvars
+        import gc
+
+        comp = slice_.component
+        importable(src)
+        module = importlib.import_module(f"{slice_.system}.components.{comp.name}")
+        budget = float(comp.budget.p95_ms)
+        tolerance = float(budget_rules()["tolerance"])
+        limit = budget * (1 + tolerance)
+        if self.fresh_heap:
+            # the heap as a freshly forked child has it: what the earlier components left is
+            # collected, and what survives is frozen (run_forked froze the parent's objects),
+            # so no collection of it lands in this component's latencies or costs a full walk
+            gc.collect()
+            gc.freeze()
+        with environment(DATA_DIR=str(self.data_dir)):
+            measured = _settled(_measure(module.COMPONENT, slice_, simplest, iterations, limit))
+            run = self.runner.run(measured, context=contextvars.copy_context())
+        return {
+            "component": comp.name,
+            "kind": comp.kind,
+            **run,
+            "budget_p95_ms": budget,
+            "tolerance": tolerance,
+            "limit_ms": round(limit, 4),
+            "ok": run["ok"],
+        }
+
+    def close(self) -> None:
+        """The loop closed (its executor's threads joined) and the database with its threads."""
+        from autocoder_runtime.testing import release_databases
+
         try:
-            run = asyncio.run(_measure(module.COMPONENT, slice_, simplest, iterations, limit))
+            self.runner.close()
         finally:
             release_databases()
-    return {
-        "component": comp.name,
-        "kind": comp.kind,
-        **run,
-        "budget_p95_ms": budget,
-        "tolerance": tolerance,
-        "limit_ms": round(limit, 4),
-        "ok": run["ok"],
-    }
+
+
+async def _settled(coroutine: Any) -> Any:
+    """`coroutine`'s result, once every task it left on the loop is cancelled and done (what
+    asyncio.run does before it closes its loop), so none runs into the next component's run."""
+    try:
+        return await coroutine
+    finally:
+        current = asyncio.current_task()
+        left = [task for task in asyncio.all_tasks() if task is not current]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
+
+def _truncate_log(path: str) -> None:
+    """Checkpoint the SQLite database at `path` and truncate its write-ahead log (what an
+    emptied database wrote there is gone, as in a new file). Nothing else is active on it now."""
+    import sqlite3
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        connection.close()
 
 
 def looks(cap: int) -> list[int]:
@@ -213,34 +282,39 @@ def _p95(latencies: list[float]) -> float:
 class RunQueueWait:
     """Nanoseconds this process's threads have spent runnable but waiting for a CPU, from Linux's
     per-thread schedstat (its second field). Threads started after it opened are not counted,
-    which only ever leaves more of a latency in. `available` is False off Linux."""
+    which only ever leaves more of a latency in. `available` is False off Linux.
+
+    `total` is read after every measured message: one pread per thread and little else (a
+    thread that has ended keeps its last count and is read no more)."""
 
     def __init__(self) -> None:
         self.files: list[int] = []
         self.last: list[int] = []
+        self.ended = 0  # the last counts of the threads that have ended
         with contextlib.suppress(OSError):
             for tid in sorted(os.listdir("/proc/self/task")):
                 fd = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
                 self.files.append(fd)
-                self.last.append(self._read(fd) or 0)
+                self.last.append(0)
+        self.total()
 
     @property
     def available(self) -> bool:
         return bool(self.files)
 
-    @staticmethod
-    def _read(fd: int) -> int | None:
-        try:
-            return int(os.pread(fd, 128, 0).split()[1])
-        except (OSError, ValueError, IndexError):  # its thread has ended: its count stays
-            return None
-
     def total(self) -> int:
+        last, pread = self.last, os.pread
         for i, fd in enumerate(self.files):
-            value = self._read(fd)
-            if value is not None:
-                self.last[i] = value
-        return sum(self.last)
+            try:
+                last[i] = int(pread(fd, 128, 0).split(None, 2)[1])
+            except (OSError, ValueError, IndexError):  # its thread has ended: its count stays
+                self._forget(i)
+                return self.total()
+        return sum(last) + self.ended
+
+    def _forget(self, index: int) -> None:
+        os.close(self.files.pop(index))
+        self.ended += self.last.pop(index)
 
     def close(self) -> None:
         for fd in self.files:
@@ -254,6 +328,7 @@ async def _measure(cls: Any, slice_: Slice, simplest: Simplest, cap: int, limit:
 
     comp = slice_.component
     async with harness(cls) as component:
+        _truncate_log(component.system.database().dialect.target)
         component.bucket = TokenBucket(10**9, 10**9)  # the kernel's cost, never its throttling
         if isinstance(comp, SinkIR) and comp.config.target == "webhook":
             import httpx
@@ -272,14 +347,17 @@ async def _measure(cls: Any, slice_: Slice, simplest: Simplest, cap: int, limit:
         waits = RunQueueWait()
         try:
             for look in looks(cap):
+                # the count read after a message is the count before the next one: between
+                # the two reads there are only two appends (well under a microsecond), so a
+                # message's window is what it was with a read of its own, at half the reads
+                waited = waits.total()
                 while len(wall) < look:
-                    before = waits.total()
                     start = time.perf_counter_ns()
                     await step()
                     elapsed = time.perf_counter_ns() - start
-                    waited = waits.total() - before
+                    before, waited = waited, waits.total()
                     wall.append(elapsed / 1e6)
-                    corrected.append(max(0, elapsed - waited) / 1e6)
+                    corrected.append(max(0, elapsed - (waited - before)) / 1e6)
                 dead = await component.system.database().dead_letter_count()
                 verdict, lower, upper = decide(corrected, limit, cap)
                 if dead or verdict:

@@ -30,6 +30,7 @@ How (the same protocol as the test tier's validate/batch.py, with its own record
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -63,7 +64,12 @@ class Siblings:
     rewritten: bool
 
     def inputs(self, name: str) -> tuple[str, ...]:
-        return next(inputs for member, inputs in self.members if member == name)
+        return self._inputs[name]
+
+    @functools.cached_property
+    def _inputs(self) -> dict[str, tuple[str, ...]]:
+        """The members by name: every task of a batch looks its siblings' inputs up (twice)."""
+        return dict(self.members)
 
 
 Batch = Callable[[list[str]], dict[str, Any]]  # components -> payload of each one it completed
