@@ -75,7 +75,6 @@ def median_s(fn: Callable[[], object], repeats: int) -> float:
 def reported_build(project: Path, env: dict[str, str], args: list[str]) -> tuple[dict, float, float]:
     """`autocoder build PROJECT *args --reporter json`: doit's JSON report, the wall seconds
     and the CPU seconds of every process the build started (SystemExit when no report came)."""
-    import resource
 
     def cpu() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
