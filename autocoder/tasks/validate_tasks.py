@@ -604,7 +604,29 @@ def _path_batch(
         runnable = {
             n: c for n, c in checks.items() if n == names[0] or served is None or set(parts[n]) <= served
         }
+        # a circuit breaker handles a message by how many failed before it: a round posts one
+        # message per path, all fanning out alike, so a breaker on a path could open on the
+        # round's messages where the lone test's one would pass (its own task runs it alone)
+        stateful = _breakers(directory, {c for n in runnable for c in parts[n]})
+        runnable = {n: c for n, c in runnable.items() if not stateful & set(parts[n])}
         return {name: {"seconds": seconds} for name, seconds in run_path_batch(runnable, url).items()}
+
+
+def _breakers(directory: Path, components: set[str]) -> set[str]:
+    """Those of `components` with a circuit breaker (their IR slices; an unreadable slice
+    counts as one: its path is then run alone, as without batching)."""
+    from autocoder.ir.models import load_slice
+
+    found = set()
+    for name in components:
+        try:
+            capabilities = load_slice(directory / GENERATED / "ir" / f"{name}.json").component.capabilities
+        except (OSError, ValueError):
+            found.add(name)
+            continue
+        if capabilities.circuit_breaker is not None:
+            found.add(name)
+    return found
 
 
 def _rerun_components(directory: Path, system: str) -> set[str]:
