@@ -203,3 +203,38 @@ def test_a_path_test_that_does_more_or_other_than_the_generated_call_is_never_ba
     check = path_check(tmp_path, GENERATED_FORM.replace(*change))
     assert check.case() is None
     assert run_path_batch({"path.a__b": check}, url) == {}
+
+
+def test_paths_through_a_breaker_or_a_tight_rate_limit_are_not_batched(tmp_path: Path):
+    """A round posts one message per path, all fanning out alike: a circuit breaker could open,
+    or a rate limit's bucket empty, on the round's messages where the lone test's one passes
+    (the webhooks example's billing_hook breaker did). Such paths are run alone."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from autocoder.tasks.validate_tasks import _stateful
+
+    example = Path(__file__).parent.parent / "examples" / "webhooks"
+    project = tmp_path / "webhooks"
+    project.mkdir()
+    shutil.copy(example / "deployment.yaml", project)
+    arch = yaml.safe_load((example / "architecture.yaml").read_text())
+    for component in arch["components"]:
+        if component["name"] == "normalise":  # tighter than the kernel's default (burst 1000)
+            component["capabilities"] = {"rate_limit": {"rate": 5, "burst": 2}}
+        if component["name"] == "event_log":  # as loose as the default: no state that matters
+            component["capabilities"] = {"rate_limit": {"rate": 1000, "burst": 1000}}
+    (project / "architecture.yaml").write_text(yaml.safe_dump(arch, sort_keys=False))
+    build = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), "check", "ir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    everything = {"events_api", "normalise", "event_log", "billing_hook", "urgent_only", "pager_hook"}
+    assert _stateful(project, everything) == {"normalise", "billing_hook", "pager_hook"}
+    assert _stateful(project, {"missing"}) == {"missing"}  # no slice: run alone

@@ -604,19 +604,24 @@ def _path_batch(
         runnable = {
             n: c for n, c in checks.items() if n == names[0] or served is None or set(parts[n]) <= served
         }
-        # a circuit breaker handles a message by how many failed before it: a round posts one
-        # message per path, all fanning out alike, so a breaker on a path could open on the
-        # round's messages where the lone test's one would pass (its own task runs it alone)
-        stateful = _breakers(directory, {c for n in runnable for c in parts[n]})
+        # a component that keeps state across messages handles one by what came before it: a
+        # round posts one message per path, all fanning out alike, so it could open a circuit
+        # breaker or empty a rate limit's bucket where the lone test's one passes (its own
+        # task runs such a path alone)
+        stateful = _stateful(directory, {c for n in runnable for c in parts[n]})
         runnable = {n: c for n, c in runnable.items() if not stateful & set(parts[n])}
         return {name: {"seconds": seconds} for name, seconds in run_path_batch(runnable, url).items()}
 
 
-def _breakers(directory: Path, components: set[str]) -> set[str]:
-    """Those of `components` with a circuit breaker (their IR slices; an unreadable slice
-    counts as one: its path is then run alone, as without batching)."""
+def _stateful(directory: Path, components: set[str]) -> set[str]:
+    """Those of `components` whose handling of a message depends on the messages before it: a
+    circuit breaker, or a rate limit whose burst is below the kernel's default (the one every
+    component without a declared limit gets: rules/budgets.yaml). Read from their IR slices;
+    an unreadable slice counts as stateful: its path is then run alone, as without batching."""
+    from autocoder.analysis.deployment import budget_defaults
     from autocoder.ir.models import load_slice
 
+    default_burst = budget_defaults()["default_rate_limit"]["burst"]
     found = set()
     for name in components:
         try:
@@ -624,7 +629,7 @@ def _breakers(directory: Path, components: set[str]) -> set[str]:
         except (OSError, ValueError):
             found.add(name)
             continue
-        if capabilities.circuit_breaker is not None:
+        if capabilities.circuit_breaker is not None or capabilities.rate_limit.burst < default_burst:
             found.add(name)
     return found
 
