@@ -23,24 +23,28 @@ def _rows(database) -> dict[str, list]:
     return asyncio.run(database.read(read))
 
 
+async def _fill(inline: bool = False):
+    """A reused test database with a row of every kind (inbox, dead letter, record, window)."""
+    database = await empty_database(inline=inline)
+    await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")] * 3)
+    await database.dead_letter_add("c", "in", "boom", "{}", "t")
+    await database.record_put("items", "k", "{}")
+    await database.window_put("agg", 0.0, "k", "{}")
+    return database
+
+
+async def _again(inline: bool = False):
+    """The same database emptied for the next run, and the id of its next inbox row."""
+    database = await empty_database(inline=inline)
+    ids = await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")])
+    return database, ids
+
+
 def test_a_reused_database_is_empty_again_and_counts_from_one(data: Path):
-    async def fill():
-        database = await empty_database()
-        await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")] * 3)
-        await database.dead_letter_add("c", "in", "boom", "{}", "t")
-        await database.record_put("items", "k", "{}")
-        await database.window_put("agg", 0.0, "k", "{}")
-        return database
-
-    async def again():
-        database = await empty_database()
-        ids = await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")])
-        return database, ids
-
     try:
-        first = asyncio.run(fill())
+        first = asyncio.run(_fill())
         assert all(_rows(first)[t] for t in ("inbox", "dead_letters", "records", "windows"))
-        second, ids = asyncio.run(again())
+        second, ids = asyncio.run(_again())
         assert second is first  # one file per DATA_DIR...
         assert ids == [1]  # ...whose AUTOINCREMENT starts again, as in a new file
         rows = _rows(second)
@@ -69,24 +73,11 @@ def test_an_inline_database_is_emptied_of_every_table_it_filled(data: Path):
     """The test runs' database (InlineDatabase) empties only the tables an INSERT of its
     connections named: every kind of row still goes, and AUTOINCREMENT counts from 1 again."""
 
-    async def fill():
-        database = await empty_database(inline=True)
-        await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")] * 3)
-        await database.dead_letter_add("c", "in", "boom", "{}", "t")
-        await database.record_put("items", "k", "{}")
-        await database.window_put("agg", 0.0, "k", "{}")
-        return database
-
-    async def again():
-        database = await empty_database(inline=True)
-        ids = await database.inbox_add([InboxItem("c", "out", "out", "{}", "t")])
-        return database, ids
-
     try:
-        first = asyncio.run(fill())
+        first = asyncio.run(_fill(inline=True))
         tables = ("inbox", "dead_letters", "records", "windows", "sqlite_sequence")
         assert all(_rows(first)[t] for t in tables)
-        second, ids = asyncio.run(again())
+        second, ids = asyncio.run(_again(inline=True))
         assert second is first and ids == [1]
         rows = _rows(second)
         assert len(rows["inbox"]) == 1
