@@ -186,12 +186,17 @@ def build(project: Path, *args: str, env: dict[str, str]) -> subprocess.Complete
 
 
 def tree(directory: Path, folder: str = "generated") -> dict[str, bytes]:
-    """Every file under `folder` except derived caches, doit's bookkeeping and the build
-    lock (which names the pid that held it last)."""
+    """Every file under `folder` except derived caches (Autocoder's, and Python's bytecode,
+    which a build that imported the generated package wrote when bytecode is on: a restored
+    build imports nothing), doit's bookkeeping and the build lock (which names the pid that
+    held it last)."""
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
         for p in sorted((directory / folder).rglob("*"))
-        if p.is_file() and ".cache" not in p.parts and p.name not in (".outline.json", ".lock")
+        if p.is_file()
+        and ".cache" not in p.parts
+        and "__pycache__" not in p.parts
+        and p.name not in (".outline.json", ".lock")
     }
 
 
