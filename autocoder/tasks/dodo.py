@@ -5,6 +5,7 @@ module directly, so a project works with or without its own dodo.py.
 """
 
 from autocoder.runcache.tasks import cached
+from autocoder.tasks import dispatch
 from autocoder.tasks.compile_tasks import task_check, task_ir
 from autocoder.tasks.deploy_tasks import task_deploy, task_image, task_sign
 from autocoder.tasks.gen_tasks import task_gen
@@ -26,6 +27,9 @@ task_typecheck, task_policy, task_report = cached(task_typecheck), cached(task_p
 # deploy:plan, the render groups, wheels (byte-deterministic: SOURCE_DATE_EPOCH) and validate;
 # `sign` and `image` have no targets and always run through their own up-to-date checks
 task_deploy = cached(task_deploy)
+
+# doit runs tasks marked early (typecheck) before the others waiting for a process (dispatch.py)
+dispatch.install()
 
 DOIT_CONFIG = {
     # sqlite3: atomic and fast; doit's default dbm may fall back to the slow dbm.dumb.

@@ -1,0 +1,118 @@
+"""doit's dispatch order in Autocoder builds (autocoder/tasks/dispatch.py): a task marked early
+runs as soon as its dependencies are done and a process is free, instead of behind every task
+that became ready before it; the other tasks keep doit's order, and nothing else changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE
+
+from autocoder.cli import DODO_TEXT
+from autocoder.tasks.dispatch import EARLY
+
+# A scratch build's shape: `root` (check and ir) holds everything back; then N generators, each
+# freeing its own test, and `late`, which needs every generator (typecheck). With -n 2, doit
+# queues each test when its generator ends, so `late` is queued after all of them.
+TOY = """
+import os, time
+from autocoder.tasks import dispatch
+
+dispatch.install()
+N = {n}
+EARLY = {early!r}
+
+def note(name, seconds):
+    def action():
+        with open("order.log", "a") as log:
+            log.write(name + "\\n")
+        time.sleep(seconds)
+    return action
+
+def task_root():
+    return {{"actions": [note("root", 0.3)]}}
+
+def task_gen():
+    for i in range(N):
+        yield {{"name": str(i), "actions": [note(f"gen:{{i}}", 0.02)], "task_dep": ["root"]}}
+
+def task_test():
+    for i in range(N):
+        yield {{"name": str(i), "actions": [note(f"test:{{i}}", 0.02)], "task_dep": [f"gen:{{i}}"]}}
+
+def task_late():
+    return {{"actions": [note("late", 0.0)], "task_dep": [f"gen:{{i}}" for i in range(N)], "meta": EARLY}}
+"""
+N = 12
+
+
+def _order(tmp_path: Path, early: dict | None, *, fifo: bool = False, processes: str = "2") -> list[str]:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "dodo.py").write_text(TOY.format(n=N, early=early))
+    env = {**os.environ, "AUTOCODER_DISPATCH": "fifo" if fifo else ""}
+    run = subprocess.run(
+        [sys.executable, "-m", "doit", "-f", "dodo.py", "--db-file", "db", "-n", processes],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return (tmp_path / "order.log").read_text().split()
+
+
+def _tests_after_late(order: list[str]) -> int:
+    return sum(1 for name in order[order.index("late") :] if name.startswith("test:"))
+
+
+def test_an_early_task_runs_before_the_tasks_queued_ahead_of_it(tmp_path):
+    order = _order(tmp_path, EARLY)
+    assert sorted(order) == sorted(["root", "late", *(f"{k}:{i}" for k in ("gen", "test") for i in range(N))])
+    gens = [order.index(f"gen:{i}") for i in range(N)]
+    # it starts once its last generator is done: before most tests, which are queued first
+    assert order.index("late") > max(gens)
+    assert _tests_after_late(order) >= N // 2, order
+
+
+def test_without_the_mark_or_with_fifo_doit_s_order_stands(tmp_path):
+    """The same DAG unmarked, or marked with AUTOCODER_DISPATCH=fifo: `late` is queued behind
+    the tests, as doit's own dispatcher does (what the mark changes is real)."""
+    assert _tests_after_late(_order(tmp_path / "unmarked", None)) <= 1
+    assert _tests_after_late(_order(tmp_path / "fifo", EARLY, fifo=True)) <= 1
+
+
+def test_one_process_runs_the_same_tasks(tmp_path):
+    order = _order(tmp_path, EARLY, processes="0")
+    assert sorted(order) == sorted(["root", "late", *(f"{k}:{i}" for k in ("gen", "test") for i in range(N))])
+
+
+def test_typecheck_is_marked_early(tmp_path, monkeypatch):
+    from doit.loader import load_tasks
+
+    from autocoder.tasks import dodo
+
+    for name in ("architecture.yaml", "deployment.yaml"):
+        (tmp_path / name).write_bytes((EXAMPLE / name).read_bytes())
+    (tmp_path / "dodo.py").write_text(DODO_TEXT)
+    monkeypatch.chdir(tmp_path)
+    tasks = {task.name: task for task in load_tasks(vars(dodo), allow_delayed=False)}
+    assert tasks["typecheck"].meta == EARLY
+    assert [name for name, task in tasks.items() if task.meta] == ["typecheck"]
+
+
+@pytest.mark.parametrize("setting", ["", "fifo"])
+def test_install_picks_the_dispatcher(monkeypatch, setting):
+    import doit.control
+
+    from autocoder.tasks import dispatch
+
+    monkeypatch.setattr(doit.control, "TaskDispatcher", doit.control.TaskDispatcher)
+    monkeypatch.setenv(dispatch.ENV, setting)
+    dispatch.install()
+    chosen = doit.control.TaskDispatcher
+    assert (chosen is dispatch.EarlyFirstDispatcher) == (setting != "fifo")
