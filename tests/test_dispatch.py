@@ -1,4 +1,4 @@
-"""doit's dispatch order in Autocoder builds (autocoder/tasks/dispatch.py): a task marked early
+"""doit's dispatch order in Autocoder builds (autocoder/tasks/dispatch.py): a FIRST task (typecheck)
 runs as soon as its dependencies are done and a process is free, instead of behind every task
 that became ready before it; the other tasks keep doit's order, and nothing else changes."""
 
@@ -9,22 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import doit.control
 import pytest
 from conftest import EXAMPLE
 
 from autocoder.cli import DODO_TEXT
-from autocoder.tasks.dispatch import EARLY
 
 # A scratch build's shape: `root` (check and ir) holds everything back; then N generators, each
-# freeing its own test, and `late`, which needs every generator (typecheck). With -n 2, doit
-# queues each test when its generator ends, so `late` is queued after all of them.
+# freeing its own test, and `{late}`, which needs every generator (as typecheck). With -n 2,
+# doit queues each test when its generator ends, so `{late}` is queued after all of them.
 TOY = """
 import os, time
 from autocoder.tasks import dispatch
 
 dispatch.install()
 N = {n}
-EARLY = {early!r}
 
 def note(name, seconds):
     def action():
@@ -44,15 +43,15 @@ def task_test():
     for i in range(N):
         yield {{"name": str(i), "actions": [note(f"test:{{i}}", 0.02)], "task_dep": [f"gen:{{i}}"]}}
 
-def task_late():
-    return {{"actions": [note("late", 0.0)], "task_dep": [f"gen:{{i}}" for i in range(N)], "meta": EARLY}}
+def task_{late}():
+    return {{"actions": [note("late", 0.0)], "task_dep": [f"gen:{{i}}" for i in range(N)]}}
 """
 N = 12
 
 
-def _order(tmp_path: Path, early: dict | None, *, fifo: bool = False, processes: str = "2") -> list[str]:
+def _order(tmp_path: Path, late: str, *, fifo: bool = False, processes: str = "2") -> list[str]:
     tmp_path.mkdir(exist_ok=True)
-    (tmp_path / "dodo.py").write_text(TOY.format(n=N, early=early))
+    (tmp_path / "dodo.py").write_text(TOY.format(n=N, late=late))
     env = {**os.environ, "AUTOCODER_DISPATCH": "fifo" if fifo else ""}
     run = subprocess.run(
         [sys.executable, "-m", "doit", "-f", "dodo.py", "--db-file", "db", "-n", processes],
@@ -71,7 +70,7 @@ def _tests_after_late(order: list[str]) -> int:
 
 
 def test_an_early_task_runs_before_the_tasks_queued_ahead_of_it(tmp_path):
-    order = _order(tmp_path, EARLY)
+    order = _order(tmp_path, "typecheck")
     assert sorted(order) == sorted(["root", "late", *(f"{k}:{i}" for k in ("gen", "test") for i in range(N))])
     gens = [order.index(f"gen:{i}") for i in range(N)]
     # it starts once its last generator is done: before most tests, which are queued first
@@ -79,30 +78,37 @@ def test_an_early_task_runs_before_the_tasks_queued_ahead_of_it(tmp_path):
     assert _tests_after_late(order) >= N // 2, order
 
 
-def test_without_the_mark_or_with_fifo_doit_s_order_stands(tmp_path):
-    """The same DAG unmarked, or marked with AUTOCODER_DISPATCH=fifo: `late` is queued behind
-    the tests, as doit's own dispatcher does (what the mark changes is real)."""
-    assert _tests_after_late(_order(tmp_path / "unmarked", None)) <= 1
-    assert _tests_after_late(_order(tmp_path / "fifo", EARLY, fifo=True)) <= 1
+def test_other_tasks_or_fifo_keep_doit_s_order(tmp_path):
+    """The same DAG with another name in typecheck's place, or with AUTOCODER_DISPATCH=fifo:
+    it is queued behind the tests, as doit's own dispatcher does (the change is real)."""
+    assert _tests_after_late(_order(tmp_path / "other", "late")) <= 1
+    assert _tests_after_late(_order(tmp_path / "fifo", "typecheck", fifo=True)) <= 1
 
 
 def test_one_process_runs_the_same_tasks(tmp_path):
-    order = _order(tmp_path, EARLY, processes="0")
+    order = _order(tmp_path, "typecheck", processes="0")
     assert sorted(order) == sorted(["root", "late", *(f"{k}:{i}" for k in ("gen", "test") for i in range(N))])
 
 
-def test_typecheck_is_marked_early(tmp_path, monkeypatch):
+def test_the_first_tasks_are_real_and_the_ones_the_tests_or_only_the_report_wait_for(tmp_path, monkeypatch):
+    """FIRST names real tasks of a project: gen:runtime, which every component test waits for,
+    and two that only `report` (and the `test` group) wait for."""
     from doit.loader import load_tasks
 
     from autocoder.tasks import dodo
+    from autocoder.tasks.dispatch import FIRST
 
     for name in ("architecture.yaml", "deployment.yaml"):
         (tmp_path / name).write_bytes((EXAMPLE / name).read_bytes())
     (tmp_path / "dodo.py").write_text(DODO_TEXT)
     monkeypatch.chdir(tmp_path)
-    tasks = {task.name: task for task in load_tasks(vars(dodo), allow_delayed=False)}
-    assert tasks["typecheck"].meta == EARLY
-    assert [name for name, task in tasks.items() if task.meta] == ["typecheck"]
+    tasks = load_tasks(vars(dodo), allow_delayed=False)
+    doit.control.TaskControl(tasks)  # adds the task_dep that file_dep on targets implies
+    assert FIRST <= {task.name for task in tasks}
+    needing = {task.name for task in tasks if (FIRST - {"gen:runtime"}) & set(task.task_dep)}
+    assert needing <= {"report", "test"}, needing
+    tests = [t for t in tasks if t.name.startswith("test:") and t.name.count(":") == 1]
+    assert tests and all("gen:runtime" in task.task_dep for task in tests)
 
 
 @pytest.mark.parametrize("setting", ["", "fifo"])

@@ -285,3 +285,37 @@ def test_the_key_follows_the_environment_not_build_only_settings_or_generated_co
     assert key() == first
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(project / "elsewhere"))
     assert key() != first
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_warms_up_once_the_build_that_started_it_is_over(project, env, tmp_path):
+    """While the project's build lock is held (the build that started the worker runs), the
+    worker waits without working (its 3-6 CPU-s warm-up would compete with that build); once
+    the lock is free it warms up and serves."""
+    import fcntl
+
+    from autocoder.tasks.lock import LOCK
+
+    worker = warm_worker.worker_for(project, rebuild=True)
+    assert worker is not None
+    worker.stop()  # this key's worker from an earlier test
+    held = os.open(project.parent.parent / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker.start()
+        pid = json.loads(worker.status.read_text())["pid"]  # its command line may not show yet
+        time.sleep(2.0)
+        assert background.alive(pid) and not worker.ready.exists()
+        assert _cpu_s(pid) < 0.6  # started Python and waits: no import of pytest or the compiler
+    finally:
+        os.close(held)  # the build is over
+    deadline = time.monotonic() + 90
+    while not worker.ready.is_file():
+        assert time.monotonic() < deadline, "the warm worker did not warm up once the lock was free"
+        time.sleep(0.1)
+    assert _run(project, "passing", tmp_path / "passing.xml").ok
+    assert int(env.read_text()) == pid  # served by the worker's child

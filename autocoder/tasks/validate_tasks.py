@@ -730,8 +730,6 @@ def task_typecheck() -> Any:
     if found is None:  # no usable blueprint: running this task runs `check`, which says why
         return {"actions": None, "task_dep": ["check"]}
     directory, system, components = found
-    from autocoder.tasks.dispatch import EARLY
-
     code = [p for p in runtime_paths(system) if p.endswith((".py", ".toml"))]
     code += [p for n, _ in components for p in (module_path(system, n), test_path(n))]
     return _task(
@@ -739,9 +737,6 @@ def task_typecheck() -> Any:
             "actions": [(run_typecheck, [directory, system])],
             "file_dep": [f"{SRC}/{p}" for p in code],
             "targets": [f"{REPORTS}/typecheck.json"],
-            # the longest single task: it starts once its inputs are generated, beside the tests,
-            # instead of after every task that became ready before it (tasks/dispatch.py)
-            "meta": dict(EARLY),
         }
     )
 

@@ -20,6 +20,8 @@ from typing import Any
 
 OFF = ("off", "0", "false", "no")
 STOP_S = 5.0  # how long a helper asked to stop may take to exit before it is killed
+POLL_S = 0.25  # wait_until_unlocked: how often it looks at the lock
+FRESH_S = 10.0  # wait_until_unlocked: how often it renews its status file's mtime
 
 
 class Files:
@@ -115,6 +117,47 @@ def spawn(command: list[str], cwd: Path) -> int:
         env=dict(os.environ),
     )
     return process.pid
+
+
+def flock_held(path: Path) -> bool:
+    """Whether some process holds (or waits for) an flock on `path`, from the kernel's table
+    (/proc/locks: its device as hex major:minor and its inode). False when that cannot be told
+    (no such file, no /proc): the caller then goes on as if it were free."""
+    try:
+        stat = os.stat(path)
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    wanted = (os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino)
+    for line in table.splitlines():
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1906 fe:00:4728345 0 EOF"
+        if "FLOCK" not in fields:
+            continue
+        where = fields[fields.index("FLOCK") + 4 :][:1]
+        with contextlib.suppress(ValueError):
+            major, minor, inode = where[0].split(":") if where else ("", "", "")
+            if (int(major, 16), int(minor, 16), int(inode)) == wanted:
+                return True
+    return False
+
+
+def wait_until_unlocked(path: Path, limit_s: float, keep_fresh: Path) -> bool:
+    """Wait while an flock is held on `path` (flock_held), at most `limit_s` seconds (False
+    then); `keep_fresh`'s mtime is renewed every FRESH_S meanwhile, so that a helper waiting
+    here is not taken for one stuck warming up (its status file's age says how long it has
+    been at it)."""
+    deadline = time.monotonic() + limit_s
+    fresh = time.monotonic()
+    while flock_held(path):
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        if now - fresh >= FRESH_S:
+            fresh = now
+            with contextlib.suppress(OSError):
+                os.utime(keep_fresh)
+        time.sleep(POLL_S)
+    return True
 
 
 def private_folder(folder: Path) -> Path:

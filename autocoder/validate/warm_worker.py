@@ -30,7 +30,11 @@ A build whose key has no ready worker runs in process, stops the workers of othe
 on a rebuild, starts one for its key.
 
 Life cycle, as the mypy daemon's (validate/background.py): started in the background by a
-build that is a rebuild (the task's JUnit report existed); ready once warmed up and listening
+build that is a rebuild (the task's JUnit report existed); it warms up once that build is over
+(the project's build lock, tasks/lock.py, is free): warming up costs 3-6 CPU-seconds (the
+compiler, compiling the blueprints, pytest, hypothesis, the warm-up session), which a build
+from scratch (its `ir` is a rebuild: `check` just ran) paid on its two busy cores, and the
+build that starts a worker never uses it; ready once warmed up and listening
 (a `.ready` marker); stops after AUTOCODER_WARM_WORKER seconds without a request (default
 900); `off` never starts one (tests turn it off by default). A build never waits on a worker
 that is not ready, never hangs on one (connecting, sending and its first answer are bounded)
@@ -62,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autocoder.tasks.lock import LOCK
 from autocoder.validate import background, isolated
 
 ENV = "AUTOCODER_WARM_WORKER"
@@ -366,6 +371,8 @@ def serve(status: Path, ready: Path, expected: str, idle_s: int, address: str, p
     running: dict[int, _Running] = {}
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        if not background.wait_until_unlocked(status.parents[3] / LOCK, idle_s, status):
+            return 0  # a build held the project this long: no one is waiting for this worker
         if key(tuple(path), status.parents[3]) != expected:
             return 3
         from autocoder.tasks import warm_compile
