@@ -20,7 +20,7 @@ from typing import Any
 
 OFF = ("off", "0", "false", "no")
 STOP_S = 5.0  # how long a helper asked to stop may take to exit before it is killed
-POLL_S = 0.25  # wait_until_unlocked: how often it looks at the lock
+POLL_S = 1.0  # wait_until_unlocked: how often it looks at the lock (~1 ms of CPU a look)
 FRESH_S = 10.0  # wait_until_unlocked: how often it renews its status file's mtime
 
 
