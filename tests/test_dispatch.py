@@ -122,3 +122,37 @@ def test_install_picks_the_dispatcher(monkeypatch, setting):
     dispatch.install()
     chosen = doit.control.TaskDispatcher
     assert (chosen is dispatch.EarlyFirstDispatcher) == (setting != "fifo")
+
+
+def _typecheck_build(project: Path, dispatch: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), "-n", "2", "--continue", "typecheck"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTOCODER_DISPATCH": dispatch, "AUTOCODER_CACHE": "off"},
+        timeout=300,
+    )
+
+
+@pytest.mark.slow  # a project's first typecheck in a test session is cold: ~20-50 s
+def test_a_type_error_fails_the_build_with_the_same_message_in_either_order(tmp_path):
+    """A build with -n 2 whose generated module has a type error fails at typecheck, with the
+    same findings whether typecheck is dispatched first or in doit's order."""
+    from autocoder.synthetic import write_synthetic
+
+    project = tmp_path / "project"
+    write_synthetic(project, 2)
+    first = _typecheck_build(project, "")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    module = next((project / "generated" / "src").glob("*/components/extra_0.py"))
+    module.write_text(module.read_text() + '\n\nBROKEN: int = "not an int"\n')
+    failures = []
+    for dispatch in ("", "fifo"):
+        run = _typecheck_build(project, dispatch)
+        assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+        output = run.stdout + run.stderr
+        assert "TaskFailed - taskid:typecheck" in output and "mypy found 1 error(s)" in output, output[-2000:]
+        failures.append([line for line in output.splitlines() if "extra_0.py:" in line])
+    assert failures[0] == failures[1] and len(failures[0]) >= 1, failures
+    assert "Incompatible types in assignment" in failures[0][0], failures
