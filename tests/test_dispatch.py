@@ -156,3 +156,19 @@ def test_a_type_error_fails_the_build_with_the_same_message_in_either_order(tmp_
         failures.append([line for line in output.splitlines() if "extra_0.py:" in line])
     assert failures[0] == failures[1] and len(failures[0]) >= 1, failures
     assert "Incompatible types in assignment" in failures[0][0], failures
+
+
+def test_a_doit_without_a_deque_keeps_its_own_queue(monkeypatch):
+    """Fail safe: should doit's dispatcher keep its ready queue in anything but a deque, the
+    subclass leaves that queue (and so doit's order) as it is."""
+    from doit.control import TaskControl
+
+    from autocoder.tasks import dispatch
+
+    control = TaskControl([])
+    control.process(None)
+    ours = dispatch.EarlyFirstDispatcher(control.tasks, control.targets, [])
+    assert type(ours.ready) is dispatch.ReadyQueue
+    monkeypatch.setattr(dispatch, "deque", list)  # as if doit's queue were a list
+    kept = dispatch.EarlyFirstDispatcher(control.tasks, control.targets, [])
+    assert type(kept.ready) is not dispatch.ReadyQueue

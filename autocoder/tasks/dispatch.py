@@ -45,11 +45,13 @@ class ReadyQueue(deque[Any]):
 
 
 class EarlyFirstDispatcher(TaskDispatcher):  # type: ignore[misc]  # doit is untyped
-    """doit's dispatcher with ReadyQueue as its ready queue; nothing else differs."""
+    """doit's dispatcher with ReadyQueue as its ready queue; nothing else differs. Should a
+    doit keep its queue otherwise than in a deque, its own queue and order stay."""
 
     def __init__(self, tasks: Any, targets: Any, selected_tasks: Any) -> None:
         super().__init__(tasks, targets, selected_tasks)
-        self.ready: ReadyQueue = ReadyQueue(self.ready)
+        if type(self.ready) is deque:
+            self.ready = ReadyQueue(self.ready)
 
 
 def install() -> None:
