@@ -48,6 +48,8 @@ class EarlyFirstDispatcher(TaskDispatcher):  # type: ignore[misc]  # doit is unt
     """doit's dispatcher with ReadyQueue as its ready queue; nothing else differs. Should a
     doit keep its queue otherwise than in a deque, its own queue and order stay."""
 
+    ready: Any  # doit's, set by its __init__
+
     def __init__(self, tasks: Any, targets: Any, selected_tasks: Any) -> None:
         super().__init__(tasks, targets, selected_tasks)
         if type(self.ready) is deque:
