@@ -28,7 +28,8 @@ task_typecheck, task_policy, task_report = cached(task_typecheck), cached(task_p
 # `sign` and `image` have no targets and always run through their own up-to-date checks
 task_deploy = cached(task_deploy)
 
-# doit runs tasks marked early (typecheck) before the others waiting for a process (dispatch.py)
+# doit runs gen:runtime, typecheck and test:integration before the other tasks waiting for a
+# process (tasks/dispatch.py)
 dispatch.install()
 
 DOIT_CONFIG = {

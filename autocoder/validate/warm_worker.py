@@ -33,8 +33,8 @@ Life cycle, as the mypy daemon's (validate/background.py): started in the backgr
 build that is a rebuild (the task's JUnit report existed); it warms up once that build is over
 (the project's build lock, tasks/lock.py, is free): warming up costs 3-6 CPU-seconds (the
 compiler, compiling the blueprints, pytest, hypothesis, the warm-up session), which a build
-from scratch (its `ir` is a rebuild: `check` just ran) paid on its two busy cores, and the
-build that starts a worker never uses it; ready once warmed up and listening
+from scratch (its `ir` is a rebuild: `check` just ran) paid on its two busy cores, for a worker
+that is there for the next build; ready once warmed up and listening
 (a `.ready` marker); stops after AUTOCODER_WARM_WORKER seconds without a request (default
 900); `off` never starts one (tests turn it off by default). A build never waits on a worker
 that is not ready, never hangs on one (connecting, sending and its first answer are bounded)
