@@ -9,6 +9,8 @@ in a child process of that tree. A batch holds files of one component kind only,
 seconds add up on their own. Per tree and round: wall and CPU seconds (the child and its forks)
 of the whole tier and of each kind. CPU seconds are what a busy machine disturbs least; compare
 the trees by the ratio of their medians, and see the load recorded before and after each run.
+The tests' scratch goes where a build puts it (validate.inprocess.scratch_root): set
+AUTOCODER_SCRATCH_DIR to a disk directory to measure a machine without a RAM file system.
 
 Usage: python benchmarks/comptest_bench.py [--old COMMIT] [--components 100] [--rounds 3] [--batch 7]
 """
@@ -50,7 +52,11 @@ def measure(src: Path, batch: int) -> dict:
     preload(src)
     kinds: dict[str, dict[str, float]] = {}
     cpu_start, wall_start = _cpu(), time.perf_counter()
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
+    # where a build puts the tests' scratch (their DATA_DIR and tmp_path): a RAM file system
+    # when there is one with room, else $AUTOCODER_SCRATCH_DIR or the system's temp directory
+    from autocoder.validate.inprocess import scratch_root
+
+    with tempfile.TemporaryDirectory(dir=scratch_root()) as tmp:
         for kind, names in sorted(by_kind.items()):
             cpu, wall = _cpu(), time.perf_counter()
             for start in range(0, len(names), batch):
@@ -128,7 +134,9 @@ def main() -> None:
         kind: round(value / summary["old"]["median_cpu_s_per_file"][kind], 2)
         for kind, value in summary["new"]["median_cpu_s_per_file"].items()
     }
-    write_comparison(args.out, args.old, loads, summary, runs, components=args.components, batch=args.batch)
+    scratch = os.environ.get("AUTOCODER_SCRATCH_DIR") or "RAM file system if one has room (scratch_root)"
+    fields = {"components": args.components, "batch": args.batch, "scratch": scratch}
+    write_comparison(args.out, args.old, loads, summary, runs, **fields)
 
 
 if __name__ == "__main__":

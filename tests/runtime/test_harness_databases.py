@@ -4,10 +4,11 @@ for each run: a run must find exactly what a freshly made database holds."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from autocoder_runtime.database import InboxItem
+from autocoder_runtime.database import Database, Dialect, InboxItem
 from autocoder_runtime.messages import Message, strict_json
 from autocoder_runtime.testing import InlineDatabase, empty_database, release_databases, stored
 from hypothesis import Phase, given, settings
@@ -178,3 +179,45 @@ def test_emptying_the_filled_tables_gives_the_verdicts_and_messages_of_emptying_
     assert new == every_table
     assert new[0] == "passed"
     assert new[1].startswith("assert {") and "Failing test case" in new[1]
+
+
+def _make_up(connection) -> tuple:
+    """What a test database is made of: its schema, journal mode and rows of every table."""
+    schema = connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    tables = [name for kind, name, _ in schema if kind == "table"]
+    rows = {name: connection.execute(f'SELECT * FROM "{name}"').fetchall() for name in tables}
+    return schema, connection.execute("PRAGMA journal_mode").fetchone(), rows
+
+
+def test_each_tests_database_is_a_new_file_as_the_schema_makes_it(data: Path, tmp_path: Path, monkeypatch):
+    """Each DATA_DIR's database starts as a copy of one this process made by the runtime's
+    schema (testing._new_file): the same tables, WAL, no rows, AUTOINCREMENT from 1; its
+    own file, which a restart opens as it was (run_across_restart), not a new copy."""
+    made = Database(Dialect(str(tmp_path / "made.sqlite3")))
+    made.open()
+    try:
+        expected = asyncio.run(made.read(_make_up))
+    finally:
+        made.close()
+    try:
+        seen = []
+        for name in ("one", "two"):
+            monkeypatch.setenv("DATA_DIR", str(tmp_path / name))
+            database = asyncio.run(_fill(inline=True))
+            assert database.connection.execute("PRAGMA synchronous").fetchone() == (0,)  # OFF
+            asyncio.run(_again(inline=True))
+            seen.append(database)
+            (path,) = (tmp_path / name).glob("test-*.sqlite3")
+            with sqlite3.connect(path) as fresh:  # a file of its own, not the template
+                assert len(fresh.execute("SELECT * FROM inbox").fetchall()) == 1
+        release_databases()
+        for name in ("three", "four"):
+            monkeypatch.setenv("DATA_DIR", str(tmp_path / name))
+            database = asyncio.run(empty_database(inline=True))
+            assert asyncio.run(database.read(_make_up)) == expected
+            assert sorted(p.name for p in (tmp_path / name).iterdir() if "template" in p.name) == []
+    finally:
+        release_databases()
+    assert seen[0] is not seen[1]
+    assert stored(Items, "in", [{"id": "a", "n": 1}]) == {"a": {"id": "a", "n": 1, "ts": 0.0, "act": "ok"}}
+    release_databases()
