@@ -179,18 +179,6 @@ def task_gen() -> Any:
         group = gen_siblings(uuid.uuid4().hex, tuple(deps.items()))
     else:
         forget_batches(directory)
-    # first: every component's tests and the path tests wait for it, and doit dispatches a
-    # group's tasks in the order they are yielded (the components' own gen tasks are short)
-    runtime_targets = [f"{SRC}/{p}" for p in runtime_paths(system)]
-    runtime_targets += [f"{SRC}/{path_test_file(p.id)}" for p in project_paths(directory)]
-    yield {
-        "name": "runtime",
-        "doc": "generate the system package: models, wiring, __main__, packaging, smoke and path tests",
-        "actions": [(run_gen_runtime, [directory])],
-        "file_dep": [RUNTIME_IR_FILE, fingerprint, *(str(root / t) for t in runtime_templates())],
-        "targets": runtime_targets,
-        "clean": [(clean_targets, [directory, runtime_targets])],
-    }
     for name, kind in components:
         targets = [f"{SRC}/{module_path(system, name)}", f"{SRC}/{test_path(name)}"]
         yield {
@@ -201,3 +189,13 @@ def task_gen() -> Any:
             "targets": targets,
             "clean": [(clean_targets, [directory, targets])],
         }
+    targets = [f"{SRC}/{p}" for p in runtime_paths(system)]
+    targets += [f"{SRC}/{path_test_file(p.id)}" for p in project_paths(directory)]
+    yield {
+        "name": "runtime",
+        "doc": "generate the system package: models, wiring, __main__, packaging, smoke and path tests",
+        "actions": [(run_gen_runtime, [directory])],
+        "file_dep": [RUNTIME_IR_FILE, fingerprint, *(str(root / t) for t in runtime_templates())],
+        "targets": targets,
+        "clean": [(clean_targets, [directory, targets])],
+    }
