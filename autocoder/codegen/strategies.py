@@ -7,7 +7,9 @@ description of "a valid message", two uses, and no eval anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import math
 import re
@@ -218,20 +220,60 @@ def _characters(op: Any, argument: Any) -> str | None:
 
 def simplest_message(fields: Mapping[str, FieldSpecIR], cache: Path | None = None) -> dict[str, Any]:
     """The simplest valid message of a schema (hypothesis shrinks to it, so it is stable),
-    cached on disk by the schema's content hash: finding it costs about half a second."""
-    from autocoder.canonical import canonical_json, content_hash
-    from autocoder.fsutil import write_if_changed
+    cached on disk by the schema's content hash: finding it costs about half a second.
 
-    path = cache / f"{content_hash(fields)}.json" if cache is not None else None
-    if path is not None:
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
-    message = _simplest(json.dumps(fields, sort_keys=True))
-    if path is not None:
-        write_if_changed(path, canonical_json(message))
+    `cache`: the project's folder of them (a build's); a schema it lacks is then looked up in
+    the machine's copy (`machine_samples`) before it is searched for, and a search's result is
+    kept in both: a new project on this machine (every benchmark, every scratch build) finds
+    its ingress samples without importing hypothesis in gen:runtime, which every component
+    test waits for."""
+    from autocoder.canonical import canonical_json, content_hash
+    from autocoder.fsutil import atomic_write, write_if_changed
+
+    if cache is None:
+        return _simplest(json.dumps(fields, sort_keys=True))
+    name = f"{content_hash(fields)}.json"
+    path = cache / name
+    found = _read_sample(path)
+    if found is not None:
+        return found
+    machine = machine_samples() / name
+    message = _read_sample(machine)
+    if message is None:
+        message = _simplest(json.dumps(fields, sort_keys=True))
+        with contextlib.suppress(OSError):  # best effort: the next project searches again
+            atomic_write(machine, canonical_json(message), durable=False)
+    write_if_changed(path, canonical_json(message))
     return message
+
+
+def _read_sample(path: Path) -> dict[str, Any] | None:
+    """A cached simplest message (None when missing or unreadable: derived data, found again)."""
+    try:
+        found = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+@functools.cache
+def machine_samples() -> Path:
+    """The machine's simplest messages, beside the run-cache's local store, in a folder keyed
+    by everything that decides them besides the schema (its content hash names the file):
+    this Python and its Unicode database (hypothesis's text alphabet), hypothesis's and
+    ruff's versions, and the code of the generator (codegen/*.py: the strategies)."""
+    import platform
+    import unicodedata
+
+    from autocoder.runcache.cache import local_dir
+    from autocoder.tools import tool_versions
+
+    digest = hashlib.sha256(
+        f"{platform.python_version()} {unicodedata.unidata_version} {tool_versions()}\n".encode()
+    )
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return local_dir() / "samples" / digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=256)
