@@ -150,14 +150,16 @@ def run_test(
 def run_component_test(
     directory: Path, system: str, name: str, build: str, group: TierGroup | None = None
 ) -> TaskFailed | None:
-    """A component's tests (`run_test`). First launch the server of the path tests that will
-    follow (shared_server.prestart), without waiting: it boots while components are tested,
-    on the core a one-process build (plain `doit`, as an edit runs) leaves idle, and under
-    `doit -n N` instead of while each worker's first path test waits for it. Not from a
-    thread of `-P thread`: the server dies with the thread that started it."""
+    """A component's tests (`run_test`). In a one-process build (plain `doit`, as an edit
+    runs), first launch the server of the path tests that will follow (shared_server.prestart),
+    without waiting: it boots on the second core, which that build leaves idle meanwhile. Under
+    `doit -n N` (workers) or `-P thread` every core has tasks of its own: the first path test
+    starts it, as before (launched early there, it slowed the smoke test 1.8-2.1x in scratch
+    builds at 100 components, benchmarks/results/genpath-100*.json)."""
+    import multiprocessing
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    if multiprocessing.parent_process() is None and threading.current_thread() is threading.main_thread():
         from autocoder.validate.shared_server import prestart
 
         prestart(directory, system, build, functools.partial(_rerun_components, directory, system))
