@@ -64,6 +64,18 @@ class IrPlan:
     index_path: Path  # confined
     index_bytes: bytes
     after: list[tuple[Path, Path, bytes]] = field(default_factory=list)  # (shown, confined, bytes)
+    layout: Layout | None = None  # where the components are in ir_bytes (None: no components)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where ir.v1.json's components list is in its text: json.loads of the text with `[]` in
+    its place, plus json.loads of each component's text, is json.loads of the whole (JSON is
+    read part by part), so a reader can take unchanged components' data from a memo."""
+
+    start: int  # character offsets of the list's text
+    end: int
+    components: list[str]  # each component's text, as in the file
 
 
 def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | None = None) -> IrPlan:
@@ -92,11 +104,20 @@ def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | N
         index[name] = [fingerprint, hashlib.sha256(data).hexdigest()]
         encoded[name] = data
     previous_ir = _previous_parts(ir_file, _read_ir_entry(index_path))
-    data, parts = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
+    data, parts, layout = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
     entry = {"sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
     index_bytes = json.dumps({"version": _index_version(), "slices": index, "ir": entry}).encode()
     return IrPlan(
-        root, generated, slice_dir, changed, frozenset(slices), ir_file, data, index_path, index_bytes
+        root,
+        generated,
+        slice_dir,
+        changed,
+        frozenset(slices),
+        ir_file,
+        data,
+        index_path,
+        index_bytes,
+        layout=layout,
     )
 
 
@@ -153,7 +174,9 @@ def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
 Parts = dict[str, list[Any]]
 
 
-def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]) -> tuple[bytes, Parts]:
+def _encode_ir(
+    ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]
+) -> tuple[bytes, Parts, Layout | None]:
     """encode_ir, also taking each part other than the components from `previous` (name ->
     (digest, text as the last run wrote it, _previous_parts)) when its digest is unchanged:
     json's indenting encoder is pure Python, and the bindings, capacity and schemas of 500
@@ -162,7 +185,7 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
     from autocoder.ir.models import dump
 
     if not ir.components:
-        return canonical_json(dump(ir)), {}
+        return canonical_json(dump(ir)), {}, None
     # pydantic's JSON of the rest (its serialiser, in Rust) is the same data as dump()'s
     rest = json.loads(ir.model_dump_json(by_alias=True, exclude={"components"}))
     pieces: list[str] = []
@@ -185,12 +208,16 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
         emit(text)
         parts[name] = [digest, start, offset]
 
+    layout = None
     emit("{")
     for i, key in enumerate(sorted([*rest, "components"])):
         emit(("," if i else "") + "\n  " + _key(key) + ": ")
         value = rest.get(key)
         if key == "components":
-            emit(_components_text(ir, slice_bytes))
+            texts = _components_texts(ir, slice_bytes)
+            start = offset
+            emit("[\n    " + ",\n    ".join(texts) + "\n  ]")
+            layout = Layout(start, offset, texts)
         elif isinstance(value, dict) and value:
             emit("{")
             for j, sub in enumerate(sorted(value)):
@@ -200,15 +227,16 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
         else:
             part(json.dumps([key]), value, 1)
     emit("\n}\n")
-    return "".join(pieces).encode(), parts
+    return "".join(pieces).encode(), parts, layout
 
 
 def _key(key: str) -> str:
     return json.encoder.encode_basestring(key)  # as json writes a key with ensure_ascii=False
 
 
-def _components_text(ir: IR, slice_bytes: list[bytes]) -> str:
-    """The components' list at nesting level 1, each component's text from its slice's bytes."""
+def _components_texts(ir: IR, slice_bytes: list[bytes]) -> list[str]:
+    """The text of each component at nesting level 2 (in the list at level 1), from its slice's
+    bytes."""
     from autocoder.ir.models import dump
 
     parts = []
@@ -218,7 +246,7 @@ def _components_text(ir: IR, slice_bytes: list[bytes]) -> str:
             parts.append(level1.replace("\n", "\n  "))
         else:
             parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
-    return "[\n    " + ",\n    ".join(parts) + "\n  ]"
+    return parts
 
 
 def _read_ir_entry(path: Path) -> Any:

@@ -215,8 +215,8 @@ def ir_child(directory: Path, strict: bool) -> Outcome:
 def plan(directory: Path, strict: bool) -> Planned | None:
     """What compile_tasks.ir_in_process would write and print for the blueprints as they are;
     None when it would fail or cannot be planned (then `ir` does its own work and says why)."""
-    from autocoder.codegen.runtime_ir import RUNTIME_IR, encode_projection
-    from autocoder.deploy.plan_input import PLAN_INPUT, encode_plan_input
+    from autocoder.codegen.runtime_ir import RUNTIME_IR
+    from autocoder.deploy.plan_input import PLAN_INPUT
     from autocoder.fsutil import confined
     from autocoder.ir.write import plan_ir
 
@@ -229,13 +229,57 @@ def plan(directory: Path, strict: bool) -> Planned | None:
     generated = directory / GENERATED
     try:
         planned = plan_ir(generated, result.ir, result.slices, root=directory)
-        ir_json = json.loads(planned.ir_bytes)
-        for name, encode in ((RUNTIME_IR, encode_projection), (PLAN_INPUT, encode_plan_input)):
+        for name, data in zip((RUNTIME_IR, PLAN_INPUT), projections(planned), strict=True):
             target = confined(directory, generated / name)
-            planned.after.append((Path(GENERATED, name), target, encode(ir_json)))
+            planned.after.append((Path(GENERATED, name), target, data))
     except OSError:
         return None
     return Planned(key, err.getvalue(), len(result.slices), planned)
+
+
+# A component's text in ir.v1.json -> its data and its runtime projection's JSON: the entries
+# the last plan used (a warm worker fills it as it warms up; its children inherit it).
+_COMPONENTS: dict[str, tuple[Any, str]] = {}
+
+
+def projections(planned: IrPlan) -> tuple[bytes, bytes]:
+    """The bytes of ir.runtime.json and ir.deploy.json for the IR `planned` encodes:
+    encode_projection and encode_plan_input of json.loads(planned.ir_bytes), with the data and
+    projection of each component whose text is unchanged taken from _COMPONENTS (reading and
+    encoding 500 components' JSON was most of the plan). The projection is written key by key
+    as json.dumps writes a dict with sorted keys and these separators, its components list
+    item by item; tests/test_warm_compile.py compares the bytes with the plain encoders'."""
+    from autocoder.codegen.runtime_ir import encode_projection, runtime_projection
+    from autocoder.deploy.plan_input import encode_plan_input
+
+    layout = planned.layout
+    if layout is None:
+        whole = json.loads(planned.ir_bytes)
+        return encode_projection(whole), encode_plan_input(whole)
+    text = planned.ir_bytes.decode()
+    ir_json = json.loads(text[: layout.start] + "[]" + text[layout.end :])
+    used: dict[str, tuple[Any, str]] = {}
+    for piece in layout.components:
+        found = used.get(piece) or _COMPONENTS.get(piece)
+        if found is None:
+            data = json.loads(piece)
+            found = (data, _compact(runtime_projection({"components": [data]})["components"][0]))
+        used[piece] = found
+    _COMPONENTS.clear()
+    _COMPONENTS.update(used)
+    ir_json["components"] = [used[piece][0] for piece in layout.components]
+    listed = "[" + ",".join(used[piece][1] for piece in layout.components) + "]"
+    rest = runtime_projection({**ir_json, "components": []})
+    runtime = ",".join(
+        _compact(key) + ":" + (listed if key == "components" else _compact(value))
+        for key, value in sorted(rest.items())
+    )
+    return ("{" + runtime + "}\n").encode(), encode_plan_input(ir_json)
+
+
+def _compact(value: Any) -> str:
+    """json.dumps as encode_projection calls it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _commit(planned: Planned) -> TaskFailed | None:
@@ -267,3 +311,4 @@ def warm_up(project: Path) -> None:
             from autocoder.ir.models import dump
 
             dump(result.ir)
+            plan(project, False)  # fills _COMPONENTS (and reads, never writes, the files)
