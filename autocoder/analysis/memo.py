@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autocoder.blueprint.splice import ANCHOR as _ANCHOR
-from autocoder.blueprint.splice import ParseMemo
+from autocoder.blueprint.splice import ParseMemo, span
 from autocoder.layout import ARCHITECTURE
 
 if TYPE_CHECKING:
@@ -141,25 +141,23 @@ def start(memo: ComponentMemo, ctx: Context) -> MemoRun | None:
     text = doc.text
     if "&" in text and _ANCHOR.search(text):  # (the search alone costs ~5 ms at 500 components)
         return None
-    listing = doc.values.get(("components",))
-    items = [doc.values.get(("components", i)) for i in range(len(ctx.arch.components))]
-    if listing is None or any(node is None for node in items):
+    listing = span(doc.values, ("components",))
+    found = [span(doc.values, ("components", i)) for i in range(len(ctx.arch.components))]
+    items = [item for item in found if item is not None]
+    if listing is None or len(items) != len(found):
         return None
-    begin, end = listing.start_mark.index, listing.end_mark.index
     context = hashlib.sha256()
-    for part in (text[:begin], text[end:], ctx.deploy_doc.text):
+    for part in (text[: listing.start], text[listing.end :], ctx.deploy_doc.text):
         context.update(part.encode())
         context.update(b"\0")
     outside = context.digest()
     keys: list[Key] = []
     spans: list[tuple[int, int]] = []
-    for i, node in enumerate(items):
-        first, last = node.start_mark, node.end_mark  # type: ignore[union-attr]
-        line_start = text.rfind("\n", 0, first.index) + 1
-        keys.append(
-            (outside, i, first.column, text[line_start : first.index], text[first.index : last.index])
-        )
-        spans.append((first.line + 1, last.line + 1))
+    for i, item in enumerate(items):
+        first, last = item.start, item.end
+        line_start = text.rfind("\n", 0, first) + 1
+        keys.append((outside, i, item.column, text[line_start:first], text[first:last]))
+        spans.append((item.line + 1, item.end_line + 1))
     return MemoRun(memo, keys, spans)
 
 

@@ -291,6 +291,18 @@ class _Spliced(Mapping[Path_, Node]):
         node = self._skeleton[path]
         return _moved(node, 0, 0, self._deltas)
 
+    def span(self, path: Path_) -> Span:
+        """span(self, path) without copying the node (an item's node: moved by arithmetic)."""
+        part = self._item(path)
+        if part is None:
+            return _span(self[path])
+        item, line, offset = part
+        node = (item.keys if self._is_key else item.values)[(0, *path[2:])]
+        start, end = node.start_mark, node.end_mark
+        return Span(
+            start.index + offset, start.line + line, start.column, end.index + offset, end.line + line
+        )
+
     def __iter__(self) -> Iterator[Path_]:
         for path in self._skeleton:
             if self._item(path) is None:
@@ -304,6 +316,30 @@ class _Spliced(Mapping[Path_, Node]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node's text is: its start (character offset, 0-based line and column) and end."""
+
+    start: int
+    line: int
+    column: int
+    end: int
+    end_line: int
+
+
+def span(nodes: Mapping[Path_, Node], path: Path_) -> Span | None:
+    """The span of the node at `path` in a SourceDoc's values or keys; None when there is none."""
+    try:
+        return nodes.span(path) if isinstance(nodes, _Spliced) else _span(nodes[path])
+    except KeyError:
+        return None
+
+
+def _span(node: Node) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(start.index, start.line, start.column, end.index, end.line)
 
 
 def _moved(node: Node, line: int, offset: int, deltas: list[tuple[int, int]] | None = None) -> Node:

@@ -237,48 +237,54 @@ def plan(directory: Path, strict: bool) -> Planned | None:
     return Planned(key, err.getvalue(), len(result.slices), planned)
 
 
-# A component's text in ir.v1.json -> its data and its runtime projection's JSON: the entries
-# the last plan used (a warm worker fills it as it warms up; its children inherit it).
-_COMPONENTS: dict[str, tuple[Any, str]] = {}
+# A component's text in ir.v1.json -> its runtime projection's and its plan input's JSON: the
+# entries the last plan used (a warm worker fills it as it warms up; its children inherit it).
+_COMPONENTS: dict[str, tuple[str, str]] = {}
 
 
 def projections(planned: IrPlan) -> tuple[bytes, bytes]:
     """The bytes of ir.runtime.json and ir.deploy.json for the IR `planned` encodes:
-    encode_projection and encode_plan_input of json.loads(planned.ir_bytes), with the data and
-    projection of each component whose text is unchanged taken from _COMPONENTS (reading and
-    encoding 500 components' JSON was most of the plan). The projection is written key by key
-    as json.dumps writes a dict with sorted keys and these separators, its components list
-    item by item; tests/test_warm_compile.py compares the bytes with the plain encoders'."""
+    encode_projection and encode_plan_input of json.loads(planned.ir_bytes), with the JSON of
+    each component whose text is unchanged taken from _COMPONENTS (reading and encoding 500
+    components' JSON was most of the plan). Each file is written key by key as json.dumps
+    writes a dict with sorted keys and these separators, its components list item by item;
+    tests/test_warm_compile.py compares the bytes with the plain encoders'."""
     from autocoder.codegen.runtime_ir import encode_projection, runtime_projection
-    from autocoder.deploy.plan_input import encode_plan_input
+    from autocoder.deploy.plan_input import encode_plan_input, plan_input
 
     layout = planned.layout
     if layout is None:
         whole = json.loads(planned.ir_bytes)
         return encode_projection(whole), encode_plan_input(whole)
-    text = planned.ir_bytes.decode()
-    ir_json = json.loads(text[: layout.start] + "[]" + text[layout.end :])
-    used: dict[str, tuple[Any, str]] = {}
+    used: dict[str, tuple[str, str]] = {}
     for piece in layout.components:
         found = used.get(piece) or _COMPONENTS.get(piece)
         if found is None:
-            data = json.loads(piece)
-            found = (data, _compact(runtime_projection({"components": [data]})["components"][0]))
+            one = {**layout.rest, "components": [json.loads(piece)]}
+            found = (
+                _compact(runtime_projection(one)["components"][0]),
+                _compact(plan_input(one)["components"][0]),
+            )
         used[piece] = found
     _COMPONENTS.clear()
     _COMPONENTS.update(used)
-    ir_json["components"] = [used[piece][0] for piece in layout.components]
-    listed = "[" + ",".join(used[piece][1] for piece in layout.components) + "]"
-    rest = runtime_projection({**ir_json, "components": []})
-    runtime = ",".join(
-        _compact(key) + ":" + (listed if key == "components" else _compact(value))
-        for key, value in sorted(rest.items())
+    empty = {**layout.rest, "components": []}
+    runtime = "[" + ",".join(used[piece][0] for piece in layout.components) + "]"
+    deploy = "[" + ",".join(used[piece][1] for piece in layout.components) + "]"
+    return _spliced(runtime_projection(empty), runtime), _spliced(plan_input(empty), deploy)
+
+
+def _spliced(data: dict[str, Any], components: str) -> bytes:
+    """_compact(data) + a newline, with `components` as the text of its components list."""
+    items = (
+        _compact(key) + ":" + (components if key == "components" else _compact(value))
+        for key, value in sorted(data.items())
     )
-    return ("{" + runtime + "}\n").encode(), encode_plan_input(ir_json)
+    return ("{" + ",".join(items) + "}\n").encode()
 
 
 def _compact(value: Any) -> str:
-    """json.dumps as encode_projection calls it."""
+    """json.dumps as encode_projection and encode_plan_input call it."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -312,3 +318,5 @@ def warm_up(project: Path) -> None:
 
             dump(result.ir)
             plan(project, False)  # fills _COMPONENTS (and reads, never writes, the files)
+            # its result is not kept: a child freeing it (copy-on-write) would pay ~40 ms
+            compile_tasks._COMPILED.clear()
