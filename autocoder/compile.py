@@ -24,6 +24,7 @@ from autocoder.analysis.schemas import resolve_schemas
 from autocoder.blueprint.models import Architecture, Deployment
 from autocoder.blueprint.recover import Broken, recover_architecture, recover_deployment
 from autocoder.blueprint.source import SourceDoc, parse_yaml
+from autocoder.blueprint.splice import parse_architecture, validated_items
 from autocoder.blueprint.validate import validate_model
 from autocoder.diagnostics import BlueprintError, Diagnostic
 from autocoder.ir.build import build_ir
@@ -106,12 +107,17 @@ def _compile_sources(
         if isinstance(raw, OSError):
             result.diagnostics.append(_unreadable(name, raw))
             continue
+        # with a memo, architecture.yaml's unchanged list items are not parsed or validated again
+        parse_memo = memo.parse if memo is not None and model is Architecture else None
         try:
-            docs[name] = parse_yaml(raw, name)
+            docs[name] = (
+                parse_yaml(raw, name) if parse_memo is None else parse_architecture(raw, name, parse_memo)
+            )
         except BlueprintError as exc:
             result.diagnostics.extend(exc.diagnostics)
             continue
-        instance, diags = validate_model(docs[name], model)
+        items = None if parse_memo is None else validated_items(docs[name], parse_memo)
+        instance, diags = validate_model(docs[name], model, items)
         result.diagnostics.extend(diags)
         if instance is None and not _version_problem(diags):
             # recover: analyse the parts that validate; `broken` says what was left out

@@ -24,6 +24,7 @@ from conftest import REPO, orders_arch, orders_deploy
 from conftest import dump as yaml_bytes
 
 from autocoder.analysis.memo import ComponentMemo
+from autocoder.blueprint.splice import ParseMemo
 from autocoder.canonical import canonical_json
 from autocoder.compile import CompileResult, compile_sources
 from autocoder.diagnostics import Diagnostic
@@ -45,7 +46,8 @@ def filled(arch: bytes, deploy: bytes) -> ComponentMemo:
 
 def copied(memo: ComponentMemo) -> ComponentMemo:
     """A memo with the same entries (a compile replaces its memo's entries with its own)."""
-    return ComponentMemo(dict(memo.analyses), dict(memo.slices))
+    parse = ParseMemo(dict(memo.parse.items), memo.parse.skeleton, dict(memo.parse.validated))
+    return ComponentMemo(dict(memo.analyses), dict(memo.slices), parse=parse)
 
 
 def fingerprint(result: CompileResult) -> tuple:

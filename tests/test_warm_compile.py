@@ -304,3 +304,30 @@ def test_the_workers_children_start_from_the_memo_it_filled_as_it_warmed_up(dire
     frame = worker.run(memo_use_in_child, (directory,), 120)
     assert frame is not None and frame[0] == b"R", frame
     assert pickle.loads(frame[1]) == (8, 2)  # noqa: S301 - our own worker's answer
+
+
+def test_the_projections_from_remembered_components_are_the_plain_encoders_bytes(tmp_path, monkeypatch):
+    """warm_compile.projections: ir.runtime.json and ir.deploy.json as encode_projection and
+    encode_plan_input write them from ir.v1.json's bytes, with no remembered component, with
+    every one, and after an edit (one component new, the others remembered); and a changed
+    component never takes its old entry."""
+    import json
+
+    from autocoder.codegen.runtime_ir import encode_projection
+    from autocoder.compile import compile_sources
+    from autocoder.deploy.plan_input import encode_plan_input
+    from autocoder.ir.write import plan_ir
+
+    monkeypatch.setattr(warm_compile, "_COMPONENTS", {})
+    generated = tmp_path / GENERATED
+    generated.mkdir()
+    edited = ARCH.replace("to: pricer.in}", "to: pricer.in, condition: 'quantity > 1'}", 1)
+    assert edited != ARCH
+    for arch in (ARCH, ARCH, edited, ARCH):
+        result = compile_sources(arch.encode(), DEPLOY.encode())
+        assert result.ir is not None
+        planned = plan_ir(generated, result.ir, result.slices, root=tmp_path)
+        assert planned.layout is not None and len(planned.layout.components) == len(result.slices)
+        whole = json.loads(planned.ir_bytes)
+        assert warm_compile.projections(planned) == (encode_projection(whole), encode_plan_input(whole))
+        assert len(warm_compile._COMPONENTS) == len(result.slices)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +51,11 @@ class SourceDoc:
 
     file: str
     data: Any
-    values: dict[Path_, Node] = field(default_factory=dict)
-    keys: dict[Path_, Node] = field(default_factory=dict)
+    values: Mapping[Path_, Node] = field(default_factory=dict)
+    keys: Mapping[Path_, Node] = field(default_factory=dict)
     text: str = ""  # the decoded file (the nodes' marks index into it: analysis.memo's keys)
+    # blueprint/splice.py: per list parsed item by item, its items' texts (None: parsed whole)
+    items: dict[str, list[str]] | None = None
 
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The position of the deepest known node on `path` (the key's own when key=True)."""
@@ -74,6 +77,12 @@ _TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
 
 def parse_yaml(raw: bytes, name: str) -> SourceDoc:
     """Parse blueprint bytes; raise BlueprintError with positioned diagnostics on any problem."""
+    return parse_text(decode(raw, name), name)
+
+
+def decode(raw: bytes, name: str) -> str:
+    """The blueprint's text; BlueprintError when it is too large, not UTF-8 or indented with tabs
+    (the checks before any YAML parsing)."""
     if len(raw) > MAX_BYTES:
         raise BlueprintError(
             [
@@ -95,7 +104,7 @@ def parse_yaml(raw: bytes, name: str) -> SourceDoc:
         raise BlueprintError(
             [Diagnostic(name, line, 1, "AC001", "file is not valid UTF-8", fix="save the file as UTF-8")]
         ) from None
-    tab = _TAB_INDENT.search(text)
+    tab = _TAB_INDENT.search(text) if "\t" in text else None
     if tab:
         line = text.count("\n", 0, tab.start()) + 1
         col = tab.end() - tab.start()
@@ -112,6 +121,16 @@ def parse_yaml(raw: bytes, name: str) -> SourceDoc:
                 )
             ]
         )
+    return text
+
+
+def parse_text(text: str, name: str) -> SourceDoc:
+    """parse_yaml of text that passed `decode`."""
+    return parse_counted(text, name)[0]
+
+
+def parse_counted(text: str, name: str) -> tuple[SourceDoc, int]:
+    """parse_text, and how many nodes the document has (what MAX_NODES bounds)."""
     node = _compose(text, name)
     if node is None:
         raise BlueprintError(
@@ -146,7 +165,37 @@ def parse_yaml(raw: bytes, name: str) -> SourceDoc:
                 )
             ]
         )
-    return SourceDoc(name, data, builder.values, builder.keys, text)
+    return SourceDoc(name, data, builder.values, builder.keys, text), builder.count
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item of a block sequence parsed on its own (blueprint/splice.py): its data and the
+    nodes of its paths (relative: the item is (0,)), with marks relative to its own text."""
+
+    data: Any
+    values: dict[Path_, Node]
+    keys: dict[Path_, Node]
+    nodes: int  # how many nodes it has (the sequence around it not counted)
+
+
+def parse_item(text: str, name: str, indent: int) -> Item | None:
+    """`text` (whole lines) as the one item of a block sequence at column `indent`, built at the
+    depth such an item has in a blueprint's top-level list; None on any problem or when the
+    text is not exactly one such item (the whole file is then parsed, and reports it)."""
+    try:
+        node = _compose(text, name)
+    except BlueprintError:
+        return None
+    if not isinstance(node, SequenceNode) or len(node.value) != 1:
+        return None
+    if (node.start_mark.line, node.start_mark.column) != (0, indent):  # its dash, where expected
+        return None
+    builder = _Builder(name)
+    data = builder.build(node, (), 1)  # as the list's node in the file: the item at depth 2
+    if builder.errors:
+        return None
+    return Item(data[0], builder.values, builder.keys, builder.count - 1)
 
 
 # libyaml's parser (in PyYAML's wheels) is ~10x faster and keeps the same marks.

@@ -8,6 +8,7 @@ allowed where an unknown key appears, we walk the model types along the same pat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import types
 import typing
@@ -35,11 +36,21 @@ _TYPE_NAMES = {
 }
 
 
-def validate_model(doc: SourceDoc, model: type[M]) -> tuple[M | None, list[Diagnostic]]:
-    """Validate `doc.data` as `model`; returns the instance or every diagnostic found."""
+def validate_model(
+    doc: SourceDoc, model: type[M], items: dict[str, list[Any]] | None = None
+) -> tuple[M | None, list[Diagnostic]]:
+    """Validate `doc.data` as `model`; returns the instance or every diagnostic found.
+
+    items: lists of the data already validated item by item (blueprint/splice.py), used in
+    place of their data when the whole validates cleanly with them (a model instance passes
+    pydantic's validation as itself); otherwise the data is validated as it is, and every
+    diagnostic comes from that."""
     diags = _check_schema_version(doc)
     if diags:
         return None, diags
+    if items is not None:
+        with contextlib.suppress(ValidationError):
+            return model.model_validate({**doc.data, **items}), []
     try:
         return model.model_validate(doc.data), []
     except ValidationError as exc:

@@ -64,6 +64,19 @@ class IrPlan:
     index_path: Path  # confined
     index_bytes: bytes
     after: list[tuple[Path, Path, bytes]] = field(default_factory=list)  # (shown, confined, bytes)
+    layout: Layout | None = None  # where the components are in ir_bytes (None: no components)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where ir.v1.json's components list is in its text: json.loads of the text with `[]` in
+    its place, plus json.loads of each component's text, is json.loads of the whole (JSON is
+    read part by part), so a reader can take unchanged components' data from a memo."""
+
+    start: int  # character offsets of the list's text
+    end: int
+    components: list[str]  # each component's text, as in the file
+    rest: dict[str, Any]  # the IR's JSON data but the components (what json.loads reads of the rest)
 
 
 def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | None = None) -> IrPlan:
@@ -73,7 +86,8 @@ def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | N
 
     root = generated.parent if root is None else root
     slice_dir = confined(root, generated / SLICE_DIR, directory=True)
-    targets = {name: _slice_target(root, generated, slice_dir, name) for name in sorted(slices)}
+    folder = str(slice_dir)
+    targets = {name: _slice_file(root, generated, folder, name) for name in sorted(slices)}
     ir_file = confined(root, ir_path(generated))
     index_path = confined(root, generated / WRITTEN_INDEX)
     previous = _read_index(index_path)
@@ -92,11 +106,20 @@ def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | N
         index[name] = [fingerprint, hashlib.sha256(data).hexdigest()]
         encoded[name] = data
     previous_ir = _previous_parts(ir_file, _read_ir_entry(index_path))
-    data, parts = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
+    data, parts, layout = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
     entry = {"sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
     index_bytes = json.dumps({"version": _index_version(), "slices": index, "ir": entry}).encode()
     return IrPlan(
-        root, generated, slice_dir, changed, frozenset(slices), ir_file, data, index_path, index_bytes
+        root,
+        generated,
+        slice_dir,
+        changed,
+        frozenset(slices),
+        ir_file,
+        data,
+        index_path,
+        index_bytes,
+        layout=layout,
     )
 
 
@@ -119,6 +142,13 @@ def commit_ir(plan: IrPlan) -> list[Path]:
         if write_if_changed(path, data):
             written.append(shown)
     return written
+
+
+def _slice_file(root: Path, generated: Path, folder: str, name: str) -> str:
+    """_slice_target as a string, for reading (500 Path objects cost ~10 ms)."""
+    if name and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name:
+        return f"{folder}/{name}.json"
+    return str(confined(root, slice_path(generated, name)))
 
 
 def _slice_target(root: Path, generated: Path, slice_dir: Path, name: str) -> Path:
@@ -153,7 +183,9 @@ def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
 Parts = dict[str, list[Any]]
 
 
-def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]) -> tuple[bytes, Parts]:
+def _encode_ir(
+    ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]
+) -> tuple[bytes, Parts, Layout | None]:
     """encode_ir, also taking each part other than the components from `previous` (name ->
     (digest, text as the last run wrote it, _previous_parts)) when its digest is unchanged:
     json's indenting encoder is pure Python, and the bindings, capacity and schemas of 500
@@ -162,7 +194,7 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
     from autocoder.ir.models import dump
 
     if not ir.components:
-        return canonical_json(dump(ir)), {}
+        return canonical_json(dump(ir)), {}, None
     # pydantic's JSON of the rest (its serialiser, in Rust) is the same data as dump()'s
     rest = json.loads(ir.model_dump_json(by_alias=True, exclude={"components"}))
     pieces: list[str] = []
@@ -185,12 +217,16 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
         emit(text)
         parts[name] = [digest, start, offset]
 
+    layout = None
     emit("{")
     for i, key in enumerate(sorted([*rest, "components"])):
         emit(("," if i else "") + "\n  " + _key(key) + ": ")
         value = rest.get(key)
         if key == "components":
-            emit(_components_text(ir, slice_bytes))
+            texts = _components_texts(ir, slice_bytes)
+            start = offset
+            emit("[\n    " + ",\n    ".join(texts) + "\n  ]")
+            layout = Layout(start, offset, texts, rest)
         elif isinstance(value, dict) and value:
             emit("{")
             for j, sub in enumerate(sorted(value)):
@@ -200,15 +236,16 @@ def _encode_ir(ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, 
         else:
             part(json.dumps([key]), value, 1)
     emit("\n}\n")
-    return "".join(pieces).encode(), parts
+    return "".join(pieces).encode(), parts, layout
 
 
 def _key(key: str) -> str:
     return json.encoder.encode_basestring(key)  # as json writes a key with ensure_ascii=False
 
 
-def _components_text(ir: IR, slice_bytes: list[bytes]) -> str:
-    """The components' list at nesting level 1, each component's text from its slice's bytes."""
+def _components_texts(ir: IR, slice_bytes: list[bytes]) -> list[str]:
+    """The text of each component at nesting level 2 (in the list at level 1), from its slice's
+    bytes."""
     from autocoder.ir.models import dump
 
     parts = []
@@ -218,7 +255,7 @@ def _components_text(ir: IR, slice_bytes: list[bytes]) -> str:
             parts.append(level1.replace("\n", "\n  "))
         else:
             parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
-    return "[\n    " + ",\n    ".join(parts) + "\n  ]"
+    return parts
 
 
 def _read_ir_entry(path: Path) -> Any:
@@ -248,7 +285,7 @@ def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
             # an index that does not describe this file (the same data at another depth too)
             closing = "\n" + "  " * len(json.loads(name))
             if (
-                content_hash(json.loads(piece)) != digest
+                _piece_hash(piece) != digest
                 or "\n" in piece
                 and not piece.startswith(closing, len(piece) - len(closing) - 1)
             ):
@@ -257,6 +294,23 @@ def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
         return found
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+# A part's text in ir.v1.json -> content_hash of its data: a pure function of the text, kept
+# for the texts the last plan read (a warm worker's children inherit the entries of the file
+# as it was when the worker warmed up: after an edit, most parts' texts are those).
+_PIECE_HASHES: dict[str, str] = {}
+_PIECE_HASHES_MAX = 10_000
+
+
+def _piece_hash(piece: str) -> str:
+    found = _PIECE_HASHES.get(piece)
+    if found is None:
+        found = content_hash(json.loads(piece))
+        if len(_PIECE_HASHES) >= _PIECE_HASHES_MAX:
+            _PIECE_HASHES.clear()
+        _PIECE_HASHES[piece] = found
+    return found
 
 
 def _component_text(raw: bytes, fingerprint: str) -> str | None:
@@ -299,7 +353,7 @@ def _read_index(path: Path) -> dict[str, list[str]]:
         return {}
 
 
-def _unchanged(path: Path, entry: list[str] | None, fingerprint: str) -> bytes | None:
+def _unchanged(path: str, entry: list[str] | None, fingerprint: str) -> bytes | None:
     """The bytes of `path` when it still holds what write_ir wrote for this slice fingerprint
     (else None): then encoding the slice again (the costly part of the `ir` task: indented JSON
     is encoded in pure Python) would give the same bytes. The fingerprint is the hash of the
@@ -307,7 +361,8 @@ def _unchanged(path: Path, entry: list[str] | None, fingerprint: str) -> bytes |
     if entry is None or entry[0] != fingerprint:
         return None
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError:
         return None
     return data if hashlib.sha256(data).hexdigest() == entry[1] else None

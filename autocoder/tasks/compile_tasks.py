@@ -108,7 +108,7 @@ def output_problem(directory: Path) -> str | None:
 
 
 @functools.cache
-def _output_problem_at_load(directory: Path) -> str | None:
+def output_problem_at_load(directory: Path) -> str | None:
     """output_problem, once per task loading (every task creator asks)."""
     return output_problem(directory)
 
@@ -117,7 +117,7 @@ def refuse_unsafe_output(directory: Path) -> None:
     """Stop loading the tasks (doit prints `ERROR: <why>`, no traceback, exit code 3) when the
     output tree leads out of the project: no task may run, and `doit clean` may delete
     nothing, until it is fixed."""
-    problem = _output_problem_at_load(directory)
+    problem = output_problem_at_load(directory)
     if problem is not None:
         from doit.exceptions import InvalidTask
 
@@ -228,7 +228,7 @@ def blueprint_graph(directory: Path) -> Graph | None:
         return None
     if len(raw) > MAX_BLUEPRINT_BYTES:
         return None  # `check` reports AC005 with the size and the limit
-    if _output_problem_at_load(directory) is not None:
+    if output_problem_at_load(directory) is not None:
         return None  # no per-component task, nothing to clean; `check` says why
     digest = hashlib.sha256(raw).hexdigest()
     return _outline(directory, digest, raw)

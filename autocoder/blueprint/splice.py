@@ -1,0 +1,364 @@
+"""Parse architecture.yaml reusing the items of its long lists that did not change.
+
+After a one-component edit, parsing the whole file again (libyaml composing ~40,000 nodes, our
+builder recording a position for each) was the largest part of `check` at 500 components.
+Here the text of each item of the top-level `components` and `bindings` lists is parsed on its
+own and kept by its text (ParseMemo): the next compile parses only the items whose text is new
+and a skeleton of the file, where each item is replaced by a one-line placeholder padded with
+empty lines (same line numbers; the placeholders are the only nodes of the lists). The result
+is the SourceDoc parse_yaml gives: the same data, the same nodes' positions (each item's moved
+by the line and character its text starts at), the same `values` and `keys` paths.
+
+Why an item parsed alone is the item in the file: an item of a block list at column n is the
+lines from its dash to the next line at column <= n that is not blank or a comment; YAML reads
+those lines the same whatever came before them (a block context at a line start; no anchor,
+alias target, directive or document marker can be involved: a file with any of them is parsed
+whole), and resolves scalars by their text alone. A line that ends a quoted or flow scalar
+below the item's column would leave the item's own text unterminated: it then does not parse
+alone and the whole file is parsed. The skeleton must parse into lists holding exactly the
+placeholders at their lines, and each item into one block-list item at its column, else too.
+Every problem, in any part, falls back to parsing the whole file, which reports it as before:
+this path only ever produces a clean parse. tests/test_splice.py compares it with parse_yaml.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from yaml.error import Mark as YamlMark
+from yaml.nodes import Node, ScalarNode, SequenceNode
+
+from autocoder.blueprint.source import MAX_NODES, Item, Path_, SourceDoc, decode, parse_counted, parse_item
+
+SECTIONS = ("components", "bindings")  # the top-level lists parsed item by item
+_SECTION = re.compile(r"^(components|bindings):[ ]*(?:#[^\r\n]*)?\r?$", re.MULTILINE)
+# An anchor (`&name`) is preceded by white space, a flow indicator or the start of a line;
+# this also matches some text that is no anchor (`a &b` in a string): that file is parsed whole.
+ANCHOR = re.compile(r"(?:^|[\s\[\{,])&\S", re.MULTILINE)
+_DIRECTIVE = re.compile(r"^(?:%|---|\.\.\.)", re.MULTILINE)
+# YAML line breaks other than \n and \r\n, and a byte-order mark after the start: parsed whole
+_ODD = re.compile("\r(?!\n)|[\x85\u2028\u2029]|(?<!^)\ufeff")
+
+
+@dataclass
+class ParseMemo:
+    """Items parsed on their own, by their text: those the last parse used or made."""
+
+    items: dict[str, Item] = field(default_factory=dict)
+    # the last skeleton parsed (its text and file name) and its parse: an edit inside an item
+    # that keeps its line count leaves the skeleton as it was
+    skeleton: tuple[tuple[str, str], SourceDoc, int] | None = None
+    validated: dict[tuple[str, str], Any] = field(default_factory=dict)  # (list, item text): model
+    hits: int = 0
+    parsed: int = 0
+
+
+@dataclass(frozen=True)
+class _Section:
+    key: str
+    indent: int  # the items' column (0-based)
+    begin: int  # character offset of the first item's first line
+    end: int  # character offset after the last item's last line
+    items: list[tuple[int, int, int]]  # per item: start, end (character offsets), first line (0-based)
+
+
+def parse_architecture(raw: bytes, name: str, memo: ParseMemo) -> SourceDoc:
+    """parse_yaml(raw, name), from `memo`'s items where the text is theirs (module docstring);
+    `memo` then holds this text's items. BlueprintError exactly as parse_yaml."""
+    text = decode(raw, name)
+    spliced = _spliced(text, name, memo)
+    if spliced is not None:
+        return spliced
+    return parse_counted(text, name)[0]
+
+
+def _spliced(text: str, name: str, memo: ParseMemo) -> SourceDoc | None:
+    memo.hits = memo.parsed = 0
+    sections = _split(text)
+    if not sections:
+        return None
+    skeleton, deltas = _skeleton(text, sections, 1 if text.startswith("\ufeff") else 0)
+    parsed = memo.skeleton if memo.skeleton is not None and memo.skeleton[0] == (skeleton, name) else None
+    if parsed is None:
+        try:
+            parsed = ((skeleton, name), *parse_counted(skeleton, name))
+        except Exception:  # noqa: BLE001 - the whole file is parsed, and reports it
+            return None
+    memo.skeleton = parsed
+    _, doc, count = parsed
+    bom = 1 if text.startswith("\ufeff") else 0  # libyaml's character offsets leave it out
+    used: dict[str, Item] = {}
+    parts: dict[str, list[tuple[Item, int, int]]] = {}
+    data = dict(doc.data)
+    for section in sections:
+        if not _placeholders(doc, section):
+            return None
+        items = []
+        for start, end, line in section.items:
+            chunk = text[start:end]
+            item = used.get(chunk) or memo.items.get(chunk)
+            if item is None:
+                item = parse_item(chunk, name, section.indent)
+                if item is None:
+                    return None
+                memo.parsed += 1
+            else:
+                memo.hits += 1
+            used[chunk] = item
+            items.append((item, line, start - bom))
+            count += item.nodes - 1  # its placeholder was one node
+        if count > MAX_NODES:
+            return None
+        parts[section.key] = items
+        data[section.key] = [item.data for item, _, _ in items]
+    memo.items = used
+    memo.validated = {key: made for key, made in memo.validated.items() if key[1] in used}
+    return SourceDoc(
+        name,
+        data,
+        _Spliced(doc.values, parts, deltas, is_key=False),
+        _Spliced(doc.keys, parts, deltas, is_key=True),
+        text,
+        {section.key: [text[start:end] for start, end, _ in section.items] for section in sections},
+    )
+
+
+def validated_items(doc: SourceDoc, memo: ParseMemo) -> dict[str, list[Any]] | None:
+    """Each spliced list's items validated as their models (a component, a binding), each item
+    once per text (kept in `memo`); None when the document was parsed whole or an item does not
+    validate alone (then the whole document is validated, and reports it). Validating an item
+    reads nothing but its data, so the model validated from these instances is the one the
+    whole data gives (blueprint.validate.validate_model)."""
+    if doc.items is None:
+        return None
+    made: dict[str, list[Any]] = {}
+    for section, texts in doc.items.items():
+        adapter = _adapter(section)
+        instances = []
+        for text, data in zip(texts, doc.data[section], strict=True):
+            instance = memo.validated.get((section, text))
+            if instance is None:
+                try:
+                    instance = adapter.validate_python(data)
+                except ValidationError:
+                    return None
+                memo.validated[(section, text)] = instance
+            instances.append(instance)
+        made[section] = instances
+    return made
+
+
+@functools.cache
+def _adapter(section: str) -> TypeAdapter[Any]:
+    from autocoder.blueprint.models import Binding, Component
+
+    return TypeAdapter(Component if section == "components" else Binding)
+
+
+def _split(text: str) -> list[_Section]:
+    """The sections to parse item by item; none when the file has anything that could make an
+    item's text mean something else in the file than alone (module docstring)."""
+    if "&" in text and ANCHOR.search(text) or _DIRECTIVE.search(text) or _odd(text):
+        return []
+    sections = []
+    seen = set()
+    for match in _SECTION.finditer(text):
+        if match.group(1) not in seen:
+            seen.add(match.group(1))
+            section = _items(match.group(1), text, match.end() + 1)
+            if section is not None:
+                sections.append(section)
+    return sections
+
+
+def _odd(text: str) -> bool:
+    """Whether `text` has a YAML line break other than \\n and \\r\\n, or a byte-order mark
+    after its start."""
+    return (
+        text.count("\r") != text.count("\r\n")
+        or any(c in text for c in "\x85\u2028\u2029")
+        or ("\ufeff" in text[1:])
+    )
+
+
+def _items(key: str, text: str, begin: int) -> _Section | None:
+    """The items of the block list whose lines start at offset `begin` (after a `key:` line)."""
+    first = _CONTENT.search(text, begin)
+    if first is None:
+        return None
+    indent = len(first.group(1))
+    starts = []
+    end = len(text)
+    significant = _significant(indent)
+    for match in significant.finditer(text, first.start()):
+        rest = text[match.end(1) : match.end(1) + 2]
+        if len(match.group(1)) == indent and (rest in ("- ", "-\n", "-\r") or rest == "-"):
+            starts.append(match.start())
+        else:
+            end = match.start()
+            break
+    if not starts or starts[0] != first.start():
+        return None
+    ends = [*starts[1:], end]
+    items = []
+    line = text.count("\n", 0, starts[0])
+    for start, stop in zip(starts, ends, strict=True):
+        items.append((start, stop, line))
+        line += text.count("\n", start, stop)
+    return _Section(key, indent, starts[0], end, items)
+
+
+# the first line (from a line start) with a character that is neither a space nor a comment's
+_CONTENT = re.compile(r"^( *)[^ \r\n#]", re.MULTILINE)
+
+
+def _significant(indent: int) -> re.Pattern[str]:
+    """A line at column <= indent with a character that is neither a space nor a comment's."""
+    return re.compile(r"^( {0,%d})[^ \r\n#]" % indent, re.MULTILINE)  # noqa: UP031 - a regex
+
+
+def _skeleton(text: str, sections: list[_Section], bom: int) -> tuple[str, list[tuple[int, int]]]:
+    """The text with each item replaced by `- x` at its column and as many line breaks; and,
+    per item, where its placeholder ends in the skeleton and how many characters longer the
+    item's text is (to move the skeleton's positions after it to the file's)."""
+    pieces = []
+    deltas = []
+    at = 0
+    grown = 0
+    for section in sorted(sections, key=lambda s: s.begin):
+        for start, end, _ in section.items:
+            pieces.append(text[at:start])
+            placeholder = " " * section.indent + "- x" + "\n" * text.count("\n", start, end)
+            pieces.append(placeholder)
+            after = start - grown + len(placeholder)  # where the placeholder ends in the skeleton
+            grown += (end - start) - len(placeholder)
+            deltas.append((after - bom, grown))  # in libyaml's offsets (a byte-order mark left out)
+            at = end
+    pieces.append(text[at:])
+    return "".join(pieces), deltas
+
+
+def _placeholders(doc: SourceDoc, section: _Section) -> bool:
+    """Whether the skeleton holds `section`'s list at the top level, as exactly its placeholders."""
+    listing = doc.values.get((section.key,))
+    if not isinstance(listing, SequenceNode) or len(listing.value) != len(section.items):
+        return False
+    for node, (_, _, line) in zip(listing.value, section.items, strict=True):
+        if not isinstance(node, ScalarNode) or node.value != "x" or node.start_mark.line != line:
+            return False
+        if node.start_mark.column != section.indent + 2:
+            return False
+    return isinstance(doc.data.get(section.key), list)
+
+
+class _Spliced(Mapping[Path_, Node]):
+    """The nodes of the file by path: an item's from its own parse, moved to where its text is;
+    the rest from the skeleton's, their character offsets moved past the longer items."""
+
+    def __init__(
+        self,
+        skeleton: Mapping[Path_, Node],
+        parts: dict[str, list[tuple[Item, int, int]]],
+        deltas: list[tuple[int, int]],
+        *,
+        is_key: bool,
+    ) -> None:
+        self._skeleton = skeleton
+        self._parts = parts
+        self._deltas = deltas
+        self._is_key = is_key
+
+    def _item(self, path: Path_) -> tuple[Item, int, int] | None:
+        if len(path) < 2 or type(path[1]) is not int:
+            return None
+        items = self._parts.get(path[0])  # type: ignore[arg-type]
+        if items is None or not 0 <= path[1] < len(items):
+            return None
+        return items[path[1]]
+
+    def __getitem__(self, path: Path_) -> Node:
+        part = self._item(path)
+        if part is not None:
+            item, line, offset = part
+            nodes = item.keys if self._is_key else item.values
+            return _moved(nodes[(0, *path[2:])], line, offset)
+        node = self._skeleton[path]
+        return _moved(node, 0, 0, self._deltas)
+
+    def span(self, path: Path_) -> Span:
+        """span(self, path) without copying the node (an item's node: moved by arithmetic)."""
+        part = self._item(path)
+        if part is None:
+            return _span(self[path])
+        item, line, offset = part
+        node = (item.keys if self._is_key else item.values)[(0, *path[2:])]
+        start, end = node.start_mark, node.end_mark
+        return Span(
+            start.index + offset, start.line + line, start.column, end.index + offset, end.line + line
+        )
+
+    def __iter__(self) -> Iterator[Path_]:
+        for path in self._skeleton:
+            if self._item(path) is None:
+                yield path
+        for key, items in self._parts.items():
+            for i, (item, _, _) in enumerate(items):
+                nodes = item.keys if self._is_key else item.values
+                for relative in nodes:
+                    if relative:  # () is the list's own node: the skeleton's
+                        yield (key, i, *relative[1:])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node's text is: its start (character offset, 0-based line and column) and end."""
+
+    start: int
+    line: int
+    column: int
+    end: int
+    end_line: int
+
+
+def span(nodes: Mapping[Path_, Node], path: Path_) -> Span | None:
+    """The span of the node at `path` in a SourceDoc's values or keys; None when there is none."""
+    try:
+        return nodes.span(path) if isinstance(nodes, _Spliced) else _span(nodes[path])
+    except KeyError:
+        return None
+
+
+def _span(node: Node) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(start.index, start.line, start.column, end.index, end.line)
+
+
+def _moved(node: Node, line: int, offset: int, deltas: list[tuple[int, int]] | None = None) -> Node:
+    """A copy of `node` with its marks `line` lines and `offset` characters further (and, for a
+    skeleton node, past the items before it: `deltas`)."""
+    moved = node.__class__.__new__(node.__class__)  # a plain copy (copy.copy costs 4 times this)
+    moved.__dict__.update(node.__dict__)
+    moved.start_mark = _mark(node.start_mark, line, offset, deltas)
+    moved.end_mark = _mark(node.end_mark, line, offset, deltas)
+    return moved
+
+
+def _mark(mark: Any, line: int, offset: int, deltas: list[tuple[int, int]] | None) -> YamlMark:
+    index = mark.index + offset
+    if deltas:
+        passed = bisect.bisect_right(deltas, mark.index, key=_end)  # placeholders ending at or before it
+        index += deltas[passed - 1][1] if passed else 0
+    return YamlMark(mark.name, index, mark.line + line, mark.column, None, None)
+
+
+def _end(delta: tuple[int, int]) -> int:
+    return delta[0]
