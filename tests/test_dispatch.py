@@ -172,3 +172,24 @@ def test_a_doit_without_a_deque_keeps_its_own_queue(monkeypatch):
     monkeypatch.setattr(dispatch, "deque", list)  # as if doit's queue were a list
     kept = dispatch.EarlyFirstDispatcher(control.tasks, control.targets, [])
     assert type(kept.ready) is not dispatch.ReadyQueue
+
+
+def test_the_smoke_test_alone_from_scratch_finds_every_component_module(tmp_path):
+    """Starting the system imports every component's module, so `test:integration` is ordered
+    after every `gen:<component>`: asked for alone in a new project, with -n 2 and dispatched
+    first, it passes (without that order no component module is generated before it runs)."""
+    from autocoder.synthetic import write_synthetic
+
+    project = tmp_path / "project"
+    write_synthetic(project, 3)
+    run = subprocess.run(
+        [sys.executable, "-m", "autocoder.cli", "build", str(project), "-n", "2", "test:integration"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTOCODER_CACHE": "off", "AUTOCODER_WARM_WORKER": "off"},
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    modules = {p.stem for p in (project / "generated" / "src").glob("*/components/*.py")} - {"__init__"}
+    assert len(modules) >= 3, modules

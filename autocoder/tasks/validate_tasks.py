@@ -451,14 +451,17 @@ def task_test() -> Any:
                 "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
             }
         )
-    yield _smoke_task(directory, system)
+    yield _smoke_task(directory, system, [name for name, _ in components])
     yield from _path_tasks(directory, system, build)
 
 
-def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
+def _smoke_task(directory: Path, system: str, components: list[str]) -> dict[str, Any]:
     """The whole system once: start, health, one message per ingress, clean stop. It depends on
     the wiring, the models and the runtime (autocoder_runtime is in the validate fingerprint),
-    not on any component's logic: that is the path tests'."""
+    not on any component's logic: that is the path tests'. Starting the system imports every
+    component's module, so it runs after every `gen:<component>` (task_dep: an order, not an
+    input; a logic edit does not re-run it). Without that order it ran before some modules
+    existed once tasks/dispatch.py put it first among the ready tasks of a build from scratch."""
     runtime = [p for p in runtime_paths(system) if p.endswith(".py") and not p.startswith("tests/paths/")]
     return _task(
         {
@@ -467,6 +470,7 @@ def _smoke_task(directory: Path, system: str) -> dict[str, Any]:
             "doc": "smoke test: start the generated system on 127.0.0.1, call it over HTTP, stop it",
             "actions": [(run_test, [directory, "integration", "tests/test_integration.py", False])],
             "file_dep": [f"{SRC}/{p}" for p in runtime],
+            "task_dep": [f"gen:{name}" for name in components],
             "targets": [f"{REPORTS}/test/integration.json", f"{REPORTS}/junit/integration.xml"],
         }
     )
