@@ -304,3 +304,46 @@ def test_the_search_passes_over_components_not_generated_yet(lint_project):
     counted = Counted(src)
     assert counted.run(directory, group, "alpha") == lone(src, "alpha")
     assert counted.batches == [["alpha", "epsilon", "delta", "gamma", "beta"]]
+
+
+def test_bandit_gives_what_its_own_default_run_gives_nosec_comments_included(tmp_path):
+    """bandit_findings runs the files without "nosec" in them with ignore_nosec (no tokenizing):
+    its issues are still exactly those of one plain bandit run over all the files, whose
+    `# nosec` comments (blanket or naming a test) still suppress, and others do not."""
+    from bandit.core import config as bandit_config
+    from bandit.core import manager as bandit_manager
+
+    from autocoder.validate.lint import bandit_findings
+
+    sources = {
+        "blanket.py": "def f(value):\n    return eval(value)  # nosec\n",
+        "named.py": "def f(value):\n    return eval(value)  # nosec B307\n",
+        "other_test.py": "def f(value):\n    return eval(value)  # nosec B101\n",
+        "upper.py": "def f(value):\n    return eval(value)  # NOSEC\n",
+        "comment.py": "# a comment\ndef f(value):\n    assert value\n    return eval(value)  # why\n",
+        "plain.py": "import pickle\n\n\ndef f(data):\n    return pickle.loads(data)\n",
+        "broken.py": "def f(value)\n    return eval(value)\n",
+        "mentions.py": "def f(value):\n    return eval(value)\n\n\nNOTE = 'nosec'\n",
+    }
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
+    files = sorted(sources)
+    manager = bandit_manager.BanditManager(bandit_config.BanditConfig(), "file", quiet=True)
+    manager.discover_files([str(tmp_path / f) for f in files], False)
+    manager.run_tests()
+    expected = [
+        (Path(i.fname).name, i.lineno, i.col_offset + 1, i.test_id, i.severity)
+        for i in manager.get_issue_list()
+    ]
+    found = [
+        (f.path, f.line, f.col, f.rule, f.message.rsplit("severity ", 1)[1][:-1].upper())
+        for f in bandit_findings(tmp_path, files)
+    ]
+    assert found == expected
+    flagged = {f[0] for f in found if f[3] == "B307"}
+    assert flagged == {
+        "other_test.py",
+        "upper.py",
+        "comment.py",
+        "mentions.py",
+    }  # blanket/named nosec suppress
