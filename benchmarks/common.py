@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -94,6 +96,33 @@ def reported_build(project: Path, env: dict[str, str], args: list[str]) -> tuple
         raise SystemExit(f"build in {project} printed no report:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
     return report, wall, used
+
+
+def stop_background(project: Path) -> int:
+    """Stop the helpers a build of `project` left running (its warm worker and mypy daemon,
+    validate/background.py): a benchmark that builds project after project would otherwise
+    have each one's helper warm up (3-6 CPU-seconds) during the next builds, whichever tree
+    they are. Returns how many were stopped."""
+    wanted = str(project)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv]
+        helper = any(w in ("autocoder.validate.warm_worker", "autocoder.validate.mypy_daemon") for w in words)
+        if helper and any(w.startswith(wanted) for w in words):
+            found.append(int(entry.name))
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in found):
+        time.sleep(0.05)
+    return len(found)
 
 
 def machine() -> dict[str, object]:

@@ -16,6 +16,8 @@ default build. Before the rounds, each tree builds a 3-component project untimed
 publishes its machine-wide mypy cache (validate/types.py; keyed by the tree's runtime): every
 timed build is a machine's second project, not its first (AUTOCODER_MYPY_CACHE=off to measure
 cold).
+After each build, the warm worker and mypy daemon it started are stopped (common.stop_background):
+left running, each warms up or idles beside the next builds, whichever tree they are.
 
 Usage: python benchmarks/full_build_bench.py [--old COMMIT] [--components 100] [--rounds 2]
        [--modes scope scope_report_last full]
@@ -29,7 +31,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import json_build, old_tree, write_comparison
+from common import json_build, old_tree, stop_background, write_comparison
 
 from autocoder.synthetic import write_synthetic
 
@@ -46,6 +48,7 @@ def build(tree: Path | None, components: int, workdir: Path, tasks: list[str]) -
     project = Path(tempfile.mkdtemp(dir=workdir))
     write_synthetic(project, components)
     wall, cpu, report = json_build(project, tree, tasks, 2, mypy_daemon=True)
+    stopped = stop_background(project)  # not to warm up during the next build, of either tree
     groups: dict[str, list[float]] = {}
     for task in report["tasks"]:
         name = task["name"]
@@ -55,6 +58,7 @@ def build(tree: Path | None, components: int, workdir: Path, tasks: list[str]) -
     failed = sorted(t["name"] for t in report["tasks"] if t["result"] == "fail")
     return {
         "wall_s": round(wall, 2),
+        "helpers_stopped_after": stopped,
         "cpu_s": round(cpu, 1),
         "failed_tasks": failed,  # a bench over budget on a busy machine fails; its cost still counts
         "mean_task_s": {g: round(statistics.mean(v), 4) for g, v in sorted(groups.items())},
