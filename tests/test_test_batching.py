@@ -227,6 +227,23 @@ def test_an_edit_batches_no_member_that_ran_after_its_inputs_changed(tmp_path: P
     assert [member.name for member, _ in _siblings(tmp_path, group, alpha, records)] == ["gamma"]
 
 
+def test_members_not_generated_yet_do_not_end_the_search_for_siblings(tmp_path: Path) -> None:
+    """In a build from scratch a test task can start while the last components are still being
+    generated: members whose module is missing are skipped, not taken for up to date, so the
+    search reaches the pending ones before them (counted as up to date, UP_TO_DATE_RUN of them
+    at the end of the order left the task to run its file alone)."""
+    from autocoder.validate.batch import UP_TO_DATE_RUN, _siblings
+
+    names = [f"c{i}" for i in range(UP_TO_DATE_RUN + 6)]
+    _, group = _project(tmp_path, dict.fromkeys(names, PASSING))
+    for name in names[4:]:  # the end of the order is not generated yet
+        (tmp_path / "generated" / "src" / f"{name}.py").unlink()
+    records = tmp_path / "records"
+    records.mkdir()
+    found = [member.name for member, _ in _siblings(tmp_path, group, group.member("c0"), records)]
+    assert found == ["c3", "c2", "c1"]
+
+
 STORE = """
 from typing import Any, ClassVar
 

@@ -164,8 +164,15 @@ def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> 
             break
         if member is own:
             continue
-        if not _likely_pending(root, group, member, shared):
+        state = _state(root, group, member, shared)
+        if state == "done":
             up_to_date += 1
+            continue
+        # not generated yet (a build from scratch, its generators still running): neither a
+        # candidate nor a sign that the rest is up to date, so the search goes on past it (as
+        # siblings._pending does); counted as up to date, a test task that started while the
+        # last components were being generated found no sibling and ran its file alone
+        if state == "unready":
             continue
         up_to_date = 0
         if not claim(records, member.name):
@@ -178,17 +185,20 @@ def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> 
     return chosen
 
 
-def _likely_pending(root: str, group: TierGroup, member: Member, shared: int) -> bool:
-    """Whether this build will run the member's task, guessed from file times (doit decides by
-    its own records; a wrong guess costs time, never a wrong result): every input exists and its
-    result file is missing or older than one of them (`shared`: the newest shared input's time)."""
+def _state(root: str, group: TierGroup, member: Member, shared: int) -> str:
+    """ "pending", "done" or "unready" (one of its own inputs is missing: its generator has not
+    run yet): whether this build will run the member's task, guessed from file times (doit
+    decides by its own records; a wrong guess costs time, never a wrong result): pending when
+    its result file is missing or older than one of its inputs (`shared`: the newest shared
+    input's time)."""
     own = _newest(root, member.own)
     if own is None:
-        return False
+        return "unready"
     try:
-        return os.stat(f"{root}/{group.results}/{member.name}.xml").st_mtime_ns < max(own, shared)
+        done = os.stat(f"{root}/{group.results}/{member.name}.xml").st_mtime_ns >= max(own, shared)
     except OSError:
-        return True
+        return "pending"
+    return "done" if done else "pending"
 
 
 def _newest(root: str, paths: tuple[str, ...]) -> int | None:
