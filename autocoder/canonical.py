@@ -15,7 +15,11 @@ def canonical_json(data: Any) -> bytes:
     return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
+def compact_json(data: Any) -> str:
+    """The compact canonical form: sorted keys, no spaces, UTF-8 text (json's C encoder)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def content_hash(data: Any) -> str:
     """sha256 of the compact canonical form (json's C encoder; the indented form is 10x slower)."""
-    compact = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(compact.encode()).hexdigest()
+    return hashlib.sha256(compact_json(data).encode()).hexdigest()

@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from autocoder.canonical import compact_json
+
 RUNTIME_IR = "ir.runtime.json"  # under generated/, next to ir.v1.json
 
 _EXPR = {"source": "", "python": "", "type": "", "fields": []}
@@ -51,8 +53,7 @@ def encode_projection(ir_json: bytes | dict[str, Any]) -> bytes:
     (gen:runtime is its only reader; the JSON of the pydantic models, indented, would cost `ir`
     four times as long at 500 components), final newline."""
     data = runtime_projection(json.loads(ir_json) if isinstance(ir_json, bytes) else ir_json)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode()
+    return (compact_json(data) + "\n").encode()
 
 
 def write_projection(generated: Path, root: Path, ir: dict[str, Any] | None = None) -> bool:

@@ -12,9 +12,10 @@ No pydantic here: the `ir` task imports this module to write the file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from autocoder.canonical import compact_json
 
 PLAN_INPUT = "ir.deploy.json"  # under generated/, next to ir.v1.json
 
@@ -43,10 +44,7 @@ def plan_input(ir: dict[str, Any]) -> dict[str, Any]:
 
 def encode_plan_input(ir: dict[str, Any]) -> bytes:
     """The file's bytes: sorted keys, compact (deploy:plan is its only reader), final newline."""
-    text = json.dumps(
-        plan_input(ir), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return (text + "\n").encode()
+    return (compact_json(plan_input(ir)) + "\n").encode()
 
 
 def write_plan_input(generated: Path, root: Path, ir: dict[str, Any]) -> bool:

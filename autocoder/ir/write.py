@@ -146,7 +146,7 @@ def commit_ir(plan: IrPlan) -> list[Path]:
 
 def _slice_file(root: Path, generated: Path, folder: str, name: str) -> str:
     """_slice_target as a string, for reading (500 Path objects cost ~10 ms)."""
-    if name and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name:
+    if _plain(name):
         return f"{folder}/{name}.json"
     return str(confined(root, slice_path(generated, name)))
 
@@ -154,9 +154,16 @@ def _slice_file(root: Path, generated: Path, folder: str, name: str) -> str:
 def _slice_target(root: Path, generated: Path, slice_dir: Path, name: str) -> Path:
     """confined(root, slice_path(generated, name)) without resolving the folder once per slice:
     a plain file name in the already confined folder is what confined would return."""
-    if name and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name:
+    if _plain(name):
         return slice_dir / f"{name}.json"
     return confined(root, slice_path(generated, name))
+
+
+def _plain(name: str) -> bool:
+    """Whether `name` + ".json" is a file name in its folder: no separator, NUL or dot name."""
+    return (
+        bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+    )
 
 
 # ir.v1.json is indented JSON with sorted keys, whose top-level keys sit on lines indented by

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from doit.exceptions import TaskFailed
 
+from autocoder.canonical import compact_json
 from autocoder.layout import CHECK_REPORT, GENERATED
 from autocoder.tasks import compile_tasks
 
@@ -265,8 +266,8 @@ def projections(planned: IrPlan) -> tuple[bytes, bytes]:
         if found is None:
             one = {**layout.rest, "components": [json.loads(piece)]}
             found = (
-                _compact(runtime_projection(one)["components"][0]),
-                _compact(plan_input(one)["components"][0]),
+                compact_json(runtime_projection(one)["components"][0]),
+                compact_json(plan_input(one)["components"][0]),
             )
         used[piece] = found
     _COMPONENTS.clear()
@@ -278,17 +279,12 @@ def projections(planned: IrPlan) -> tuple[bytes, bytes]:
 
 
 def _spliced(data: dict[str, Any], components: str) -> bytes:
-    """_compact(data) + a newline, with `components` as the text of its components list."""
+    """compact_json(data) + a newline, with `components` as the text of its components list."""
     items = (
-        _compact(key) + ":" + (components if key == "components" else _compact(value))
+        compact_json(key) + ":" + (components if key == "components" else compact_json(value))
         for key, value in sorted(data.items())
     )
     return ("{" + ",".join(items) + "}\n").encode()
-
-
-def _compact(value: Any) -> str:
-    """json.dumps as encode_projection and encode_plan_input call it."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _commit(planned: Planned) -> TaskFailed | None:

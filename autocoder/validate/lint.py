@@ -176,13 +176,19 @@ def tool_findings(src: Path, files: list[str]) -> list[Finding]:
     """ruff's and bandit's findings on `files` (paths relative to `src`). Both judge each file on
     its own, so a run over several components' files gives each file the findings a run over
     its component's files alone gives (validate/siblings.py batches on that; tested)."""
-    ruff = RuffRun(src, files)  # runs while bandit does
+    return _beside_ruff(src, files, lambda: bandit_findings(src, files))
+
+
+def _beside_ruff(src: Path, files: list[str], work: Callable[[], list[Finding]]) -> list[Finding]:
+    """ruff's findings on `files`, then work()'s: ruff runs (RuffRun) while `work` does, and is
+    killed when `work` raises."""
+    ruff = RuffRun(src, files)
     try:
-        bandit = bandit_findings(src, files)
+        found = work()
     except BaseException:
         ruff.stop()
         raise
-    return ruff.findings() + bandit
+    return ruff.findings() + found
 
 
 def tool_findings_split(src: Path, groups: dict[str, list[str]]) -> dict[str, list[Finding]]:
@@ -222,10 +228,8 @@ def lint_files(
     `tools`: ruff's and bandit's findings on them when already known (from a batch)."""
     if tools is not None:
         return sorted(under(SOURCES, tools + policy_findings(src, module, test, security)))
-    ruff = RuffRun(src, [module, test])  # runs while bandit and the policy do
-    try:
-        found = bandit_findings(src, [module, test]) + policy_findings(src, module, test, security)
-    except BaseException:
-        ruff.stop()
-        raise
-    return sorted(under(SOURCES, ruff.findings() + found))
+    files = [module, test]
+    found = _beside_ruff(
+        src, files, lambda: bandit_findings(src, files) + policy_findings(src, module, test, security)
+    )
+    return sorted(under(SOURCES, found))

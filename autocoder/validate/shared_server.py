@@ -112,10 +112,9 @@ def served_components(directory: Path) -> set[str] | None:
 
 def prestart(directory: Path, system: str, build: str, wanted: Callable[[], Collection[str]]) -> None:
     """Launch this build's server, with the components `wanted()` names, without waiting for
-    it: a component's test task calls this first, so the server boots while components are
-    tested (in a one-process build, the edit build, on the core it leaves idle; under
-    `doit -n N`, instead of while the first path tests of the workers all wait for it), and
-    the path tests that follow find it ready. Nothing when it is launched already or nothing
+    it: a component's test task calls this first in a one-process build (the edit build:
+    plain `doit`), so the server boots on the core that build leaves idle while the component
+    is tested, and the path tests that follow find it ready. Nothing when it is launched already or nothing
     is wanted (then not asked again in this process for this build), nor while a module it
     would serve is not generated yet (asked again by the next test task)."""
     if (build, str(directory)) in _NOTHING_WANTED:
