@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
 from common import machine, write_results
+from common import medians as median_of
 from edit_profile import profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,12 +73,7 @@ def main() -> None:
                 figures = run(project.resolve(), path)
                 if round_:
                     runs[name].append(figures)
-    medians = {
-        name: {
-            key: statistics.median(r[key] for r in rs) for key in ("check_s", "ir_s", "check_ir_s", "wall_s")
-        }
-        for name, rs in runs.items()
-    }
+    medians = median_of(runs, ("check_s", "ir_s", "check_ir_s", "wall_s"))
     write_results(
         args.out,
         {

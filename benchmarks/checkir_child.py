@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from checkir_ab import old_tree
 from common import machine, write_results
+from common import medians as median_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -87,10 +87,7 @@ def main() -> None:
             runs["A"] += run(args.a.resolve(), args.edits, old)
             runs["B"] += run(args.b.resolve(), args.edits, None)
             loads.append(round(os.getloadavg()[0], 1))
-    medians = {
-        name: {key: statistics.median(r[key] for r in rs) for key in ("cpu_s", "wall_s")}
-        for name, rs in runs.items()
-    }
+    medians = median_of(runs, ("cpu_s", "wall_s"))
     write_results(
         args.out,
         {

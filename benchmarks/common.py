@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,20 @@ def synthetic_bytes(components: int) -> tuple[bytes, bytes]:
     arch = yaml.safe_dump(synthetic_architecture(components), sort_keys=False).encode()
     deploy = yaml.safe_dump(synthetic_deployment(), sort_keys=False).encode()
     return arch, deploy
+
+
+def medians(
+    runs: dict[str, list[dict[str, Any]]], keys: Iterable[str], digits: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Per side of `runs` (its name -> one dict of figures per run), the median of each key,
+    rounded to `digits` when given."""
+    keys = list(keys)
+
+    def median(values: Iterable[float]) -> float:
+        found = statistics.median(values)
+        return found if digits is None else round(found, digits)
+
+    return {name: {key: median(r[key] for r in found) for key in keys} for name, found in runs.items()}
 
 
 def median_s(fn: Callable[[], object], repeats: int) -> float:

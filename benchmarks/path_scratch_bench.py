@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from common import machine, old_tree, reported_build, tree_env, write_results
+from common import medians as median_of
 from full_build_bench import SCOPE
 
 from autocoder.synthetic import write_synthetic
@@ -77,10 +77,7 @@ def main() -> None:
                 runs[name].append(build(tree, args.components, Path(work)))
                 print(name, runs[name][-1], file=sys.stderr, flush=True)
     loads.append(round(os.getloadavg()[0], 2))
-    medians = {
-        name: {key: round(statistics.median(r[key] for r in found), 3) for key in KEYS}
-        for name, found in runs.items()
-    }
+    medians = median_of(runs, KEYS, 3)
     write_results(
         args.out,
         {

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from common import machine, write_results
+from common import medians as median_of
 
 RUN = """
 import json, sys, time
@@ -96,10 +96,7 @@ def main() -> None:
             runs["in_process"].append(one_run(src, test_file, work, "off"))
             runs["worker"].append(one_run(src, test_file, work, idle))
             loads.append(round(os.getloadavg()[0], 1))
-    medians = {
-        side: {key: round(statistics.median(r[key] for r in rounds), 3) for key in ("call_s", "process_s")}
-        for side, rounds in runs.items()
-    }
+    medians = median_of(runs, ("call_s", "process_s"), 3)
     result = {
         "machine": machine(),
         "project": args.project.name,
