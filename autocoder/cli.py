@@ -544,6 +544,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"autocoder: {cannot_write(exc)}", file=sys.stderr)
             return EXIT_ERROR
+        from autocoder.tasks.reporter import use_project_storage
+
+        use_project_storage(Path.cwd())  # also under another reporter (--reporter json)
     from autocoder.llm.usage import report_usage
     from autocoder.validate.inprocess import environment
 

@@ -1,20 +1,26 @@
-"""hypothesis's table of Unicode categories, made once per machine instead of once per project.
+"""hypothesis's Unicode tables, made once per machine instead of once per project.
 
-Why: gen:runtime finds the simplest valid message of each schema with hypothesis
-(codegen/strategies.py), and a project's first text strategy makes hypothesis build its table
-of Unicode categories (hypothesis.internal.charmap: `unicodedata.category` of all 1.1 million
-code points, 0.5-1.9 s of CPU, most of gen:runtime in a build from scratch), which it keeps in
-the project's hypothesis storage (generated/.cache/hypothesis: tasks/reporter.py sets
-HYPOTHESIS_STORAGE_DIRECTORY). Every new project built it again.
+Why: hypothesis derives tables from this Python's Unicode database the first time a strategy
+needs them (hypothesis.internal.charmap) and keeps them in its storage directory, which a build
+puts in the project (generated/.cache/hypothesis: HYPOTHESIS_STORAGE_DIRECTORY, set by
+`autocoder build` and tasks/reporter.py). Every new project computed them again:
+- the table of Unicode categories (`unicodedata.category` of all 1.1 million code points,
+  0.5-1.9 s of CPU), for gen:runtime's simplest messages (codegen/strategies.py) and any text
+  strategy of the tests;
+- the table of what UTF-8 can encode (`intervals_from_codec`: every code point encoded and
+  decoded, ~3 s of CPU), for every `from_regex` strategy: the test tier's warm-up has one
+  (validate/testing.py), so each process that prepared test runs computed it, two at once in
+  a `-n 2` build from scratch (6.4 of its ~40 CPU-seconds, py-spy).
 
-How: before gen:runtime renders, a project without the table gets a copy of the machine's
-(`seed`); after it, a machine without one gets the project's (`publish`). The machine's copy is
-kept per Python and hypothesis version, under the Unicode version hypothesis files it by,
-beside the run-cache's local store ($XDG_CACHE_HOME/autocoder, AUTOCODER_CACHE_DIR). The table
-is what hypothesis itself computes from this Python's Unicode database (hypothesis reads the
-file and, when it is unreadable, computes the table again), so the samples are the same bytes
-with a copied table or a computed one (tests/test_unicode_table.py). Both steps are best effort:
-a copy that fails leaves hypothesis to compute the table, as before.
+How: before gen:runtime renders, a project gets a copy of each table the machine has and it
+lacks (`seed`); after gen:runtime and after the test tier's warm-up, the machine gets a copy of
+each table the project has and it lacks (`publish`). The machine's copies are kept per Python
+and hypothesis version, under the Unicode version hypothesis files them by, beside the
+run-cache's local store ($XDG_CACHE_HOME/autocoder, AUTOCODER_CACHE_DIR). A table is what
+hypothesis itself computes from this Python's Unicode database (hypothesis reads the file and,
+when it is unreadable, computes the table again), so the samples and tests are the same with a
+copied table or a computed one (tests/test_unicode_table.py). Both steps are best effort: a
+copy that fails leaves hypothesis to compute the table, as before.
 """
 
 from __future__ import annotations
@@ -22,38 +28,49 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import unicodedata
 from pathlib import Path
 
-FILE = "charmap.json.gz"  # hypothesis.internal.charmap.charmap_file()
+FILE = "charmap.json.gz"  # hypothesis.internal.charmap.charmap_file(): the categories
+# the tables hypothesis.internal.charmap keeps: the categories, and per codec what it encodes
+TABLE = re.compile(r"(charmap|codec-[A-Za-z0-9_.-]+)\.json\.gz")
 
 
-def _project_table() -> Path | None:
-    """Where hypothesis reads the table in this build (None: no storage is set)."""
+def _project_tables() -> Path | None:
+    """The folder where hypothesis keeps its tables in this build (None: no storage is set)."""
     storage = os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
     if not storage:
         return None
-    return Path(storage) / "unicode_data" / unicodedata.unidata_version / FILE
+    return Path(storage) / "unicode_data" / unicodedata.unidata_version
 
 
-def _inside(directory: Path, table: Path | None) -> Path | None:
-    """`table` when it lies inside the project `directory` (its folders' symlinks resolved)."""
+def _inside(directory: Path, tables: Path | None) -> Path | None:
+    """The folder `tables` when it lies inside the project `directory` (symlinks resolved)."""
     from autocoder.fsutil import OutsideProjectError, confined
 
-    if table is None:
+    if tables is None:
         return None
     try:
-        return confined(directory, table)
+        return confined(directory, tables, directory=True)
     except OutsideProjectError:
         return None
 
 
-def _machine_table() -> Path:
+def _machine_tables() -> Path:
     from autocoder.runcache.cache import local_dir
     from autocoder.tools import tool_versions
 
     versions = f"python-{platform.python_version()} {tool_versions()}".replace(" ", "_").replace("==", "-")
-    return local_dir() / "hypothesis-unicode" / versions / unicodedata.unidata_version / FILE
+    return local_dir() / "hypothesis-unicode" / versions / unicodedata.unidata_version
+
+
+def _tables(folder: Path) -> set[str]:
+    """The names of the tables in `folder` (none when it cannot be read)."""
+    try:
+        return {entry.name for entry in folder.iterdir() if TABLE.fullmatch(entry.name) and entry.is_file()}
+    except OSError:
+        return set()
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -64,21 +81,21 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def seed(directory: Path) -> None:
-    """Give the project's hypothesis storage the machine's table, when it has none (and the
-    storage is inside the project `directory`: nothing is written elsewhere)."""
-    project = _inside(directory, _project_table())
-    if project is None or project.is_file():
+    """Give the project's hypothesis storage each table of the machine's that it lacks (when
+    the storage is inside the project `directory`: nothing is written elsewhere)."""
+    project = _inside(directory, _project_tables())
+    if project is None:
         return
-    machine = _machine_table()
-    if machine.is_file():
-        _copy(machine, project)
+    machine = _machine_tables()
+    for name in sorted(_tables(machine) - _tables(project)):
+        _copy(machine / name, project / name)
 
 
 def publish(directory: Path) -> None:
-    """Keep the project's table for the machine's next projects, when the machine has none."""
-    project = _inside(directory, _project_table())
-    if project is None or not project.is_file():
+    """Keep each table of the project's that the machine lacks, for its next projects."""
+    project = _inside(directory, _project_tables())
+    if project is None:
         return
-    machine = _machine_table()
-    if not machine.is_file():
-        _copy(project, machine)
+    machine = _machine_tables()
+    for name in sorted(_tables(project) - _tables(machine)):
+        _copy(project / name, machine / name)

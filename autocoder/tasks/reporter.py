@@ -104,7 +104,13 @@ def _lock_project() -> None:
         acquire(here)
     except OSError as exc:
         raise InvalidTask(cannot_write(exc)) from None
-    # tools that keep files where they run (hypothesis's .hypothesis) keep them under generated/
+    use_project_storage(here)
+
+
+def use_project_storage(here: Path) -> None:
+    """Tools that keep files where they run (hypothesis's .hypothesis) keep them under
+    generated/ (set before any task runs, whichever reporter the build uses: the Unicode tables
+    that codegen/unicode_table.py shares between projects are found there)."""
     os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(here / CACHE / "hypothesis"))
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autocoder.codegen import unicode_table
 from autocoder.validate import warm_worker
 from autocoder.validate.inprocess import environment, importable
 from autocoder.validate.isolated import ChildFailed, heartbeat, run_forked
@@ -94,6 +95,8 @@ def preload(src: Path) -> None:
     for package in sorted(p.parent.name for p in src.glob("*/models.py")):
         importlib.import_module(f"{package}.models")
     warm_up()
+    # the Unicode tables warm-up's strategies made, for the machine's next projects
+    unicode_table.publish(src.parent.parent)
 
 
 WARM_UP = """
