@@ -69,12 +69,11 @@ def machine_bytecode_dir() -> str:
     file's code: the options and filters the templates are compiled with)."""
     import platform
 
-    from autocoder.runcache.cache import local_dir
+    from autocoder.runcache.cache import machine_folder
 
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    digest = hashlib.sha256(f"{python} jinja2=={jinja2.__version__}\n".encode())
-    digest.update(Path(__file__).read_bytes())
-    return str(local_dir() / "jinja" / digest.hexdigest())
+    key = f"{python} jinja2=={jinja2.__version__}\n".encode() + Path(__file__).read_bytes()
+    return str(machine_folder("jinja", key))
 
 
 def render(template: str, **context: Any) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import math
 import re
@@ -265,15 +264,13 @@ def machine_samples() -> Path:
     import platform
     import unicodedata
 
-    from autocoder.runcache.cache import local_dir
+    from autocoder.runcache.cache import machine_folder
     from autocoder.tools import tool_versions
 
-    digest = hashlib.sha256(
-        f"{platform.python_version()} {unicodedata.unidata_version} {tool_versions()}\n".encode()
-    )
+    key = f"{platform.python_version()} {unicodedata.unidata_version} {tool_versions()}\n".encode()
     for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    return local_dir() / "samples" / digest.hexdigest()
+        key += source.name.encode() + b"\0" + source.read_bytes()
+    return machine_folder("samples", key)
 
 
 @functools.lru_cache(maxsize=256)

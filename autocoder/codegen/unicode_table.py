@@ -14,12 +14,12 @@ puts in the project (generated/.cache/hypothesis: HYPOTHESIS_STORAGE_DIRECTORY, 
 
 How: before gen:runtime renders, a project gets a copy of each table the machine has and it
 lacks (`seed`); after gen:runtime and after the test tier's warm-up, the machine gets a copy of
-each table the project has and it lacks (`publish`). The machine's copies are kept per Python
-and hypothesis version, under the Unicode version hypothesis files them by, beside the
-run-cache's local store ($XDG_CACHE_HOME/autocoder, AUTOCODER_CACHE_DIR). A table is what
-hypothesis itself computes from this Python's Unicode database (hypothesis reads the file and,
-when it is unreadable, computes the table again), so the samples and tests are the same with a
-copied table or a computed one (tests/test_unicode_table.py). Both steps are best effort: a
+each table the project has and it lacks (`publish`). The machine's copies are kept per Python,
+Unicode and hypothesis version, beside the run-cache's local store ($XDG_CACHE_HOME/autocoder,
+AUTOCODER_CACHE_DIR: runcache.cache.machine_folder). A table is what hypothesis itself
+computes from this Python's Unicode database (hypothesis reads the file and, when it is
+unreadable, computes the table again), so the samples and tests are the same with a copied
+table or a computed one (tests/test_unicode_table.py). Both steps are best effort: a
 copy that fails leaves hypothesis to compute the table, as before.
 """
 
@@ -58,11 +58,11 @@ def _inside(directory: Path, tables: Path | None) -> Path | None:
 
 
 def _machine_tables() -> Path:
-    from autocoder.runcache.cache import local_dir
+    from autocoder.runcache.cache import machine_folder
     from autocoder.tools import tool_versions
 
-    versions = f"python-{platform.python_version()} {tool_versions()}".replace(" ", "_").replace("==", "-")
-    return local_dir() / "hypothesis-unicode" / versions / unicodedata.unidata_version
+    key = f"{platform.python_version()} {unicodedata.unidata_version} {tool_versions()}"
+    return machine_folder("hypothesis-unicode", key.encode())
 
 
 def _tables(folder: Path) -> set[str]:

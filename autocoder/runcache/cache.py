@@ -54,6 +54,14 @@ def local_dir() -> Path:
     return Path(base).expanduser() / "autocoder"
 
 
+def machine_folder(kind: str, key: bytes) -> Path:
+    """A folder beside the local store for what this machine computes once and every project
+    then reuses (compiled templates, simplest messages, hypothesis's Unicode tables): `kind`,
+    then the SHA-256 of `key`, which holds everything that decides the folder's content
+    (versions, code): any change of it starts a new folder, and an old one is never read."""
+    return local_dir() / kind / hashlib.sha256(key).hexdigest()
+
+
 def remote_url(project: Path) -> tuple[str | None, str]:
     """The remote's URL and where it was set: AUTOCODER_CACHE_URL wins over deployment.yaml's
     `build: {cache: {url: ...}}` (a CI job can point elsewhere without editing the blueprint)."""
