@@ -8,6 +8,8 @@ each circuit breaker's state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # no *_created series: they only add noise to every scrape
@@ -15,6 +17,24 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One component's labelled series, looked up once: `.labels(component=...)` hashes and
+    checks its label values on every call, and the kernel path counts four to six events a
+    message (a child, once made, stays its metric's series for that label value)."""
+
+    received: Counter
+    emitted: Counter
+    dropped: Counter
+    retries: Counter
+    dead_letters: Counter
+    queue_depth: Gauge
+    in_flight: Gauge
+    circuit: Gauge
+    consumer_up: Gauge
+    latency: Histogram
 
 
 class Metrics:
@@ -51,12 +71,29 @@ class Metrics:
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         )
+        self.by_component: dict[str, Series] = {}
+
+    def of(self, component: str) -> Series:
+        """The component's series (made, at zero, on first use: as `labels` would make them)."""
+        found = self.by_component.get(component)
+        if found is None:
+            found = self.by_component[component] = Series(
+                received=self.received.labels(component=component),
+                emitted=self.emitted.labels(component=component),
+                dropped=self.dropped.labels(component=component),
+                retries=self.retries.labels(component=component),
+                dead_letters=self.dead_letters.labels(component=component),
+                queue_depth=self.queue_depth.labels(component=component),
+                in_flight=self.in_flight.labels(component=component),
+                circuit=self.circuit.labels(component=component),
+                consumer_up=self.consumer_up.labels(component=component),
+                latency=self.latency.labels(component=component),
+            )
+        return found
 
     def touch(self, component: str) -> None:
         """Create a component's series at zero, so /metrics lists it before any traffic."""
-        for counter in (self.received, self.emitted, self.dropped, self.retries, self.dead_letters):
-            counter.labels(component=component)
-        for gauge in (self.queue_depth, self.in_flight, self.circuit):
-            gauge.labels(component=component).set(0)
-        self.consumer_up.labels(component=component).set(1)
-        self.latency.labels(component=component)
+        series = self.of(component)
+        for gauge in (series.queue_depth, series.in_flight, series.circuit):
+            gauge.set(0)
+        series.consumer_up.set(1)
