@@ -1,12 +1,14 @@
 """The kernel path's shortcuts do what the longer way did: `validate` gives what pydantic's
 model_validate/model_dump give (and refuses what they refuse), a trace id is a uuid4's hex, the
 labelled series a component counts on are its registry's own (a renewed registry's after a
-renew), a consumer lets the loop run between messages, and a message emitted to one, several
-or no targets reaches each of them once."""
+renew) and a scrape of them gives, byte for byte, what prometheus_client's own Counter, Gauge
+and Histogram give for the same events, a consumer lets the loop run between messages, and a
+message emitted to one, several or no targets reaches each of them once."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from typing import Any, ClassVar
 
@@ -201,3 +203,135 @@ def test_a_component_without_the_input_port_rejects_the_message() -> None:
         assert [str(e) for e in dead] == ["no input port 'nope'"]
 
     asyncio.run(run())
+
+
+class Reference:
+    """The same families as `Metrics`, made of prometheus_client's own Counter, Gauge and
+    Histogram: what a scrape gave before the kernel's series became plain numbers."""
+
+    def __init__(self, prefix: str) -> None:
+        from autocoder_runtime.metrics import LATENCY_BUCKETS
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry = CollectorRegistry()
+
+        def counter(name: str, text: str, labels: tuple[str, ...] = ("component",)) -> Counter:
+            return Counter(f"{prefix}_{name}", text, labels, registry=registry)
+
+        def gauge(name: str, text: str) -> Gauge:
+            return Gauge(f"{prefix}_{name}", text, ["component"], registry=registry)
+
+        self.received = counter("messages_received", "Messages a component took in")
+        self.emitted = counter("messages_emitted", "Messages a component emitted")
+        self.dropped = counter("messages_dropped", "Messages a component's logic filtered out")
+        self.retries = counter("retries", "Retries of a transient failure")
+        self.dead_letters = counter("dead_letters", "Messages written to the dead-letter table")
+        self.responses = counter("http_responses", "HTTP answers by route and status", ("route", "status"))
+        self.queue_depth = gauge("queue_depth", "Messages waiting in a component's input queues")
+        self.in_flight = gauge("in_flight", "Messages a component is processing now")
+        self.circuit = gauge("circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open")
+        self.consumer_up = gauge("consumers_up", "1 while every consumer of the component runs")
+        self.inbox_backlog = Gauge(
+            f"{prefix}_inbox_backlog", "Accepted messages not yet fully processed", registry=registry
+        )
+        self.latency = Histogram(
+            f"{prefix}_processing_seconds",
+            "Per-message processing latency",
+            ["component"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+
+    def touch(self, component: str) -> None:
+        for counter in (self.received, self.emitted, self.dropped, self.retries, self.dead_letters):
+            counter.labels(component=component)
+        for gauge in (self.queue_depth, self.in_flight, self.circuit):
+            gauge.labels(component=component).set(0)
+        self.consumer_up.labels(component=component).set(1)
+        self.latency.labels(component=component)
+
+
+COMPONENTS = ["c1", "c-2", 'odd"name\\']
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["received", "emitted", "dead_letters", "in_flight+", "in_flight-", "queue_depth"])
+        | st.sampled_from(["circuit", "latency", "responses", "backlog", "touch"]),
+        st.sampled_from([*COMPONENTS, "late"]),
+        st.sampled_from([0, 1, 2.5, 0.0005, 0.0004999, 0.3, 10.0, 11, -1.0, math.inf, math.nan])
+        | st.floats(0, 20),
+    ),
+    max_size=40,
+)
+
+
+def _apply(metrics: Any, event: str, component: str, value: float) -> None:
+    if event in ("received", "emitted", "dead_letters"):
+        getattr(metrics, event).labels(component=component).inc(abs(value) if value == value else 1)
+    elif event == "in_flight+":
+        metrics.in_flight.labels(component).inc()
+    elif event == "in_flight-":
+        metrics.in_flight.labels(component=component).dec()
+    elif event in ("queue_depth", "circuit"):
+        getattr(metrics, event).labels(component=component).set(value)
+    elif event == "latency":
+        metrics.latency.labels(component=component).observe(value)
+    elif event == "responses":
+        metrics.responses.labels(route="/items", status=str(int(value) if math.isfinite(value) else 0)).inc()
+    elif event == "backlog":
+        metrics.inbox_backlog.set(value)
+    else:
+        metrics.touch(component)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(COMPONENTS), unique=True), events, st.data())
+def test_a_scrape_gives_what_prometheus_clients_own_metrics_give(
+    touched: list[str], happened: list[tuple[str, str, float]], data: st.DataObject
+) -> None:
+    from prometheus_client import generate_latest
+
+    ours, reference = Metrics("sy"), Reference("sy")
+    for component in touched:
+        ours.touch(component)
+        reference.touch(component)
+    for event in happened:
+        _apply(ours, *event)
+        _apply(reference, *event)
+    assert generate_latest(ours.registry) == generate_latest(reference.registry)
+    names = data.draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "sy_messages_received_total",
+                    "sy_processing_seconds_bucket",
+                    "sy_processing_seconds_count",
+                    "sy_in_flight",
+                    "sy_inbox_backlog",
+                    "sy_http_responses_total",
+                    "sy_nothing",
+                ]
+            ),
+            unique=True,
+        )
+    )
+    # a restricted registry yields its families in no set order, for prometheus_client too
+    assert sorted(generate_latest(ours.registry.restricted_registry(names)).splitlines()) == sorted(
+        generate_latest(reference.registry.restricted_registry(names)).splitlines()
+    )
+
+
+@pytest.mark.parametrize(
+    "misuse",
+    [
+        lambda m: m.received.labels(),
+        lambda m: m.received.labels(route="x"),
+        lambda m: m.received.labels("a", component="b"),
+        lambda m: m.received.labels(component="a").inc(-1),
+    ],
+)
+def test_a_misused_metric_is_refused_as_prometheus_client_refuses_it(misuse: Any) -> None:
+    with pytest.raises(ValueError) as ours:
+        misuse(Metrics("m"))
+    with pytest.raises(ValueError) as reference:
+        misuse(Reference("m"))
+    assert str(ours.value) == str(reference.value)
