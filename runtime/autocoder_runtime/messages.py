@@ -57,7 +57,7 @@ class Envelope:
     (of the component that emitted it in this process) its handling is a child of."""
 
     payload: Message
-    trace_id: str = field(default_factory=lambda: new_trace_id())
+    trace_id: str = field(default_factory=new_trace_id)
     delivery: Delivery | None = None
     span_id: int | None = None
 
