@@ -9,6 +9,7 @@ message the logic cannot handle goes to the dead letters; none is dropped silent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -23,8 +24,10 @@ from autocoder_runtime.capabilities import CircuitBreaker, RetryPolicy, TokenBuc
 from autocoder_runtime.database import DatabaseUnavailable
 from autocoder_runtime.logs import log
 from autocoder_runtime.messages import Envelope, Message, OutputInvalid, Rejected, validate
+from autocoder_runtime.metrics import CIRCUIT_STATES, Metrics, Series
 from autocoder_runtime.settings import queue_size
 from autocoder_runtime.spec import ComponentSpec
+from autocoder_runtime.telemetry import NO_SPAN, Telemetry
 
 if TYPE_CHECKING:
     from autocoder_runtime.system import System
@@ -35,6 +38,7 @@ RESTART_DELAY_S = (0.05, 5.0)  # a failed consumer restarts after a backoff betw
 
 
 DEFAULT_DATA_DIR = "data"
+_NO_SPAN = contextlib.nullcontext(NO_SPAN)  # reusable: it holds no state of its own
 
 
 def data_dir() -> Path:
@@ -80,6 +84,8 @@ class Component:
         self.queues: dict[str, asyncio.Queue[Envelope]] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.failing: set[str] = set()  # consumers waiting to be restarted
+        self._series: Series | None = None
+        self._series_of: Metrics | None = None  # the registry `_series` is of
 
     # -- lifecycle
 
@@ -106,7 +112,7 @@ class Component:
             except Exception as exc:  # noqa: BLE001 - supervision: log, wait, restart
                 failures += 1
                 self.failing.add(name)
-                self.system.metrics.consumer_up.labels(component=self.name).set(0)
+                self.series().consumer_up.set(0)
                 delay = min(RESTART_DELAY_S[0] * 2**failures, RESTART_DELAY_S[1])
                 log(
                     logging.ERROR,
@@ -119,7 +125,7 @@ class Component:
                 await asyncio.sleep(delay)
                 self.failing.discard(name)
                 if not self.failing:
-                    self.system.metrics.consumer_up.labels(component=self.name).set(1)
+                    self.series().consumer_up.set(1)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -144,11 +150,21 @@ class Component:
 
     # -- the kernel path
 
+    def series(self) -> Series:
+        """This component's labelled metric series, looked up once per metrics registry (a
+        test's reused system makes its registry anew between runs; a running system never)."""
+        metrics = self.system.metrics
+        if self._series_of is not metrics:
+            self._series = metrics.of(self.name)
+            self._series_of = metrics
+        assert self._series is not None
+        return self._series
+
     async def _consume(self, port: str) -> None:
         queue = self.queues[port]
         while True:
             envelope = await queue.get()
-            self.system.metrics.queue_depth.labels(component=self.name).set(self.queued())
+            self.series().queue_depth.set(self.queued())
             try:
                 await self.bucket.acquire()
                 await self.handle(port, envelope)
@@ -158,30 +174,46 @@ class Component:
                 raise
             if envelope.delivery is not None:
                 envelope.delivery.finish()
+            # a turn for everything else on the loop (the server, the dispatcher, the other
+            # consumers) after each message, even when nothing in it had to wait: a full input
+            # queue and a downstream queue with room would otherwise be worked off in one go
+            await asyncio.sleep(0)
 
     async def handle(self, port: str, envelope: Envelope) -> None:
         """Validate, process (with retry / breaker / timeout), validate every output, emit.
         Failures go to the dead letters; only a failing dead-letter write escapes, and the
         system's database being unreachable (the message is fine: its inbox entry is
         delivered again after its lease)."""
-        metrics = self.system.metrics
-        metrics.received.labels(component=self.name).inc()
-        in_flight = metrics.in_flight.labels(component=self.name)
+        series = self.series()
+        series.received.inc()
+        in_flight = series.in_flight
         in_flight.inc()
         start = time.perf_counter()
         telemetry = self.system.telemetry
-        with telemetry.handling(self.name, port, envelope.trace_id, envelope.span_id) as span:
+        # the no-export telemetry's span is always NO_SPAN: its context manager (a generator
+        # made and run to its end per message) is skipped, nothing else
+        handling = (
+            _NO_SPAN
+            if type(telemetry).handling is Telemetry.handling
+            else telemetry.handling(self.name, port, envelope.trace_id, envelope.span_id)
+        )
+        with handling as span:
             try:
-                if port not in self.inputs:
+                model = self.inputs.get(port)
+                if model is None:
                     raise Rejected(f"no input port {port!r}")
-                message = validate(self.inputs[port], envelope.payload)
+                message = validate(model, envelope.payload)
                 results = await self._guarded(port, message)
                 outputs = [(p, validate(self.outputs[p], out, OutputInvalid)) for p, out in results]
                 if not outputs and self.outputs:
-                    metrics.dropped.labels(component=self.name).inc()
+                    series.dropped.inc()
                 span.outcome("processed" if outputs or not self.outputs else "dropped")
-                parent = Envelope(envelope.payload, envelope.trace_id, envelope.delivery, span.span_id)
-                await asyncio.gather(*(self.emit(p, out, parent) for p, out in outputs))
+                if outputs:
+                    parent = Envelope(envelope.payload, envelope.trace_id, envelope.delivery, span.span_id)
+                    if len(outputs) == 1:  # no task of its own to wait for
+                        await self.emit(outputs[0][0], outputs[0][1], parent)
+                    else:
+                        await asyncio.gather(*(self.emit(p, out, parent) for p, out in outputs))
             except (asyncio.CancelledError, DatabaseUnavailable):
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is recorded, never dropped
@@ -190,7 +222,7 @@ class Component:
                 await self.system.dead_letter(self.name, port, exc, envelope)
             finally:
                 in_flight.dec()
-                metrics.latency.labels(component=self.name).observe(time.perf_counter() - start)
+                series.latency.observe(time.perf_counter() - start)
 
     async def _guarded(self, port: str, message: Message) -> Outputs:
         attempt = 0
@@ -208,7 +240,7 @@ class Component:
                     self._circuit_metric()
                 if not self.retry.should_retry(exc, attempt):
                     raise
-                self.system.metrics.retries.labels(component=self.name).inc()
+                self.series().retries.inc()
                 await asyncio.sleep(self.retry.delay(attempt, exc))
                 continue
             if self.breaker is not None:
@@ -217,10 +249,8 @@ class Component:
             return result
 
     def _circuit_metric(self) -> None:
-        from autocoder_runtime.metrics import CIRCUIT_STATES
-
         assert self.breaker is not None
-        self.system.metrics.circuit.labels(component=self.name).set(CIRCUIT_STATES[self.breaker.state])
+        self.series().circuit.set(CIRCUIT_STATES[self.breaker.state])
 
     async def _call(self, port: str, message: Message) -> Outputs:
         if self.timeout is None:
@@ -239,15 +269,21 @@ class Component:
     async def emit(self, port: str, message: Message, parent: Envelope) -> None:
         """Deliver to every bound input at once: each target's queue bound applies on its own,
         so a slow sibling holds this message back only as far as its own queue is full."""
-        self.system.metrics.emitted.labels(component=self.name).inc()
+        self.series().emitted.inc()
         targets = self.system.targets(self.name, port, message)
         if parent.delivery is not None:
             parent.delivery.add(len(targets))
-        await asyncio.gather(
-            *(
-                target.queues[target_port].put(
-                    Envelope(dict(message), parent.trace_id, parent.delivery, parent.span_id)
-                )
-                for target, target_port in targets
+        if len(targets) == 1:  # no task of its own to wait for
+            target, target_port = targets[0]
+            await target.queues[target_port].put(
+                Envelope(dict(message), parent.trace_id, parent.delivery, parent.span_id)
             )
-        )
+        elif targets:
+            await asyncio.gather(
+                *(
+                    target.queues[target_port].put(
+                        Envelope(dict(message), parent.trace_id, parent.delivery, parent.span_id)
+                    )
+                    for target, target_port in targets
+                )
+            )

@@ -70,7 +70,7 @@ class Source(Component):
         while config.max_messages is None or seq < config.max_messages:
             seq += 1
             envelope = Envelope({"seq": seq})
-            self.system.metrics.received.labels(component=self.name).inc()
+            self.series().received.inc()
             try:
                 message = validate(
                     self.outputs[port], run_logic(self.generate, seq, time.time()), OutputInvalid
@@ -86,7 +86,7 @@ class Source(Component):
                     f"{self.name} emit", "producer", self.name, envelope.trace_id
                 ):
                     await self.system.accept(self.name, port, message, envelope.trace_id)
-                self.system.metrics.emitted.labels(component=self.name).inc()
+                self.series().emitted.inc()
             await asyncio.sleep(config.interval_s)
 
 
@@ -264,7 +264,7 @@ class Aggregator(Component):
             window.pop(key, None)
         if not window:
             self.windows.pop(start, None)
-        self.system.metrics.emitted.labels(component=self.name).inc(len(items))
+        self.series().emitted.inc(len(items))
         self.system.added(len(items))
 
     async def _close_due(self) -> None:
@@ -285,8 +285,19 @@ class Store(Component):
         key: str
         read_endpoints: bool = True
 
+    _config: StoreConfig | None = None
+
+    def config(self) -> StoreConfig:
+        """The store's config, validated on first use (once: a per-message validation cost as
+        much as the rest of the store's own step); one that fails validation is not kept, so
+        each message is refused as it was."""
+        config = self._config
+        if config is None:
+            config = self._config = self.StoreConfig.model_validate(self.spec.config)
+        return config
+
     async def aprocess(self, port: str, message: Message) -> Outputs:
-        config = self.StoreConfig.model_validate(self.spec.config)
+        config = self.config()
         key = str(message[config.key])
         if "\x00" in key:  # SQLite would keep it, PostgreSQL refuses it: refused on both alike
             raise Rejected(
