@@ -331,3 +331,31 @@ def test_the_projections_from_remembered_components_are_the_plain_encoders_bytes
         whole = json.loads(planned.ir_bytes)
         assert warm_compile.projections(planned) == (encode_projection(whole), encode_plan_input(whole))
         assert len(warm_compile._COMPONENTS) == len(result.slices)
+
+
+def test_a_plan_sends_no_unchanged_projection_and_ir_checks_it_before_writing(tmp_path, capsys, monkeypatch):
+    """A plan leaves out ir.runtime.json and ir.deploy.json when they already hold its bytes
+    (and the layout, read only where it is made); `ir` writes such a plan only while those
+    files still hold them: a file changed between `check` and `ir` is rewritten as in process."""
+    monkeypatch.setenv(warm_worker.ENV, "off")
+    directory = tmp_path / "project"
+    shutil.copytree(EXAMPLE, directory)
+    reference = _in_process(directory, False, capsys, monkeypatch)
+    names = ["ir.runtime.json", "ir.deploy.json"]
+    assert set(names) <= set(reference[1])
+    for tampered in (None, *names):
+        compile_tasks._COMPILED.clear()
+        outcome, planned = warm_compile.check_child(directory, False)
+        assert outcome.failure is None and planned is not None
+        assert planned.plan.layout is None and not planned.plan.after
+        assert sorted(path.name for path, _ in planned.kept) == sorted(names)
+        warm_compile._PLANNED[planned.key] = planned
+        if tampered is not None:
+            (directory / GENERATED / tampered).write_bytes(b"{}\n")
+        compile_tasks._COMPILED.clear()
+        capsys.readouterr()
+        assert warm_compile.ir(directory, False) is None
+        out, _ = capsys.readouterr()
+        assert out.endswith(f" component(s), {0 if tampered is None else 1} file(s) rewritten\n")
+        assert not warm_compile._PLANNED
+        assert _outputs(directory) == reference[1]
