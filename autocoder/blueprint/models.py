@@ -9,6 +9,7 @@ writes is data and reaches generated code only as a literal.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from typing import Annotated, Literal
@@ -95,9 +96,18 @@ PositiveNumber = Annotated[float, Field(gt=0)]
 
 
 class Model(BaseModel):
-    """Base of every blueprint model: unknown keys are errors, types are strict."""
+    """Base of every blueprint model: unknown keys are errors, types are strict.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+    Each model's validator is built when first needed (defer_build), not as this module is
+    imported: a process that reads the IR (a build's own process after an edit: gen, tests)
+    needs only the models the IR holds (ir/models.py builds those first), not the compiler's
+    (the architecture, its components and bindings, the deployment: ~0.08 CPU-s). A process
+    that compiles builds them all at once (`build_all`, before it validates a blueprint), in
+    the order of this file, each model reusing the ones it holds, as an eager build would."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, populate_by_name=False, defer_build=True
+    )
 
 
 # --------------------------------------------------------------------------- schemas
@@ -590,6 +600,21 @@ class Deployment(Model):
     suppressions: Annotated[list[Suppression], Field(max_length=50)] = Field(default_factory=list)
     llm: LLMBlock | None = None
     build: BuildSettings | None = None  # how Autocoder builds, not how the system runs: not in the IR
+
+
+def build(*models: type[BaseModel]) -> None:
+    """Build the validators of `models` that are not built yet (Model: defer_build)."""
+    for model in models:
+        if not model.__pydantic_complete__:
+            model.model_rebuild()
+
+
+@functools.cache
+def build_all() -> None:
+    """Build every model's validator (once per process), in the order they are defined here:
+    for a process that compiles (blueprint/validate.py), and a warm worker before it forks."""
+    found = list(globals().values())
+    build(*(value for value in found if isinstance(value, type) and issubclass(value, Model)))
 
 
 def schema_major(version: str) -> int | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from autocoder.blueprint.models import SUPPORTED_SCHEMA_MAJOR, schema_major
+from autocoder.blueprint.models import SUPPORTED_SCHEMA_MAJOR, build_all, schema_major
 from autocoder.blueprint.source import SourceDoc
 from autocoder.diagnostics import Diagnostic, did_you_mean, one_of
 
@@ -45,6 +45,7 @@ def validate_model(
     place of their data when the whole validates cleanly with them (a model instance passes
     pydantic's validation as itself); otherwise the data is validated as it is, and every
     diagnostic comes from that."""
+    build_all()  # the validators blueprint.models defers, all at once (reusing one another)
     diags = _check_schema_version(doc)
     if diags:
         return None, diags

@@ -48,9 +48,38 @@ from autocoder.blueprint.models import (
     StoreConfig,
     Suppression,
     Timeout,
+    build,
 )
 from autocoder.blueprint.models import (
     DeploymentPolicy as DeploymentPolicyIR,
+)
+
+# the blueprint models the IR holds, built before the IR's own (blueprint.models.Model defers
+# its validators): the IR's models then reuse them instead of building their schemas again
+build(
+    AggregatorConfig,
+    ApiEndpointConfig,
+    CircuitBreaker,
+    EnvironmentOverlay,
+    Example,
+    Image,
+    Ingress,
+    LLMBlock,
+    NoConfig,
+    Observability,
+    Policy,
+    Resources,
+    Retry,
+    SecretRef,
+    Security,
+    SecurityPolicy,
+    SinkConfig,
+    SourceConfig,
+    StoreBackend,
+    StoreConfig,
+    Suppression,
+    Timeout,
+    DeploymentPolicyIR,
 )
 
 IR_VERSION = "1.0.0"
