@@ -96,14 +96,14 @@ def run_gen_component(directory: Path, name: str, group: Siblings | None = None)
 
 
 def run_gen_runtime(directory: Path) -> TaskFailed | None:
-    from autocoder.codegen import unicode_table
+    from autocoder.codegen import hypothesis_cache
     from autocoder.codegen.render import GenerationError
     from autocoder.codegen.system import generate_runtime
     from autocoder.fsutil import confined
     from autocoder.ir.models import load_ir
 
     ir = load_ir(directory / RUNTIME_IR_FILE)  # the projection: gen:runtime reads nothing else
-    unicode_table.seed(directory)  # hypothesis's Unicode table, made once per machine
+    hypothesis_cache.seed(directory)  # what hypothesis derives, once per machine
     try:
         files = generate_runtime(
             ir,
@@ -114,7 +114,7 @@ def run_gen_runtime(directory: Path) -> TaskFailed | None:
         return TaskFailed(f"gen:runtime: {exc}")
     except OSError as exc:  # OutsideProjectError: the samples cache is symlinked out
         return TaskFailed(f"gen:runtime: {exc}")
-    unicode_table.publish(directory)
+    hypothesis_cache.publish(directory)
     failed = _write_or_fail(directory, files, "gen:runtime")
     if failed is None:
         try:

@@ -109,8 +109,8 @@ def _lock_project() -> None:
 
 def use_project_storage(here: Path) -> None:
     """Tools that keep files where they run (hypothesis's .hypothesis) keep them under
-    generated/ (set before any task runs, whichever reporter the build uses: the Unicode tables
-    that codegen/unicode_table.py shares between projects are found there)."""
+    generated/ (set before any task runs, whichever reporter the build uses: what
+    codegen/hypothesis_cache.py shares between projects are found there)."""
     os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(here / CACHE / "hypothesis"))
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocoder.codegen import unicode_table
+from autocoder.codegen import hypothesis_cache
 from autocoder.validate import warm_worker
 from autocoder.validate.inprocess import environment, importable
 from autocoder.validate.isolated import ChildFailed, heartbeat, run_forked
@@ -95,8 +95,15 @@ def preload(src: Path) -> None:
     for package in sorted(p.parent.name for p in src.glob("*/models.py")):
         importlib.import_module(f"{package}.models")
     warm_up()
-    # the Unicode tables warm-up's strategies made, for the machine's next projects
-    unicode_table.publish(src.parent.parent)
+    _publish_once(src.parent.parent)
+
+
+@functools.cache
+def _publish_once(project: Path) -> None:
+    """What warm-up made hypothesis derive (Unicode tables, the constants of the modules this
+    process loaded), kept for the machine's next projects: once a process, before its first
+    test run, so no generated module's constants are among them."""
+    hypothesis_cache.publish(project)
 
 
 WARM_UP = """

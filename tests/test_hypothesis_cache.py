@@ -1,35 +1,40 @@
-"""hypothesis's Unicode tables, made once per machine (codegen/unicode_table.py): a project that
-starts from the machine's copies finds the same simplest messages and draws the same tables as
+"""What hypothesis derives, made once per machine (codegen/hypothesis_cache.py): a project that
+starts from the machine's copies finds the same simplest messages and reads the same tables as
 one that computed them, a build under any reporter keeps them in the project and gives them to
-the machine, and a project's storage outside the project is never written."""
+the machine (the constants of the modules from outside the project only), and a project's
+storage outside the project is never written."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import types
+from collections.abc import Iterable
 from pathlib import Path
 
 from conftest import EXAMPLE
+from hypothesis.internal.constants_ast import is_local_module_file
 
-from autocoder.codegen import unicode_table
+from autocoder.codegen import hypothesis_cache
 
 # gen:runtime's steps around its hypothesis search, in a fresh interpreter (hypothesis keeps the
 # table in memory once loaded): seed, find a simplest message with text in it, publish
 SAMPLE = """
 import json, sys
 from pathlib import Path
-from autocoder.codegen import unicode_table
+from autocoder.codegen import hypothesis_cache
 from autocoder.codegen.strategies import simplest_message
 project = Path(sys.argv[1])
-unicode_table.seed(project)
-seeded = (unicode_table._project_tables() / unicode_table.FILE).is_file()
+hypothesis_cache.seed(project)
+seeded = (hypothesis_cache._project(project, hypothesis_cache.UNICODE) / hypothesis_cache.FILE).is_file()
 text = {"type": "string", "required": True, "min_length": 3}
 message = simplest_message({"name": text, "n": {"type": "integer", "required": True}})
-unicode_table.publish(project)
+hypothesis_cache.publish(project)
 print(json.dumps({"message": message, "seeded": seeded}))
 """
 
@@ -47,7 +52,7 @@ def sample(project: Path, machine: Path) -> dict:
 
 
 def tables(root: Path) -> list[bytes]:
-    return [p.read_bytes() for p in sorted(root.rglob(unicode_table.FILE))]
+    return [p.read_bytes() for p in sorted(root.rglob(hypothesis_cache.FILE))]
 
 
 def test_a_copied_table_gives_the_samples_a_computed_one_gives(tmp_path):
@@ -63,20 +68,20 @@ def test_a_copied_table_gives_the_samples_a_computed_one_gives(tmp_path):
 
 def test_a_storage_outside_the_project_is_left_alone(tmp_path, monkeypatch):
     machine = tmp_path / "machine"
-    table = machine / unicode_table.FILE
+    table = machine / hypothesis_cache.FILE
     table.parent.mkdir(parents=True)
     table.write_bytes(b"a table")
     (machine / "not-a-table.json.gz").write_bytes(b"something else")
-    monkeypatch.setattr(unicode_table, "_machine_tables", lambda: machine)
+    monkeypatch.setattr(hypothesis_cache, "_machine", lambda kind: machine)
     outside = tmp_path / "elsewhere"
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(outside))
     project = tmp_path / "project"
     project.mkdir()
-    unicode_table.seed(project)
+    hypothesis_cache.seed(project)
     assert not outside.exists()
     inside = project / "generated" / ".cache" / "hypothesis"
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(inside))
-    unicode_table.seed(project)
+    hypothesis_cache.seed(project)
     assert tables(inside) == [b"a table"]
 
 
@@ -115,7 +120,47 @@ def test_a_build_under_the_json_reporter_keeps_the_tables_in_the_project_and_sha
     assert computed is not None
     (shared,) = machine.rglob(CODEC)
     assert gzip.decompress(shared.read_bytes()) == gzip.decompress(computed.read_bytes())
+    constants = {p.name for p in machine.glob("hypothesis-constants/*/*")}
+    assert not constants & own_modules(first)  # never a generated module's
+    if is_local_module_file(hypothesis_cache.__file__):  # Autocoder installed from a checkout
+        assert own_modules_of([Path(hypothesis_cache.__file__)]) <= constants
     seeded = build(second, "gen:runtime")
     assert seeded is not None and seeded.read_bytes() == shared.read_bytes()
+    assert constants <= {p.name for p in (second / "generated" / ".cache" / "hypothesis").glob("constants/*")}
     used = build(second, "test:pricer")
     assert used is not None and gzip.decompress(used.read_bytes()) == gzip.decompress(computed.read_bytes())
+
+
+def own_modules(project: Path) -> set[str]:
+    """hypothesis's names for the constants of the project's generated modules."""
+    return own_modules_of((project / "generated" / "src").rglob("*.py"))
+
+
+def own_modules_of(sources: Iterable[Path]) -> set[str]:
+    return {hashlib.sha1(p.read_bytes(), usedforsecurity=False).hexdigest()[:16] for p in sources}
+
+
+def test_the_constants_published_are_those_of_modules_from_outside_the_project(tmp_path, monkeypatch):
+    """The constants of a module loaded from inside the project stay with it; those of a
+    module from elsewhere (Autocoder's own, in a checkout) go to the machine."""
+    project, machine = tmp_path / "project", tmp_path / "machine"
+    storage = project / "generated" / ".cache" / "hypothesis"
+    inside, outside = project / "generated" / "src" / "mine.py", tmp_path / "tool" / "theirs.py"
+    for module, text in ((inside, "A = 'inside'\n"), (outside, "B = 'outside'\n")):
+        module.parent.mkdir(parents=True)
+        module.write_text(text)
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(storage))
+    monkeypatch.setattr(hypothesis_cache, "_machine", lambda kind: machine / kind.machine)
+    for name, path in (("mine_s11", inside), ("theirs_s11", outside)):
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(__file__=str(path)))
+    names = {p.name: next(iter(own_modules_of([p]))) for p in (inside, outside)}
+    (storage / "constants").mkdir(parents=True)
+    for name in names.values():
+        (storage / "constants" / name).write_text("[]")
+    hypothesis_cache.publish(project)
+    assert [p.name for p in (machine / "hypothesis-constants").iterdir()] == [names["theirs.py"]]
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(other / "hypothesis"))
+    hypothesis_cache.seed(other)
+    assert [p.name for p in (other / "hypothesis" / "constants").iterdir()] == [names["theirs.py"]]
