@@ -163,8 +163,9 @@ class System:
         self.ack_wanted = asyncio.Event()
         # first: an OTLP endpoint without the exporter installed stops the start right here
         self.telemetry = from_environment(self.name, self.spec.version)
-        dsn = os.environ.get("DATABASE_URL")
-        self.db = await asyncio.to_thread(open_database, self.spec.backend, self.name, data_dir(), dsn)
+        if self.db is None:  # else opened by the CLI before the server started (cli._serve_opened)
+            dsn = os.environ.get("DATABASE_URL")
+            self.db = await asyncio.to_thread(open_database, self.spec.backend, self.name, data_dir(), dsn)
         try:
             if self.spec.backend == "sqlite":
                 await self.db.inbox_release(None)  # one replica: whatever was claimed is ours to redo
