@@ -11,15 +11,18 @@ launch): on fresh data, with an API key and LOG_LEVEL=INFO. Measured per start:
 - `ready_wall_s`: from just before the process is started to the line on its ready pipe;
 - `ready_cpu_s`: the server's CPU seconds (user + system, every thread) at that moment,
   read from /proc (10 ms ticks);
-- `total_cpu_s`: its CPU seconds over its whole life, start to exit after SIGTERM (the stop
-  included: the build pays it too), from wait4;
+- `total_cpu_s`: its CPU seconds over its whole life, start to exit after SIGTERM (the idle
+  seconds and the stop included: the build pays them too), from wait4;
+- `idle_cpu_ms_per_s`: its CPU milliseconds a second while it serves nothing, over --idle
+  seconds after ready (a build's path-test server idles until the build ends), from the
+  scheduler's per-thread counters (nanoseconds);
 - `stop_wall_s`: from SIGTERM to its exit (uvicorn's graceful stop and the system's drain).
 
 Medians per tree and their ratios (this tree / the old one); the machine's load average is
 recorded (it is shared: compare ratios, CPU seconds are steadier than wall).
 
 Usage: python benchmarks/server_start_bench.py [--old 4e0e687] [--components 100]
-       [--repeats 5] [--out benchmarks/results/server_start-s11.json]
+       [--repeats 5] [--idle 5] [--out benchmarks/results/server_start-s11.json]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pathlib import Path
 
 from common import medians, old_tree, stop_background, tree_env, write_comparison
 
-KEYS = ("ready_wall_s", "ready_cpu_s", "total_cpu_s", "stop_wall_s")
+KEYS = ("ready_wall_s", "ready_cpu_s", "total_cpu_s", "idle_cpu_ms_per_s", "stop_wall_s")
 TICK = os.sysconf("SC_CLK_TCK")
 OUT = "server_start-s11.json"
 
@@ -68,7 +71,18 @@ def cpu_now(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def start_once(src: Path, tree: Path | None, data: Path, log: Path) -> dict[str, float]:
+def threads_cpu_ns(pid: int) -> int:
+    """CPU nanoseconds the live threads of process `pid` have run so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return total
+
+
+def start_once(src: Path, tree: Path | None, data: Path, log: Path, idle_s: float) -> dict[str, float]:
     """One `serve` of the system under `src` with `tree`'s runtime: the figures of KEYS."""
     env = tree_env(tree)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -89,6 +103,11 @@ def start_once(src: Path, tree: Path | None, data: Path, log: Path) -> dict[str,
             line = ready.readline()
         wall = time.perf_counter() - start
         cpu = cpu_now(process.pid) if line else 0.0
+        idle = 0.0
+        if line and idle_s > 0:
+            before, since = threads_cpu_ns(process.pid), time.perf_counter()
+            time.sleep(idle_s)
+            idle = (threads_cpu_ns(process.pid) - before) / 1e6 / (time.perf_counter() - since)
         stopping = time.perf_counter()
         process.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(process.pid, 0)
@@ -102,6 +121,7 @@ def start_once(src: Path, tree: Path | None, data: Path, log: Path) -> dict[str,
         "ready_wall_s": round(wall, 4),
         "ready_cpu_s": round(cpu, 3),
         "total_cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
+        "idle_cpu_ms_per_s": round(idle, 3),
         "stop_wall_s": round(stop, 4),
     }
 
@@ -113,6 +133,7 @@ def main() -> None:
     parser.add_argument("--old", default="4e0e687")
     parser.add_argument("--components", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds idle after ready (0: none)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / OUT)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="server-start-") as tmp:
@@ -126,7 +147,7 @@ def main() -> None:
             for name in order:
                 data = work / f"data-{name}-{round_}"
                 log = work / f"server-{name}-{round_}.log"
-                runs[name].append(start_once(sources[name], trees[name], data, log))
+                runs[name].append(start_once(sources[name], trees[name], data, log, args.idle))
             loads.append(round(os.getloadavg()[0], 2))
     summary = medians(runs, KEYS, 4)
     summary["ratio_new_old"] = {
