@@ -6,4 +6,4 @@ durable inbox and delivery, capabilities (rate limit, retry, circuit breaker, ti
 dead letters, metrics, logs and the HTTP app.
 """
 
-__version__ = "0.4.5"
+__version__ = "0.4.6"

@@ -107,6 +107,15 @@ def test_an_open_circuit_holds_messages_back_until_the_peer_recovers(data, peer)
         wait_until(lambda: len(peer.received) >= 2)
         opened = time.monotonic()
         wait_until(lambda: metric(client.get("/metrics").text, "hk_circuit_state", component="hook") == 1)
+        # the circuit opens as the second call fails, a moment before that message's dead
+        # letter and inbox acknowledgement are written: both recorded, then nothing moves
+        wait_until(
+            lambda: (
+                dead_letters(client)["total"] == 2
+                and query(data, "hk", "SELECT COUNT(*) FROM inbox")[0][0] == 3
+            ),
+            what="the two failed messages dead-lettered",
+        )
         while time.monotonic() - opened < 0.6:  # open: held back, not dead-lettered, not called
             assert dead_letters(client)["total"] == 2
             assert len(peer.received) == 2
