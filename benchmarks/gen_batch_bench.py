@@ -13,7 +13,7 @@ one process, as an edit is: the seconds of its one gen task (gen:trans_0). The t
 
 Before the rounds, each tree generates a 3-component project untimed: every timed build is the
 machine's second project (this tree keeps hypothesis's Unicode table per machine:
-codegen/hypothesis_cache.py).
+autocoder/hypothesis_cache.py).
 
 Both trees must generate the same bytes: every file under generated/src after the build from
 scratch and after the edits (`identical_from_scratch`, `identical_after_edits`).

@@ -1,4 +1,4 @@
-"""What hypothesis derives, made once per machine (codegen/hypothesis_cache.py): a project that
+"""What hypothesis derives, made once per machine (autocoder/hypothesis_cache.py): a project that
 starts from the machine's copies finds the same simplest messages and reads the same tables as
 one that computed them, a build under any reporter keeps them in the project and gives them to
 the machine (the constants of the modules from outside the project only), and a project's
@@ -20,14 +20,14 @@ from pathlib import Path
 from conftest import EXAMPLE
 from hypothesis.internal.constants_ast import is_local_module_file
 
-from autocoder.codegen import hypothesis_cache
+from autocoder import hypothesis_cache
 
 # gen:runtime's steps around its hypothesis search, in a fresh interpreter (hypothesis keeps the
 # table in memory once loaded): seed, find a simplest message with text in it, publish
 SAMPLE = """
 import json, sys
 from pathlib import Path
-from autocoder.codegen import hypothesis_cache
+from autocoder import hypothesis_cache
 from autocoder.codegen.strategies import simplest_message
 project = Path(sys.argv[1])
 hypothesis_cache.seed(project)

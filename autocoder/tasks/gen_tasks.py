@@ -96,7 +96,7 @@ def run_gen_component(directory: Path, name: str, group: Siblings | None = None)
 
 
 def run_gen_runtime(directory: Path) -> TaskFailed | None:
-    from autocoder.codegen import hypothesis_cache
+    from autocoder import hypothesis_cache
     from autocoder.codegen.render import GenerationError
     from autocoder.codegen.system import generate_runtime
     from autocoder.fsutil import confined

@@ -110,7 +110,7 @@ def _lock_project() -> None:
 def use_project_storage(here: Path) -> None:
     """Tools that keep files where they run (hypothesis's .hypothesis) keep them under
     generated/ (set before any task runs, whichever reporter the build uses: what
-    codegen/hypothesis_cache.py shares between projects are found there)."""
+    autocoder/hypothesis_cache.py shares between projects are found there)."""
     os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(here / CACHE / "hypothesis"))
 
 

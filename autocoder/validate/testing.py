@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autocoder.codegen import hypothesis_cache
+from autocoder import hypothesis_cache
 from autocoder.validate import warm_worker
 from autocoder.validate.inprocess import environment, importable
 from autocoder.validate.isolated import ChildFailed, heartbeat, run_forked
