@@ -12,7 +12,6 @@ out of the project, or a name with `..` in it, is refused instead of followed.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import tempfile
 from pathlib import Path
@@ -43,9 +42,9 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     loss in a power cut is detected and repaired anyway, e.g. run-cache restores, which doit
     re-checks by md5 on the next build."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    for leftover in _leftovers(path):
         with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
+            os.unlink(leftover)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -59,6 +58,21 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _leftovers(path: Path) -> list[str]:
+    """The temporary files `atomic_write` of `path` may have left (`.NAME.<random>.tmp`, as
+    mkstemp names them below): one directory scan with a plain prefix test. Path.glob compiled
+    a new pattern for every file name (~0.25 ms a write, against ~0.07; a build writes each of
+    hundreds of files this way)."""
+    prefix, suffix = f".{path.name}.", ".tmp"
+    shortest = len(prefix) + len(suffix)
+    with os.scandir(path.parent) as entries:
+        return [
+            entry.path
+            for entry in entries
+            if len(entry.name) >= shortest and entry.name.startswith(prefix) and entry.name.endswith(suffix)
+        ]
 
 
 class OutsideProjectError(OSError):

@@ -188,6 +188,19 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["ir.v1.json"]  # no temp file left behind
 
 
+def test_atomic_write_removes_what_a_killed_writer_of_the_same_file_left_and_nothing_else(tmp_path):
+    """A SIGKILLed writer leaves its temporary file (`.NAME.<random>.tmp`): the next write of
+    that file removes it; another file's, or a name that only looks alike, stays."""
+    target = tmp_path / "a[1].json"  # glob's special characters are plain here
+    left = [tmp_path / ".a[1].json.x1y2.tmp", tmp_path / ".a[1].json..tmp"]
+    kept = [tmp_path / ".a[1].json.tmp", tmp_path / ".b.json.x1y2.tmp", tmp_path / "a[1].json.x.tmp"]
+    for path in left + kept:
+        path.write_bytes(b"partial")
+    fsutil.atomic_write(target, b"whole")
+    assert target.read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name] + [p.name for p in kept])
+
+
 def test_write_if_changed_keeps_mtime_of_identical_files(tmp_path):
     target = tmp_path / "x.json"
     assert fsutil.write_if_changed(target, b"1")
