@@ -161,8 +161,9 @@ class Http:
                     log(logging.ERROR, "inbox write failed", component=route.component, error=repr(exc))
                     span.failed(f"inbox write failed: {type(exc).__name__}")
                     return _error(503, "cannot store the message now, try again", retry_after=1)
-            system.metrics.received.labels(component=route.component).inc()
-            system.metrics.emitted.labels(component=route.component).inc()
+            series = system.metrics.of(route.component)  # the kernel's lookup (component.series)
+            series.received.inc()
+            series.emitted.inc()
             return JSONResponse({"accepted": True, "trace_id": trace_id}, status_code=202)
 
         return endpoint
