@@ -135,6 +135,18 @@ class Hook(Sink):
     inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
 
 
+class Recorder(Custom):
+    """Takes each message and records its id, emits nothing, never waits (reset `seen` first)."""
+
+    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
+    outputs: ClassVar[dict[str, type[BaseModel]]] = {}
+    seen: ClassVar[list[str]] = []
+
+    def handle_message(self, port: str, msg: Message) -> list[tuple[str, Message]]:
+        type(self).seen.append(msg["id"])
+        return []
+
+
 def make(
     name: str,
     components: dict[str, type[Component]],

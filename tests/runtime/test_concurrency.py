@@ -14,7 +14,7 @@ from autocoder_runtime.database import InboxItem, opened
 from autocoder_runtime.kinds import Custom
 from autocoder_runtime.messages import Message
 from pydantic import BaseModel
-from rtkit import AUTH, Api, Item, Items, configured, make, query, running, wait_until
+from rtkit import AUTH, Api, Item, Items, Recorder, configured, make, query, running, wait_until
 
 
 class Gate:
@@ -100,18 +100,6 @@ def test_a_slow_target_holds_its_sibling_back_only_past_its_queue_bound(
         wait_until(lambda: len(slow.seen) == 8, what="the slow target catches up")
 
 
-class Quick(Custom):
-    """Records every message it gets; no delay."""
-
-    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
-    outputs: ClassVar[dict[str, type[BaseModel]]] = {}
-    seen: ClassVar[list[str]] = []
-
-    def handle_message(self, port: str, msg: Message) -> list[tuple[str, Message]]:
-        type(self).seen.append(msg["id"])
-        return []
-
-
 def test_entries_waiting_for_queue_room_keep_their_lease(
     data: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,14 +118,14 @@ def test_entries_waiting_for_queue_room_keep_their_lease(
 
     asyncio.run(fill())
     slow = held(1)
-    Quick.seen = []
+    Recorder.seen = []
     first = make("lease", {"api": Api, "work": slow}, [("api", "out", "work", "in")], backend="postgres")
-    second = make("lease", {"api": Api, "work": Quick}, [("api", "out", "work", "in")], backend="postgres")
+    second = make("lease", {"api": Api, "work": Recorder}, [("api", "out", "work", "in")], backend="postgres")
     with running(first):
         wait_until(lambda: slow.seen == ["m0"], what="the first message taken")
         with running(second):
             threading.Event().wait(1.5)  # five lease periods with the first replica stuck
-            assert Quick.seen == []
+            assert Recorder.seen == []
             slow.gate.open.set()
             wait_until(lambda: len(slow.seen) == 6, what="the first replica delivers its claims")
-    assert sorted(slow.seen) == [f"m{i}" for i in range(6)] and Quick.seen == []  # each once
+    assert sorted(slow.seen) == [f"m{i}" for i in range(6)] and Recorder.seen == []  # each once

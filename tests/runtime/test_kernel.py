@@ -21,7 +21,7 @@ from autocoder_runtime.system import System
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError
-from rtkit import Item, make, spec
+from rtkit import Item, Recorder, make, spec
 
 
 class Nested(MessageModel):
@@ -88,18 +88,6 @@ def test_a_trace_id_is_the_hex_of_a_version_4_uuid() -> None:
     assert all(len(Envelope({}).trace_id) == 32 for _ in range(10))
 
 
-class Quiet(Custom):
-    """Takes each message and emits nothing, without ever waiting."""
-
-    inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
-    outputs: ClassVar[dict[str, type[BaseModel]]] = {}
-    seen: ClassVar[list[str]] = []
-
-    def handle_message(self, port: str, msg: Message) -> list[tuple[str, Message]]:
-        type(self).seen.append(msg["id"])
-        return []
-
-
 class Pass(Custom):
     inputs: ClassVar[dict[str, type[BaseModel]]] = {"in": Item}
     outputs: ClassVar[dict[str, type[BaseModel]]] = {"out": Item}
@@ -114,8 +102,8 @@ def sample(system: System, name: str, component: str) -> float | None:
 
 
 def test_a_consumer_lets_the_loop_run_between_messages_that_never_wait() -> None:
-    Quiet.seen = []
-    system = make("yield", {"quiet": Quiet}, [])
+    Recorder.seen = []
+    system = make("yield", {"quiet": Recorder}, [])
     quiet = system.components["quiet"]
 
     async def run() -> list[int]:
@@ -126,7 +114,7 @@ def test_a_consumer_lets_the_loop_run_between_messages_that_never_wait() -> None
         progress = []
         for _ in range(5):
             await asyncio.sleep(0)
-            progress.append(len(Quiet.seen))
+            progress.append(len(Recorder.seen))
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
         return progress
@@ -134,12 +122,12 @@ def test_a_consumer_lets_the_loop_run_between_messages_that_never_wait() -> None
     progress = asyncio.run(run())
     assert progress[-1] < 20  # the consumer did not take all twenty in one turn
     assert progress == sorted(progress) and progress[-1] > progress[0]
-    assert sample(system, "messages_received_total", "quiet") == len(Quiet.seen)
+    assert sample(system, "messages_received_total", "quiet") == len(Recorder.seen)
 
 
 @pytest.mark.parametrize("targets", [0, 1, 3])
 def test_an_output_reaches_each_bound_input_once_with_its_own_copy(targets: int) -> None:
-    sinks = {f"q{i}": Quiet for i in range(targets)}
+    sinks = {f"q{i}": Recorder for i in range(targets)}
     system = make("fan", {"p": Pass, **sinks}, [("p", "out", name, "in") for name in sinks])
     source = system.components["p"]
 
@@ -162,7 +150,7 @@ def test_an_output_reaches_each_bound_input_once_with_its_own_copy(targets: int)
 
 
 def test_the_series_a_component_counts_on_follow_its_systems_registry() -> None:
-    system = make("series", {"quiet": Quiet}, [])
+    system = make("series", {"quiet": Recorder}, [])
     quiet = system.components["quiet"]
     first = quiet.series()
     assert first.received is system.metrics.received.labels(component="quiet")
@@ -190,7 +178,7 @@ def test_a_store_whose_config_fails_validation_refuses_every_message_not_only_th
 
 
 def test_a_component_without_the_input_port_rejects_the_message() -> None:
-    quiet: Component = make("noport", {"quiet": Quiet}, []).components["quiet"]
+    quiet: Component = make("noport", {"quiet": Recorder}, []).components["quiet"]
 
     async def run() -> None:
         dead: list[BaseException] = []
