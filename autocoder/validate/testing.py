@@ -101,8 +101,8 @@ def preload(src: Path) -> None:
 @functools.cache
 def _publish_once(project: Path) -> None:
     """What warm-up made hypothesis derive (Unicode tables, the constants of the modules this
-    process loaded), kept for the machine's next projects: once a process, before its first
-    test run, so no generated module's constants are among them."""
+    process loaded from outside the project: never a generated module's, such as the models
+    imported above), kept for the machine's next projects; once a process."""
     hypothesis_cache.publish(project)
 
 
