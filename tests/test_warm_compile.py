@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,37 +242,6 @@ def test_the_memo_keys_on_the_bounds_and_keeps_no_failure(monkeypatch):
         with pytest.raises(ExprError):
             exprmemo.compiled_expression("v +", narrow)
     assert len(exprmemo._MEMO) == 2
-
-
-def test_the_prefetched_modules_exist_and_import_in_a_fresh_process() -> None:
-    """`check` imports warm_compile.PREFETCH on a thread while it waits for the worker's child;
-    a name that no longer exists (a module moved) would silently prefetch nothing."""
-    code = (
-        "import sys\n"
-        "from autocoder.tasks.warm_compile import PREFETCH, _prefetch\n"
-        "_prefetch().thread.join(120)\n"
-        "missing = [name for name in PREFETCH if name not in sys.modules]\n"
-        "assert not missing, missing\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
-
-def test_a_stopped_prefetch_imports_nothing_more() -> None:
-    """Once `check`'s child answered, the thread stops after the import under way: `check`
-    does not wait for modules that only later tasks need (they import them themselves)."""
-    code = (
-        "import sys, threading\n"
-        "from autocoder.tasks.warm_compile import PREFETCH, _finish, _import_all, _prefetch\n"
-        "before = set(sys.modules)\n"
-        "stop = threading.Event()\n"
-        "stop.set()\n"
-        "_import_all(stop)\n"
-        "assert [n for n in PREFETCH if n not in before and n in sys.modules] == []\n"
-        "started = _prefetch()\n"
-        "_finish(started)\n"
-        "assert not started.thread.is_alive() and started.stop.is_set()\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def memo_use_in_child(directory: Path) -> tuple[int, int]:

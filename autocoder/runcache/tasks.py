@@ -24,6 +24,7 @@ from autocoder.layout import ARCHITECTURE
 from autocoder.runcache import cache as runcache
 from autocoder.runcache.explain import record_blueprint
 from autocoder.runcache.keys import fingerprint_fields, task_fields, task_key
+from autocoder.tasks import prefetch
 
 TOOLS_STAGE = "tools"  # generated/.autocoder/tools.fingerprint: the tool versions
 BLUEPRINT_TASK = "check"  # the task whose values record the blueprint it read (explain.py)
@@ -111,6 +112,8 @@ def run_original(actions: list[tuple[Any, ...]]) -> BaseFail | dict[str, Any]:
 
 def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> BaseFail | dict[str, Any]:
     """doit's action for a wrapped task (`task` is injected by doit)."""
+    if task.name not in prefetch.OVERLAPPING:
+        prefetch.settle()  # an import `check` started in this process ends before this action
     values: dict[str, Any] = {"fields": task_fields(task.name)}
     if task.name == BLUEPRINT_TASK and ARCHITECTURE in task.file_dep:
         # what `autocoder explain` compares the blueprint with: the sha256 of each file, with

@@ -23,12 +23,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib
 import io
 import json
 import pickle
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +35,7 @@ from doit.exceptions import TaskFailed
 
 from autocoder.canonical import compact_json
 from autocoder.layout import CHECK_REPORT, GENERATED
-from autocoder.tasks import compile_tasks
+from autocoder.tasks import compile_tasks, prefetch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,8 +49,8 @@ LIMIT_S = 600.0  # a child's compile, at most (the blueprint's size is bounded: 
 # components (`python -X importtime -m doit`): gen the IR models (0.41 s), Jinja and the LLM
 # settings; lint bandit; the path tests httpx and the runtime's test helpers; typecheck the
 # mypy daemon's client; deploy:wheels flit_core. Imported, in the order the tasks need them,
-# while this process only waits for `check`'s child (`_prefetch`); what is not imported by
-# the time the child answers is left to the tasks that need it.
+# while this process only waits for `check`'s child (tasks/prefetch.py); what is not imported
+# by the time the child answers is left to the tasks that need it.
 PREFETCH = (
     "autocoder.ir.models",
     "autocoder.codegen.render",
@@ -67,7 +65,6 @@ PREFETCH = (
     "mypy.ipc",
     "autocoder.deploy.wheels",
 )
-PREFETCH_JOIN_S = 30.0  # at most, for the import under way when the child answered
 
 
 @dataclass
@@ -99,11 +96,12 @@ def check(directory: Path, strict: bool) -> TaskFailed | None:
     """The `check` action (compile_tasks.run_check)."""
     _PLANNED.clear()
     worker = _worker(directory)
-    prefetch = _prefetch() if worker is not None and worker.ready.is_file() else None
+    if worker is not None and worker.ready.is_file():
+        prefetch.start(PREFETCH)
     answer = _ask(worker, check_child, (directory, strict))
-    if prefetch is not None:
-        _finish(prefetch)
+    prefetch.stop()  # the import under way goes on; the next action that may need it settles
     if answer is None:
+        prefetch.settle()  # the compiler is imported here next
         failed = compile_tasks.check_in_process(directory, strict)
         if worker is not None:
             worker.start_on_rebuild()
@@ -115,12 +113,14 @@ def check(directory: Path, strict: bool) -> TaskFailed | None:
 
 
 def ir(directory: Path, strict: bool) -> TaskFailed | None:
-    """The `ir` action (compile_tasks.run_ir)."""
+    """The `ir` action (compile_tasks.run_ir). With `check`'s plan it imports nothing, so it may
+    run while the prefetch's last import finishes (prefetch.OVERLAPPING); without, it waits."""
     _, digest = compile_tasks.read_sources(directory)
     planned = _PLANNED.pop((digest, strict), None)
     _PLANNED.clear()  # a plan serves one `ir` at most, and only for its own bytes
     if planned is not None and _kept(planned):
         return _commit(planned)
+    prefetch.settle()
     worker = _worker(directory)
     answer = _ask(worker, ir_child, (directory, strict))
     if answer is None:
@@ -129,39 +129,6 @@ def ir(directory: Path, strict: bool) -> TaskFailed | None:
             worker.start_on_rebuild()
         return failed
     return replay(answer)
-
-
-@dataclass
-class _Prefetch:
-    thread: threading.Thread
-    stop: threading.Event
-
-
-def _prefetch() -> _Prefetch:
-    """Import PREFETCH on a daemon thread while this thread waits for the worker's child (it
-    holds no GIL then): on two cores, the child compiles on one and the imports run on the
-    other, instead of one after the other in the tasks that need them."""
-    stop = threading.Event()
-    thread = threading.Thread(target=_import_all, args=(stop,), name="autocoder-prefetch", daemon=True)
-    thread.start()
-    return _Prefetch(thread, stop)
-
-
-def _finish(prefetch: _Prefetch) -> None:
-    """Once the child answered: stop the imports after the one under way and wait for that one
-    (this process then imports nothing on two threads at once). `check` pays only for imports
-    that overlapped its own wait, not for modules the later tasks import when they need them
-    (its child takes ~0.1 s after an edit; the whole list ~0.9 s)."""
-    prefetch.stop.set()
-    prefetch.thread.join(PREFETCH_JOIN_S)
-
-
-def _import_all(stop: threading.Event) -> None:
-    for name in PREFETCH:
-        if stop.is_set():
-            return
-        with contextlib.suppress(Exception):  # only a cost: the task that needs it imports it
-            importlib.import_module(name)
 
 
 def _worker(directory: Path) -> Worker | None:
