@@ -34,11 +34,12 @@ from dataclasses import dataclass
 
 OVERLAPPING = frozenset({"ir"})  # tasks whose action may run while an import finishes
 JOIN_S = 30.0  # at most, for the import under way
-# While the thread imports, the thread that waits for the child's answer needs the GIL back after
-# each read of the answer (~1 MB, 16 reads of 64 KB): with Python's default 5 ms switch
-# interval that cost 25-80 ms an answer, with 1 ms ~5 ms (a pure-Python import holds the GIL
-# until it is asked to drop it, after the interval).
-SWITCH_INTERVAL_S = 0.001
+# While the thread imports, every other thread that comes back from a system call (a read of the
+# child's answer, ~1 MB in 64 KB reads; each open, write, fsync and rename of `ir`) waits for the
+# GIL until the importing thread is asked to drop it, after the switch interval: Python's 5 ms
+# default made 30 small file writes beside a busy thread take ~600 ms, 1 ms ~140 ms, 0.2 ms ~45
+# (8 ms alone). The interval only matters while another thread waits for the GIL.
+SWITCH_INTERVAL_S = 0.0002
 
 
 @dataclass
@@ -54,10 +55,11 @@ _RUN: list[_Run] = []  # the run under way, at most one
 def start(modules: Sequence[str]) -> None:
     """Import `modules` in order on a daemon thread, until `stop`."""
     settle()
-    run = _Run(threading.Thread(), threading.Event(), sys.getswitchinterval())
-    run.thread = threading.Thread(
-        target=_import_all, args=(modules, run.stop), name="autocoder-prefetch", daemon=True
+    cancel = threading.Event()
+    thread = threading.Thread(
+        target=_import_all, args=(modules, cancel), name="autocoder-prefetch", daemon=True
     )
+    run = _Run(thread, cancel, sys.getswitchinterval())
     sys.setswitchinterval(min(run.interval, SWITCH_INTERVAL_S))
     _RUN.append(run)
     run.thread.start()
