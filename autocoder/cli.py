@@ -551,6 +551,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from autocoder.validate.inprocess import environment
 
     llm_env = _llm_environment(args)
+    if runs_tasks and _processes(doit_args) > 1:
+        # doit forks its workers from this process: the IR models (pydantic builds them as
+        # they are imported, ~0.25 s), which `check`, `ir` and every gen task use, are then
+        # imported once instead of once per worker. A one-process build (an edit) imports
+        # them during `check`, while its compile runs in the warm worker (tasks/prefetch.py).
+        import autocoder.ir.models  # noqa: F401
     with environment(**llm_env), _storage_errors_in_one_line():
         code = int(Main(ModuleTaskLoader(vars(dodo))).run(doit_args) or 0)
     if runs_tasks:
@@ -628,7 +634,7 @@ def _llm_environment(args: argparse.Namespace) -> dict[str, str]:
     them in worker processes), plus this build's id for its usage figures."""
     import uuid
 
-    from autocoder.llm.generate import BUILD_ENV
+    from autocoder.llm.usage import BUILD_ENV
 
     flags = {
         "PROVIDER": args.llm_provider,
@@ -657,6 +663,23 @@ def cmd_lock(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"locked {len(names)} component(s) in {path}: {', '.join(names) or '(none)'}")
     return 0
+
+
+def _processes(doit_args: list[str]) -> int:
+    """The number of processes `-n N` / `--process=N` asks doit for (1 when not given or not a
+    number: doit itself then says what is wrong)."""
+    value = None
+    for index, arg in enumerate(doit_args):
+        if arg in ("-n", "--process") and index + 1 < len(doit_args):
+            value = doit_args[index + 1]
+        elif arg.startswith("--process="):
+            value = arg.removeprefix("--process=")
+        elif arg.startswith("-n") and len(arg) > 2:
+            value = arg[2:]
+    try:
+        return int(value) if value is not None else 1
+    except ValueError:
+        return 1
 
 
 def _names_a_task(doit_args: list[str], tasks: list[str]) -> bool:

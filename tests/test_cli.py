@@ -213,3 +213,34 @@ def test_a_task_name_in_place_of_the_folder_gets_the_command_to_run(tmp_path):
         "autocoder: ir: no such directory; the first argument of `autocoder build` is the project "
         "folder; fix: to build the project here, run `autocoder build . ir --strict`"
     ]
+
+
+@pytest.mark.parametrize(
+    ("doit_args", "processes"),
+    [
+        ([], 1),
+        (["-n", "2"], 2),
+        (["-n2", "check"], 2),
+        (["--process=3"], 3),
+        (["--process", "4", "gen"], 4),
+        (["-n", "two"], 1),  # doit itself says what is wrong
+        (["check", "-n"], 1),
+    ],
+)
+def test_the_number_of_doit_processes_a_build_asks_for(doit_args: list[str], processes: int) -> None:
+    from autocoder.cli import _processes
+
+    assert _processes(doit_args) == processes
+
+
+def test_a_one_process_build_does_not_import_the_ir_models_before_doit_runs() -> None:
+    """An edit build imports them during `check`, beside its compile in the warm worker
+    (tasks/prefetch.py): ~0.25 s of the build's start otherwise."""
+    code = (
+        "import argparse, sys\n"
+        "from autocoder import cli\n"
+        "args = cli._parser().parse_args(['build', '.'])\n"
+        "cli._llm_environment(args)\n"
+        "assert 'autocoder.ir.models' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -25,10 +25,9 @@ from autocoder.layout import GENERATED
 from autocoder.llm import check, prompt
 from autocoder.llm.lock import LockEntry, read_lock, record_accepted
 from autocoder.llm.settings import LLMSettings
-from autocoder.llm.usage import Usage
+from autocoder.llm.usage import BUILD_ENV, Usage
 
 REPORTS = f"{GENERATED}/reports/llm"
-BUILD_ENV = "AUTOCODER_BUILD_ID"  # set by `autocoder build`: which usage files are this build's
 
 
 # a candidate logic method -> what is wrong with its module ([]: accepted); from the gen task

@@ -17,6 +17,9 @@ from autocoder.layout import GENERATED
 
 FIGURES = ("calls", "cache_hits", "locked", "tokens_in", "tokens_out")
 LAST_BUILD = f"{GENERATED}/reports/llm/last-build.json"
+# set by `autocoder build`: which usage files are this build's (here, not in llm/generate.py:
+# the build reads it before doit starts, and generate imports the code generator's models)
+BUILD_ENV = "AUTOCODER_BUILD_ID"
 
 
 @dataclass
