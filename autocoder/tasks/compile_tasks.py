@@ -480,12 +480,22 @@ RUNTIME_IR_FILE = f"{GENERATED}/{RUNTIME_IR}"
 PLAN_INPUT_FILE = f"{GENERATED}/{PLAN_INPUT}"
 
 
+@functools.cache
+def build_token() -> str:
+    """This doit run's identity (tasks/plan_handover.py): minted as the tasks load (task_ir),
+    before doit forks its `-n` workers, which inherit it."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 def task_ir() -> dict[str, Any]:
     """Compile the blueprints into generated/ir.v1.json, one slice per component and the
     projections gen:runtime and deploy:plan read (generated/ir.runtime.json, ir.deploy.json)."""
     directory = project_dir()
     strict = strict_mode()
     refuse_unsafe_output(directory)
+    build_token()  # minted here, in the process that forks the workers
     generated = Path(GENERATED)
     outline = blueprint_outline(directory)
     names = [name for name, _ in outline[1]] if outline else []

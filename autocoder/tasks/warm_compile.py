@@ -9,7 +9,9 @@ replayed here, its files written by the child, atomically, as in process) and al
 the files as they are). `ir`, in this same process and for the same blueprint bytes and
 strictness, writes that plan without importing the compiler; otherwise it asks the worker for
 a child of its own, or runs in process. doit's view is unchanged: two tasks, the same
-dependencies and targets, each re-run only when its own inputs change.
+dependencies and targets, each re-run only when its own inputs change. With `doit -n`, `ir`
+runs in another worker than `check`: `check` hands the plan over as a file of this build (made
+from its own compile when no warm worker answered: a build from scratch), tasks/plan_handover.py.
 
 When the worker is absent, not ready, of another key (other Autocoder files, Python or
 environment: the worker's key, so it never serves stale code) or fails in any way (a broken
@@ -27,7 +29,7 @@ import io
 import json
 import pickle
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,8 @@ from doit.exceptions import TaskFailed
 
 from autocoder.canonical import compact_json
 from autocoder.layout import CHECK_REPORT, GENERATED
-from autocoder.tasks import compile_tasks, prefetch
+from autocoder.tasks import compile_tasks, plan_handover, prefetch
+from autocoder.tasks.plan_handover import Planned
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +54,9 @@ LIMIT_S = 600.0  # a child's compile, at most (the blueprint's size is bounded: 
 # mypy daemon's client; deploy:wheels flit_core. Imported, in the order the tasks need them,
 # while this process only waits for `check`'s child (tasks/prefetch.py); what is not imported
 # by the time the child answers is left to the tasks that need it.
+# the files besides the IR's that a plan may write or leave as they are (plan_handover)
+PROJECTIONS = frozenset((compile_tasks.RUNTIME_IR_FILE, compile_tasks.PLAN_INPUT_FILE))
+
 PREFETCH = (
     "autocoder.ir.models",
     "autocoder.codegen.render",
@@ -76,19 +82,6 @@ class Outcome:
     err: str
 
 
-@dataclass
-class Planned:
-    """`ir`'s work for one blueprint content, done in `check`'s child but not written."""
-
-    key: tuple[str, bool]  # the blueprints' hash and strict
-    err: str  # what `ir` prints on stderr (the warnings)
-    components: int
-    plan: IrPlan
-    # the files `plan` leaves as they are, as the child found them holding its bytes: (path,
-    # sha256 of those bytes); `ir` checks them before it writes (`_kept`)
-    kept: list[tuple[Path, str]] = field(default_factory=list)
-
-
 _PLANNED: dict[tuple[str, bool], Planned] = {}
 
 
@@ -103,13 +96,24 @@ def check(directory: Path, strict: bool) -> TaskFailed | None:
     if answer is None:
         prefetch.settle()  # the compiler is imported here next
         failed = compile_tasks.check_in_process(directory, strict)
+        if failed is None and plan_handover.in_doit_worker():
+            _hand_over(directory, plan(directory, strict))  # from this process's compile
         if worker is not None:
             worker.start_on_rebuild()
         return failed
     outcome, planned = answer
     if planned is not None:
         _PLANNED[planned.key] = planned
+        if plan_handover.in_doit_worker():
+            _hand_over(directory, planned)
     return replay(outcome)
+
+
+def _hand_over(directory: Path, planned: Planned | None) -> None:
+    """With `doit -n`, `ir` runs in the other worker: the plan goes to it as a file of this build
+    (tasks/plan_handover.py)."""
+    if planned is not None:
+        plan_handover.write(directory, compile_tasks.build_token(), planned)
 
 
 def ir(directory: Path, strict: bool) -> TaskFailed | None:
@@ -118,6 +122,8 @@ def ir(directory: Path, strict: bool) -> TaskFailed | None:
     _, digest = compile_tasks.read_sources(directory)
     planned = _PLANNED.pop((digest, strict), None)
     _PLANNED.clear()  # a plan serves one `ir` at most, and only for its own bytes
+    if planned is None and plan_handover.in_doit_worker():
+        planned = plan_handover.take(directory, compile_tasks.build_token(), (digest, strict), PROJECTIONS)
     if planned is not None and _kept(planned):
         return _commit(planned)
     prefetch.settle()
