@@ -184,6 +184,33 @@ def _shows_poison(result: CompileResult) -> bool:
     )
 
 
+def _stale_wirings(memo: ComponentMemo) -> ComponentMemo:
+    """`memo` with its wiring keys replaced by "STALE" and, under those keys, poisoned slices:
+    a compile that takes the wiring keys from the memo uses the poisoned slices."""
+    assert memo.wirings is not None
+    whole, names = memo.wirings
+    poisoned = _poisoned(memo).slices
+    slices = {**memo.slices, **{(key, "STALE"): s for (key, _), s in poisoned.items()}}
+    return ComponentMemo(dict(memo.analyses), slices, wirings=(whole, dict.fromkeys(names, "STALE")))
+
+
+def test_wiring_keys_are_taken_from_the_memo_only_for_the_same_resolved_bindings() -> None:
+    """A component's wiring key (analysis.memo.wiring_key) is a function of the resolved
+    bindings: the memo's are used for bindings of the same JSON, and not after an edit of a
+    component's port that changes them (here the ingress's output schema: the bindings'
+    `schema`) though no component's text but the ingress's changed."""
+    text, _, deploy = _synthetic()
+    deploy_bytes = _deploy_text(deploy).encode()
+    memo = filled(text.encode(), deploy_bytes)
+    assert _shows_poison(compile_sources(text.encode(), deploy_bytes, memo=_stale_wirings(memo)))
+    edited = text.replace("  outputs:\n    out: Reading\n", "  outputs:\n    out: Scored\n", 1)
+    assert edited != text and edited.index("out: Scored") < edited.index("name: trans_0")
+    stale = _stale_wirings(memo)
+    result = compile_sources(edited.encode(), deploy_bytes, memo=stale)
+    assert not _shows_poison(result) and stale.hits > 0
+    assert fingerprint(result) == fingerprint(compile_sources(edited.encode(), deploy_bytes))
+
+
 def test_poisoned_entries_show_when_used() -> None:
     """The stale-entry tests below can fail: a memo whose entries are used shows its poison."""
     text, _, deploy = _synthetic()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
-from autocoder.analysis.memo import wiring_key
 from autocoder.canonical import content_hash
 from autocoder.ir.models import IR, IR_VERSION, SchemaIR, Slice
 
@@ -32,8 +31,10 @@ def build_ir(
     schemas = {name: SchemaIR.model_validate(data) for name, data in ctx.schemas.items()}
     security_policy = arch.policy.security
     slices: dict[str, Slice] = {}
+    names = [comp.name for comp in arch.components]
+    wirings = ctx.memo.wirings(ctx.bindings, upstream, downstream, names) if ctx.memo is not None else {}
     for i, comp in enumerate(arch.components):
-        wiring = wiring_key(upstream.get(comp.name), downstream.get(comp.name)) if ctx.memo else ""
+        wiring = wirings.get(comp.name, "")
         memoised = ctx.memo.slice(i, wiring) if ctx.memo is not None else None
         if memoised is not None:
             slices[comp.name] = memoised
