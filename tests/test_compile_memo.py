@@ -188,10 +188,11 @@ def _stale_wirings(memo: ComponentMemo) -> ComponentMemo:
     """`memo` with its wiring keys replaced by "STALE" and, under those keys, poisoned slices:
     a compile that takes the wiring keys from the memo uses the poisoned slices."""
     assert memo.wirings is not None
-    whole, names = memo.wirings
+    bindings, whole, names = memo.wirings
     poisoned = _poisoned(memo).slices
     slices = {**memo.slices, **{(key, "STALE"): s for (key, _), s in poisoned.items()}}
-    return ComponentMemo(dict(memo.analyses), slices, wirings=(whole, dict.fromkeys(names, "STALE")))
+    stale = (bindings, whole, dict.fromkeys(names, "STALE"))
+    return ComponentMemo(dict(memo.analyses), slices, wirings=stale, graph=memo.graph)
 
 
 def test_wiring_keys_are_taken_from_the_memo_only_for_the_same_resolved_bindings() -> None:
@@ -209,6 +210,58 @@ def test_wiring_keys_are_taken_from_the_memo_only_for_the_same_resolved_bindings
     result = compile_sources(edited.encode(), deploy_bytes, memo=stale)
     assert not _shows_poison(result) and stale.hits > 0
     assert fingerprint(result) == fingerprint(compile_sources(edited.encode(), deploy_bytes))
+
+
+def _stale_graph(memo: ComponentMemo) -> ComponentMemo:
+    """`memo` with its graph (analysis.memo.Graph) and capacity estimates wrong in a way the IR
+    shows: a binding's schema named POISON, an estimate of a terminal that does not exist."""
+    assert memo.graph is not None and memo.capacity is not None
+    bindings = [{**memo.graph.bindings[0], "schema": "POISON"}, *memo.graph.bindings[1:]]
+    graph = dataclasses.replace(memo.graph, bindings=bindings, wiring=None, binding_models=None)
+    key, estimates = memo.capacity
+    poison = {**estimates[0], "terminal": "POISON"}
+    return ComponentMemo(
+        dict(memo.analyses), dict(memo.slices), graph=graph, capacity=(key, [*estimates, poison])
+    )
+
+
+def _graph_poisoned(result: CompileResult, plain: CompileResult) -> tuple[bool, bool]:
+    """Whether `result`'s IR shows _stale_graph's binding, and its capacity estimate."""
+    assert result.ir is not None and plain.ir is not None
+    capacity = [c.terminal for c in result.ir.metadata.capacity]
+    return any(b.schema_name == "POISON" for b in result.ir.bindings), "POISON" in capacity
+
+
+def test_the_graph_and_capacity_are_taken_from_the_memo_only_when_what_they_read_is_the_same() -> None:
+    """After an edit of a component's logic, the bindings, the graph and the capacity estimates
+    are the last compile's (poisoned, they show); after an edit of a port, of a rate limit or
+    of deployment.yaml, not (poisoned, they do not show: each is made afresh)."""
+    text, _, deploy = _synthetic()
+    deploy_bytes = _deploy_text(deploy).encode()
+    memo = filled(text.encode(), deploy_bytes)
+    arch_text = _edits()["expression"][0]
+    plain = compile_sources(arch_text.encode(), deploy_bytes)
+    result = compile_sources(arch_text.encode(), deploy_bytes, memo=_stale_graph(memo))
+    assert _graph_poisoned(result, plain) == (True, True)
+    port = text.replace("  outputs:\n    out: Reading\n", "  outputs:\n    out: Scored\n", 1)
+    rate = text.replace(
+        "- name: trans_0\n  kind: transformer\n",
+        "- name: trans_0\n  kind: transformer\n"
+        "  capabilities:\n    rate_limit:\n      rate: 7\n      burst: 7\n",
+        1,
+    )
+    edits = {
+        "port": (port, deploy_bytes, (False, False)),
+        "rate": (rate, deploy_bytes, (True, False)),  # the graph is the same; the rates are not
+        "replicas": (text, _edits()["replicas"][1].encode(), (False, False)),
+    }
+    for name, (arch_text, deploy_text, poisoned) in edits.items():
+        assert arch_text != text or deploy_text != deploy_bytes, name
+        plain = compile_sources(arch_text.encode(), deploy_text)
+        result = compile_sources(arch_text.encode(), deploy_text, memo=_stale_graph(memo))
+        assert _graph_poisoned(result, plain) == poisoned, name
+        if poisoned == (False, False):
+            assert fingerprint(result) == fingerprint(plain), name
 
 
 def test_poisoned_entries_show_when_used() -> None:

@@ -9,8 +9,10 @@ worker (validate/warm_worker.py) compiles the blueprints once before it serves, 
 process without a worker (a plain `autocoder build`, the CLI) fills it in its first compile.
 The memo also holds architecture.yaml's list items as parsed and validated alone (`parse`,
 blueprint/splice.py: an edit parses one item and a skeleton of the file). The system-wide
-passes (schemas, duplicate names, deployment, bindings, the graph, capacity) run every time,
-over all components.
+passes (schemas, duplicate names, deployment) run every time, over all components; the
+bindings, the graph and the capacity estimates are the last compile's when they read the same
+(the text outside the components, each component's name, kind and ports; for capacity also
+the rates and budgets) and gave no diagnostic (`Graph`, MemoRun.graph_key).
 
 Why a hit gives exactly what a fresh compile gives: an entry's key holds everything the
 memoised steps read,
@@ -67,6 +69,20 @@ class Analysis:
 
 
 @dataclass
+class Graph:
+    """What check_bindings and check_graph made of a blueprint that gave no diagnostic: the
+    resolved bindings, the component graph and its topological order; and what build_ir
+    derives from the bindings (filled as it does). Immutable in use, like every entry."""
+
+    key: tuple[Any, ...]  # graph_key's
+    bindings: list[dict[str, Any]]
+    edges: dict[str, set[str]]
+    order: list[str]
+    wiring: tuple[dict[str, list], dict[str, list]] | None = None  # build._wiring's
+    binding_models: list[Any] | None = None  # the bindings validated as the IR's BindingIR
+
+
+@dataclass
 class ComponentMemo:
     """The entries of the last compile, by key; `hits` and `computed` count this compile's."""
 
@@ -75,22 +91,29 @@ class ComponentMemo:
     hits: int = 0
     computed: int = 0
     parse: ParseMemo = field(default_factory=ParseMemo)  # architecture.yaml's list items
-    # the last IR's resolved bindings (their compact JSON) and each component's wiring key
+    # the last IR's resolved bindings, their compact JSON and each component's wiring key
     # (wiring_key) made from them
-    wirings: tuple[str, dict[str, str]] | None = None
+    wirings: tuple[list[Any], str, dict[str, str]] | None = None
+    graph: Graph | None = None  # the last compile's, when clean (MemoRun.graph)
+    capacity: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None  # check_capacity's, when clean
 
 
 class MemoRun:
     """One compile's use of a ComponentMemo: the keys of its components, the entries it used
     or made (which replace the memo's when the compile ends: `finish`)."""
 
-    def __init__(self, memo: ComponentMemo, keys: list[Key], spans: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, memo: ComponentMemo, keys: list[Key], spans: list[tuple[int, int]], outside: bytes = b""
+    ) -> None:
         self.memo = memo
+        self.outside = outside  # the digest of the text outside the components (keys[i][0])
+        self.graph: Graph | None = None  # the one this compile uses or made
+        self._capacity: tuple[tuple[Any, ...], list[dict[str, Any]]] | None = None
         self.keys = keys
         self.spans = spans  # per component: its first and last line (1-based)
         self._analyses: dict[Key, Analysis] = {}
         self._slices: dict[tuple[Key, str], Slice] = {}
-        self._wirings: tuple[str, dict[str, str]] | None = None
+        self._wirings: tuple[list[Any], str, dict[str, str]] | None = None
 
     def analysis(self, index: int) -> Analysis | None:
         """Component `index`'s entry, its diagnostics on the lines where its text is now."""
@@ -129,22 +152,62 @@ class MemoRun:
         self, bindings: list[Any], upstream: dict, downstream: dict, names: list[str]
     ) -> dict[str, str]:
         """Each of `names`' wiring key (wiring_key of its upstream and downstream lists, made
-        from `bindings`): the last IR's when the resolved bindings are the same JSON (a
-        component's wiring is a function of them and its name), else encoded (500 encodes
-        cost ~3 ms of an edit's compile at 500 components)."""
-        whole = _ENCODER.encode(bindings)
+        from `bindings`): the last IR's when the resolved bindings are the same list (the
+        memo's Graph) or the same JSON (a component's wiring is a function of them and its
+        name), else encoded (500 encodes cost ~3 ms of an edit's compile at 500 components)."""
         last = self.memo.wirings
-        known = last[1] if last is not None and last[0] == whole else {}
+        if last is not None and last[0] is bindings:
+            whole = last[1]
+        else:
+            whole = _ENCODER.encode(bindings)
+        known = last[2] if last is not None and last[1] == whole else {}
         made = {}
         for name in names:
             found = known.get(name)
             made[name] = found if found is not None else wiring_key(upstream.get(name), downstream.get(name))
-        self._wirings = (whole, made)
+        self._wirings = (bindings, whole, made)
         return made
+
+    def graph_key(self, components: list[Any]) -> tuple[Any, ...]:
+        """What check_bindings and check_graph read of a blueprint that validated cleanly: the
+        text outside the components (the schemas, the bindings, the policy), and each
+        component's name, kind and ports, in order (not its logic, config or examples: an
+        edit of those leaves the graph as it was)."""
+        shape = tuple((c.name, c.kind, tuple(c.inputs.items()), tuple(c.outputs.items())) for c in components)
+        return (self.outside, shape)
+
+    def known_graph(self, key: tuple[Any, ...]) -> Graph | None:
+        """The last compile's graph when it was made from the same `key` (it gave no
+        diagnostic then, so it gives none now)."""
+        found = self.memo.graph
+        if found is None or found.key != key:
+            return None
+        self.graph = found
+        return found
+
+    def store_graph(self, graph: Graph) -> None:
+        """Keep `graph` (made by this compile without a diagnostic)."""
+        self.graph = graph
+
+    def capacity(self, key: tuple[Any, ...]) -> list[dict[str, Any]] | None:
+        """check_capacity's estimates for the same graph, rates, budgets and policy when they
+        gave no diagnostic (its AC112 sits on the policy's lines, which move)."""
+        found = self.memo.capacity
+        if found is None or found[0] != key:
+            return None
+        self._capacity = found
+        return found[1]
+
+    def store_capacity(self, key: tuple[Any, ...], estimates: list[dict[str, Any]]) -> None:
+        self._capacity = (key, estimates)
 
     def finish(self) -> None:
         """Keep only this compile's entries (an edited component's old ones go)."""
         self.memo.analyses = self._analyses
+        if self.graph is not None:
+            self.memo.graph = self.graph
+        if self._capacity is not None:
+            self.memo.capacity = self._capacity
         if self._slices:  # a compile that built no IR leaves the slices for the next one
             self.memo.slices = self._slices
             self.memo.wirings = self._wirings
@@ -180,7 +243,7 @@ def start(memo: ComponentMemo, ctx: Context) -> MemoRun | None:
         line_start = text.rfind("\n", 0, first) + 1
         keys.append((outside, i, item.column, text[line_start:first], text[first:last]))
         spans.append((item.line + 1, item.end_line + 1))
-    return MemoRun(memo, keys, spans)
+    return MemoRun(memo, keys, spans, outside)
 
 
 # The memo of this process (the warm worker's, inherited by each child it forks).

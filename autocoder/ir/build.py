@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
 from autocoder.canonical import content_hash
-from autocoder.ir.models import IR, IR_VERSION, SchemaIR, Slice
+from autocoder.ir.models import IR, IR_VERSION, BindingIR, SchemaIR, Slice
 
 if TYPE_CHECKING:
     from autocoder.analysis.context import Context
@@ -26,7 +26,20 @@ def build_ir(
 ) -> tuple[IR, dict[str, Slice]]:
     """Returns (ir, slices by component name)."""
     arch = ctx.arch
-    upstream, downstream = _wiring(ctx)
+    graph = ctx.memo.graph if ctx.memo is not None else None
+    # the memo's graph (analysis.memo.Graph) keeps what is derived here from its bindings
+    if graph is None or graph.wiring is None:
+        upstream, downstream = _wiring(ctx)
+        if graph is not None:
+            graph.wiring = (upstream, downstream)
+    else:
+        upstream, downstream = graph.wiring
+    if graph is None or graph.binding_models is None:
+        bindings = [BindingIR.model_validate(b) for b in ctx.bindings]
+        if graph is not None:
+            graph.binding_models = bindings
+    else:
+        bindings = graph.binding_models
     # each schema and component is validated once: slices and the IR share those models
     schemas = {name: SchemaIR.model_validate(data) for name, data in ctx.schemas.items()}
     security_policy = arch.policy.security
@@ -62,7 +75,7 @@ def build_ir(
             "system": arch.system.model_dump(mode="json"),
             "schemas": schemas,
             "components": [slices[comp.name].component for comp in arch.components],
-            "bindings": ctx.bindings,
+            "bindings": bindings,
             "topology": order,
             "policy": arch.policy,
             "deployment": _deployment(ctx),
