@@ -47,7 +47,15 @@ def filled(arch: bytes, deploy: bytes) -> ComponentMemo:
 def copied(memo: ComponentMemo) -> ComponentMemo:
     """A memo with the same entries (a compile replaces its memo's entries with its own)."""
     parse = ParseMemo(dict(memo.parse.items), memo.parse.skeleton, dict(memo.parse.validated))
-    return ComponentMemo(dict(memo.analyses), dict(memo.slices), parse=parse)
+    return ComponentMemo(
+        dict(memo.analyses),
+        dict(memo.slices),
+        dict(memo.deployed),
+        parse=parse,
+        wirings=memo.wirings,
+        graph=memo.graph,
+        capacity=memo.capacity,
+    )
 
 
 def fingerprint(result: CompileResult) -> tuple:
@@ -175,7 +183,10 @@ def _poisoned(memo: ComponentMemo) -> ComponentMemo:
         key: dataclasses.replace(a, diagnostics=(*a.diagnostics, mark)) for key, a in memo.analyses.items()
     }
     slices = {key: s.model_copy(update={"system": "poison"}) for key, s in memo.slices.items()}
-    return ComponentMemo(analyses, slices)
+    deployed = {
+        key: dataclasses.replace(d, diagnostics=(*d.diagnostics, mark)) for key, d in memo.deployed.items()
+    }
+    return ComponentMemo(analyses, slices, deployed)
 
 
 def _shows_poison(result: CompileResult) -> bool:
@@ -299,11 +310,13 @@ def test_the_edited_component_never_uses_its_old_entry(edit: str) -> None:
     compile_sources(arch_text.encode(), deploy_bytes, memo=probe)
     stale_analyses = memo.analyses.keys() - probe.analyses.keys()
     stale_slices = memo.slices.keys() - probe.slices.keys()
-    assert stale_analyses  # the edited component's key changed
+    stale_deployed = memo.deployed.keys() - probe.deployed.keys()
+    assert stale_analyses and stale_deployed == stale_analyses  # the edited component's key changed
     poisoned = _poisoned(memo)
     mixed = ComponentMemo(
         {k: (poisoned if k in stale_analyses else memo).analyses[k] for k in memo.analyses},
         {k: (poisoned if k in stale_slices else memo).slices[k] for k in memo.slices},
+        {k: (poisoned if k in stale_deployed else memo).deployed[k] for k in memo.deployed},
     )
     result = compile_sources(arch_text.encode(), deploy_bytes, memo=mixed)
     assert fingerprint(result) == fingerprint(compile_sources(arch_text.encode(), deploy_bytes))
@@ -316,9 +329,10 @@ def test_an_edit_reuses_every_other_component() -> None:
     deploy_bytes = _deploy_text(deploy).encode()
     memo = filled(text.encode(), deploy_bytes)
     compile_sources(_edits()["expression"][0].encode(), deploy_bytes, memo=memo)
-    assert memo.computed == 2  # trans_0's analysis and its slice
-    assert memo.hits == 2 * 41 - 2
-    assert len(memo.analyses) == len(memo.slices) == 41  # the stale entries are gone
+    assert memo.computed == 3  # trans_0's analysis, its deployment checks and its slice
+    assert memo.hits == 3 * 41 - 3
+    assert len(memo.analyses) == len(memo.deployed) == len(memo.slices) == 41  # the stale ones are gone
+    assert memo.graph is not None and memo.capacity is not None
 
 
 def test_entries_below_an_edit_that_adds_lines_are_used_with_their_lines_moved() -> None:
@@ -338,7 +352,33 @@ def test_entries_below_an_edit_that_adds_lines_are_used_with_their_lines_moved()
     expected = compile_sources(grown.encode(), deploy_bytes)
     assert fingerprint(result) == fingerprint(expected)
     assert [d.line for d in expected.errors] == [d.line + 2 for d in plain_before.errors]
-    assert memo.computed == 1 and memo.hits == 40  # trans_0's analysis only; no IR: an error
+    # trans_0's analysis and deployment checks only; no IR: an error
+    assert memo.computed == 2 and memo.hits == 2 * 40
+
+
+def test_deployment_findings_below_an_edit_that_adds_lines_are_moved_with_their_component() -> None:
+    """check_deployment's per-component entries (analysis.memo.Deployed): a credential in the
+    last sink's config (AC110, in architecture.yaml) lands on its new line after lines are
+    added above it, and a store's second replica (AC111, in deployment.yaml) stays where it is,
+    exactly as a fresh compile puts them."""
+    text, _, deploy = _synthetic()
+    at = text.rindex("    target: log\n")
+    leaky = text[:at] + "    target: webhook\n    url: https://u:hunter22@example.com/x\n" + text[at + 16 :]
+    deploy_bytes = _deploy_text({**deploy, "replicas": {"store_0": 2}}).encode()
+    memo = filled(leaky.encode(), deploy_bytes)
+    before = compile_sources(leaky.encode(), deploy_bytes)
+    assert {(d.code, d.file) for d in before.diagnostics} == {
+        ("AC110", "architecture.yaml"),
+        ("AC111", "deployment.yaml"),
+    }
+    grown = leaky.replace("  kind: transformer\n", "  # a note\n  # another\n  kind: transformer\n", 1)
+    result = compile_sources(grown.encode(), deploy_bytes, memo=memo)
+    expected = compile_sources(grown.encode(), deploy_bytes)
+    assert fingerprint(result) == fingerprint(expected)
+    moved = {d.code: d.line - b.line for d, b in zip(expected.diagnostics, before.diagnostics, strict=True)}
+    assert moved == {"AC110": 2, "AC111": 0}
+    # every other component's analysis and deployment checks (AC111 is an error: no IR)
+    assert before.errors and len(memo.deployed) == 41 and memo.hits == 2 * 40
 
 
 def _rule_cases() -> list[tuple[str, object]]:

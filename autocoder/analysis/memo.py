@@ -68,6 +68,17 @@ class Analysis:
     line: int  # the (1-based) line the component's text started on when this was made
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """What check_deployment made of one component: its diagnostics (in architecture.yaml, on
+    the component's own lines, or in deployment.yaml, whose text is in the key) and its merged
+    deployment facts (read only)."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    merged: dict[str, Any]
+    line: int  # the (1-based) line the component's text started on when this was made
+
+
 @dataclass
 class Graph:
     """What check_bindings and check_graph made of a blueprint that gave no diagnostic: the
@@ -88,6 +99,7 @@ class ComponentMemo:
 
     analyses: dict[Key, Analysis] = field(default_factory=dict)
     slices: dict[tuple[Key, str], Slice] = field(default_factory=dict)
+    deployed: dict[Key, Deployed] = field(default_factory=dict)
     hits: int = 0
     computed: int = 0
     parse: ParseMemo = field(default_factory=ParseMemo)  # architecture.yaml's list items
@@ -113,6 +125,7 @@ class MemoRun:
         self.spans = spans  # per component: its first and last line (1-based)
         self._analyses: dict[Key, Analysis] = {}
         self._slices: dict[tuple[Key, str], Slice] = {}
+        self._deployed: dict[Key, Deployed] = {}
         self._wirings: tuple[list[Any], str, dict[str, str]] | None = None
 
     def analysis(self, index: int) -> Analysis | None:
@@ -136,6 +149,27 @@ class MemoRun:
         first, last = self.spans[index]
         if all(d.file == ARCHITECTURE and first <= d.line <= last for d in diagnostics):
             self._analyses[self.keys[index]] = Analysis(tuple(diagnostics), ok, logic, first)
+
+    def deployed(self, index: int) -> Deployed | None:
+        """Component `index`'s check_deployment entry, its diagnostics in architecture.yaml on
+        the lines where its text is now."""
+        found = self.memo.deployed.get(self.keys[index])
+        if found is None:
+            return None
+        self.memo.hits += 1
+        line = self.spans[index][0]
+        if found.line != line:
+            found = Deployed(_moved(found.diagnostics, line - found.line), found.merged, line)
+        self._deployed[self.keys[index]] = found
+        return found
+
+    def store_deployed(self, index: int, diagnostics: list[Diagnostic], merged: dict[str, Any]) -> None:
+        """Keep component `index`'s check_deployment results, unless a diagnostic in
+        architecture.yaml lies outside its own lines."""
+        self.memo.computed += 1
+        first, last = self.spans[index]
+        if all(d.file != ARCHITECTURE or first <= d.line <= last for d in diagnostics):
+            self._deployed[self.keys[index]] = Deployed(tuple(diagnostics), merged, first)
 
     def slice(self, index: int, wiring: str) -> Slice | None:
         found = self.memo.slices.get((self.keys[index], wiring))
@@ -204,6 +238,7 @@ class MemoRun:
     def finish(self) -> None:
         """Keep only this compile's entries (an edited component's old ones go)."""
         self.memo.analyses = self._analyses
+        self.memo.deployed = self._deployed
         if self.graph is not None:
             self.memo.graph = self.graph
         if self._capacity is not None:
@@ -211,6 +246,13 @@ class MemoRun:
         if self._slices:  # a compile that built no IR leaves the slices for the next one
             self.memo.slices = self._slices
             self.memo.wirings = self._wirings
+
+
+def _moved(diagnostics: tuple[Diagnostic, ...], shift: int) -> tuple[Diagnostic, ...]:
+    """`diagnostics` with those in architecture.yaml `shift` lines further."""
+    return tuple(
+        dataclasses.replace(d, line=d.line + shift) if d.file == ARCHITECTURE else d for d in diagnostics
+    )
 
 
 def wiring_key(upstream: Any, downstream: Any) -> str:
