@@ -22,7 +22,7 @@ from yaml.nodes import ScalarNode
 
 from autocoder.analysis.memo import ComponentMemo
 from autocoder.blueprint.source import SourceDoc, parse_yaml
-from autocoder.blueprint.splice import ParseMemo, parse_architecture
+from autocoder.blueprint.splice import ParseMemo, item_spans, parse_architecture, span
 from autocoder.diagnostics import BlueprintError
 from autocoder.synthetic import synthetic_architecture, synthetic_deployment
 
@@ -114,6 +114,15 @@ def _parsed(raw: bytes, memo: ParseMemo | None) -> tuple:
     except BlueprintError as exc:
         return ("error", [(d, d.format()) for d in exc.diagnostics])
     marked = {path: (doc.mark(path), doc.mark(path, key=True)) for path in doc.values}
+    # the compile memo's keys: each item's span (splice.item_spans, from a spliced document's
+    # items without moving their nodes) is span()'s (an end differs spliced and whole: the
+    # comparison above leaves out collections' ends)
+    listing = doc.data.get("components") if isinstance(doc.data, dict) else None
+    if isinstance(listing, list):
+        spans = [span(doc.values, ("components", i)) for i in range(len(listing))]
+        assert item_spans(doc.values, "components", len(listing)) == [
+            (s.start, s.line, s.column, s.end, s.end_line) for s in spans if s is not None
+        ]
     return (doc.data, _marks(doc, False), _marks(doc, True), marked, doc.text)
 
 

@@ -44,7 +44,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from autocoder.blueprint.splice import ParseMemo, has_anchor, span
+from autocoder.blueprint.splice import ParseMemo, has_anchor, item_spans, span
 from autocoder.layout import ARCHITECTURE
 
 if TYPE_CHECKING:
@@ -269,9 +269,8 @@ def start(memo: ComponentMemo, ctx: Context) -> MemoRun | None:
     if has_anchor(text):
         return None
     listing = span(doc.values, ("components",))
-    found = [span(doc.values, ("components", i)) for i in range(len(ctx.arch.components))]
-    items = [item for item in found if item is not None]
-    if listing is None or len(items) != len(found):
+    items = item_spans(doc.values, "components", len(ctx.arch.components))
+    if listing is None or items is None:
         return None
     context = hashlib.sha256()
     for part in (text[: listing.start], text[listing.end :], ctx.deploy_doc.text):
@@ -280,11 +279,10 @@ def start(memo: ComponentMemo, ctx: Context) -> MemoRun | None:
     outside = context.digest()
     keys: list[Key] = []
     spans: list[tuple[int, int]] = []
-    for i, item in enumerate(items):
-        first, last = item.start, item.end
+    for i, (first, line, column, last, end_line) in enumerate(items):
         line_start = text.rfind("\n", 0, first) + 1
-        keys.append((outside, i, item.column, text[line_start:first], text[first:last]))
-        spans.append((item.line + 1, item.end_line + 1))
+        keys.append((outside, i, column, text[line_start:first], text[first:last]))
+        spans.append((line + 1, end_line + 1))
     return MemoRun(memo, keys, spans, outside)
 
 
