@@ -333,14 +333,17 @@ class Span:
     end_line: int
 
 
-def item_spans(nodes: Mapping[Path_, Node], key: str, count: int) -> list[tuple[int, ...]] | None:
+SpanTuple = tuple[int, int, int, int, int]  # a Span's fields, in order
+
+
+def item_spans(nodes: Mapping[Path_, Node], key: str, count: int) -> list[SpanTuple] | None:
     """The spans (start, line, column, end, end_line) of the nodes of items 0..count-1 of the
     top-level list `key`: span(nodes, (key, i)) of each, as tuples, without a Span or a moved
     node per item (the compile memo keys 500 components by them); None when one has none."""
     if isinstance(nodes, _Spliced):
         parts = nodes._parts.get(key)
         if parts is not None and len(parts) == count:
-            found = []
+            found: list[SpanTuple] = []
             for item, line, offset in parts:
                 node = (item.keys if nodes._is_key else item.values).get((0,))
                 if node is None:
