@@ -327,10 +327,14 @@ def _components_texts(ir: IR, slice_bytes: list[bytes]) -> list[str]:
 
 def _read_ir_entry(path: Path) -> Any:
     """The last run's record of ir.v1.json (its sha256 and parts); None when unusable."""
+    return _index(path)[1]
+
+
+def _ir_entry(raw: bytes) -> Any:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
         return data["ir"] if data["version"] == _index_version() else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -418,15 +422,37 @@ def _index_version() -> str:
 def _read_index(path: Path) -> dict[str, list[str]]:
     """The last run's index; empty when missing, unreadable or from another Autocoder version
     (whose canonical bytes for the same fingerprint might differ)."""
+    return _index(path)[0]
+
+
+# The index as the last plan read it, by the sha256 of its bytes: its slices' entries and its
+# record of ir.v1.json (read only). A warm worker's children inherit its warm-up's: the index
+# of 500 slices is not parsed and checked again (twice) while its file is as it was.
+_INDEX: dict[str, tuple[dict[str, list[str]], Any]] = {}
+
+
+def _index(path: Path) -> tuple[dict[str, list[str]], Any]:
+    read = read_known(str(path))
+    if read is None:
+        return {}, None
+    found = _INDEX.get(read[1])
+    if found is None:
+        found = (_index_slices(read[0]), _ir_entry(read[0]))
+        _INDEX.clear()
+        _INDEX[read[1]] = found
+    return found
+
+
+def _index_slices(raw: bytes) -> dict[str, list[str]]:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
         slices = data["slices"] if data["version"] == _index_version() else {}
         return {
             str(name): entry
             for name, entry in slices.items()
             if isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
