@@ -5,6 +5,7 @@ _encode_ir): the bytes must always be canonical_json of the whole IR, whatever t
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from conftest import EXAMPLE, component, dump
@@ -20,6 +21,12 @@ def _project(tmp_path, arch):
     (tmp_path / "architecture.yaml").write_bytes(dump(arch))
     (tmp_path / "deployment.yaml").write_bytes((EXAMPLE / "deployment.yaml").read_bytes())
     return tmp_path
+
+
+def _sources(result) -> list:
+    """write._encode_ir's slices: (sha256, bytes) of each component's, in the IR's order."""
+    found = [canonical_json(ir_dump(result.slices[c.name])) for c in result.ir.components]
+    return [(hashlib.sha256(raw).hexdigest(), raw) for raw in found]
 
 
 def _reused(generated) -> dict:
@@ -46,7 +53,7 @@ def test_unchanged_parts_are_reused_and_the_file_is_the_plain_encoding(tmp_path,
         plain = canonical_json(ir_dump(result.ir))
         assert (generated / "ir.v1.json").read_bytes() == plain
         # what the memo gives is what encoding afresh gives
-        slice_bytes = [canonical_json(ir_dump(result.slices[c.name])) for c in result.ir.components]
+        slice_bytes = _sources(result)
         assert write._encode_ir(result.ir, slice_bytes, _reused(generated))[0] == plain
         assert write._encode_ir(result.ir, slice_bytes, {})[0] == plain
 
@@ -109,7 +116,7 @@ def test_the_rest_of_the_ir_is_taken_from_the_last_plan_only_for_the_same_json(t
     generated = project / "generated"
     result = compile_directory(project)
     write_ir(generated, result.ir, result.slices)
-    slice_bytes = [canonical_json(ir_dump(result.slices[c.name])) for c in result.ir.components]
+    slice_bytes = _sources(result)
     plain = canonical_json(ir_dump(result.ir))
     assert write._encode_ir(result.ir, slice_bytes, {})[0] == plain
     assert len(write._REST) == 2
@@ -136,7 +143,7 @@ def test_the_rest_of_the_ir_is_taken_from_the_last_plan_only_for_the_same_json(t
         edited = compile_directory(project)
         assert edited.ir is not None, edited.diagnostics
         assert edited.ir.metadata.capacity != result.ir.metadata.capacity or used != b"POISON-REST"
-        slice_bytes = [canonical_json(ir_dump(edited.slices[c.name])) for c in edited.ir.components]
+        slice_bytes = _sources(edited)
         poison()
         found = write._encode_ir(edited.ir, slice_bytes, {})[0]
         assert used in found and found.count(b"POISON") == 1

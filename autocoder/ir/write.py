@@ -92,19 +92,18 @@ def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | N
     index_path = confined(root, generated / WRITTEN_INDEX)
     previous = _read_index(index_path)
     index: dict[str, list[str]] = {}
-    encoded: dict[str, bytes] = {}
+    encoded: dict[str, SliceSource] = {}
     changed = []
     for name, path in targets.items():
         fingerprint = slices[name].component.fingerprint
-        data = _unchanged(path, previous.get(name), fingerprint)
-        if data is not None:
+        if _unchanged(path, previous.get(name), fingerprint):
             index[name] = previous[name]
-            encoded[name] = data
+            encoded[name] = (previous[name][1], path)  # its bytes are read only if needed
             continue
         data = canonical_json(dump(slices[name]))
         changed.append((name, data))
         index[name] = [fingerprint, hashlib.sha256(data).hexdigest()]
-        encoded[name] = data
+        encoded[name] = (index[name][1], data)
     previous_ir = _previous_parts(ir_file, _read_ir_entry(index_path))
     data, parts, layout = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
     entry = {"sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
@@ -181,7 +180,12 @@ def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
     (no string holds a raw newline). A slice whose bytes do not hold its component (a file the
     index vouches for but someone rewrote) has its component encoded afresh.
     tests/test_ir.py proves the bytes equal the plain encoding."""
-    return _encode_ir(ir, slice_bytes, {})[0]
+    return _encode_ir(ir, [(hashlib.sha256(raw).hexdigest(), raw) for raw in slice_bytes], {})[0]
+
+
+# A slice as _encode_ir takes it: the sha256 of its bytes, and its bytes or the path of the
+# file read_known found holding them (the bytes are then read from memory only if needed).
+SliceSource = tuple[str, bytes | str]
 
 
 # A part of ir.v1.json other than its components: a top-level value, or one value of a
@@ -191,7 +195,7 @@ Parts = dict[str, list[Any]]
 
 
 def _encode_ir(
-    ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]
+    ir: IR, slice_bytes: list[SliceSource], previous: dict[str, tuple[str, str]]
 ) -> tuple[bytes, Parts, Layout | None]:
     """encode_ir, also taking each part other than the components from `previous` (name ->
     (digest, text as the last run wrote it, _previous_parts)) when its digest is unchanged:
@@ -294,35 +298,41 @@ def _key(key: str) -> str:
     return json.encoder.encode_basestring(key)  # as json writes a key with ensure_ascii=False
 
 
-# A component's fingerprint -> the slice bytes its text was taken from and that text at level 2:
-# the entries the last plan used (a warm worker's children inherit those of its warm-up, and
-# read_known gives them the same bytes for the slices an edit did not change).
-_TEXTS: dict[str, tuple[bytes, str]] = {}
+# (a component's fingerprint, the sha256 of its slice's bytes) -> its text at level 2 taken
+# from those bytes: the entries the last plan used. A warm worker's children inherit those of
+# its warm-up: for a slice read_known vouches for, neither its bytes (each on a page of its
+# own, which referencing would copy from the worker's) nor their indenting are touched again.
+_TEXTS: dict[tuple[str, str], str] = {}
 
 
-def _components_texts(ir: IR, slice_bytes: list[bytes]) -> list[str]:
+def _components_texts(ir: IR, sources: list[SliceSource]) -> list[str]:
     """The text of each component at nesting level 2 (in the list at level 1), from its slice's
-    bytes (the text is a function of the bytes and the fingerprint: _TEXTS's when the bytes are
-    the same; decoding and indenting 2 MB of slices cost ~3 ms at 500 components)."""
+    bytes (a function of the bytes and the fingerprint: _TEXTS's for the same pair)."""
     from autocoder.ir.models import dump
 
     parts = []
-    used: dict[str, tuple[bytes, str]] = {}
-    for component, raw in zip(ir.components, slice_bytes, strict=True):
-        known = _TEXTS.get(component.fingerprint)
-        if known is not None and known[0] == raw:
-            parts.append(known[1])
-            used[component.fingerprint] = known
-            continue
-        level1 = _component_text(raw, component.fingerprint)
-        if level1 is not None:
-            parts.append(level1.replace("\n", "\n  "))
-            used[component.fingerprint] = (raw, parts[-1])
-        else:
-            parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
+    used: dict[tuple[str, str], str] = {}
+    for component, (digest, source) in zip(ir.components, sources, strict=True):
+        key = (component.fingerprint, digest)
+        text = _TEXTS.get(key)
+        if text is None:
+            raw = source if isinstance(source, bytes) else _bytes(source, digest)
+            level1 = None if raw is None else _component_text(raw, component.fingerprint)
+            if level1 is None:
+                parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
+                continue
+            text = level1.replace("\n", "\n  ")
+        used[key] = text
+        parts.append(text)
     _TEXTS.clear()
     _TEXTS.update(used)
     return parts
+
+
+def _bytes(path: str, digest: str) -> bytes | None:
+    """The bytes of `path` when they are those of `digest` (read_known), else None."""
+    found = read_known(path)
+    return found[0] if found is not None and found[1] == digest else None
 
 
 def _read_ir_entry(path: Path) -> Any:
@@ -456,15 +466,14 @@ def _index_slices(raw: bytes) -> dict[str, list[str]]:
         return {}
 
 
-def _unchanged(path: str, entry: list[str] | None, fingerprint: str) -> bytes | None:
-    """The bytes of `path` when it still holds what write_ir wrote for this slice fingerprint
-    (else None): then encoding the slice again (the costly part of the `ir` task: indented JSON
-    is encoded in pure Python) would give the same bytes. The fingerprint is the hash of the
-    slice's content; the file's sha256 proves nobody changed or removed it since."""
+def _unchanged(path: str, entry: list[str] | None, fingerprint: str) -> bool:
+    """Whether `path` still holds what write_ir wrote for this slice fingerprint: then encoding
+    the slice again (the costly part of the `ir` task: indented JSON is encoded in pure Python)
+    would give the same bytes. The fingerprint is the hash of the slice's content; the file's
+    sha256 proves nobody changed or removed it since."""
     if entry is None or entry[0] != fingerprint:
-        return None
-    found = read_known(path)
-    return found[0] if found is not None and found[1] == entry[1] else None
+        return False
+    return known_digest(path) == entry[1]
 
 
 # A file's stat signature: the inode, the size, and the times a write or a rename sets (the
@@ -477,6 +486,19 @@ Signature = tuple[int, int, int, int]
 # hashed (~7 ms of `check`'s child at 500 components).
 _KNOWN: dict[str, tuple[Signature, bytes, str]] = {}
 _KNOWN_MAX = 20_000
+
+
+def known_digest(path: str) -> str | None:
+    """read_known's sha256 of `path`, without referencing its bytes when they are known."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    known = _KNOWN.get(path)
+    if known is not None and known[0] == _signature(stat):
+        return known[2]
+    found = read_known(path)
+    return None if found is None else found[1]
 
 
 def read_known(path: str) -> tuple[bytes, str] | None:
