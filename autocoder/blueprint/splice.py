@@ -553,6 +553,10 @@ def item_spans(nodes: Mapping[Path_, Node], key: str, count: int) -> list[SpanTu
         if parts is not None and len(parts) == count:
             found: list[SpanTuple] = []
             for item, line, offset in parts:
+                if item.span is not None and not nodes._is_key:
+                    begin, first, column, stop, last = item.span
+                    found.append((begin + offset, first + line, column, stop + offset, last + line))
+                    continue
                 node = (item.keys if nodes._is_key else item.values).get((0,))
                 if node is None:
                     return None
