@@ -18,7 +18,7 @@ from autocoder.analysis.components import check_components
 from autocoder.analysis.context import Context
 from autocoder.analysis.deployment import check_deployment
 from autocoder.analysis.graph import check_bindings, check_capacity, check_graph
-from autocoder.analysis.memo import ComponentMemo
+from autocoder.analysis.memo import ComponentMemo, Graph
 from autocoder.analysis.memo import start as start_memo
 from autocoder.analysis.schemas import resolve_schemas
 from autocoder.blueprint.models import Architecture, Deployment
@@ -152,14 +152,52 @@ def _analyse(ctx: Context) -> tuple[dict, list[str] | None, list[dict]]:
     resolve_schemas(ctx)
     check_components(ctx)
     merged = check_deployment(ctx)
-    edges = check_bindings(ctx)
-    order = check_graph(ctx, edges)
+    edges, order = _graph(ctx)
     capacity: list[dict] = []
     if order is not None and not ctx.broken.any:  # paths through a broken part are unknown
         rates = {n: float(m["capabilities"]["rate_limit"]["rate"]) for n, m in merged.items()}
         budgets = {n: float(m["budget"]["p95_ms"]) for n, m in merged.items()}
-        capacity = check_capacity(ctx, edges, order, rates, budgets)
+        capacity = _capacity(ctx, edges, order, rates, budgets)
     return merged, order, capacity
+
+
+def _graph(ctx: Context) -> tuple[dict[str, set[str]], list[str] | None]:
+    """check_bindings and check_graph: the edges and the order (None: a cycle). With the memo,
+    the last compile's when they read the same (MemoRun.graph_key) and gave no diagnostic:
+    after an edit of a component's logic, the graph of 500 components is not built again."""
+    memo = ctx.memo
+    key = memo.graph_key(ctx.arch.components) if memo is not None else None
+    if memo is not None and key is not None:
+        known = memo.known_graph(key)
+        if known is not None:
+            ctx.bindings = known.bindings
+            return known.edges, known.order
+    first = len(ctx.diagnostics)
+    edges = check_bindings(ctx)
+    order = check_graph(ctx, edges)
+    if memo is not None and key is not None and order is not None and len(ctx.diagnostics) == first:
+        memo.store_graph(Graph(key, ctx.bindings, edges, order))
+    return edges, order
+
+
+def _capacity(
+    ctx: Context, edges: dict[str, set[str]], order: list[str], rates: dict, budgets: dict
+) -> list[dict]:
+    """check_capacity; with the memo, the last compile's estimates for the same graph, rates,
+    budgets and policy when they gave no diagnostic."""
+    memo = ctx.memo
+    graph = memo.graph if memo is not None else None
+    if memo is None or graph is None:
+        return check_capacity(ctx, edges, order, rates, budgets)
+    key = (graph.key, tuple(rates.items()), tuple(budgets.items()))
+    known = memo.capacity(key)
+    if known is not None:
+        return known
+    first = len(ctx.diagnostics)
+    estimates = check_capacity(ctx, edges, order, rates, budgets)
+    if len(ctx.diagnostics) == first:
+        memo.store_capacity(key, estimates)
+    return estimates
 
 
 def _version_problem(diags: list[Diagnostic]) -> bool:

@@ -47,7 +47,15 @@ def filled(arch: bytes, deploy: bytes) -> ComponentMemo:
 def copied(memo: ComponentMemo) -> ComponentMemo:
     """A memo with the same entries (a compile replaces its memo's entries with its own)."""
     parse = ParseMemo(dict(memo.parse.items), memo.parse.skeleton, dict(memo.parse.validated))
-    return ComponentMemo(dict(memo.analyses), dict(memo.slices), parse=parse)
+    return ComponentMemo(
+        dict(memo.analyses),
+        dict(memo.slices),
+        dict(memo.deployed),
+        parse=parse,
+        wirings=memo.wirings,
+        graph=memo.graph,
+        capacity=memo.capacity,
+    )
 
 
 def fingerprint(result: CompileResult) -> tuple:
@@ -175,13 +183,96 @@ def _poisoned(memo: ComponentMemo) -> ComponentMemo:
         key: dataclasses.replace(a, diagnostics=(*a.diagnostics, mark)) for key, a in memo.analyses.items()
     }
     slices = {key: s.model_copy(update={"system": "poison"}) for key, s in memo.slices.items()}
-    return ComponentMemo(analyses, slices)
+    deployed = {
+        key: dataclasses.replace(d, diagnostics=(*d.diagnostics, mark)) for key, d in memo.deployed.items()
+    }
+    return ComponentMemo(analyses, slices, deployed)
 
 
 def _shows_poison(result: CompileResult) -> bool:
     return any(d.message == "POISON" for d in result.diagnostics) or any(
         s.system == "poison" for s in result.slices.values()
     )
+
+
+def _stale_wirings(memo: ComponentMemo) -> ComponentMemo:
+    """`memo` with its wiring keys replaced by "STALE" and, under those keys, poisoned slices:
+    a compile that takes the wiring keys from the memo uses the poisoned slices."""
+    assert memo.wirings is not None
+    bindings, whole, names = memo.wirings
+    poisoned = _poisoned(memo).slices
+    slices = {**memo.slices, **{(key, "STALE"): s for (key, _), s in poisoned.items()}}
+    stale = (bindings, whole, dict.fromkeys(names, "STALE"))
+    return ComponentMemo(dict(memo.analyses), slices, wirings=stale, graph=memo.graph)
+
+
+def test_wiring_keys_are_taken_from_the_memo_only_for_the_same_resolved_bindings() -> None:
+    """A component's wiring key (analysis.memo.wiring_key) is a function of the resolved
+    bindings: the memo's are used for bindings of the same JSON, and not after an edit of a
+    component's port that changes them (here the ingress's output schema: the bindings'
+    `schema`) though no component's text but the ingress's changed."""
+    text, _, deploy = _synthetic()
+    deploy_bytes = _deploy_text(deploy).encode()
+    memo = filled(text.encode(), deploy_bytes)
+    assert _shows_poison(compile_sources(text.encode(), deploy_bytes, memo=_stale_wirings(memo)))
+    edited = text.replace("  outputs:\n    out: Reading\n", "  outputs:\n    out: Scored\n", 1)
+    assert edited != text and edited.index("out: Scored") < edited.index("name: trans_0")
+    stale = _stale_wirings(memo)
+    result = compile_sources(edited.encode(), deploy_bytes, memo=stale)
+    assert not _shows_poison(result) and stale.hits > 0
+    assert fingerprint(result) == fingerprint(compile_sources(edited.encode(), deploy_bytes))
+
+
+def _stale_graph(memo: ComponentMemo) -> ComponentMemo:
+    """`memo` with its graph (analysis.memo.Graph) and capacity estimates wrong in a way the IR
+    shows: a binding's schema named POISON, an estimate of a terminal that does not exist."""
+    assert memo.graph is not None and memo.capacity is not None
+    bindings = [{**memo.graph.bindings[0], "schema": "POISON"}, *memo.graph.bindings[1:]]
+    graph = dataclasses.replace(memo.graph, bindings=bindings, wiring=None, binding_models=None)
+    key, estimates = memo.capacity
+    poison = {**estimates[0], "terminal": "POISON"}
+    return ComponentMemo(
+        dict(memo.analyses), dict(memo.slices), graph=graph, capacity=(key, [*estimates, poison])
+    )
+
+
+def _graph_poisoned(result: CompileResult, plain: CompileResult) -> tuple[bool, bool]:
+    """Whether `result`'s IR shows _stale_graph's binding, and its capacity estimate."""
+    assert result.ir is not None and plain.ir is not None
+    capacity = [c.terminal for c in result.ir.metadata.capacity]
+    return any(b.schema_name == "POISON" for b in result.ir.bindings), "POISON" in capacity
+
+
+def test_the_graph_and_capacity_are_taken_from_the_memo_only_when_what_they_read_is_the_same() -> None:
+    """After an edit of a component's logic, the bindings, the graph and the capacity estimates
+    are the last compile's (poisoned, they show); after an edit of a port, of a rate limit or
+    of deployment.yaml, not (poisoned, they do not show: each is made afresh)."""
+    text, _, deploy = _synthetic()
+    deploy_bytes = _deploy_text(deploy).encode()
+    memo = filled(text.encode(), deploy_bytes)
+    arch_text = _edits()["expression"][0]
+    plain = compile_sources(arch_text.encode(), deploy_bytes)
+    result = compile_sources(arch_text.encode(), deploy_bytes, memo=_stale_graph(memo))
+    assert _graph_poisoned(result, plain) == (True, True)
+    port = text.replace("  outputs:\n    out: Reading\n", "  outputs:\n    out: Scored\n", 1)
+    rate = text.replace(
+        "- name: trans_0\n  kind: transformer\n",
+        "- name: trans_0\n  kind: transformer\n"
+        "  capabilities:\n    rate_limit:\n      rate: 7\n      burst: 7\n",
+        1,
+    )
+    edits = {
+        "port": (port, deploy_bytes, (False, False)),
+        "rate": (rate, deploy_bytes, (True, False)),  # the graph is the same; the rates are not
+        "replicas": (text, _edits()["replicas"][1].encode(), (False, False)),
+    }
+    for name, (arch_text, deploy_text, poisoned) in edits.items():
+        assert arch_text != text or deploy_text != deploy_bytes, name
+        plain = compile_sources(arch_text.encode(), deploy_text)
+        result = compile_sources(arch_text.encode(), deploy_text, memo=_stale_graph(memo))
+        assert _graph_poisoned(result, plain) == poisoned, name
+        if poisoned == (False, False):
+            assert fingerprint(result) == fingerprint(plain), name
 
 
 def test_poisoned_entries_show_when_used() -> None:
@@ -219,11 +310,13 @@ def test_the_edited_component_never_uses_its_old_entry(edit: str) -> None:
     compile_sources(arch_text.encode(), deploy_bytes, memo=probe)
     stale_analyses = memo.analyses.keys() - probe.analyses.keys()
     stale_slices = memo.slices.keys() - probe.slices.keys()
-    assert stale_analyses  # the edited component's key changed
+    stale_deployed = memo.deployed.keys() - probe.deployed.keys()
+    assert stale_analyses and stale_deployed == stale_analyses  # the edited component's key changed
     poisoned = _poisoned(memo)
     mixed = ComponentMemo(
         {k: (poisoned if k in stale_analyses else memo).analyses[k] for k in memo.analyses},
         {k: (poisoned if k in stale_slices else memo).slices[k] for k in memo.slices},
+        {k: (poisoned if k in stale_deployed else memo).deployed[k] for k in memo.deployed},
     )
     result = compile_sources(arch_text.encode(), deploy_bytes, memo=mixed)
     assert fingerprint(result) == fingerprint(compile_sources(arch_text.encode(), deploy_bytes))
@@ -236,9 +329,10 @@ def test_an_edit_reuses_every_other_component() -> None:
     deploy_bytes = _deploy_text(deploy).encode()
     memo = filled(text.encode(), deploy_bytes)
     compile_sources(_edits()["expression"][0].encode(), deploy_bytes, memo=memo)
-    assert memo.computed == 2  # trans_0's analysis and its slice
-    assert memo.hits == 2 * 41 - 2
-    assert len(memo.analyses) == len(memo.slices) == 41  # the stale entries are gone
+    assert memo.computed == 3  # trans_0's analysis, its deployment checks and its slice
+    assert memo.hits == 3 * 41 - 3
+    assert len(memo.analyses) == len(memo.deployed) == len(memo.slices) == 41  # the stale ones are gone
+    assert memo.graph is not None and memo.capacity is not None
 
 
 def test_entries_below_an_edit_that_adds_lines_are_used_with_their_lines_moved() -> None:
@@ -258,7 +352,33 @@ def test_entries_below_an_edit_that_adds_lines_are_used_with_their_lines_moved()
     expected = compile_sources(grown.encode(), deploy_bytes)
     assert fingerprint(result) == fingerprint(expected)
     assert [d.line for d in expected.errors] == [d.line + 2 for d in plain_before.errors]
-    assert memo.computed == 1 and memo.hits == 40  # trans_0's analysis only; no IR: an error
+    # trans_0's analysis and deployment checks only; no IR: an error
+    assert memo.computed == 2 and memo.hits == 2 * 40
+
+
+def test_deployment_findings_below_an_edit_that_adds_lines_are_moved_with_their_component() -> None:
+    """check_deployment's per-component entries (analysis.memo.Deployed): a credential in the
+    last sink's config (AC110, in architecture.yaml) lands on its new line after lines are
+    added above it, and a store's second replica (AC111, in deployment.yaml) stays where it is,
+    exactly as a fresh compile puts them."""
+    text, _, deploy = _synthetic()
+    at = text.rindex("    target: log\n")
+    leaky = text[:at] + "    target: webhook\n    url: https://u:hunter22@example.com/x\n" + text[at + 16 :]
+    deploy_bytes = _deploy_text({**deploy, "replicas": {"store_0": 2}}).encode()
+    memo = filled(leaky.encode(), deploy_bytes)
+    before = compile_sources(leaky.encode(), deploy_bytes)
+    assert {(d.code, d.file) for d in before.diagnostics} == {
+        ("AC110", "architecture.yaml"),
+        ("AC111", "deployment.yaml"),
+    }
+    grown = leaky.replace("  kind: transformer\n", "  # a note\n  # another\n  kind: transformer\n", 1)
+    result = compile_sources(grown.encode(), deploy_bytes, memo=memo)
+    expected = compile_sources(grown.encode(), deploy_bytes)
+    assert fingerprint(result) == fingerprint(expected)
+    moved = {d.code: d.line - b.line for d, b in zip(expected.diagnostics, before.diagnostics, strict=True)}
+    assert moved == {"AC110": 2, "AC111": 0}
+    # every other component's analysis and deployment checks (AC111 is an error: no IR)
+    assert before.errors and len(memo.deployed) == 41 and memo.hits == 2 * 40
 
 
 def _rule_cases() -> list[tuple[str, object]]:

@@ -317,3 +317,34 @@ def test_ir_file_after_a_one_component_edit_is_the_plain_encoding(tmp_path, arch
     written = write_ir(generated, edited.ir, edited.slices)
     assert written == [generated / "ir" / "pricer.json", generated / "ir.v1.json"]
     assert (generated / "ir.v1.json").read_bytes() == canonical_json(ir_dump(edited.ir))
+
+
+@pytest.mark.parametrize("how", ["in_place", "renamed"])
+def test_a_slice_rewritten_to_the_same_size_and_mtime_is_read_again(tmp_path, arch, how):
+    """write.read_known trusts the bytes it read before only while the file's inode, size,
+    modification and change times are as they were: a rewrite to other bytes of the same size
+    with its mtime set back (in place, or by a rename over it) is read, found changed and
+    written again."""
+    import time
+
+    project = _project(tmp_path, arch)
+    generated = project / "generated"
+    result = compile_directory(project)
+    write_ir(generated, result.ir, result.slices)
+    assert write_ir(generated, result.ir, result.slices) == []  # read_known has read every slice
+    pricer = generated / "ir" / "pricer.json"
+    expected = pricer.read_bytes()
+    before = os.stat(pricer)
+    time.sleep(0.05)  # past the file system's clock tick: the change time moves
+    other = expected.replace(b'"pricer"', b'"PRICER"')
+    assert len(other) == len(expected) and other != expected
+    if how == "in_place":
+        pricer.write_bytes(other)
+    else:
+        spare = pricer.with_name("spare")
+        spare.write_bytes(other)
+        os.replace(spare, pricer)
+    os.utime(pricer, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(pricer).st_size == before.st_size
+    assert write_ir(generated, result.ir, result.slices) == [pricer]
+    assert pricer.read_bytes() == expected

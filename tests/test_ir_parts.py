@@ -5,6 +5,7 @@ _encode_ir): the bytes must always be canonical_json of the whole IR, whatever t
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from conftest import EXAMPLE, component, dump
@@ -20,6 +21,12 @@ def _project(tmp_path, arch):
     (tmp_path / "architecture.yaml").write_bytes(dump(arch))
     (tmp_path / "deployment.yaml").write_bytes((EXAMPLE / "deployment.yaml").read_bytes())
     return tmp_path
+
+
+def _sources(result) -> list:
+    """write._encode_ir's slices: (sha256, bytes) of each component's, in the IR's order."""
+    found = [canonical_json(ir_dump(result.slices[c.name])) for c in result.ir.components]
+    return [(hashlib.sha256(raw).hexdigest(), raw) for raw in found]
 
 
 def _reused(generated) -> dict:
@@ -46,7 +53,7 @@ def test_unchanged_parts_are_reused_and_the_file_is_the_plain_encoding(tmp_path,
         plain = canonical_json(ir_dump(result.ir))
         assert (generated / "ir.v1.json").read_bytes() == plain
         # what the memo gives is what encoding afresh gives
-        slice_bytes = [canonical_json(ir_dump(result.slices[c.name])) for c in result.ir.components]
+        slice_bytes = _sources(result)
         assert write._encode_ir(result.ir, slice_bytes, _reused(generated))[0] == plain
         assert write._encode_ir(result.ir, slice_bytes, {})[0] == plain
 
@@ -97,3 +104,49 @@ def test_the_same_data_at_another_depth_is_not_taken(tmp_path):
         '["c"]': (digest, "[\n    1\n  ]")
     }
     assert write._previous_parts(path, {"sha256": sha, "parts": {'["c"]': deep_part}}) == {}
+
+
+def test_the_rest_of_the_ir_is_taken_from_the_last_plan_only_for_the_same_json(tmp_path, arch):
+    """write._REST: the data and digests of the IR's fields but its components, by pydantic's
+    JSON of a group of fields (metadata's warnings and capacity; the others). Poisoned, its
+    entries show where that JSON is the same (they are used); after an edit of the bindings,
+    or of a budget (the capacity estimates change), the group whose JSON changed is read
+    afresh, and the other is still used."""
+    project = _project(tmp_path, arch)
+    generated = project / "generated"
+    result = compile_directory(project)
+    write_ir(generated, result.ir, result.slices)
+    slice_bytes = _sources(result)
+    plain = canonical_json(ir_dump(result.ir))
+    assert write._encode_ir(result.ir, slice_bytes, {})[0] == plain
+    assert len(write._REST) == 2
+
+    def poison() -> None:
+        for text, (data, _) in list(write._REST.items()):
+            wrong = json.loads(json.dumps(data))
+            if "capacity" in wrong:
+                wrong["capacity"] = ["POISON-METADATA"]
+            else:
+                wrong["topology"] = ["POISON-REST"]
+            write._REST[text] = (wrong, {})
+
+    poison()
+    found = write._encode_ir(result.ir, slice_bytes, {})[0]
+    assert b"POISON-METADATA" in found and b"POISON-REST" in found
+    for edit, used in (
+        (lambda a: a["bindings"][-1].update(condition="total > 500"), b"POISON-METADATA"),
+        (lambda a: component(a, "pricer").update(budget={"p95_ms": 1.5}), b"POISON-REST"),
+    ):
+        write._encode_ir(result.ir, slice_bytes, {})  # _REST: the last IR's, unpoisoned
+        edit(arch)
+        (project / "architecture.yaml").write_bytes(dump(arch))
+        edited = compile_directory(project)
+        assert edited.ir is not None, edited.diagnostics
+        assert edited.ir.metadata.capacity != result.ir.metadata.capacity or used != b"POISON-REST"
+        slice_bytes = _sources(edited)
+        poison()
+        found = write._encode_ir(edited.ir, slice_bytes, {})[0]
+        assert used in found and found.count(b"POISON") == 1
+        write._REST.clear()
+        assert write._encode_ir(edited.ir, slice_bytes, {})[0] == canonical_json(ir_dump(edited.ir))
+        result = edited

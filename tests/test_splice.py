@@ -21,12 +21,14 @@ from test_compile_memo import BLUEPRINTS, assert_same_with_memo, filled
 from yaml.nodes import ScalarNode
 
 from autocoder.analysis.memo import ComponentMemo
+from autocoder.blueprint import splice as splice_module
 from autocoder.blueprint.source import SourceDoc, parse_yaml
-from autocoder.blueprint.splice import ParseMemo, parse_architecture
+from autocoder.blueprint.splice import ParseMemo, item_spans, parse_architecture, span
 from autocoder.diagnostics import BlueprintError
 from autocoder.synthetic import synthetic_architecture, synthetic_deployment
 
 NAME = "architecture.yaml"
+_SPLIT = splice_module._split
 
 
 def _base() -> str:
@@ -114,15 +116,31 @@ def _parsed(raw: bytes, memo: ParseMemo | None) -> tuple:
     except BlueprintError as exc:
         return ("error", [(d, d.format()) for d in exc.diagnostics])
     marked = {path: (doc.mark(path), doc.mark(path, key=True)) for path in doc.values}
+    # the compile memo's keys: each item's span (splice.item_spans, from a spliced document's
+    # items without moving their nodes) is span()'s (an end differs spliced and whole: the
+    # comparison above leaves out collections' ends)
+    listing = doc.data.get("components") if isinstance(doc.data, dict) else None
+    if isinstance(listing, list):
+        spans = [span(doc.values, ("components", i)) for i in range(len(listing))]
+        assert item_spans(doc.values, "components", len(listing)) == [
+            (s.start, s.line, s.column, s.end, s.end_line) for s in spans if s is not None
+        ]
     return (doc.data, _marks(doc, False), _marks(doc, True), marked, doc.text)
 
 
 def _check(text: str, base: ParseMemo) -> None:
+    """`text` parsed whole, and spliced: with an empty memo, its own (the second time the text
+    it last spliced is `text` itself), the base text's items, and the base text's `last` (the
+    incremental path, splice._edited, where `text` differs inside items only)."""
     raw = text.encode()
     expected = _parsed(raw, None)
     own = ParseMemo()
-    for memo in (own, own, ParseMemo(items=dict(base.items), skeleton=base.skeleton)):
+    for memo in (own, own, ParseMemo(items=dict(base.items), skeleton=base.skeleton), _copy(base)):
         assert _parsed(raw, memo) == expected
+
+
+def _copy(memo: ParseMemo) -> ParseMemo:
+    return ParseMemo(dict(memo.items), memo.skeleton, dict(memo.validated), last=memo.last)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +197,61 @@ def test_random_line_edits(base_memo: ParseMemo) -> None:
                     ["- " + line],
                 ]
             )
+        _check("".join(edited), base_memo)
+
+
+def test_an_edit_inside_items_is_spliced_from_the_last_text_without_splitting_it_again(
+    base_memo: ParseMemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """splice._edited: an edit inside one item, or in several items of one list, that keeps
+    each item's line count is spliced from the last text (the whole file is not split again:
+    _split is not called) and parses to what parse_yaml gives; an edit that adds a line, or
+    outside the items, is split as usual."""
+    from autocoder.blueprint import splice
+
+    text = _base()
+    one = text.replace("value * 1 + 0.5", "0.5 + value * 1", 1)
+    several = one.replace("score > 0", "score >= 0", 1).replace("value * 2 + 0.5", "2 * value + 0.5", 1)
+    binding = text.replace("  to: filte_0.in\n", "  to: filte_1.in\n", 1)
+    monkeypatch.setattr(splice, "_split", lambda _text: pytest.fail("split again"))
+    for edited in (text, one, several, binding):
+        memo = _copy(base_memo)
+        doc = parse_architecture(edited.encode(), NAME, memo)
+        assert doc.items is not None and memo.last is not None and memo.last.text == edited
+        assert memo.parsed == (0 if edited == text else 1 if edited in (one, binding) else 3)
+        assert _parsed(edited.encode(), _copy(base_memo)) == _parsed(edited.encode(), None)
+    monkeypatch.undo()
+    calls: list[str] = []
+
+    def counted(split: str) -> list:
+        calls.append(split)
+        return _SPLIT(split)
+
+    for edited in (
+        text.replace("  kind: transformer\n", "  # a note\n  kind: transformer\n", 1),
+        text.replace("system:\n", "system:  # the system\n", 1),
+    ):
+        _check(edited, base_memo)
+        calls.clear()
+        monkeypatch.setattr(splice, "_split", counted)
+        parse_architecture(edited.encode(), NAME, _copy(base_memo))
+        assert calls == [edited]
+        monkeypatch.undo()
+
+
+def test_random_character_edits_inside_lines(base_memo: ParseMemo) -> None:
+    """Seeded: characters replaced, inserted or dropped within lines (line counts kept, so
+    the incremental splice is tried), YAML's indicators among them, in one item or several."""
+    text = _base()
+    rng = random.Random(29)
+    alphabet = "ab -:#&*!|>'\"[]{},?%@`\t\r\ufeff0"
+    for _ in range(150):
+        edited = list(text)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(edited))
+            if edited[at] == "\n":
+                continue
+            edited[at : at + 1] = rng.choice([[rng.choice(alphabet)], [], [edited[at], rng.choice(alphabet)]])
         _check("".join(edited), base_memo)
 
 

@@ -256,8 +256,8 @@ def memo_use_in_child(directory: Path) -> tuple[int, int]:
 
 def test_the_workers_children_start_from_the_memo_it_filled_as_it_warmed_up(directory):
     """The worker compiled the blueprint before it served: after an edit of one component,
-    its child analyses and builds that component only (5 components: 4 analyses and 4 slices
-    from the memo)."""
+    its child analyses and builds that component only (5 components: 4 analyses, 4 components'
+    deployment checks and 4 slices from the memo)."""
     import pickle
 
     worker = warm_compile._worker(directory)
@@ -270,7 +270,7 @@ def test_the_workers_children_start_from_the_memo_it_filled_as_it_warmed_up(dire
     (directory / "architecture.yaml").write_text(edited)
     frame = worker.run(memo_use_in_child, (directory,), 120)
     assert frame is not None and frame[0] == b"R", frame
-    assert pickle.loads(frame[1]) == (8, 2)  # noqa: S301 - our own worker's answer
+    assert pickle.loads(frame[1]) == (12, 3)  # noqa: S301 - our own worker's answer
 
 
 def test_the_projections_from_remembered_components_are_the_plain_encoders_bytes(tmp_path, monkeypatch):

@@ -177,6 +177,10 @@ class Item:
     values: dict[Path_, Node]
     keys: dict[Path_, Node]
     nodes: int  # how many nodes it has (the sequence around it not counted)
+    # its node's start (character, line, column) and end (character, line) in its own text, for
+    # splice.item_spans: the compile memo's keys, made without reading the node and its marks
+    # (in a warm worker's child, reading 500 nodes copies the pages they lie on)
+    span: tuple[int, int, int, int, int] | None = None
 
 
 def parse_item(text: str, name: str, indent: int) -> Item | None:
@@ -195,7 +199,12 @@ def parse_item(text: str, name: str, indent: int) -> Item | None:
     data = builder.build(node, (), 1)  # as the list's node in the file: the item at depth 2
     if builder.errors:
         return None
-    return Item(data[0], builder.values, builder.keys, builder.count - 1)
+    own = builder.values.get((0,))
+    span = None
+    if own is not None:
+        start, end = own.start_mark, own.end_mark
+        span = (start.index, start.line, start.column, end.index, end.line)
+    return Item(data[0], builder.values, builder.keys, builder.count - 1, span)
 
 
 # libyaml's parser (in PyYAML's wheels) is ~10x faster and keeps the same marks.

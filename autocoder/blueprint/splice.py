@@ -19,6 +19,12 @@ alone and the whole file is parsed. The skeleton must parse into lists holding e
 placeholders at their lines, and each item into one block-list item at its column, else too.
 Every problem, in any part, falls back to parsing the whole file, which reports it as before:
 this path only ever produces a clean parse. tests/test_splice.py compares it with parse_yaml.
+
+Splitting the file into items and building the skeleton is itself a scan of every line (~5 ms
+at 500 components); the memo keeps the last text as it was split (`Last`), and a text that
+differs from it only inside items of one list, each keeping its line count (an edit of a
+component's logic or description), is spliced from it (_edited): only the changed items are
+split again and checked, every other item keeps its parse, moved by the length difference.
 """
 
 from __future__ import annotations
@@ -55,6 +61,24 @@ class ParseMemo:
     validated: dict[tuple[str, str], Any] = field(default_factory=dict)  # (list, item text): model
     hits: int = 0
     parsed: int = 0
+    last: Last | None = None  # the last text spliced, as it was split and parsed (_edited)
+
+
+@dataclass(frozen=True)
+class Last:
+    """A spliced text and what _spliced made of it: all a function of the text (and the file
+    name), kept whole so that the next text, when it differs inside some items only, is
+    spliced from it (_edited) without splitting and scanning the whole file again."""
+
+    text: str
+    name: str
+    bom: int
+    sections: list[_Section]
+    deltas: list[tuple[int, int]]
+    skeleton: tuple[tuple[str, str], SourceDoc, int]  # ParseMemo.skeleton's
+    parts: dict[str, list[tuple[Item, int, int]]]
+    count: int  # the document's nodes
+    texts: dict[str, list[str]]  # per list, its items' texts
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,10 @@ def parse_architecture(raw: bytes, name: str, memo: ParseMemo) -> SourceDoc:
 
 
 def _spliced(text: str, name: str, memo: ParseMemo) -> SourceDoc | None:
+    memo.hits = memo.parsed = 0
+    edited = _edited(text, name, memo)
+    if edited is not None:
+        return edited
     memo.hits = memo.parsed = 0
     sections = _split(text)
     if not sections:
@@ -117,14 +145,194 @@ def _spliced(text: str, name: str, memo: ParseMemo) -> SourceDoc | None:
         data[section.key] = [item.data for item, _, _ in items]
     memo.items = used
     memo.validated = {key: made for key, made in memo.validated.items() if key[1] in used}
+    texts = {section.key: [text[a:b] for a, b, _ in section.items] for section in sections}
+    memo.last = Last(text, name, bom, sections, deltas, parsed, parts, count, texts)
+    return _document(memo.last, data, {key: list(chunks) for key, chunks in texts.items()})
+
+
+def _document(last: Last, data: dict[str, Any], texts: dict[str, list[str]]) -> SourceDoc:
+    doc = last.skeleton[1]
     return SourceDoc(
-        name,
+        last.name,
         data,
-        _Spliced(doc.values, parts, deltas, is_key=False),
-        _Spliced(doc.keys, parts, deltas, is_key=True),
-        text,
-        {section.key: [text[start:end] for start, end, _ in section.items] for section in sections},
+        _Spliced(doc.values, last.parts, last.deltas, is_key=False),
+        _Spliced(doc.keys, last.parts, last.deltas, is_key=True),
+        last.text,
+        texts,
     )
+
+
+def _edited(text: str, name: str, memo: ParseMemo) -> SourceDoc | None:
+    """_spliced's document for `text` from memo.last when `text` differs from its text only
+    inside a run of items of one list, each keeping its line count, and the items there split
+    as before (then the skeleton is the same text and every other item is where it was, its
+    offsets moved by the length difference): the changed items only are split, checked
+    (_clean) and parsed. None when any of that does not hold (the caller splices `text` as
+    usual). tests/test_splice.py compares every text with the whole parse through this path."""
+    last = memo.last
+    if last is None or last.name != name:
+        return None
+    old = last.text
+    same = _common_prefix(old, text)
+    changed_end = len(old) - _common_suffix(old, text, min(len(old), len(text)) - same)
+    grow = len(text) - len(old)
+    sections = list(last.sections)
+    parts = dict(last.parts)
+    texts = {key: list(chunks) for key, chunks in last.texts.items()}
+    deltas = last.deltas
+    count = last.count
+    if text != old:
+        found = [i for i, s in enumerate(sections) if s.begin <= same and changed_end <= s.end]
+        if not found:
+            return None
+        index = found[0]
+        section = sections[index]
+        first = bisect.bisect_right(section.items, same, key=_first) - 1
+        if first < 0:
+            return None
+        stop = first
+        while section.items[stop][1] < changed_end:
+            stop += 1
+        window = _resplit(text, old, section, first, stop, grow)
+        if window is None:
+            return None
+        items = parts[section.key]
+        made = []
+        for (start, end, line), (old_item, _, _) in zip(window, items[first : stop + 1], strict=True):
+            chunk = text[start:end]
+            item = memo.items.get(chunk)
+            if item is None:
+                item = parse_item(chunk, name, section.indent)
+                if item is None:
+                    return None
+                memo.parsed += 1
+            count += item.nodes - old_item.nodes
+            made.append((item, line, start - last.bom))
+        if count > MAX_NODES:
+            return None
+        moved = [(item, line, offset + grow) for item, line, offset in items[stop + 1 :]]
+        parts[section.key] = [*items[:first], *made, *moved]
+        shifted = [(a + grow, b + grow, line) for a, b, line in section.items[stop + 1 :]]
+        sections[index] = _Section(
+            section.key,
+            section.indent,
+            section.begin,
+            section.end + grow,
+            [*section.items[:first], *window, *shifted],
+        )
+        for later in range(index + 1, len(sections)):  # sections are in the text's order (_split)
+            after = sections[later]
+            parts[after.key] = [(item, line, offset + grow) for item, line, offset in parts[after.key]]
+            sections[later] = _Section(
+                after.key,
+                after.indent,
+                after.begin + grow,
+                after.end + grow,
+                [(a + grow, b + grow, line) for a, b, line in after.items],
+            )
+        texts[section.key][first : stop + 1] = [text[start:end] for start, end, _ in window]
+        deltas = _deltas(last.deltas, last.sections, sections)
+    memo.hits = sum(len(s.items) for s in sections) - memo.parsed
+    used: dict[str, Item] = {}
+    for key, chunks in texts.items():
+        used.update(zip(chunks, [item for item, _, _ in parts[key]], strict=True))
+    memo.items = used
+    memo.validated = {key: made for key, made in memo.validated.items() if key[1] in used}
+    memo.skeleton = last.skeleton
+    memo.last = Last(text, name, last.bom, sections, deltas, last.skeleton, parts, count, texts)
+    data = dict(last.skeleton[1].data)
+    for section in sections:
+        data[section.key] = [item.data for item, _, _ in parts[section.key]]
+    return _document(memo.last, data, {key: list(chunks) for key, chunks in texts.items()})
+
+
+def _first(item: tuple[int, int, int]) -> int:
+    return item[0]
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """How many characters `a` and `b` start with in common (halving: a few comparisons of
+    slices, not a loop over characters)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _common_suffix(a: str, b: str, most: int) -> int:
+    """How many characters, at most `most`, `a` and `b` end with in common."""
+    low, high = 0, most
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[len(a) - mid : len(a) - low] == b[len(b) - mid : len(b) - low]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _resplit(
+    text: str, old: str, section: _Section, first: int, stop: int, grow: int
+) -> list[tuple[int, int, int]] | None:
+    """Items first..stop of `section` (split in `old`) split again in `text`, where they end
+    `grow` characters later: (start, end, line) of each, when they are as many (_items' rule:
+    each starts with a dash at the list's column, no other line is at or left of it), each
+    keeps its line count and none holds what makes _split parse the file whole; else None."""
+    begin, end = section.items[first][0], section.items[stop][1] + grow
+    if end <= begin or (end < len(text) and text[end - 1] != "\n"):
+        return None  # the next item's line would now start inside the last one's
+    starts = []
+    for match in _significant(section.indent).finditer(text, begin, end):
+        rest = text[match.end(1) : match.end(1) + 2]
+        if len(match.group(1)) != section.indent or not (rest in ("- ", "-\n", "-\r") or rest == "-"):
+            return None
+        starts.append(match.start())
+    if len(starts) != stop - first + 1 or starts[0] != begin:
+        return None
+    window = []
+    for start, finish, (old_start, old_end, line) in zip(
+        starts, [*starts[1:], end], section.items[first : stop + 1], strict=True
+    ):
+        chunk = text[start:finish]
+        if chunk.count("\n") != old.count("\n", old_start, old_end) or not _clean(chunk):
+            return None
+        window.append((start, finish, line))
+    return window
+
+
+def _clean(chunk: str) -> bool:
+    """Whether whole lines `chunk`, inside a file that _split found clean, leave it clean: no
+    anchor, directive or document marker, odd line break or byte-order mark (_split)."""
+    return not (
+        has_anchor(chunk)
+        or _DIRECTIVE.search(chunk)
+        or chunk.count("\r") != chunk.count("\r\n")
+        or any(c in chunk for c in "\x85\u2028\u2029\ufeff")
+    )
+
+
+def _deltas(
+    deltas: list[tuple[int, int]], before: list[_Section], after: list[_Section]
+) -> list[tuple[int, int]]:
+    """_skeleton's deltas for the items `after` (the same skeleton: each item has the line
+    count it had `before`): where each placeholder ends is unchanged; how much longer the
+    items up to it are than their placeholders, by how much longer they got."""
+    made = []
+    extra = 0
+    at = 0
+    for old, new in zip(
+        sorted(before, key=lambda s: s.begin), sorted(after, key=lambda s: s.begin), strict=True
+    ):
+        for (a0, b0, _), (a1, b1, _) in zip(old.items, new.items, strict=True):
+            extra += (b1 - a1) - (b0 - a0)
+            end, grown = deltas[at]
+            made.append((end, grown + extra))
+            at += 1
+    return made
 
 
 def validated_items(doc: SourceDoc, memo: ParseMemo) -> dict[str, list[Any]] | None:
@@ -331,6 +539,35 @@ class Span:
     column: int
     end: int
     end_line: int
+
+
+SpanTuple = tuple[int, int, int, int, int]  # a Span's fields, in order
+
+
+def item_spans(nodes: Mapping[Path_, Node], key: str, count: int) -> list[SpanTuple] | None:
+    """The spans (start, line, column, end, end_line) of the nodes of items 0..count-1 of the
+    top-level list `key`: span(nodes, (key, i)) of each, as tuples, without a Span or a moved
+    node per item (the compile memo keys 500 components by them); None when one has none."""
+    if isinstance(nodes, _Spliced):
+        parts = nodes._parts.get(key)
+        if parts is not None and len(parts) == count:
+            found: list[SpanTuple] = []
+            for item, line, offset in parts:
+                if item.span is not None and not nodes._is_key:
+                    begin, first, column, stop, last = item.span
+                    found.append((begin + offset, first + line, column, stop + offset, last + line))
+                    continue
+                node = (item.keys if nodes._is_key else item.values).get((0,))
+                if node is None:
+                    return None
+                start, end = node.start_mark, node.end_mark
+                begin, stop = start.index + offset, end.index + offset
+                found.append((begin, start.line + line, start.column, stop, end.line + line))
+            return found
+    spans = [span(nodes, (key, i)) for i in range(count)]
+    if any(s is None for s in spans):
+        return None
+    return [(s.start, s.line, s.column, s.end, s.end_line) for s in spans if s is not None]
 
 
 def span(nodes: Mapping[Path_, Node], path: Path_) -> Span | None:

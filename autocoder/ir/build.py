@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autocoder import __version__
-from autocoder.analysis.memo import wiring_key
 from autocoder.canonical import content_hash
-from autocoder.ir.models import IR, IR_VERSION, SchemaIR, Slice
+from autocoder.ir.models import IR, IR_VERSION, BindingIR, SchemaIR, Slice
 
 if TYPE_CHECKING:
     from autocoder.analysis.context import Context
@@ -27,13 +26,28 @@ def build_ir(
 ) -> tuple[IR, dict[str, Slice]]:
     """Returns (ir, slices by component name)."""
     arch = ctx.arch
-    upstream, downstream = _wiring(ctx)
+    graph = ctx.memo.graph if ctx.memo is not None else None
+    # the memo's graph (analysis.memo.Graph) keeps what is derived here from its bindings
+    if graph is None or graph.wiring is None:
+        upstream, downstream = _wiring(ctx)
+        if graph is not None:
+            graph.wiring = (upstream, downstream)
+    else:
+        upstream, downstream = graph.wiring
+    if graph is None or graph.binding_models is None:
+        bindings = [BindingIR.model_validate(b) for b in ctx.bindings]
+        if graph is not None:
+            graph.binding_models = bindings
+    else:
+        bindings = graph.binding_models
     # each schema and component is validated once: slices and the IR share those models
     schemas = {name: SchemaIR.model_validate(data) for name, data in ctx.schemas.items()}
     security_policy = arch.policy.security
     slices: dict[str, Slice] = {}
+    names = [comp.name for comp in arch.components]
+    wirings = ctx.memo.wirings(ctx.bindings, upstream, downstream, names) if ctx.memo is not None else {}
     for i, comp in enumerate(arch.components):
-        wiring = wiring_key(upstream.get(comp.name), downstream.get(comp.name)) if ctx.memo else ""
+        wiring = wirings.get(comp.name, "")
         memoised = ctx.memo.slice(i, wiring) if ctx.memo is not None else None
         if memoised is not None:
             slices[comp.name] = memoised
@@ -61,7 +75,7 @@ def build_ir(
             "system": arch.system.model_dump(mode="json"),
             "schemas": schemas,
             "components": [slices[comp.name].component for comp in arch.components],
-            "bindings": ctx.bindings,
+            "bindings": bindings,
             "topology": order,
             "policy": arch.policy,
             "deployment": _deployment(ctx),

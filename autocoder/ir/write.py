@@ -92,19 +92,18 @@ def plan_ir(generated: Path, ir: IR, slices: dict[str, Slice], *, root: Path | N
     index_path = confined(root, generated / WRITTEN_INDEX)
     previous = _read_index(index_path)
     index: dict[str, list[str]] = {}
-    encoded: dict[str, bytes] = {}
+    encoded: dict[str, SliceSource] = {}
     changed = []
     for name, path in targets.items():
         fingerprint = slices[name].component.fingerprint
-        data = _unchanged(path, previous.get(name), fingerprint)
-        if data is not None:
+        if _unchanged(path, previous.get(name), fingerprint):
             index[name] = previous[name]
-            encoded[name] = data
+            encoded[name] = (previous[name][1], path)  # its bytes are read only if needed
             continue
         data = canonical_json(dump(slices[name]))
         changed.append((name, data))
         index[name] = [fingerprint, hashlib.sha256(data).hexdigest()]
-        encoded[name] = data
+        encoded[name] = (index[name][1], data)
     previous_ir = _previous_parts(ir_file, _read_ir_entry(index_path))
     data, parts, layout = _encode_ir(ir, [encoded[c.name] for c in ir.components], previous_ir)
     entry = {"sha256": hashlib.sha256(data).hexdigest(), "parts": parts}
@@ -181,7 +180,12 @@ def encode_ir(ir: IR, slice_bytes: list[bytes]) -> bytes:
     (no string holds a raw newline). A slice whose bytes do not hold its component (a file the
     index vouches for but someone rewrote) has its component encoded afresh.
     tests/test_ir.py proves the bytes equal the plain encoding."""
-    return _encode_ir(ir, slice_bytes, {})[0]
+    return _encode_ir(ir, [(hashlib.sha256(raw).hexdigest(), raw) for raw in slice_bytes], {})[0]
+
+
+# A slice as _encode_ir takes it: the sha256 of its bytes, and its bytes or the path of the
+# file read_known found holding them (the bytes are then read from memory only if needed).
+SliceSource = tuple[str, bytes | str]
 
 
 # A part of ir.v1.json other than its components: a top-level value, or one value of a
@@ -191,7 +195,7 @@ Parts = dict[str, list[Any]]
 
 
 def _encode_ir(
-    ir: IR, slice_bytes: list[bytes], previous: dict[str, tuple[str, str]]
+    ir: IR, slice_bytes: list[SliceSource], previous: dict[str, tuple[str, str]]
 ) -> tuple[bytes, Parts, Layout | None]:
     """encode_ir, also taking each part other than the components from `previous` (name ->
     (digest, text as the last run wrote it, _previous_parts)) when its digest is unchanged:
@@ -202,8 +206,7 @@ def _encode_ir(
 
     if not ir.components:
         return canonical_json(dump(ir)), {}, None
-    # pydantic's JSON of the rest (its serialiser, in Rust) is the same data as dump()'s
-    rest = json.loads(ir.model_dump_json(by_alias=True, exclude={"components"}))
+    rest, known, groups = _rest(ir)
     pieces: list[str] = []
     parts: Parts = {}
     offset = 0
@@ -214,7 +217,7 @@ def _encode_ir(
         offset += len(text)
 
     def part(name: str, value: Any, depth: int) -> None:
-        digest = content_hash(value)
+        digest = known.get(name) or content_hash(value)
         old = previous.get(name)
         if old is not None and old[0] == digest:
             text = old[1]
@@ -243,35 +246,111 @@ def _encode_ir(
         else:
             part(json.dumps([key]), value, 1)
     emit("\n}\n")
+    _remember_rest(groups, parts)
     return "".join(pieces).encode(), parts, layout
+
+
+# The IR's JSON but its components, in two groups of fields (metadata's warnings and capacity;
+# the rest but metadata), as the last plan read it: pydantic's JSON of a group -> its data and
+# its parts' digests (content_hash, by part name). A warm worker's children inherit the
+# entries of its warm-up: after an edit of a component's logic, neither group changes, and the
+# bindings and capacity of 500 components are neither parsed nor hashed again (~3 ms).
+_REST: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+Group = tuple[str, dict[str, Any], dict[str, str]]  # pydantic's JSON, its data, digests
+
+
+def _rest(ir: IR) -> tuple[dict[str, Any], dict[str, str], list[Group]]:
+    """json.loads(ir.model_dump_json(by_alias=True, exclude={"components"})) (pydantic's JSON,
+    from its serialiser in Rust, is the same data as dump()'s), read group by group (_REST's
+    data where a group's JSON is the same text); the digests known of its parts; the groups."""
+    texts = (
+        ir.model_dump_json(by_alias=True, exclude={"components", "metadata"}),
+        ir.metadata.model_dump_json(by_alias=True, exclude={"sources"}),
+    )
+    groups: list[Group] = []
+    known: dict[str, str] = {}
+    for text in texts:
+        data, digests = _REST.get(text) or (json.loads(text), {})
+        groups.append((text, data, digests))
+        known.update(digests)
+    sources = json.loads(ir.metadata.model_dump_json(by_alias=True, include={"sources"}))["sources"]
+    rest = {**groups[0][1], "metadata": {"sources": sources, **groups[1][1]}}
+    return rest, known, groups
+
+
+def _remember_rest(groups: list[Group], parts: Parts) -> None:
+    """Keep each group's data and its parts' digests (the group of metadata's fields holds the
+    parts named ["metadata", field] but sources; the other group, those of the other keys)."""
+    made: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+    for index, (text, data, digests) in enumerate(groups):
+        if not digests:
+            for name, (digest, _, _) in parts.items():
+                path = json.loads(name)
+                metadata = path[0] == "metadata" and len(path) == 2 and path[1] != "sources"
+                if metadata if index == 1 else path[0] != "metadata":
+                    digests[name] = digest
+        made[text] = (data, digests)
+    _REST.clear()
+    _REST.update(made)
 
 
 def _key(key: str) -> str:
     return json.encoder.encode_basestring(key)  # as json writes a key with ensure_ascii=False
 
 
-def _components_texts(ir: IR, slice_bytes: list[bytes]) -> list[str]:
+# (a component's fingerprint, the sha256 of its slice's bytes) -> its text at level 2 taken
+# from those bytes: the entries the last plan used. A warm worker's children inherit those of
+# its warm-up: for a slice read_known vouches for, neither its bytes (each on a page of its
+# own, which referencing would copy from the worker's) nor their indenting are touched again.
+_TEXTS: dict[tuple[str, str], str] = {}
+
+
+def _components_texts(ir: IR, sources: list[SliceSource]) -> list[str]:
     """The text of each component at nesting level 2 (in the list at level 1), from its slice's
-    bytes."""
+    bytes (a function of the bytes and the fingerprint: _TEXTS's for the same pair)."""
     from autocoder.ir.models import dump
 
     parts = []
-    for component, raw in zip(ir.components, slice_bytes, strict=True):
-        level1 = _component_text(raw, component.fingerprint)
-        if level1 is not None:
-            parts.append(level1.replace("\n", "\n  "))
-        else:
-            parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
+    used: dict[tuple[str, str], str] = {}
+    for component, (digest, source) in zip(ir.components, sources, strict=True):
+        key = (component.fingerprint, digest)
+        text = _TEXTS.get(key)
+        if text is None:
+            raw = source if isinstance(source, bytes) else _bytes(source, digest)
+            level1 = None if raw is None else _component_text(raw, component.fingerprint)
+            if level1 is None:
+                parts.append(canonical_json(dump(component)).decode().rstrip("\n").replace("\n", "\n    "))
+                continue
+            text = level1.replace("\n", "\n  ")
+        used[key] = text
+        parts.append(text)
+    _TEXTS.clear()
+    _TEXTS.update(used)
     return parts
+
+
+def _bytes(path: str, digest: str) -> bytes | None:
+    """The bytes of `path` when they are those of `digest` (read_known), else None."""
+    found = read_known(path)
+    return found[0] if found is not None and found[1] == digest else None
 
 
 def _read_ir_entry(path: Path) -> Any:
     """The last run's record of ir.v1.json (its sha256 and parts); None when unusable."""
+    return _index(path)[1]
+
+
+def _ir_entry(raw: bytes) -> Any:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
         return data["ir"] if data["version"] == _index_version() else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+# _previous_parts' last answer, by the file's sha256 and the index's parts (a pure function of
+# both): a warm worker's children inherit its warm-up's, and do not decode the 1 MB file again.
+_PREVIOUS: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
 
 
 def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
@@ -280,10 +359,13 @@ def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
     text holds the data of its digest at its own depth (an index describing another file, or
     damaged, is not used at all)."""
     try:
-        raw = ir_file.read_bytes()
-        if not isinstance(entry, dict) or hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+        read = read_known(str(ir_file))
+        if read is None or not isinstance(entry, dict) or read[1] != entry["sha256"]:
             return {}
-        text = raw.decode()
+        key = (read[1], json.dumps(entry["parts"], sort_keys=True))
+        if key in _PREVIOUS:
+            return _PREVIOUS[key]
+        text = read[0].decode()
         found = {}
         for name, (digest, start, end) in entry["parts"].items():
             if not (isinstance(digest, str) and isinstance(start, int) and isinstance(end, int)):
@@ -298,6 +380,8 @@ def _previous_parts(ir_file: Path, entry: Any) -> dict[str, tuple[str, str]]:
             ):
                 return {}
             found[name] = (digest, piece)
+        _PREVIOUS.clear()
+        _PREVIOUS[key] = found
         return found
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
@@ -348,28 +432,98 @@ def _index_version() -> str:
 def _read_index(path: Path) -> dict[str, list[str]]:
     """The last run's index; empty when missing, unreadable or from another Autocoder version
     (whose canonical bytes for the same fingerprint might differ)."""
+    return _index(path)[0]
+
+
+# The index as the last plan read it, by the sha256 of its bytes: its slices' entries and its
+# record of ir.v1.json (read only). A warm worker's children inherit its warm-up's: the index
+# of 500 slices is not parsed and checked again (twice) while its file is as it was.
+_INDEX: dict[str, tuple[dict[str, list[str]], Any]] = {}
+
+
+def _index(path: Path) -> tuple[dict[str, list[str]], Any]:
+    read = read_known(str(path))
+    if read is None:
+        return {}, None
+    found = _INDEX.get(read[1])
+    if found is None:
+        found = (_index_slices(read[0]), _ir_entry(read[0]))
+        _INDEX.clear()
+        _INDEX[read[1]] = found
+    return found
+
+
+def _index_slices(raw: bytes) -> dict[str, list[str]]:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
         slices = data["slices"] if data["version"] == _index_version() else {}
         return {
             str(name): entry
             for name, entry in slices.items()
             if isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
-def _unchanged(path: str, entry: list[str] | None, fingerprint: str) -> bytes | None:
-    """The bytes of `path` when it still holds what write_ir wrote for this slice fingerprint
-    (else None): then encoding the slice again (the costly part of the `ir` task: indented JSON
-    is encoded in pure Python) would give the same bytes. The fingerprint is the hash of the
-    slice's content; the file's sha256 proves nobody changed or removed it since."""
+def _unchanged(path: str, entry: list[str] | None, fingerprint: str) -> bool:
+    """Whether `path` still holds what write_ir wrote for this slice fingerprint: then encoding
+    the slice again (the costly part of the `ir` task: indented JSON is encoded in pure Python)
+    would give the same bytes. The fingerprint is the hash of the slice's content; the file's
+    sha256 proves nobody changed or removed it since."""
     if entry is None or entry[0] != fingerprint:
+        return False
+    return known_digest(path) == entry[1]
+
+
+# A file's stat signature: the inode, the size, and the times a write or a rename sets (the
+# change time cannot be set back by anyone: utime sets it to now).
+Signature = tuple[int, int, int, int]
+
+# What this process last read of each file read_known read: path -> (signature, bytes, sha256).
+# A warm worker fills it as it warms up (plan_ir reads every slice and ir.v1.json); each child
+# it forks inherits it: after a one-component edit, 500 slices are stat'ed instead of read and
+# hashed (~7 ms of `check`'s child at 500 components).
+_KNOWN: dict[str, tuple[Signature, bytes, str]] = {}
+_KNOWN_MAX = 20_000
+
+
+def known_digest(path: str) -> str | None:
+    """read_known's sha256 of `path`, without referencing its bytes when they are known."""
+    try:
+        stat = os.stat(path)
+    except OSError:
         return None
+    known = _KNOWN.get(path)
+    if known is not None and known[0] == _signature(stat):
+        return known[2]
+    found = read_known(path)
+    return None if found is None else found[1]
+
+
+def read_known(path: str) -> tuple[bytes, str] | None:
+    """`path`'s bytes and their sha256 (hex); None when it cannot be read. The bytes this
+    process read before when the file's stat signature is the one it had then (a rewrite,
+    atomic or in place, changes the inode or the times; the size too, mostly), else read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    known = _KNOWN.get(path)
+    if known is not None and known[0] == _signature(stat):
+        return known[1], known[2]
     try:
         with open(path, "rb") as handle:
+            signature = _signature(os.fstat(handle.fileno()))  # of what is read, not of `path`
             data = handle.read()
     except OSError:
         return None
-    return data if hashlib.sha256(data).hexdigest() == entry[1] else None
+    digest = hashlib.sha256(data).hexdigest()
+    if len(_KNOWN) >= _KNOWN_MAX:
+        _KNOWN.clear()
+    _KNOWN[path] = (signature, data, digest)
+    return data, digest
+
+
+def _signature(stat: os.stat_result) -> Signature:
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
