@@ -166,7 +166,11 @@ def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> 
             continue
         state = _state(root, group, member, shared)
         if state == "done":
-            up_to_date += 1
+            # tested in this build already (claimed: its result is a batch's or its own task's),
+            # which the dispatcher has such a task run as soon as its record is written, or up
+            # to date from an earlier build; only the latter says the rest is up to date too
+            if not os.path.exists(records / f"{member.name}.claim"):
+                up_to_date += 1
             continue
         # not generated yet (a build from scratch, its generators still running): neither a
         # candidate nor a sign that the rest is up to date, so the search goes on past it (as
@@ -221,9 +225,14 @@ def input_digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
     return digest.hexdigest()
 
 
+def records_dir(directory: Path, build: str) -> Path:
+    """The records directory of build `build` (the dispatcher reads it too: tasks/dispatch.py)."""
+    return directory / RECORDS / build
+
+
 def _records(directory: Path, build: str) -> Path:
     """This build's records directory (made if missing)."""
-    path = directory / RECORDS / build
+    path = records_dir(directory, build)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

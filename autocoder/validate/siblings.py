@@ -66,6 +66,11 @@ class Siblings:
     def inputs(self, name: str) -> tuple[str, ...]:
         return self._inputs[name]
 
+    def records_dir(self, directory: Path) -> Path:
+        """This build's records directory of the tier (the dispatcher reads it too:
+        tasks/dispatch.py)."""
+        return directory / CACHE / f"{self.tier}-batch" / self.build
+
     @functools.cached_property
     def _inputs(self) -> dict[str, tuple[str, ...]]:
         """The members by name: every task of a batch looks its siblings' inputs up (twice)."""
@@ -110,7 +115,10 @@ def _pending(directory: Path, group: Siblings, own: str, records: Path) -> list[
             continue
         state = _state(root, group, member, inputs)
         if state == "done":
-            idle += 1
+            # done in this build already (claimed: the dispatcher runs a recorded task as soon
+            # as its record is written), or before it; only the latter says the rest is done too
+            if not os.path.exists(records / f"{member}.claim"):
+                idle += 1
             continue
         # not generated yet (a build from scratch, the generators still running): neither a
         # candidate nor a sign that the rest is done, so the search goes on past it
@@ -145,7 +153,7 @@ def _state(root: str, group: Siblings, member: str, inputs: tuple[str, ...]) -> 
 def _records(directory: Path, group: Siblings) -> Path:
     """This build's records directory; made by the build's first task of the tier, which also
     deletes the earlier builds' (an edit's lone task too, so that they do not pile up)."""
-    path = directory / CACHE / f"{group.tier}-batch" / group.build
+    path = group.records_dir(directory)
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         _forget_other_builds(directory, group)
