@@ -53,6 +53,17 @@ def test_ranks_first_gen_component_tests_paths_bench_lint_then_first_come(tmp_pa
         queue.popleft()
 
 
+def test_within_a_rank_the_definition_order_then_first_come(tmp_path):
+    """doit queues a component's tasks when its generator ends (in no useful order); they are
+    taken in the order they were defined (the component order, whose end the batches take
+    their siblings from), a task the order lacks after them."""
+    order = ["test:c", "test:a", "lint:a", "test:b"]
+    queue = ReadyQueue(order=order)
+    for name in ("test:b", "test:x", "lint:a", "test:a", "test:c", "test:y"):
+        queue.append(_node(name, tmp_path / name.split(":")[0]))
+    assert _drain(queue) == ["test:c", "test:a", "test:b", "test:x", "test:y", "lint:a"]
+
+
 def test_a_recorded_task_goes_first_and_a_claimed_one_last(tmp_path):
     records = tmp_path / "records"
     records.mkdir()

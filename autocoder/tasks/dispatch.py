@@ -1,6 +1,6 @@
 """Which ready task doit runs next, in an order that keeps both processes of `doit -n 2` busy
-to the end of a build from scratch; which tasks run, their dependencies, up-to-date checks and
-results stay doit's.
+to the end of a build from scratch. Only the order changes: which tasks run, their
+dependencies, up-to-date checks and results stay doit's.
 
 doit's dispatcher (doit.control.TaskDispatcher) keeps one first-in first-out queue of the
 tasks whose dependencies are done; a task is queued when its last dependency ends (the lint,
@@ -10,29 +10,32 @@ from scratch with `-n 2` (100 components) that order left a core idle:
   `gen:<component>` tasks, and `typecheck` (mypy, ~2-4 s) and `test:integration` (the smoke
   test, ~2 s) behind the ~250 lint, test and bench tasks queued before them: each ran when its
   turn came, often at the end of the build beside nothing but tiny tasks.
-- A batch (validate/batch.py, validate/siblings.py) claims up to 7 siblings of its task; doit
-  then handed the other process a sibling the running batch had claimed, and that process
-  waited for the batch's record doing nothing (0.2-1.2 s each, 2.5 s in one build).
-- The recorded tasks (a batch's siblings: a few ms each, where doit's round trip per task is
-  most of the time) piled up at the end, ~180 in a row at 1.2-1.5 busy cores; the first path
-  test, which starts the path tests' shared server (~0.5 s) while the other path tests wait
-  for it, came after all of them, and a long test batch could be the last task left.
+- A batch (validate/batch.py, validate/siblings.py) claims up to 7 pending siblings of its task,
+  searched from the end of the tier's task order, on the assumption that the other process
+  reaches those last. doit's queue is in no such order: it handed the other process a sibling
+  the running batch held, and that process waited for the batch doing nothing (0.2-1.2 s
+  each; 2.5 s in one build).
+- The batches' recorded tasks (a few ms each, doit's round trip per task most of it) piled up
+  at the end, ~180 in a row at 1.2-1.5 busy cores; the path tests came after them, the first
+  starting the path tests' shared server (~0.5 s) while the next one waited for it.
 
-So the ready tasks are taken in this order (first come, first taken, within each rank):
+So the ready tasks are taken by rank:
 0. FIRST: gen:runtime, typecheck, test:integration;
 1. the gen:<component> tasks (every other task waits for them);
-2. a task whose batch record is written (`batch_meta`): it takes a few ms, and taken at once
-   it runs beside the other process's batch instead of in a row of them at the end;
-3. the component test tasks (their batches take ~1-1.5 s: the longest first) and every task
-   of no other rank (check, ir, policy, report, ...);
-4. the path tests: after the component tests, before the short lint and bench batches, so
-   that their server starts beside other work; one path batch at a time (the others would
-   wait for the server it starts);
-5. bench, 6. lint: short batches, the fill at the end;
-and a task a running batch has claimed (claim file, no record yet) only when nothing else is
-ready: taken, it would wait for that batch. Whether a record or claim exists is read from the
-records directories (listed again only when one changed), so the order may lag a file by one
-task: it costs time, never a result (a task whose record is not there runs as it always did).
+2. a task whose batch record is written (`batch_meta`): a few ms, taken at once it runs beside
+   the other process's batch instead of in a row of them at the end;
+3. the component test tasks (a batch of them takes ~1-1.5 s: the longest work first) and any
+   task of no other rank (check, ir, policy, report, deploy, ...);
+4. the path tests: after the component tests, so that the first one starts the server beside
+   other work, and before the short bench and lint batches, which fill the end; until the
+   first one handed out has ended (its server is up) no other one is handed out;
+5. bench, 6. lint;
+and a task that a running batch holds (its claim file, no record yet) only when nothing else
+is ready (taken, it waits for that batch). Within a rank, tasks go in the order they were
+defined (a tier's component order: a batch takes its siblings from the end, the other process
+works from the front), then first come. Records and claims are read from the records
+directories (listed again only when one changed), so the order may be a file behind: that
+costs time, never a result (a task finds its record, or runs as it always did).
 
 It applies to doit runs of Autocoder projects (`doit` with the project's dodo.py and
 `autocoder build`, any `-n`, any reporter): autocoder.tasks.dodo installs it when imported.
@@ -108,13 +111,14 @@ class Records:
 
 class ReadyQueue:
     """doit's `ready` queue of ExecNodes (it appends, pops from the left, tests for emptiness),
-    taken in rank order (module docstring); first come, first taken within a rank."""
+    taken in rank order (module docstring); within a rank, in the order the tasks were defined
+    (`order`: task names; a name it lacks comes after them), then first come."""
 
-    def __init__(self, nodes: Any = ()) -> None:
-        self.ranks: dict[int, deque[Any]] = {}
-        self.size = 0
+    def __init__(self, nodes: Any = (), order: Any = ()) -> None:
+        self.position = {name: i for i, name in enumerate(order)}
+        self.ranks: dict[int, dict[int, Any]] = {}  # rank -> id(node) -> node, as they came
+        self.key: dict[int, tuple[int, int]] = {}  # id(node) -> (definition, arrival)
         self.arrived = 0
-        self.seq: dict[int, int] = {}  # id(node) -> its arrival
         self.records: dict[str, Records] = {}  # by directory
         self.queued: dict[str, dict[str, Any]] = {}  # directory -> member -> its queued node
         self.batch: dict[int, tuple[Records, str]] = {}  # id(node) -> its records and member
@@ -124,13 +128,13 @@ class ReadyQueue:
             self.append(node)
 
     def __len__(self) -> int:
-        return self.size
+        return len(self.key)
 
     def append(self, node: Any) -> None:
-        self.ranks.setdefault(static_rank(node.task.name), deque()).append(node)
-        self.size += 1
+        name = node.task.name
+        self.ranks.setdefault(static_rank(name), {})[id(node)] = node
         self.arrived += 1
-        self.seq[id(node)] = self.arrived
+        self.key[id(node)] = (self.position.get(name, len(self.position)), self.arrived)
         meta = getattr(node.task, "meta", None)
         found = meta.get(META) if isinstance(meta, dict) else None
         if found:
@@ -142,19 +146,17 @@ class ReadyQueue:
             self.queued.setdefault(path, {})[member] = node
 
     def popleft(self) -> Any:
-        if not self.size:
+        if not self.key:
             raise IndexError("pop from an empty ReadyQueue")
         for path, members in self.queued.items():
             if members:
                 self.records[path].refresh()
         node = self._recorded() or self._free() or self._first()
-        self.ranks[static_rank(node.task.name)].remove(node)
-        self.size -= 1
-        del self.seq[id(node)]
+        del self.ranks[static_rank(node.task.name)][id(node)]
+        del self.key[id(node)]
         batch = self.batch.pop(id(node), None)
-        members = self.queued[batch[0].path] if batch is not None else {}
-        if batch is not None and members.get(batch[1]) is node:
-            del members[batch[1]]
+        if batch is not None and self.queued[batch[0].path].get(batch[1]) is node:
+            del self.queued[batch[0].path][batch[1]]
         return node
 
     def started(self, node: Any) -> None:
@@ -168,16 +170,14 @@ class ReadyQueue:
             self.path_done = True
 
     def _recorded(self) -> Any:
-        """The first-come node, of rank RECORDED or after, whose batch record exists."""
-        found = None
-        for path, members in self.queued.items():
-            for member in self.records[path].recorded.intersection(members):
-                node = members[member]
-                if static_rank(node.task.name) >= RECORDED and (
-                    found is None or self.seq[id(node)] < self.seq[id(found)]
-                ):
-                    found = node
-        return found
+        """The first node, of rank RECORDED or after, whose batch record exists."""
+        found = [
+            members[member]
+            for path, members in self.queued.items()
+            for member in self.records[path].recorded.intersection(members)
+        ]
+        found = [node for node in found if static_rank(node.task.name) >= RECORDED]
+        return min(found, key=lambda node: self.key[id(node)]) if found else None
 
     def _free(self) -> Any:
         """The first node in rank order that no running batch has claimed; a path test only
@@ -186,15 +186,19 @@ class ReadyQueue:
         for rank in sorted(self.ranks):
             if rank == PATH and path_wait:
                 continue
-            for node in self.ranks[rank]:
-                batch = self.batch.get(id(node))
-                if batch is None or batch[1] not in batch[0].running:
-                    return node
+            free = [node for key, node in self.ranks[rank].items() if not self._running(key)]
+            if free:
+                return min(free, key=lambda node: self.key[id(node)])
         return None
 
+    def _running(self, key: int) -> bool:
+        batch = self.batch.get(key)
+        return batch is not None and batch[1] in batch[0].running
+
     def _first(self) -> Any:
-        """Nothing else is ready: the first-come node of the first rank, claimed or not."""
-        return self.ranks[min(r for r, nodes in self.ranks.items() if nodes)][0]
+        """Nothing else is ready: the first node of the first rank, claimed or not."""
+        nodes = self.ranks[min(r for r, nodes in self.ranks.items() if nodes)]
+        return min(nodes.values(), key=lambda node: self.key[id(node)])
 
 
 class EarlyFirstDispatcher(TaskDispatcher):  # type: ignore[misc]  # doit is untyped
@@ -208,7 +212,7 @@ class EarlyFirstDispatcher(TaskDispatcher):  # type: ignore[misc]  # doit is unt
     def __init__(self, tasks: Any, targets: Any, selected_tasks: Any) -> None:
         super().__init__(tasks, targets, selected_tasks)
         if type(self.ready) is deque:
-            self.ready = ReadyQueue(self.ready)
+            self.ready = ReadyQueue(self.ready, tasks)
             self.generator = self._watched(self.generator)
 
     def _watched(self, inner: Any) -> Any:

@@ -17,10 +17,12 @@ How (the same protocol as the test tier's validate/batch.py, with its own record
    task waits for that task's record and uses it only if it was made from the exact inputs
    (sha256 of every file of the task's file_dep) `c` has now; otherwise it runs alone.
 2. It claims up to BATCH_MAX - 1 pending siblings, searched from the end of the task order (the
-   other worker of `doit -n 2` reaches those last): every input exists and the result file is
-   missing (or, for a tier whose result is rewritten on every run, older than an input). The
-   search stops after UP_TO_DATE_RUN siblings in a row that are done (an edit's task then costs
-   a few dozen stat calls); one not generated yet is passed over.
+   dispatcher, tasks/dispatch.py, hands the other worker of `doit -n 2` the tasks from the
+   front, and none a running batch holds): every input exists and the result file is missing
+   (or, for a tier whose result is rewritten on every run, older than an input). The search
+   stops after UP_TO_DATE_RUN siblings in a row that are done without a claim of this build (an
+   edit's task then costs a few dozen stat calls; a claimed one was done by this build, whose
+   dispatcher runs recorded tasks at once); one not generated yet is passed over.
 3. The tier's batch function produces a payload per member it completed (lint: the tools'
    findings on its files; bench: its measurement). A member it did not complete, a batch that
    raised, or a sibling whose inputs hash differently after the run (a generator of the other
