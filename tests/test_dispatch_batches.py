@@ -85,9 +85,20 @@ def test_a_claimed_task_is_handed_out_once_its_record_is_written(tmp_path):
     queue = ReadyQueue([_node("test:a", records), _node("test:b", records), _node("test:c", records)])
     (records / "a.claim").write_text("1")
     assert queue.popleft().task.name == "test:b"
-    (records / "a.json").write_text("{}")  # at once, within the directory's mtime tick too
+    (records / "a.json").write_text("{}")  # within the directory's mtime tick too
+    time.sleep(dispatch.RELIST_NS / 1e9)  # the listing is at most this old
     assert queue.popleft().task.name == "test:a"
     assert queue.popleft().task.name == "test:c"
+
+
+def test_a_claim_newer_than_the_listing_is_seen_on_the_spot(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    queue = ReadyQueue([_node(f"test:{n}", records) for n in "abc"])
+    assert queue.popleft().task.name == "test:a"  # listed: nothing claimed
+    (records / "b.claim").write_text("1")  # a batch starts, within RELIST_NS of that listing
+    assert queue.popleft().task.name == "test:c"
+    assert queue.popleft().task.name == "test:b"
 
 
 def test_records_follow_the_directory_and_its_absence(tmp_path):
@@ -96,10 +107,12 @@ def test_records_follow_the_directory_and_its_absence(tmp_path):
     assert found.recorded == found.running == frozenset()
     (tmp_path / "later").mkdir()
     (tmp_path / "later" / "x.claim").write_text("1")
+    time.sleep(dispatch.RELIST_NS / 1e9)
     found.refresh()
     assert found.running == {"x"} and not found.recorded
     (tmp_path / "later" / "x.json").write_text("{}")
     (tmp_path / "later" / "y.claim").write_text("1")
+    time.sleep(dispatch.RELIST_NS / 1e9)
     found.refresh()
     assert found.recorded == {"x"} and found.running == {"y"}
 

@@ -34,8 +34,9 @@ and a task that a running batch holds (its claim file, no record yet) only when 
 is ready (taken, it waits for that batch). Within a rank, tasks go in the order they were
 defined (a tier's component order: a batch takes its siblings from the end, the other process
 works from the front), then first come. Records and claims are read from the records
-directories (listed again only when one changed), so the order may be a file behind: that
-costs time, never a result (a task finds its record, or runs as it always did).
+directories (listed again when one changed, at most every 5 ms; the task chosen is checked for
+a claim on the spot), so the order may be a file behind: that costs time, never a result (a
+task finds its record, or runs as it always did).
 
 It applies to doit runs of Autocoder projects (`doit` with the project's dodo.py and
 `autocoder build`, any `-n`, any reporter): autocoder.tasks.dodo installs it when imported.
@@ -44,6 +45,7 @@ AUTOCODER_DISPATCH=fifo keeps doit's own order.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from collections import deque
@@ -62,6 +64,7 @@ PREFIXES = (("gen:", 1), ("test:path.", PATH), ("bench:", 5), ("lint:", 6))
 # a directory whose mtime is this recent is listed again even when it did not change: file
 # systems stamp times at a clock tick, so two changes within one tick can share one mtime
 RECENT_NS = 20_000_000
+RELIST_NS = 5_000_000  # a records directory is listed at most this often
 
 
 def batch_meta(records: Path, member: str) -> dict[str, Any]:
@@ -82,16 +85,24 @@ def static_rank(name: str) -> int:
 
 class Records:
     """The names in one records directory (`<member>.claim`, `<member>.json`), listed again
-    only when the directory changed (or changed within RECENT_NS of the last listing)."""
+    when the directory changed (or changed within RECENT_NS of the last listing), at most
+    every RELIST_NS: a listing costs ~0.1 ms, and a batch's claims and records change the
+    directory at nearly every task of a busy build. A listing may so be RELIST_NS old; the
+    task the dispatcher chooses is checked for a claim on the spot (`running_now`)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.stamp: int | None = None
+        self.checked_at = 0  # when the directory's mtime was last looked at
         self.listed_at = 0
         self.recorded: frozenset[str] = frozenset()
         self.running: frozenset[str] = frozenset()  # claimed, not recorded: a batch runs it
 
     def refresh(self) -> None:
+        now = time.time_ns()
+        if now - self.checked_at < RELIST_NS:
+            return
+        self.checked_at = now
         try:
             stamp = os.stat(self.path).st_mtime_ns
         except OSError:
@@ -99,7 +110,7 @@ class Records:
             return
         if stamp == self.stamp and self.listed_at - stamp > RECENT_NS:
             return
-        self.listed_at = time.time_ns()
+        self.listed_at = now
         try:
             names = os.listdir(self.path)
         except OSError:
@@ -107,6 +118,15 @@ class Records:
         recorded = {n[:-5] for n in names if n.endswith(".json")}
         self.running = frozenset(n[:-6] for n in names if n.endswith(".claim") and n[:-6] not in recorded)
         self.recorded, self.stamp = frozenset(recorded), stamp
+
+    def running_now(self, member: str) -> bool:
+        """Whether a batch holds `member` now (its claim, no record), from the files themselves;
+        when it does, the listing's `running` learns it."""
+        claimed = os.path.exists(f"{self.path}/{member}.claim")
+        if claimed and not os.path.exists(f"{self.path}/{member}.json"):
+            self.running = self.running | {member}
+            return True
+        return False
 
 
 class ReadyQueue:
@@ -116,7 +136,8 @@ class ReadyQueue:
 
     def __init__(self, nodes: Any = (), order: Any = ()) -> None:
         self.position = {name: i for i, name in enumerate(order)}
-        self.ranks: dict[int, dict[int, Any]] = {}  # rank -> id(node) -> node, as they came
+        self.ranks: dict[int, list[tuple[tuple[int, int], int]]] = {}  # rank -> sorted (key, id)
+        self.nodes: dict[int, Any] = {}  # id(node) -> node
         self.key: dict[int, tuple[int, int]] = {}  # id(node) -> (definition, arrival)
         self.arrived = 0
         self.records: dict[str, Records] = {}  # by directory
@@ -128,13 +149,14 @@ class ReadyQueue:
             self.append(node)
 
     def __len__(self) -> int:
-        return len(self.key)
+        return len(self.nodes)
 
     def append(self, node: Any) -> None:
         name = node.task.name
-        self.ranks.setdefault(static_rank(name), {})[id(node)] = node
         self.arrived += 1
-        self.key[id(node)] = (self.position.get(name, len(self.position)), self.arrived)
+        key = self.key[id(node)] = (self.position.get(name, len(self.position)), self.arrived)
+        self.nodes[id(node)] = node
+        bisect.insort(self.ranks.setdefault(static_rank(name), []), (key, id(node)))
         meta = getattr(node.task, "meta", None)
         found = meta.get(META) if isinstance(meta, dict) else None
         if found:
@@ -146,14 +168,16 @@ class ReadyQueue:
             self.queued.setdefault(path, {})[member] = node
 
     def popleft(self) -> Any:
-        if not self.key:
+        if not self.nodes:
             raise IndexError("pop from an empty ReadyQueue")
         for path, members in self.queued.items():
             if members:
                 self.records[path].refresh()
         node = self._recorded() or self._free() or self._first()
-        del self.ranks[static_rank(node.task.name)][id(node)]
-        del self.key[id(node)]
+        entry = (self.key.pop(id(node)), id(node))
+        nodes = self.ranks[static_rank(node.task.name)]
+        del nodes[bisect.bisect_left(nodes, entry)]
+        del self.nodes[id(node)]
         batch = self.batch.pop(id(node), None)
         if batch is not None and self.queued[batch[0].path].get(batch[1]) is node:
             del self.queued[batch[0].path][batch[1]]
@@ -180,25 +204,25 @@ class ReadyQueue:
         return min(found, key=lambda node: self.key[id(node)]) if found else None
 
     def _free(self) -> Any:
-        """The first node in rank order that no running batch has claimed; a path test only
-        once no other path test is starting the server (the first path test has ended)."""
+        """The first node in rank order that no running batch holds (by the listing, then by
+        its files); a path test only once no other path test is starting the server (the first
+        path test has ended)."""
         path_wait = self.path_started and not self.path_done
         for rank in sorted(self.ranks):
             if rank == PATH and path_wait:
                 continue
-            free = [node for key, node in self.ranks[rank].items() if not self._running(key)]
-            if free:
-                return min(free, key=lambda node: self.key[id(node)])
+            for _, key in self.ranks[rank]:
+                batch = self.batch.get(key)
+                if batch is None:
+                    return self.nodes[key]
+                records, member = batch
+                if member not in records.running and not records.running_now(member):
+                    return self.nodes[key]
         return None
-
-    def _running(self, key: int) -> bool:
-        batch = self.batch.get(key)
-        return batch is not None and batch[1] in batch[0].running
 
     def _first(self) -> Any:
         """Nothing else is ready: the first node of the first rank, claimed or not."""
-        nodes = self.ranks[min(r for r, nodes in self.ranks.items() if nodes)]
-        return min(nodes.values(), key=lambda node: self.key[id(node)])
+        return self.nodes[self.ranks[min(r for r, nodes in self.ranks.items() if nodes)][0][1]]
 
 
 class EarlyFirstDispatcher(TaskDispatcher):  # type: ignore[misc]  # doit is untyped
