@@ -28,6 +28,7 @@ from autocoder.codegen.paths import module_path, runtime_paths, test_path, unit_
 from autocoder.layout import GENERATED
 from autocoder.runtime_pkg import runtime_fingerprint
 from autocoder.tasks.compile_tasks import blueprint_outline, fingerprint_file, project_dir
+from autocoder.tasks.dispatch import batch_meta
 from autocoder.tasks.gen_tasks import SAMPLES, SRC
 from autocoder.tools import tool_versions
 
@@ -410,6 +411,7 @@ def task_lint() -> Any:
     # the validation fingerprint (the tools' versions)
     members = tuple((name, (*dep[:3], fingerprint)) for name, dep in deps.items())
     group = Siblings("lint", uuid.uuid4().hex, members, f"{REPORTS}/lint", rewritten=False)
+    records = group.records_dir(directory)
     for name, dep in deps.items():
         yield _task(
             {
@@ -417,6 +419,7 @@ def task_lint() -> Any:
                 "actions": [(run_lint, [directory, name, group])],
                 "file_dep": dep,
                 "targets": [f"{REPORTS}/lint/{name}.json", f"{REPORTS}/sarif/{name}.sarif"],
+                "meta": batch_meta(records, name),  # the dispatch order: tasks/dispatch.py
             }
         )
 
@@ -428,7 +431,7 @@ def task_test() -> Any:
     if found is None:
         return
     directory, system, components = found
-    from autocoder.validate.batch import Member, TierGroup
+    from autocoder.validate.batch import Member, TierGroup, records_dir
 
     unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
     fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
@@ -440,6 +443,7 @@ def task_test() -> Any:
     # a member's inputs (what a batch's record of its run is keyed by) are its task's file_dep:
     # its own, the shared ones, then the fingerprint, which _task adds last
     group = TierGroup(build, members, (*unit, fingerprint), f"{REPORTS}/junit")
+    records = records_dir(directory, build)
     for member in members:
         yield _task(
             {
@@ -449,6 +453,7 @@ def task_test() -> Any:
                 "teardown": [(stop_shared_server, [directory, build])],
                 "file_dep": [*member.own, *unit],
                 "targets": [f"{REPORTS}/test/{member.name}.json", f"{REPORTS}/junit/{member.name}.xml"],
+                "meta": batch_meta(records, member.name),
             }
         )
     yield _smoke_task(directory, system, [name for name, _ in components])
@@ -501,6 +506,7 @@ def _path_tasks(directory: Path, system: str, build: str) -> Any:
     members = tuple((name, (*dep, fingerprint)) for name, dep in deps.items())
     group = Siblings("path", build, members, f"{REPORTS}/test", rewritten=False)
     batch = PathGroup(group, tuple((f"path.{p.id}", tuple(p.components)) for p in paths))
+    records = group.records_dir(directory)
     for path in paths:
         name = f"path.{path.id}"
         yield _task(
@@ -513,6 +519,7 @@ def _path_tasks(directory: Path, system: str, build: str) -> Any:
                 "teardown": [(stop_shared_server, [directory, build])],
                 "file_dep": deps[name],
                 "targets": [f"{REPORTS}/test/{name}.json", f"{REPORTS}/junit/{name}.xml"],
+                "meta": batch_meta(records, name),
             }
         )
 
@@ -718,6 +725,7 @@ def task_bench() -> Any:
     # a result holds its run's times, so it is rewritten on every run
     members = tuple((name, (*dep, fingerprint)) for name, dep in deps.items())
     group = Siblings("bench", uuid.uuid4().hex, members, f"{REPORTS}/bench", rewritten=True)
+    records = group.records_dir(directory)
     for name, dep in deps.items():
         yield _task(
             {
@@ -725,6 +733,7 @@ def task_bench() -> Any:
                 "actions": [(run_bench, [directory, name, group])],
                 "file_dep": dep,
                 "targets": [f"{REPORTS}/bench/{name}.json"],
+                "meta": batch_meta(records, name),
             }
         )
 

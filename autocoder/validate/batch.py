@@ -20,12 +20,13 @@ How a task batches (`run_in_group`):
    If another task of this build holds it (it is testing `c` in its batch), the task waits for
    that task's record of `c` (or for the claimer's process to be gone), then uses the record if
    it is for the exact inputs `c` has now, else runs `c` alone.
-2. It picks up to BATCH_MAX - 1 siblings, from the end of the task order (the other worker
-   under `doit -n 2` reaches those last), that this build is likely to test: their result file is
-   missing or older than one of their inputs; every input file exists; and it can claim them.
-   The search ends after UP_TO_DATE_RUN members in a row that look up to date, so an edit's
-   one test task costs a few dozen stat calls (the other tasks of a build from scratch work
-   from the front of the order, and claimed members are skipped: pending ones are at the end).
+2. It picks up to BATCH_MAX - 1 siblings, from the end of the task order (the dispatcher,
+   tasks/dispatch.py, hands the other worker of `doit -n 2` the tasks in that order from the
+   front, and none a running batch holds), that this build is likely to test: their result file
+   is missing or older than one of their inputs; every input file exists; and it can claim them.
+   The search ends after UP_TO_DATE_RUN members in a row that look up to date and that no task
+   of this build claimed, so an edit's one test task costs a few dozen stat calls (in a build
+   from scratch the members tested already are claimed ones: the search goes on past them).
    It records the sha256 of each one's exact inputs (its task's file_dep: module, test file,
    the shared modules and conftest, the validation fingerprint) before the run. No siblings
    (an edit, or the last tasks of a build): `c` runs alone, as before batching.
@@ -149,10 +150,11 @@ def _from_junit(junit: Path, data: bytes) -> TestResult:
 def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> list[tuple[Member, str]]:
     """Up to BATCH_MAX - 1 other members this build will likely test and whose inputs all
     exist, claimed, each with the hash of its inputs now; searched from the end of the task
-    order, and given up after UP_TO_DATE_RUN members in a row that look up to date: an edit's
-    one test task then costs a few dozen stat calls, not one per component (a build's other
-    test tasks start at the front of the order and claimed ones are skipped, so pending
-    members, when there are any, are found at the end)."""
+    order, and given up after UP_TO_DATE_RUN members in a row that look up to date without a
+    claim of this build: an edit's one test task then costs a few dozen stat calls, not one per
+    component. A build from scratch hands out its test tasks from the front of the order
+    (tasks/dispatch.py) and runs a batch's recorded members at once, so the members tested
+    already, at the end, are claimed ones, which do not end the search."""
     chosen: list[tuple[Member, str]] = []
     root = str(directory)
     shared = _newest(root, group.shared)
@@ -166,7 +168,11 @@ def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> 
             continue
         state = _state(root, group, member, shared)
         if state == "done":
-            up_to_date += 1
+            # tested in this build already (claimed: its result is a batch's or its own task's),
+            # which the dispatcher has such a task run as soon as its record is written, or up
+            # to date from an earlier build; only the latter says the rest is up to date too
+            if not os.path.exists(records / f"{member.name}.claim"):
+                up_to_date += 1
             continue
         # not generated yet (a build from scratch, its generators still running): neither a
         # candidate nor a sign that the rest is up to date, so the search goes on past it (as
@@ -221,9 +227,14 @@ def input_digest(directory: Path, inputs: tuple[str, ...]) -> str | None:
     return digest.hexdigest()
 
 
+def records_dir(directory: Path, build: str) -> Path:
+    """The records directory of build `build` (the dispatcher reads it too: tasks/dispatch.py)."""
+    return directory / RECORDS / build
+
+
 def _records(directory: Path, build: str) -> Path:
     """This build's records directory (made if missing)."""
-    path = directory / RECORDS / build
+    path = records_dir(directory, build)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

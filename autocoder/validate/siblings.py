@@ -17,10 +17,12 @@ How (the same protocol as the test tier's validate/batch.py, with its own record
    task waits for that task's record and uses it only if it was made from the exact inputs
    (sha256 of every file of the task's file_dep) `c` has now; otherwise it runs alone.
 2. It claims up to BATCH_MAX - 1 pending siblings, searched from the end of the task order (the
-   other worker of `doit -n 2` reaches those last): every input exists and the result file is
-   missing (or, for a tier whose result is rewritten on every run, older than an input). The
-   search stops after UP_TO_DATE_RUN siblings in a row that are done (an edit's task then costs
-   a few dozen stat calls); one not generated yet is passed over.
+   dispatcher, tasks/dispatch.py, hands the other worker of `doit -n 2` the tasks from the
+   front, and none a running batch holds): every input exists and the result file is missing
+   (or, for a tier whose result is rewritten on every run, older than an input). The search
+   stops after UP_TO_DATE_RUN siblings in a row that are done without a claim of this build (an
+   edit's task then costs a few dozen stat calls; a claimed one was done by this build, whose
+   dispatcher runs recorded tasks at once); one not generated yet is passed over.
 3. The tier's batch function produces a payload per member it completed (lint: the tools'
    findings on its files; bench: its measurement). A member it did not complete, a batch that
    raised, or a sibling whose inputs hash differently after the run (a generator of the other
@@ -66,6 +68,11 @@ class Siblings:
     def inputs(self, name: str) -> tuple[str, ...]:
         return self._inputs[name]
 
+    def records_dir(self, directory: Path) -> Path:
+        """This build's records directory of the tier (the dispatcher reads it too:
+        tasks/dispatch.py)."""
+        return directory / CACHE / f"{self.tier}-batch" / self.build
+
     @functools.cached_property
     def _inputs(self) -> dict[str, tuple[str, ...]]:
         """The members by name: every task of a batch looks its siblings' inputs up (twice)."""
@@ -110,7 +117,10 @@ def _pending(directory: Path, group: Siblings, own: str, records: Path) -> list[
             continue
         state = _state(root, group, member, inputs)
         if state == "done":
-            idle += 1
+            # done in this build already (claimed: the dispatcher runs a recorded task as soon
+            # as its record is written), or before it; only the latter says the rest is done too
+            if not os.path.exists(records / f"{member}.claim"):
+                idle += 1
             continue
         # not generated yet (a build from scratch, the generators still running): neither a
         # candidate nor a sign that the rest is done, so the search goes on past it
@@ -145,7 +155,7 @@ def _state(root: str, group: Siblings, member: str, inputs: tuple[str, ...]) -> 
 def _records(directory: Path, group: Siblings) -> Path:
     """This build's records directory; made by the build's first task of the tier, which also
     deletes the earlier builds' (an edit's lone task too, so that they do not pile up)."""
-    path = directory / CACHE / f"{group.tier}-batch" / group.build
+    path = group.records_dir(directory)
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         _forget_other_builds(directory, group)
