@@ -5,7 +5,12 @@ trans_0's expression is rewritten to an equal one (a different one each run, cyc
 runs once with `--reporter json`, and the tasks it executed are written with their seconds,
 plus the wall time and the load average.
 
-Usage: python benchmarks/edit_profile.py PROJECT [--out FILE]
+With --runs N, N edits in a row, each its own build, the first --warmup of them reported but
+left out of the summary (after a change of Autocoder's files the first edit runs `check` in
+process and starts the project's warm worker): per run its figures, and the median and range
+of `check` + `ir` and of the wall over the others.
+
+Usage: python benchmarks/edit_profile.py PROJECT [--runs 1] [--warmup 0] [--out FILE]
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -64,12 +70,32 @@ def profile(project: Path) -> dict:
     }
 
 
+def summary(runs: list[dict]) -> dict:
+    """Median and range of `check` + `ir` and of the wall over `runs`."""
+    check_ir = [r["tasks_s"].get("check", 0) + r["tasks_s"].get("ir", 0) for r in runs]
+    walls = [r["wall_s"] for r in runs]
+    return {
+        "check_plus_ir_s": {
+            "median": round(statistics.median(check_ir), 3),
+            "min": round(min(check_ir), 3),
+            "max": round(max(check_ir), 3),
+        },
+        "wall_s": {"median": round(statistics.median(walls), 3), "min": min(walls), "max": max(walls)},
+    }
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("project", type=Path)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "edit_profile.json")
     args = parser.parse_args()
-    result = {"machine": machine(), **profile(args.project.resolve())}
+    runs = [profile(args.project.resolve()) for _ in range(args.runs)]
+    if args.runs == 1:
+        result = {"machine": machine(), **runs[0]}
+    else:
+        result = {"machine": machine(), "runs": runs, "warmup": args.warmup, **summary(runs[args.warmup :])}
     write_results(args.out, result)  # and prints it
