@@ -274,6 +274,7 @@ def test_the_key_follows_the_environment_not_build_only_settings_or_generated_co
     first = key()
     monkeypatch.setenv("AUTOCODER_BUILD_ID", "another build")  # `autocoder build` sets it anew
     monkeypatch.setenv("AUTOCODER_CACHE_DIR", str(project / "elsewhere"))  # the run-cache's
+    monkeypatch.setenv("AUTOCODER_DISPATCH", "fifo")  # the build process's dispatch order
     assert key() == first
     # a folder of the generated code on sys.path (an in-process pytest session adds its tests')
     monkeypatch.setattr(sys, "path", [str(project / "tests"), str(project), *sys.path])

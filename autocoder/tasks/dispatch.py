@@ -121,7 +121,11 @@ class Records:
 
     def running_now(self, member: str) -> bool:
         """Whether a batch holds `member` now (its claim, no record), from the files themselves;
-        when it does, the listing's `running` learns it."""
+        when it does, the listing's `running` learns it. Not looked for while the directory did
+        not exist at the last listing (a no-op build: no batch of this build ran), which costs
+        a task handed out in the first RELIST_NS of a batch a wait, never a result."""
+        if self.stamp is None:
+            return False
         claimed = os.path.exists(f"{self.path}/{member}.claim")
         if claimed and not os.path.exists(f"{self.path}/{member}.json"):
             self.running = self.running | {member}

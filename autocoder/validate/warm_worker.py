@@ -78,7 +78,8 @@ SOCKET_PREFIX = "autocoder-warm-"
 PACKAGES = ("autocoder", "autocoder_runtime")  # whose files (path, size, mtime) key the worker
 Frame = tuple[bytes, bytes]
 # Not in the key: what a shell changes between commands, and what only the build process reads
-# (the run-cache's, the mypy daemon's and the LLM's settings, strictness, signing, progress) or
+# (the run-cache's, the mypy daemon's and the LLM's settings, strictness, signing, progress, the
+# dispatch order) or
 # sets anew for each build (AUTOCODER_BUILD_ID). The child gets them all, from its request.
 VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "PYTEST_CURRENT_TEST"})
 BUILD_ONLY = (
@@ -86,6 +87,7 @@ BUILD_ONLY = (
     "AUTOCODER_CACHE",
     "AUTOCODER_CHECKOV",
     "AUTOCODER_COMPILE_MEMO",
+    "AUTOCODER_DISPATCH",
     "AUTOCODER_LLM_",
     "AUTOCODER_MYPY_",
     "AUTOCODER_PAUSE_",
