@@ -490,12 +490,8 @@ _KNOWN_MAX = 20_000
 
 def known_digest(path: str) -> str | None:
     """read_known's sha256 of `path`, without referencing its bytes when they are known."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    known = _KNOWN.get(path)
-    if known is not None and known[0] == _signature(stat):
+    known = _still_known(path)
+    if known is not None:
         return known[2]
     found = read_known(path)
     return None if found is None else found[1]
@@ -505,12 +501,8 @@ def read_known(path: str) -> tuple[bytes, str] | None:
     """`path`'s bytes and their sha256 (hex); None when it cannot be read. The bytes this
     process read before when the file's stat signature is the one it had then (a rewrite,
     atomic or in place, changes the inode or the times; the size too, mostly), else read."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    known = _KNOWN.get(path)
-    if known is not None and known[0] == _signature(stat):
+    known = _still_known(path)
+    if known is not None:
         return known[1], known[2]
     try:
         with open(path, "rb") as handle:
@@ -523,6 +515,16 @@ def read_known(path: str) -> tuple[bytes, str] | None:
         _KNOWN.clear()
     _KNOWN[path] = (signature, data, digest)
     return data, digest
+
+
+def _still_known(path: str) -> tuple[Signature, bytes, str] | None:
+    """What this process read of `path` when its stat signature is still the one it had then."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    known = _KNOWN.get(path)
+    return known if known is not None and known[0] == _signature(stat) else None
 
 
 def _signature(stat: os.stat_result) -> Signature:
