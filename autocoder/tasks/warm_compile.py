@@ -102,10 +102,10 @@ def check(directory: Path, strict: bool) -> TaskFailed | None:
             worker.start_on_rebuild()
         return failed
     outcome, planned = answer
-    if planned is not None:
+    if planned is not None and plan_handover.in_doit_worker():
+        _hand_over(directory, planned)  # one way to `ir` with `-n`, whichever worker runs it
+    elif planned is not None:
         _PLANNED[planned.key] = planned
-        if plan_handover.in_doit_worker():
-            _hand_over(directory, planned)
     return replay(outcome)
 
 
@@ -213,8 +213,9 @@ def plan(directory: Path, strict: bool) -> Planned | None:
         planned = plan_ir(generated, result.ir, result.slices, root=directory)
         for name, data in zip((RUNTIME_IR, PLAN_INPUT), projections(planned), strict=True):
             target = confined(directory, generated / name)
-            if _holds(target, data):
-                kept.append((target, hashlib.sha256(data).hexdigest()))
+            digest = _holds(target, data)
+            if digest is not None:
+                kept.append((target, digest))
             else:
                 planned.after.append((Path(GENERATED, name), target, data))
     except OSError:
@@ -225,13 +226,15 @@ def plan(directory: Path, strict: bool) -> Planned | None:
     return Planned(key, err.getvalue(), len(result.slices), planned, kept)
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    """Whether `path` holds exactly `data` (then the plan leaves it out: a logic edit changes
-    neither projection, 0.5 MB at 500 components the answer would otherwise carry)."""
-    try:
-        return path.read_bytes() == data
-    except OSError:
-        return False
+def _holds(path: Path, data: bytes) -> str | None:
+    """The sha256 of `path`'s bytes when they are exactly `data`, else None (then the plan
+    leaves it out: a logic edit changes neither projection, 0.5 MB at 500 components the answer
+    would otherwise carry). Read through ir.write.read_known: a warm worker's child inherits
+    the bytes its warm-up read and only stats the file."""
+    from autocoder.ir.write import read_known
+
+    found = read_known(str(path))
+    return found[1] if found is not None and found[0] == data else None
 
 
 def _kept(planned: Planned) -> bool:
