@@ -80,9 +80,13 @@ def test_an_early_task_runs_before_the_tasks_queued_ahead_of_it(tmp_path):
 
 def test_other_tasks_or_fifo_keep_doit_s_order(tmp_path):
     """The same DAG with another name in typecheck's place, or with AUTOCODER_DISPATCH=fifo:
-    it is queued behind the tests, as doit's own dispatcher does (the change is real)."""
-    assert _tests_after_late(_order(tmp_path / "other", "late")) <= 1
-    assert _tests_after_late(_order(tmp_path / "fifo", "typecheck", fifo=True)) <= 1
+    it is queued behind the tests, as doit's own dispatcher does (the change is real).
+
+    A few tests may still log after it: the last generator frees its test and `{late}` at once,
+    and the other process may write its line a moment after `{late}`'s (2 in 15 runs on an idle
+    machine, once); an early dispatch puts at least N // 2 of them after it."""
+    assert _tests_after_late(_order(tmp_path / "other", "late")) <= N // 4
+    assert _tests_after_late(_order(tmp_path / "fifo", "typecheck", fifo=True)) <= N // 4
 
 
 def test_one_process_runs_the_same_tasks(tmp_path):
