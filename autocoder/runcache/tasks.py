@@ -24,6 +24,7 @@ from autocoder.layout import ARCHITECTURE
 from autocoder.runcache import cache as runcache
 from autocoder.runcache.explain import record_blueprint
 from autocoder.runcache.keys import fingerprint_fields, task_fields, task_key
+from autocoder.stackroom import with_room
 from autocoder.tasks import prefetch
 
 TOOLS_STAGE = "tools"  # generated/.autocoder/tools.fingerprint: the tool versions
@@ -141,7 +142,7 @@ def run_cached(directory: Path, actions: list[tuple[Any, ...]], task: Any) -> Ba
                 return TaskFailed(f"{task.name}: restoring from the run-cache: {exc}")
             via = {"runcache_pack": True} if key in cache.packed else {}
             return {"runcache": f"restored:{entry.origin}", "runcache_key": key, **via, **values}
-    result = run_original(actions)
+    result = with_room(run_original, actions)  # stackroom: no frame-stack chunk thrash below
     if isinstance(result, BaseFail):
         return result
     outcome = "off"

@@ -30,6 +30,8 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from autocoder.stackroom import with_room
+
 if TYPE_CHECKING:
     from autocoder.validate.warm_worker import Worker
 
@@ -133,7 +135,7 @@ def run_child(channel: int, function: Callable[..., Any], args: tuple[Any, ...])
         os.setpgid(0, 0)  # its own process group: a kill reaches what it started too
         _channel = channel
         try:
-            result = function(*args)
+            result = with_room(function, *args)  # stackroom: deep in the parent's stack
             send(channel, b"R", pickle.dumps(result))
         except BaseException:  # noqa: BLE001 - everything is reported to the parent
             send(channel, b"E", traceback.format_exc()[-4000:].encode())
