@@ -51,7 +51,9 @@ def _child(work: Callable[[], None], depth: int, room: bool) -> tuple[float, int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--depths", type=int, nargs="+", default=[0, 20, 40, 60])
     parser.add_argument("--batches", type=int, default=6)
@@ -74,7 +76,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for depth in args.depths:
             for room in (False, True):
-                runs.setdefault(f"{depth}:{'room' if room else 'direct'}", []).append(_child(work, depth, room))
+                runs.setdefault(f"{depth}:{'room' if room else 'direct'}", []).append(
+                    _child(work, depth, room)
+                )
         loads.append(round(os.getloadavg()[0], 1))
         time.sleep(0.1)
     summary = {}
