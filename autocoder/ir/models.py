@@ -34,6 +34,7 @@ from autocoder.blueprint.models import (
     Image,
     Ingress,
     LLMBlock,
+    Model,
     NoConfig,
     Observability,
     Policy,
@@ -54,33 +55,10 @@ from autocoder.blueprint.models import (
     DeploymentPolicy as DeploymentPolicyIR,
 )
 
-# the blueprint models the IR holds, built before the IR's own (blueprint.models.Model defers
-# its validators): the IR's models then reuse them instead of building their schemas again
-build(
-    AggregatorConfig,
-    ApiEndpointConfig,
-    CircuitBreaker,
-    EnvironmentOverlay,
-    Example,
-    Image,
-    Ingress,
-    LLMBlock,
-    NoConfig,
-    Observability,
-    Policy,
-    Resources,
-    Retry,
-    SecretRef,
-    Security,
-    SecurityPolicy,
-    SinkConfig,
-    SourceConfig,
-    StoreBackend,
-    StoreConfig,
-    Suppression,
-    Timeout,
-    DeploymentPolicyIR,
-)
+# the blueprint models imported above (the IR holds them), built before the IR's own
+# (blueprint.models.Model defers its validators): the IR's models then reuse them instead of
+# building their schemas again
+build(*(value for value in tuple(globals().values()) if isinstance(value, type) and issubclass(value, Model)))
 
 IR_VERSION = "1.0.0"
 
