@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, Required
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, with_config
 from typing_extensions import TypedDict
 
+from autocoder.blueprint import models as blueprint
 from autocoder.blueprint.models import (
     AggregatorConfig,
     ApiEndpointConfig,
@@ -34,7 +35,6 @@ from autocoder.blueprint.models import (
     Image,
     Ingress,
     LLMBlock,
-    Model,
     NoConfig,
     Observability,
     Policy,
@@ -58,7 +58,13 @@ from autocoder.blueprint.models import (
 # the blueprint models imported above (the IR holds them), built before the IR's own
 # (blueprint.models.Model defers its validators): the IR's models then reuse them instead of
 # building their schemas again
-build(*(value for value in tuple(globals().values()) if isinstance(value, type) and issubclass(value, Model)))
+build(
+    *(
+        value
+        for value in tuple(globals().values())
+        if isinstance(value, type) and issubclass(value, blueprint.Model)
+    )
+)
 
 IR_VERSION = "1.0.0"
 
