@@ -74,7 +74,16 @@ class TierGroup:
         """The group as the batching protocol sees it (made when a task first runs, not when
         doit loads the tasks)."""
         members = tuple((m.name, m.own) for m in self.members)
-        return Siblings(TIER, self.build, members, self.results, True, self.shared, ".xml", POLL_S)
+        return Siblings(
+            TIER,
+            self.build,
+            members,
+            self.results,
+            rewritten=True,
+            shared=self.shared,
+            suffix=".xml",
+            poll_s=POLL_S,
+        )
 
     @functools.cached_property
     def _by_name(self) -> dict[str, Member]:
