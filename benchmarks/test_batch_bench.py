@@ -24,7 +24,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import json_build, old_tree, write_comparison
+from common import json_build, old_tree, stop_background, write_comparison
 from full_build_bench import SCOPE, build
 
 
@@ -40,6 +40,16 @@ def _run(project: Path, tree: Path | None, tasks: list[str], jobs: int) -> dict:
     }
 
 
+def built_project(workdir: Path, old: str, components: int) -> tuple[Path, Path, list[str]]:
+    """The `old` tree (common.old_tree), a synthetic project of `components` components built
+    with this tree (the scope tasks) in `workdir`, and its components in their order."""
+    tree = old_tree(workdir, old)
+    build(None, components, workdir, SCOPE)
+    built = next(p for p in workdir.iterdir() if p.is_dir() and p.name.startswith("tmp"))
+    names = sorted(p.stem for p in (built / "generated" / "reports" / "test").glob("*.json"))
+    return tree, built, [c for c in names if c != "integration" and not c.startswith("path.")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,11 +63,7 @@ def main() -> None:
     loads = [round(os.getloadavg()[0], 1)]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        tree = old_tree(workdir, args.old)
-        build(None, args.components, workdir, SCOPE)
-        built = next(p for p in workdir.iterdir() if p.is_dir() and p.name.startswith("tmp"))
-        components = sorted(p.stem for p in (built / "generated" / "reports" / "test").glob("*.json"))
-        components = [c for c in components if c != "integration" and not c.startswith("path.")]
+        tree, built, components = built_project(workdir, args.old, args.components)
         edited = components[len(components) // 2]
         for index in range(args.rounds):
             pairs = (("old", tree), ("new", None))
@@ -72,6 +78,7 @@ def main() -> None:
                 module.write_text(module.read_text() + "# edited\n")
                 runs["edit"][name].append(_run(project, which, [f"test:{edited}"], 1))
                 loads.append(round(os.getloadavg()[0], 1))
+                stop_background(project)  # its warm worker: not to idle beside the next builds
                 shutil.rmtree(project)
     summary = {}
     for mode, pair in runs.items():
