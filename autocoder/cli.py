@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import getopt
 import json
 import os
 import shlex
@@ -666,19 +667,18 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def _processes(doit_args: list[str]) -> int:
-    """The number of processes `-n N` / `--process=N` asks doit for (1 when not given or not a
-    number: doit itself then says what is wrong)."""
-    value = None
-    for index, arg in enumerate(doit_args):
-        if arg in ("-n", "--process") and index + 1 < len(doit_args):
-            value = doit_args[index + 1]
-        elif arg.startswith("--process="):
-            value = arg.removeprefix("--process=")
-        elif arg.startswith("-n") and len(arg) > 2:
-            value = arg[2:]
+    """The number of processes `-n N` / `-nN` / `--process=N` asks doit for, read as doit reads
+    its options (getopt, which stops at the first task name), with the arities of doit's own
+    table (`_doit_options`, which `_split_build_argv` reads them by too). 1 when not given, not a
+    number, or the options do not parse: doit itself then says what is wrong."""
+    options = _doit_options()["run"]
+    short = "".join(name[1] + ":" * takes for name, takes in options.items() if not name.startswith("--"))
+    long = [name[2:] + "=" * takes for name, takes in options.items() if name.startswith("--")]
     try:
-        return int(value) if value is not None else 1
-    except ValueError:
+        given, _ = getopt.getopt(doit_args[1:] if doit_args[:1] == ["run"] else doit_args, short, long)
+        values = [value for option, value in given if option in ("-n", "--process")]
+        return int(values[-1]) if values else 1
+    except (getopt.GetoptError, ValueError):
         return 1
 
 
@@ -755,11 +755,17 @@ def _split_build_argv(argv: list[str]) -> tuple[list[str], str | None, list[str]
 
 
 def _doit_options() -> dict[str, dict[str, bool]]:
-    """Every doit command's options: {"-n": takes a value, "--process": takes a value...}."""
+    """Every doit command's options: {"-n": takes a value, "--process": takes a value...}
+    (read once a process: a build reads them for its argv and for its `-n`)."""
+    _entry_points_once()
+    return _doit_option_tables()
+
+
+@functools.cache
+def _doit_option_tables() -> dict[str, dict[str, bool]]:
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    _entry_points_once()
     doit = DoitMain(ModuleTaskLoader({}))
     commands = doit.get_cmds()
     found: dict[str, dict[str, bool]] = {}

@@ -4,7 +4,7 @@ tree, alternating (issue 13: 100 components from scratch with `-n 2`).
 Each build (`autocoder build DIR -n 2 --continue` with the scope tasks, run-cache off, a fresh
 synthetic project) runs with doit's runner and a few Autocoder functions instrumented (this
 script, started as the build's main with --as-build): every worker logs each task's start and
-end, every wait of a task for another task's batch record (validate/batch.py `wait_for_record`,
+end, every wait of a task for another task's batch record (validate/siblings.py `wait_for_record`,
 gen batches left out: the generators' order is the same on both sides) and every wait to get
 the path tests' shared server (its lock and its boot, validate/shared_server.py). Per build:
 
@@ -64,7 +64,8 @@ def as_build(out: str, argv: list[str]) -> int:
         finally:
             log("W", task.name, f"{started:.4f}", f"{time.time():.4f}")
 
-    wait = batch.wait_for_record
+    # siblings.py runs every tier's batches in this tree; an older tree's batch.py ran the test tier's
+    wait = siblings.wait_for_record
 
     def wait_for_record(records, name, poll_s=batch.POLL_S):  # type: ignore[no-untyped-def]
         started = time.time()
@@ -97,7 +98,9 @@ def as_build(out: str, argv: list[str]) -> int:
         return chosen
 
     runner.Runner.execute_task = execute_task
-    batch.wait_for_record = siblings.wait_for_record = wait_for_record
+    siblings.wait_for_record = wait_for_record
+    if hasattr(batch, "wait_for_record"):  # an older tree
+        batch.wait_for_record = wait_for_record
     shared.shared_server = shared_server
     batch._siblings, siblings._pending = _siblings, _pending
     from autocoder.cli import main

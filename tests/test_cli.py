@@ -225,6 +225,16 @@ def test_a_task_name_in_place_of_the_folder_gets_the_command_to_run(tmp_path):
         (["--process", "4", "gen"], 4),
         (["-n", "two"], 1),  # doit itself says what is wrong
         (["check", "-n"], 1),
+        (["-n2"], 2),
+        (["--process=2"], 2),
+        (["-n", "2", "check"], 2),
+        # read with the arities of doit's own options, as doit's getopt reads them
+        (["-sn2"], 2),  # -s takes no value: -n2 follows in the same argument
+        (["-vn2"], 1),  # -v takes one: "n2" is its value
+        (["-v", "2", "--reporter", "json", "-n", "3"], 3),
+        (["--reporter", "-n", "check"], 1),  # "-n" is the reporter's name
+        (["-n", "2", "check", "-n", "3"], 2),  # after a task name: not doit's options
+        (["run", "--process", "2"], 2),
     ],
 )
 def test_the_number_of_doit_processes_a_build_asks_for(doit_args: list[str], processes: int) -> None:

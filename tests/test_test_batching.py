@@ -180,6 +180,44 @@ def test_a_new_build_deletes_the_records_of_earlier_builds(tmp_path: Path, old: 
     assert not stale.exists()
 
 
+def test_an_edits_lone_task_deletes_the_records_of_earlier_builds_too(tmp_path: Path) -> None:
+    """An edit's test task finds no sibling and runs alone; as in every batching tier
+    (validate/siblings.py), the build's first task still deletes the earlier builds' records,
+    so that one directory per edit does not pile up, and writes its claim where the dispatcher
+    looks (TierGroup.records_dir)."""
+    src, group = _project(tmp_path, {"alpha": PASSING})
+    stale = tmp_path / "generated" / ".cache" / "test-batch" / "other-build"
+    stale.mkdir(parents=True)
+    (stale / "alpha.claim").write_text("1")
+    (tmp_path / "s").mkdir()
+    assert run_in_group(tmp_path, src, group, "alpha", tmp_path / "junit.xml", tmp_path / "s").ok
+    assert not stale.exists()
+    records = group.records_dir(tmp_path)
+    assert records == tmp_path / "generated" / ".cache" / "test-batch" / "build-token"
+    assert sorted(p.name for p in records.iterdir()) == ["alpha.claim"]
+
+
+def test_a_missing_shared_input_leaves_every_member_to_its_own_task(tmp_path: Path) -> None:
+    """The shared inputs (conftest, shared modules, fingerprint) are looked at once per search:
+    while one is missing no member can be tested, so none is claimed."""
+    from autocoder.validate.batch import _siblings
+
+    _, group = _project(tmp_path, NAMES)
+    records = tmp_path / "records"
+    records.mkdir()
+    alpha = group.member("alpha")
+    assert [member.name for member, _ in _siblings(tmp_path, group, alpha, records)] == [
+        "delta",
+        "gamma",
+        "beta",
+    ]
+    for path in records.iterdir():
+        path.unlink()
+    (tmp_path / group.shared[0]).unlink()
+    assert _siblings(tmp_path, group, alpha, records) == []
+    assert list(records.iterdir()) == []
+
+
 def test_skipping_unused_pytest_plugins_changes_no_result_or_junit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

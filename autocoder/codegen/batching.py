@@ -6,7 +6,7 @@ the two files it made; starting ruff (a process, its threads) is most of the tas
 formats all their files in ONE ruff run; their own tasks then write their files from its record
 without loading, rendering or formatting anything.
 
-The protocol is the lint and bench tiers' (validate/siblings.py `run_batched`): a task claims
+The protocol is every batching tier's (validate/siblings.py `run_batched`): a task claims
 pending siblings (their IR slices written, not claimed yet), and each one's record is keyed by
 the sha256 of its task's exact inputs (its file_dep: the IR slice, the generator fingerprint,
 the lock file, the templates); its own task uses the record only when its inputs still hash the

@@ -10,7 +10,7 @@ from scratch with `-n 2` (100 components) that order left a core idle:
   `gen:<component>` tasks, and `typecheck` (mypy, ~2-4 s) and `test:integration` (the smoke
   test, ~2 s) behind the ~250 lint, test and bench tasks queued before them: each ran when its
   turn came, often at the end of the build beside nothing but tiny tasks.
-- A batch (validate/batch.py, validate/siblings.py) claims up to 7 pending siblings of its task,
+- A batch (validate/siblings.py, every tier's) claims up to 7 pending siblings of its task,
   searched from the end of the tier's task order, on the assumption that the other process
   reaches those last. doit's queue is in no such order: it handed the other process a sibling
   the running batch held, and that process waited for the batch doing nothing (0.2-1.2 s

@@ -431,7 +431,7 @@ def task_test() -> Any:
     if found is None:
         return
     directory, system, components = found
-    from autocoder.validate.batch import Member, TierGroup, records_dir
+    from autocoder.validate.batch import Member, TierGroup
 
     unit = [f"{SRC}/{p}" for p in unit_test_deps(system)]
     fingerprint = fingerprint_file(directory, "validate", validate_fingerprint())
@@ -443,7 +443,7 @@ def task_test() -> Any:
     # a member's inputs (what a batch's record of its run is keyed by) are its task's file_dep:
     # its own, the shared ones, then the fingerprint, which _task adds last
     group = TierGroup(build, members, (*unit, fingerprint), f"{REPORTS}/junit")
-    records = records_dir(directory, build)
+    records = group.records_dir(directory)
     for member in members:
         yield _task(
             {
