@@ -83,10 +83,10 @@ def as_build(out: str, argv: list[str]) -> int:
             log("SRV", "-", f"{started:.4f}", f"{time.time() - started:.4f}")
             yield url
 
-    found = batch._siblings
+    found = getattr(batch, "_siblings", None)  # an older tree's test-tier search (this one: _pending)
 
     def _siblings(directory, group, own, records):  # type: ignore[no-untyped-def]
-        chosen = found(directory, group, own, records)
+        chosen = found(directory, group, own, records)  # type: ignore[misc]
         log("BATCH", "test", len(chosen))
         return chosen
 
@@ -102,7 +102,9 @@ def as_build(out: str, argv: list[str]) -> int:
     if hasattr(batch, "wait_for_record"):  # an older tree
         batch.wait_for_record = wait_for_record
     shared.shared_server = shared_server
-    batch._siblings, siblings._pending = _siblings, _pending
+    siblings._pending = _pending
+    if found is not None:
+        batch._siblings = _siblings
     from autocoder.cli import main
 
     sys.argv = ["autocoder", *argv]

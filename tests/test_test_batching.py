@@ -89,6 +89,14 @@ def _project(root: Path, sources: dict[str, str]) -> tuple[Path, TierGroup]:
     return src, TierGroup("build-token", tuple(members), shared, "generated/reports/junit")
 
 
+def _siblings_of(directory: Path, group: TierGroup, own: Member, records: Path) -> list[tuple[Member, str]]:
+    """The siblings a test batch of `own` claims (the protocol's search, validate/siblings.py),
+    as members, each with the hash of its inputs now."""
+    from autocoder.validate.siblings import _pending
+
+    return [(group.member(n), digest) for n, digest in _pending(directory, group.siblings, own.name, records)]
+
+
 def _alone(src: Path, test_file: str, scratch: Path) -> tuple[dict[str, object], bytes]:
     junit = scratch / "alone" / f"{Path(test_file).stem}.xml"
     result = run_tests(src, test_file, junit, scratch)
@@ -200,13 +208,11 @@ def test_an_edits_lone_task_deletes_the_records_of_earlier_builds_too(tmp_path: 
 def test_a_missing_shared_input_leaves_every_member_to_its_own_task(tmp_path: Path) -> None:
     """The shared inputs (conftest, shared modules, fingerprint) are looked at once per search:
     while one is missing no member can be tested, so none is claimed."""
-    from autocoder.validate.batch import _siblings
-
     _, group = _project(tmp_path, NAMES)
     records = tmp_path / "records"
     records.mkdir()
     alpha = group.member("alpha")
-    assert [member.name for member, _ in _siblings(tmp_path, group, alpha, records)] == [
+    assert [member.name for member, _ in _siblings_of(tmp_path, group, alpha, records)] == [
         "delta",
         "gamma",
         "beta",
@@ -214,7 +220,7 @@ def test_a_missing_shared_input_leaves_every_member_to_its_own_task(tmp_path: Pa
     for path in records.iterdir():
         path.unlink()
     (tmp_path / group.shared[0]).unlink()
-    assert _siblings(tmp_path, group, alpha, records) == []
+    assert _siblings_of(tmp_path, group, alpha, records) == []
     assert list(records.iterdir()) == []
 
 
@@ -241,8 +247,6 @@ def test_an_edit_batches_no_member_that_ran_after_its_inputs_changed(tmp_path: P
     (rewritten by every run) is newer than its inputs ran already, even when its result JSON,
     rewritten only when its bytes change, is older than a shared input (a new Autocoder rewrote
     the validation fingerprint, then every task ran once with the same verdicts)."""
-    from autocoder.validate.batch import _siblings
-
     _, group = _project(tmp_path, NAMES)
     reports = tmp_path / "generated" / "reports"
     for folder in ("junit", "test"):
@@ -259,10 +263,10 @@ def test_an_edit_batches_no_member_that_ran_after_its_inputs_changed(tmp_path: P
     records = tmp_path / "records"
     records.mkdir()
     alpha = group.member("alpha")
-    assert _siblings(tmp_path, group, alpha, records) == []
+    assert _siblings_of(tmp_path, group, alpha, records) == []
     # gamma's JUnit file older than the shared input: its task will run, so alpha takes it
     os.utime(reports / "junit" / "gamma.xml", ns=(1_500_000_000_000_000_000,) * 2)
-    assert [member.name for member, _ in _siblings(tmp_path, group, alpha, records)] == ["gamma"]
+    assert [member.name for member, _ in _siblings_of(tmp_path, group, alpha, records)] == ["gamma"]
 
 
 def test_members_not_generated_yet_do_not_end_the_search_for_siblings(tmp_path: Path) -> None:
@@ -270,7 +274,7 @@ def test_members_not_generated_yet_do_not_end_the_search_for_siblings(tmp_path: 
     generated: members whose module is missing are skipped, not taken for up to date, so the
     search reaches the pending ones before them (counted as up to date, UP_TO_DATE_RUN of them
     at the end of the order left the task to run its file alone)."""
-    from autocoder.validate.batch import UP_TO_DATE_RUN, _siblings
+    from autocoder.validate.batch import UP_TO_DATE_RUN
 
     names = [f"c{i}" for i in range(UP_TO_DATE_RUN + 6)]
     _, group = _project(tmp_path, dict.fromkeys(names, PASSING))
@@ -278,7 +282,7 @@ def test_members_not_generated_yet_do_not_end_the_search_for_siblings(tmp_path: 
         (tmp_path / "generated" / "src" / f"{name}.py").unlink()
     records = tmp_path / "records"
     records.mkdir()
-    found = [member.name for member, _ in _siblings(tmp_path, group, group.member("c0"), records)]
+    found = [member.name for member, _ in _siblings_of(tmp_path, group, group.member("c0"), records)]
     assert found == ["c3", "c2", "c1"]
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autocoder.validate.siblings import UP_TO_DATE_RUN, Siblings, _pending, records_dir
+from autocoder.validate.siblings import UP_TO_DATE_RUN, Siblings, records_dir
 
 if TYPE_CHECKING:  # imported when a test runs: task loading (every no-op) needs only the dataclasses
     from autocoder.validate.testing import TestResult
@@ -118,9 +118,3 @@ def _from_junit(junit: Path, data: bytes) -> TestResult:
     junit.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(junit, data, durable=False)  # as pytest writes it: doit checks it by md5
     return parse_junit(junit)
-
-
-def _siblings(directory: Path, group: TierGroup, own: Member, records: Path) -> list[tuple[Member, str]]:
-    """The claimed siblings a batch of `own` would test (siblings._pending), as members, each
-    with the hash of its inputs now."""
-    return [(group.member(n), digest) for n, digest in _pending(directory, group.siblings, own.name, records)]
