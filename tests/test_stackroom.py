@@ -52,3 +52,25 @@ def test_no_chunk_is_mapped_again_and_again_under_it():
     assert _most_faults(lambda depth: _at_depth(depth, _oscillate)) >= OSCILLATIONS * 3 // 4
     # through with_room, at every depth, the oscillations stay inside one chunk
     assert _most_faults(lambda depth: _at_depth(depth, lambda: with_room(_oscillate))) < OSCILLATIONS // 4
+
+
+def _worst_direct() -> int:
+    return _most_faults(lambda depth: _at_depth(depth, _oscillate))
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the chunk thrash is measured on CPython 3.11")
+def test_forked_children_and_task_actions_run_with_room(tmp_path, monkeypatch):
+    """Where the build uses it: every child `isolated.run_forked` forks (the test, bench, check
+    and ir children) and every task action the run-cache wrapper runs. The same scan as above,
+    with no `with_room` of its own: it stays low only because the caller gave it room."""
+    from types import SimpleNamespace
+
+    from autocoder.runcache.tasks import run_cached
+    from autocoder.validate.isolated import run_forked
+
+    assert run_forked(_worst_direct, (), 60.0) < OSCILLATIONS // 4
+    monkeypatch.setenv("AUTOCODER_CACHE", "off")
+    found: list[int] = []
+    task = SimpleNamespace(name="probe", file_dep=set(), targets=[])
+    run_cached(tmp_path, [(lambda: found.append(_worst_direct()),)], task)
+    assert found and found[0] < OSCILLATIONS // 4
