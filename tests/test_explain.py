@@ -91,6 +91,25 @@ def test_a_tool_upgrade_is_named_with_both_versions(built: Path, monkeypatch: py
     assert f"ruff {current['ruff']} → 99.0.0" in result.tasks["check"], result.tasks
 
 
+def test_a_changed_strict_setting_is_named_as_such(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compile stage's fingerprint holds the strict setting: after a build without it, a
+    strict one re-runs `check`, and explain says that the setting changed, not the code."""
+    fingerprint = built / "generated" / ".autocoder" / "compile.fingerprint"
+    before = fingerprint.read_bytes()
+    monkeypatch.setenv("AUTOCODER_STRICT", "1")
+    try:
+        result = explain(built, ["ir"])
+    finally:
+        fingerprint.write_bytes(before)
+    reasons = result.tasks["check"]
+    assert reasons == [
+        "the strict setting changed: the last run was not strict, this one is strict "
+        "(`--strict` or AUTOCODER_STRICT=1 makes blueprint warnings fail the build)"
+    ], reasons
+    monkeypatch.delenv("AUTOCODER_STRICT")
+    assert explain(built, ["ir"]).render().startswith("nothing to do")
+
+
 def test_a_missing_target_is_named(built: Path) -> None:
     target = built / "generated" / "ir" / "ingress.json"
     before = target.read_bytes()

@@ -235,6 +235,26 @@ def _md5(path: str) -> str | None:
         return None
 
 
+def _strictness_changed(stage: str, state: object) -> str | None:
+    """The reason when only the strict setting changed since the task last ran: the compile
+    stage's fingerprint is the generator's code and that setting, and doit recorded the md5
+    of the fingerprint's bytes, which is the same code with the other setting."""
+    if stage != "compile" or not (isinstance(state, list | tuple) and len(state) > 2):
+        return None
+    from autocoder.tasks.compile_tasks import STRICT_ENV, compile_fingerprint_text
+
+    for before in (True, False):
+        text = (compile_fingerprint_text(before) + "\n").encode()
+        if hashlib.md5(text, usedforsecurity=False).hexdigest() == state[2]:
+            now = "strict" if not before else "not strict"
+            then = "strict" if before else "not strict"
+            return (
+                f"the strict setting changed: the last run was {then}, this one is {now} "
+                f"(`--strict` or {STRICT_ENV}=1 makes blueprint warnings fail the build)"
+            )
+    return None
+
+
 def explain(directory: Path, selected: list[str] | None = None) -> Explanation:
     """What the next `autocoder build DIR [TASK...]` would run, and why."""
     directory = directory.absolute()  # it is read from inside itself: a relative DIR would not be found
@@ -375,6 +395,9 @@ class _Explainer:
                 return fields
         if dep.startswith(FINGERPRINTS) and dep.endswith(".fingerprint"):
             stage = Path(dep).stem
+            strictness = _strictness_changed(stage, state)
+            if strictness:
+                return [strictness]
             return [f"Autocoder's {stage} stage changed ({dep} holds its code's fingerprint)"]
         if state is None:
             return [f"no record of file dependency {dep}"]

@@ -518,7 +518,13 @@ def task_ir() -> dict[str, Any]:
 
 
 def _compile_fingerprint(directory: Path, strict: bool) -> str:
-    return fingerprint_file(directory, "compile", f"{generator_fingerprint()} strict={strict}")
+    return fingerprint_file(directory, "compile", compile_fingerprint_text(strict))
+
+
+def compile_fingerprint_text(strict: bool) -> str:
+    """The compile stage's fingerprint: the generator's code, and the strict setting (warnings
+    fail `check` or not), which `autocoder explain` tells apart from a code change."""
+    return f"{generator_fingerprint()} strict={strict}"
 
 
 def _existing(directory: Path, names: list[str]) -> list[str]:
