@@ -135,10 +135,8 @@ class MemoRun:
             return None
         self.memo.hits += 1
         line = self.spans[index][0]
-        if found.line != line:
-            shift = line - found.line
-            moved = tuple(dataclasses.replace(d, line=d.line + shift) for d in found.diagnostics)
-            found = Analysis(moved, found.ok, found.logic, line)
+        if found.line != line:  # its diagnostics are all in architecture.yaml (store_analysis)
+            found = Analysis(_moved(found.diagnostics, line - found.line), found.ok, found.logic, line)
         self._analyses[self.keys[index]] = found
         return found
 
