@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autocoder.validate.siblings import UP_TO_DATE_RUN, Siblings, records_dir
+from autocoder.validate.siblings import UP_TO_DATE_RUN, Siblings, records_dir, run_batched
 
 if TYPE_CHECKING:  # imported when a test runs: task loading (every no-op) needs only the dataclasses
     from autocoder.validate.testing import TestResult
@@ -95,7 +95,6 @@ def run_in_group(
 ) -> TestResult:
     """The test result of component `name` (its JUnit file written to `junit`): from another
     task's batch, from a batch this task runs, or from a run of its file alone."""
-    from autocoder.validate.siblings import run_batched
     from autocoder.validate.testing import TestResult, run_tests, run_tests_batch
 
     def alone() -> TestResult:
